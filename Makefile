@@ -1,0 +1,82 @@
+# meshviz developer and CI entry points. `make test` works from a fresh clone on a fresh machine.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.requirements.stamp
+LINT_PATHS := meshviz tests bench manage.py
+PG_TEST_URL := postgres://postgres@127.0.0.1:5432/test
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not kernel"'
+PYTEST_ARGS ?=
+
+.PHONY: help venv sysdeps lint test run bench clean
+
+help:
+	@echo "make run    - set up and run the app on http://127.0.0.1:8000/"
+	@echo "make test   - set up, lint and run all tests (kernel tests need root + network namespaces)"
+	@echo "make lint   - ruff check, ruff format --check, mypy"
+	@echo "make venv | sysdeps | bench | clean"
+
+venv: $(STAMP)
+
+# Re-installs only when requirements.txt changes.
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+# Debian packages the kernel tests and graph rendering need; installed only when a command is missing.
+sysdeps:
+	@missing=""; \
+	command -v iptables-restore >/dev/null 2>&1 || missing="$$missing iptables"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	command -v conntrack >/dev/null 2>&1 || missing="$$missing conntrack"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != "0" ]; then \
+		echo "note: not root, not installing Debian packages:$$missing (kernel tests need them)"; \
+		exit 0; \
+	fi; \
+	echo "sysdeps: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq; \
+	apt-get install -y -qq --no-install-recommends $$missing
+
+lint: venv
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy meshviz
+
+# Uses PostgreSQL when DATABASE_URL is unset and 127.0.0.1:5432 answers; SQLite otherwise.
+test: venv sysdeps
+	@$(MAKE) --no-print-directory lint
+	@if [ -z "$${DATABASE_URL:-}" ] && \
+		$(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", 5432), timeout=2).close()' 2>/dev/null; then \
+		export DATABASE_URL="$(PG_TEST_URL)"; \
+	fi; \
+	case "$${DATABASE_URL:-}" in \
+		"") echo "database: SQLite (DATABASE_URL unset, PostgreSQL not reachable on 127.0.0.1:5432)";; \
+		postgres*|pgsql*) echo "database: PostgreSQL ($$DATABASE_URL)";; \
+		*) echo "database: $$DATABASE_URL";; \
+	esac; \
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+run: venv sysdeps
+	$(BIN)/python manage.py migrate --noinput
+	@echo "meshviz: http://127.0.0.1:8000/"
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+bench: venv
+	@if [ -f bench/run.py ]; then \
+		PYTHONPATH="$(CURDIR)" $(BIN)/python bench/run.py; \
+	else \
+		echo "bench/run.py not found: nothing to run"; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks staticfiles tests/artifacts *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
