@@ -1,0 +1,260 @@
+"""Command line: a stable contract used by tests and tools.
+
+    python -m meshviz.engine parse F [--kind iptables|ip-rule|ip-route|sysctl] --format json|summary
+    python -m meshviz.engine trace --iptables F [--ip-rule F] [--ip-route F] [--sysctl F]
+        --src IP[:PORT] --dst IP:PORT [--in-iface eth0 | --local-uid N --local-gid N]
+        [--proto tcp] [--pod-ip IP] [--mark N] [--transparent] [--tcp-flags SYN]
+        [--listen [ADDR:]PORT[,transparent][,uid=N][,gid=N][,mark=N]]... --format json|text
+
+Exit status: 0 on success, 2 when an input has errors (they are printed with
+file, line and column), 1 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from meshviz.engine.api import load_snapshot, trace
+from meshviz.engine.errors import ParseError
+from meshviz.engine.model import Family, Packet, Socket
+from meshviz.engine.netaddr import split_host_port
+from meshviz.engine.simulate import Sender
+from meshviz.engine.trace import render_text
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    return Path(path).read_text(encoding="utf-8", errors="replace")
+
+
+def _print_errors(errors: Sequence[ParseError], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps({"errors": [e.to_dict() for e in errors]}, indent=2))
+    for e in errors:
+        print(str(e), file=sys.stderr)
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from meshviz.engine.iptables_parser import parse_iptables
+    from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
+    from meshviz.engine.serialize import parse_summary, ruleset_to_dict
+    from meshviz.engine.sysctl_parser import parse_sysctls
+
+    text = _read(args.file)
+    source = args.file
+    out: dict[str, Any]
+    if args.kind == "iptables":
+        r = parse_iptables(text, source=source, strict=not args.lenient)
+        if r.errors:
+            _print_errors(r.errors, args.format)
+            return 2
+        if args.format == "summary":
+            out = parse_summary(r)
+        else:
+            out = {
+                "format": r.format,
+                "rulesets": [ruleset_to_dict(rs) for rs in r.rulesets],
+                "warnings": [w.to_dict() for w in r.warnings],
+            }
+    elif args.kind == "ip-rule":
+        rr = parse_ip_rules(text, source=source)
+        if rr.errors:
+            _print_errors(rr.errors, args.format)
+            return 2
+        out = {"rules": len(rr.rules), "warnings": [w.to_dict() for w in rr.warnings]}
+        if args.format == "json":
+            out["rules"] = [_plain(r) for r in rr.rules]
+    elif args.kind == "ip-route":
+        rt = parse_ip_routes(text, source=source)
+        if rt.errors:
+            _print_errors(rt.errors, args.format)
+            return 2
+        out = {"routes": len(rt.routes), "warnings": [w.to_dict() for w in rt.warnings]}
+        if args.format == "json":
+            out["routes"] = [_plain(r) for r in rt.routes]
+    else:
+        sr = parse_sysctls(text, source=source)
+        if sr.errors:
+            _print_errors(sr.errors, args.format)
+            return 2
+        out = {"sysctls": dict(sr.sysctls.values), "warnings": [w.to_dict() for w in sr.warnings]}
+    if args.format == "summary" and args.kind == "iptables":
+        for k, v in out.items():
+            print(f"{k}: {v}")
+    else:
+        print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def _plain(obj: Any) -> Any:
+    """A JSON-friendly view of a frozen dataclass (routes and policy rules)."""
+    from dataclasses import fields, is_dataclass
+    from enum import Enum
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj) if getattr(obj, f.name) is not None}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, tuple | list):
+        return [_plain(x) for x in obj]
+    if isinstance(obj, int | str | bool | float) or obj is None:
+        return obj
+    return str(obj)
+
+
+def parse_listen(spec: str) -> Socket:
+    """`[ADDR:]PORT[,transparent][,uid=N][,gid=N][,mark=N][,name=X][,udp]`."""
+    head, *flags = spec.split(",")
+    addr = None
+    if head.count(":") >= 1 and not head.startswith("["):
+        a, _, port_s = head.rpartition(":")
+        addr = ipaddress.ip_address(a)
+    elif head.startswith("["):
+        a, _, rest = head[1:].partition("]")
+        addr, port_s = ipaddress.ip_address(a), rest.lstrip(":")
+    else:
+        port_s = head
+    kw: dict[str, Any] = {"protocol": "tcp", "local_port": int(port_s), "local_addr": addr}
+    for f in flags:
+        k, _, v = f.partition("=")
+        if k == "transparent":
+            kw["transparent"] = True
+        elif k in ("uid", "gid", "mark"):
+            kw[k] = int(v, 0)
+        elif k == "name":
+            kw["name"] = v
+        elif k in ("udp", "tcp"):
+            kw["protocol"] = k
+        elif k == "v6":
+            kw["family"] = Family.IPV6
+        else:
+            raise ValueError(f"unknown --listen flag {f!r}")
+    if addr is not None:
+        kw["family"] = Family.of(addr)
+    kw.setdefault("name", f"listener :{port_s}")
+    return Socket(**kw)
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    try:
+        src, sport = split_host_port(args.src)
+        dst, dport = split_host_port(args.dst)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    local = args.local_uid is not None or args.local_gid is not None
+    if args.in_iface and local:
+        print(
+            "error: give either --in-iface (received packet) or --local-uid/--local-gid (sent locally)", file=sys.stderr
+        )
+        return 1
+    sockets = tuple(parse_listen(s) for s in args.listen) if args.listen else None
+    pod_ip = args.pod_ip or (str(dst) if not local else None)
+    loaded = load_snapshot(
+        iptables=_read(args.iptables),
+        ip_rule=_read(args.ip_rule) if args.ip_rule else None,
+        ip_route=_read(args.ip_route) if args.ip_route else None,
+        sysctl=_read(args.sysctl) if args.sysctl else None,
+        pod_ip=pod_ip,
+        sockets=sockets,
+        sources={
+            "iptables": args.iptables,
+            "ip_rule": args.ip_rule or "",
+            "ip_route": args.ip_route or "",
+            "sysctl": args.sysctl or "",
+        },
+    )
+    if loaded.errors:
+        _print_errors(loaded.errors, args.format)
+        return 2
+    flags = frozenset(f.strip().upper() for f in args.tcp_flags.split(",") if f.strip())
+    packet = Packet(
+        src=src,
+        dst=dst,
+        protocol=args.proto,
+        sport=sport or 0,
+        dport=dport or 0,
+        tcp_flags=flags if args.proto == "tcp" else frozenset(),
+        mark=args.mark,
+    )
+    if local:
+        sender = Sender(uid=args.local_uid, gid=args.local_gid, mark=args.mark, transparent=args.transparent)
+        traces = trace(loaded.snapshot, packet, sender=sender)
+    else:
+        traces = trace(loaded.snapshot, packet, in_iface=args.in_iface or "eth0")
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "traces": [t.to_dict() for t in traces],
+                    "warnings": [w.to_dict() for w in loaded.warnings],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for w in loaded.warnings:
+            print(str(w))
+        for i, t in enumerate(traces, 1):
+            if len(traces) > 1:
+                print(f"--- trace {i} of {len(traces)}")
+            print(render_text(t))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m meshviz.engine", description="meshviz engine")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    pp = sub.add_parser("parse", help="parse one evidence file and print the model or a summary")
+    pp.add_argument("file")
+    pp.add_argument("--kind", choices=("iptables", "ip-rule", "ip-route", "sysctl"), default="iptables")
+    pp.add_argument("--format", choices=("json", "summary"), default="summary")
+    pp.add_argument(
+        "--lenient",
+        action="store_true",
+        help="unknown match options become warnings (rules using them are reported unsupported)",
+    )
+    pp.set_defaults(func=cmd_parse)
+
+    tp = sub.add_parser("trace", help="trace one packet through the pod's kernel")
+    tp.add_argument("--iptables", required=True)
+    tp.add_argument("--ip-rule")
+    tp.add_argument("--ip-route")
+    tp.add_argument("--sysctl")
+    tp.add_argument("--src", required=True, help="IP[:PORT]")
+    tp.add_argument("--dst", required=True, help="IP:PORT")
+    tp.add_argument("--in-iface", help="the packet arrives on this interface (default eth0)")
+    tp.add_argument("--local-uid", type=int, help="sent by a local process with this uid")
+    tp.add_argument("--local-gid", type=int, help="... and this gid")
+    tp.add_argument("--mark", type=lambda s: int(s, 0), default=0, help="SO_MARK of the sending socket")
+    tp.add_argument("--transparent", action="store_true", help="the sending socket has IP_TRANSPARENT")
+    tp.add_argument("--proto", default="tcp", choices=("tcp", "udp", "icmp"))
+    tp.add_argument("--tcp-flags", default="SYN")
+    tp.add_argument("--pod-ip", help="the pod's address on eth0 (default: --dst for received packets)")
+    tp.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        help="a socket in the pod: [ADDR:]PORT[,transparent][,uid=N][,gid=N][,mark=N][,name=X]; "
+        "without any, socket lookups are assumptions",
+    )
+    tp.add_argument("--format", choices=("json", "text"), default="text")
+    tp.set_defaults(func=cmd_trace)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
