@@ -83,19 +83,25 @@ def _accepting_listener(sim: Simulation, t: Trace) -> Socket | None:
 
 
 def _accept_and_reply(sim: Simulation, syn: Trace, listener: Socket) -> tuple[Socket, Trace]:
-    """The listener accepts: a child socket is created and sends the SYN-ACK."""
+    """The listener accepts: a child socket is created and sends the SYN-ACK.
+
+    The SYN-ACK belongs to the listening socket (its owner is what `-m owner`
+    sees) and carries the listener's SO_MARK - or, when the listener has none
+    and net.ipv4.tcp_fwmark_accept=1, the SYN's mark, which the accepted socket
+    then keeps (inet_request_mark).  A transparent listener may answer from a
+    non-local address (no_srccheck).
+    """
     p = syn.final_packet
     assert p is not None
-    child = child_of(listener, p.dst, p.dport, p.src, p.sport)
+    mark = listener.mark
+    if not mark and sim.host.snapshot.sysctls.get("net.ipv4.tcp_fwmark_accept"):
+        mark = p.mark
+    child = replace(child_of(listener, p.dst, p.dport, p.src, p.sport), mark=mark)
     sim.sockets.add(child)
     synack = Packet(
         src=p.dst, dst=p.src, protocol="tcp", sport=p.dport, dport=p.sport, tcp_flags=frozenset({"SYN", "ACK"})
     )
-    # The SYN-ACK is sent for the listener: its SO_MARK (tcp_fwmark_accept=0), its owner,
-    # and for a transparent listener any source address (no_srccheck).
-    sender = Sender(
-        uid=listener.uid, gid=listener.gid, mark=listener.mark, transparent=listener.transparent, name=child.name
-    )
+    sender = Sender(uid=listener.uid, gid=listener.gid, mark=mark, transparent=listener.transparent, name=child.name)
     return child, sim.send(synack, sender)
 
 

@@ -356,6 +356,7 @@ SYSCTL_DEFAULTS: dict[str, int] = {
     "net.ipv4.conf.default.src_valid_mark": 0,
     "net.ipv4.conf.all.accept_local": 0,
     "net.ipv4.ip_nonlocal_bind": 0,
+    "net.ipv4.tcp_fwmark_accept": 0,
     "net.ipv6.conf.all.forwarding": 0,
 }
 

@@ -148,13 +148,24 @@ class CompiledRule:
 
 @dataclass
 class CompiledChain:
+    """A chain whose rules are compiled lazily, the first time a packet reaches them."""
+
     table: str
     name: str
     builtin: bool
     policy: str | None
-    rules: list[CompiledRule]
+    rules: list[Rule]
+    chain_names: set[str]
     general: list[int]  # rule positions (0-based) without an exact destination
     by_dst: dict[IPAddress, list[int]] | None  # exact-destination index (long chains only)
+    compiled: list[CompiledRule | None]
+
+    def rule(self, pos: int) -> CompiledRule:
+        cr = self.compiled[pos]
+        if cr is None:
+            cr = compile_one(self.rules[pos], pos + 1, self.chain_names)
+            self.compiled[pos] = cr
+        return cr
 
     def candidates(self, dst: IPAddress) -> Iterator[int]:
         if self.by_dst is None:
@@ -177,34 +188,44 @@ def _exact_dst(rule: Rule) -> IPAddress | None:
     return None
 
 
+def compile_one(rule: Rule, index: int, chain_names: set[str]) -> CompiledRule:
+    action = compile_target(rule, chain_names)
+    try:
+        return CompiledRule(rule, index, compile_rule(rule), action)
+    except MatchCompileError as e:
+        return CompiledRule(rule, index, None, action, str(e))
+
+
 class CompiledRuleset:
+    """A ruleset indexed for simulation.  Building it is cheap; rules compile on first use."""
+
     def __init__(self, ruleset: Ruleset):
         self.ruleset = ruleset
         self.chains: dict[tuple[str, str], CompiledChain] = {}
         for table in ruleset.tables:
             names = {c.name for c in table.chains}
             for chain in table.chains:
-                crs: list[CompiledRule] = []
-                for i, rule in enumerate(chain.rules, start=1):
-                    action = compile_target(rule, names)
-                    try:
-                        cm: CompiledMatch | None = compile_rule(rule)
-                        err = None
-                    except MatchCompileError as e:
-                        cm, err = None, str(e)
-                    crs.append(CompiledRule(rule, i, cm, action, err))
+                rules = list(chain.rules)
                 by_dst: dict[IPAddress, list[int]] | None = None
-                general = list(range(len(crs)))
-                if len(crs) > INDEX_THRESHOLD:
+                general = list(range(len(rules)))
+                if len(rules) > INDEX_THRESHOLD:
                     by_dst, general = {}, []
-                    for pos, cr in enumerate(crs):
-                        addr = _exact_dst(cr.rule)
+                    for pos, rule in enumerate(rules):
+                        addr = _exact_dst(rule)
                         if addr is None:
                             general.append(pos)
                         else:
                             by_dst.setdefault(addr, []).append(pos)
                 self.chains[(table.name, chain.name)] = CompiledChain(
-                    table.name, chain.name, chain.builtin, chain.policy, crs, general, by_dst
+                    table.name,
+                    chain.name,
+                    chain.builtin,
+                    chain.policy,
+                    rules,
+                    names,
+                    general,
+                    by_dst,
+                    [None] * len(rules),
                 )
 
     def chain(self, table: str, name: str) -> CompiledChain | None:
@@ -268,7 +289,7 @@ def walk_table(crs: CompiledRuleset, table: str, hook: str, journey: Journey, st
             )
             chain, it = stack.pop()
             continue
-        cr = chain.rules[pos]
+        cr = chain.rule(pos)
         if cr.match is None:
             steps.append(_rule_step(cr, hook, StepAction.UNSUPPORTED, f"rule cannot be evaluated: {cr.error}"))
             return TableVerdict("UNSUPPORTED", f"{table}/{chain.name} rule {cr.index}: {cr.error}")

@@ -271,8 +271,8 @@ class _Journey:
         return self.host.primary_address(self.packet.in_iface, fam)
 
     def masquerade_address(self) -> IPAddress | None:
-        if self.route is not None and self.route.src is not None and self.route.dev == self.packet.out_iface:
-            return self.route.src
+        # nf_nat_masquerade_ipv4: inet_select_addr(out_dev, gateway, RT_SCOPE_UNIVERSE) - an address of the
+        # outgoing device, never the route's preferred source.
         return self.host.primary_address(self.packet.out_iface, self.packet.family)
 
     def nat(self, manip: str, addr: IPAddress | None, port: int | None, what: str) -> Packet | str:
