@@ -26,7 +26,7 @@ from meshviz.engine.model import (
     Socket,
     Sysctls,
 )
-from meshviz.engine.routing import default_policy_rules, default_routing, interfaces_from_routes
+from meshviz.engine.routing import default_policy_rules, default_routing, interfaces_from_routes, with_default_rules
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.simulate import Host, Sender, Simulation, explore
 from meshviz.engine.sockets import SocketTable
@@ -104,6 +104,13 @@ def load_snapshot(
     if ip_rule is not None:
         rp = parse_ip_rules(ip_rule, source=src["ip_rule"])
         rules = rp.rules
+        if not rp.has_listing:
+            # Only `ip rule add ...` commands were given: they add to the kernel's default rules.
+            rules = with_default_rules(rules)
+            assumptions.append(
+                "the ip rule input holds commands, not a listing: adding the kernel's default "
+                "rules (0 local, 32766 main, 32767 default)"
+            )
         errors += rp.errors
         warnings += rp.warnings
     else:
