@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from meshviz.engine.api import load_snapshot, trace  # noqa: E402
-from meshviz.engine.iptables_parser import parse_iptables  # noqa: E402
+from meshviz.engine.iptables_parser import IptablesParseResult, parse_iptables  # noqa: E402
 from meshviz.engine.model import Packet  # noqa: E402
 from meshviz.engine.simulate import Host, Sender  # noqa: E402
 
@@ -96,7 +96,8 @@ def main() -> int:
         path = f.name
     try:
         parse_s, parsed = timed(lambda: parse_iptables(text, source=path), args.repeat)
-        res = parse_iptables(text, source=path)
+        res = parsed
+        assert isinstance(res, IptablesParseResult)
         assert not res.errors, res.errors[:3]
         rules = sum(rs.rule_count() for rs in res.rulesets)
         print(f"ruleset: {args.services} services, {lines} lines, {rules} rules")

@@ -1,0 +1,394 @@
+"""Redaction of secrets in Envoy config dumps, before anything keeps the text.
+
+What is replaced by `MARKER` (a string value is always replaced whole, so the
+JSON structure stays intact):
+
+* private keys: any value under a `private_key` field, and any string holding
+  a PEM `-----BEGIN ... PRIVATE KEY-----` block, also base64-encoded (as in
+  `inline_bytes`);
+* the contents of the SecretsConfigDump section (`static_secrets`,
+  `dynamic_active_secrets`, `dynamic_warming_secrets`): names, versions and
+  type URLs are kept, every other string is replaced;
+* `inline_string` / `inline_bytes` data sources under TLS contexts and
+  certificates (`tls_context`, `common_tls_context`, `tls_certificates`,
+  `validation_context`, `trusted_ca`, `certificate_chain` ...);
+* credentials: values under `password`, `token`, `*_token`, `jwt`, `bearer`,
+  `client_secret`, `*_secret`, `api_key`, `authorization`, `local_jwks`,
+  `session_ticket_keys`, `credentials`; header entries named
+  `Authorization`, `Proxy-Authorization`, `Cookie`, `X-Api-Key` ...; and any
+  string that looks like a JWT or a `Bearer` token.
+
+File names (`filename`) are kept: they say where a key lives, not what it is.
+
+The redaction is done in place in the text: only the offending string tokens
+change, so every line keeps its number and a ParseError's line still points
+at the same place.  `redact_config_dump_text` is what the web app calls to
+store the evidence already redacted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MARKER = "[redacted by meshviz]"
+
+#: What Envoy itself prints in place of private keys.
+_ALREADY_REDACTED = frozenset({MARKER, "[redacted]", "W3JlZGFjdGVkXQ==", "", "REDACTED"})
+
+# Keys (snake_case, lower-cased) whose whole value is secret.
+_SENSITIVE_KEYS = frozenset(
+    {
+        "private_key",
+        "password",
+        "passwd",
+        "token",
+        "jwt",
+        "jwt_token",
+        "bearer",
+        "bearer_token",
+        "client_secret",
+        "secret",
+        "secret_key",
+        "api_key",
+        "apikey",
+        "authorization",
+        "proxy_authorization",
+        "local_jwks",
+        "session_ticket_keys",
+        "hmac_secret",
+        "credentials",
+        "credential",
+        "cookie",
+        "x_api_key",
+        "x_auth_token",
+    }
+)
+_SENSITIVE_SUFFIXES = ("_token", "_secret", "_password", "_private_key", "_jwt", "_bearer", "_api_key")
+_SENSITIVE_PREFIXES = ("jwt_token", "bearer_")
+
+# Keys under which inline data sources are key or certificate material.
+_TLS_KEYS = frozenset(
+    {
+        "tls_context",
+        "common_tls_context",
+        "upstream_tls_context",
+        "downstream_tls_context",
+        "tls_certificate",
+        "tls_certificates",
+        "validation_context",
+        "default_validation_context",
+        "combined_validation_context",
+        "trusted_ca",
+        "certificate_chain",
+        "ocsp_staple",
+        "crl",
+        "tls_session_ticket_keys",
+        "session_ticket_keys",
+        "private_key_provider",
+    }
+)
+_INLINE_KEYS = frozenset({"inline_string", "inline_bytes"})
+
+# Fields kept even inside secret values: plumbing, not content.
+_KEEP_KEYS = frozenset({"@type", "type_url", "name", "version_info", "last_updated", "filename", "cluster_name"})
+
+_SECRET_SECTIONS = frozenset({"static_secrets", "dynamic_active_secrets", "dynamic_warming_secrets"})
+
+_SENSITIVE_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+        "x-amz-security-token",
+    }
+)
+
+_PEM_PRIVATE = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|(?=\")|$)",
+    re.DOTALL,
+)
+_PEM_PRIVATE_HINT = "PRIVATE KEY-----"
+# base64("-----BEGIN ") and its two other alignments.
+_B64_PEM_PREFIXES = ("LS0tLS1CRUdJTi", "tLS0tLUJFR0lO", "0tLS0tQkVHSU4")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"\b[Bb]earer\s+[A-Za-z0-9._~+/=-]{8,}")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_KEY_FOLLOWS = re.compile(r"\s*:")
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+_SNAKE_CACHE: dict[str, str] = {}
+_SENSITIVE_CACHE: dict[str, bool] = {}
+
+
+def _snake(key: str) -> str:
+    k = _SNAKE_CACHE.get(key)
+    if k is None:
+        k = _CAMEL.sub(r"_\1", key).lower().replace("-", "_")
+        if len(_SNAKE_CACHE) < 100_000:
+            _SNAKE_CACHE[key] = k
+    return k
+
+
+def _is_sensitive_key(key: str) -> bool:
+    hit = _SENSITIVE_CACHE.get(key)
+    if hit is None:
+        k = _snake(key)
+        hit = k in _SENSITIVE_KEYS or k.endswith(_SENSITIVE_SUFFIXES) or k.startswith(_SENSITIVE_PREFIXES)
+        if len(_SENSITIVE_CACHE) < 100_000:
+            _SENSITIVE_CACHE[key] = hit
+    return hit
+
+
+def _looks_secret(value: str) -> bool:
+    """Value-based rules, applied to every string wherever it is."""
+    if _PEM_PRIVATE_HINT in value and "-----BEGIN" in value:
+        return True
+    if value.startswith(_B64_PEM_PREFIXES) and _b64_private_key(value):
+        return True
+    if "eyJ" in value and _JWT.search(value):
+        return True
+    return "earer" in value and _BEARER.search(value) is not None
+
+
+def _b64_private_key(value: str) -> bool:
+    head = value[:4096]
+    head = head[: len(head) - len(head) % 4]
+    try:
+        decoded = base64.b64decode(head, validate=False)
+    except (binascii.Error, ValueError):
+        return False
+    return b"PRIVATE KEY" in decoded
+
+
+# --------------------------------------------------------------------------
+# Structural redaction of a parsed dump
+# --------------------------------------------------------------------------
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+        self.count = 0
+
+    def _take(self, value: str) -> str:
+        if value in _ALREADY_REDACTED:
+            return value
+        self.secrets.add(value)
+        self.count += 1
+        return MARKER
+
+    def leaf(self, value: str, *, secret: bool) -> str:
+        if secret or _looks_secret(value):
+            return self._take(value)
+        return value
+
+    def walk(self, node: Any, *, secret: bool = False, tls: bool = False) -> Any:
+        if isinstance(node, str):
+            return self.leaf(node, secret=secret)
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                node[i] = self.walk(item, secret=secret, tls=tls)
+            return node
+        if not isinstance(node, dict):
+            return node
+        header_secret = self._is_sensitive_header(node)
+        for key, value in node.items():
+            k = _snake(key)
+            if k in _KEEP_KEYS and isinstance(value, str):
+                node[key] = self.leaf(value, secret=False)
+                continue
+            child_secret = secret or _is_sensitive_key(key)
+            if header_secret and k not in ("key", "name"):
+                child_secret = True
+            if tls and k in _INLINE_KEYS:
+                child_secret = True
+            child_tls = tls or k in _TLS_KEYS or k.endswith("tls_context")
+            if k in _SECRET_SECTIONS and isinstance(value, list):
+                node[key] = [self._secret_entry(item) for item in value]
+                continue
+            node[key] = self.walk(value, secret=child_secret, tls=child_tls)
+        return node
+
+    def _secret_entry(self, entry: Any) -> Any:
+        """A SecretsConfigDump entry: keep names, replace the secret's contents."""
+        if not isinstance(entry, dict):
+            return self.walk(entry, secret=True)
+        for key, value in entry.items():
+            if not isinstance(value, str):  # name, version_info, last_updated stay
+                entry[key] = self.walk(value, secret=True, tls=True)
+        return entry
+
+    @staticmethod
+    def _is_sensitive_header(node: dict[str, Any]) -> bool:
+        for k in ("key", "name", "header_name"):
+            v = node.get(k)
+            if isinstance(v, str) and v.lower() in _SENSITIVE_HEADERS:
+                return len(node) > 1
+        return False
+
+
+def redact_object(obj: Any) -> int:
+    """Redact a parsed dump in place; returns how many strings were replaced."""
+    walker = _Walker()
+    walker.walk(obj)
+    return walker.count
+
+
+# --------------------------------------------------------------------------
+# Text redaction (layout-preserving)
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class RedactionResult:
+    text: str
+    count: int
+    #: The parsed (and redacted) JSON, or None when the text is not valid JSON.
+    obj: Any = None
+    error: json.JSONDecodeError | None = None
+
+
+def _replace_tokens(text: str, secrets: set[str]) -> tuple[str, int]:
+    """Replace every JSON string token (not object keys) whose value is in `secrets`."""
+    out: list[str] = []
+    last = 0
+    count = 0
+    marker_token = json.dumps(MARKER)
+    for m in _JSON_STRING.finditer(text):
+        raw = m.group(0)
+        inner = raw[1:-1]
+        if "\\" in inner:
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                continue
+        else:
+            value = inner
+        if value not in secrets:
+            continue
+        if _KEY_FOLLOWS.match(text, m.end()):
+            continue
+        out.append(text[last : m.start()])
+        out.append(marker_token)
+        last = m.end()
+        count += 1
+    if not count:
+        return text, 0
+    out.append(text[last:])
+    return "".join(out), count
+
+
+def _fast_replace(text: str, secrets: set[str]) -> tuple[str, int] | None:
+    """Replace secrets found verbatim as `"value"`; None if any is not found that way."""
+    count = 0
+    marker_token = json.dumps(MARKER)
+    for value in sorted(secrets, key=len, reverse=True):
+        token = json.dumps(value, ensure_ascii=False)
+        if token not in text:
+            return None
+        pieces = text.split(token)
+        rebuilt = [pieces[0]]
+        for piece in pieces[1:]:
+            if _KEY_FOLLOWS.match(piece):
+                rebuilt.append(token)
+            else:
+                rebuilt.append(marker_token)
+                count += 1
+            rebuilt.append(piece)
+        text = "".join(rebuilt)
+    return text, count
+
+
+def _regex_redact(text: str) -> tuple[str, int]:
+    """For text that is not valid JSON: pattern-based rules only, keeping line numbers."""
+    count = 0
+
+    def pem(m: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        return MARKER + "\n" * m.group(0).count("\n")
+
+    text = _PEM_PRIVATE.sub(pem, text)
+    out: list[str] = []
+    last = 0
+    for m in _JSON_STRING.finditer(text):
+        raw = m.group(0)
+        inner = raw[1:-1]
+        if _KEY_FOLLOWS.match(text, m.end()) or inner in _ALREADY_REDACTED or inner.startswith(MARKER):
+            continue
+        secret = _looks_secret(inner)
+        if not secret:
+            km = _KEY_BEFORE.search(text[max(0, m.start() - 200) : m.start()])
+            secret = km is not None and _is_sensitive_key(km.group(1))
+        if secret:
+            out.append(text[last : m.start()])
+            out.append(json.dumps(MARKER) + "\n" * raw.count("\n"))
+            last = m.end()
+            count += 1
+    out.append(text[last:])
+    text = "".join(out)
+
+    def bare(m: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        return MARKER
+
+    text = _JWT.sub(bare, text)
+    text = _BEARER.sub(bare, text)
+    return text, count
+
+
+_KEY_BEFORE = re.compile(r'"([A-Za-z0-9_@.-]+)"\s*:\s*$')
+
+
+def redact(text: str) -> RedactionResult:
+    """Redact `text`; also returns the parsed, redacted JSON when the text is JSON."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        redacted, count = _regex_redact(text)
+        return RedactionResult(redacted, count, None, exc)
+    walker = _Walker()
+    walker.walk(obj)
+    if not walker.count:
+        if _PEM_PRIVATE_HINT in text:  # e.g. inside an object key: be safe
+            redacted, count = _regex_redact(text)
+            if count:
+                inner = redact(redacted)
+                return RedactionResult(inner.text, inner.count + count, inner.obj, inner.error)
+        return RedactionResult(text, 0, obj, None)
+    fast = _fast_replace(text, walker.secrets)
+    if fast is None:
+        redacted, count = _replace_tokens(text, walker.secrets)
+    else:
+        redacted, count = fast
+    # Belt and braces: what we store must come out clean when read back.
+    try:
+        again = json.loads(redacted)
+    except json.JSONDecodeError:
+        again = None
+    if again is None or redact_object(again):
+        redacted = json.dumps(obj, indent=1)
+        again = json.loads(redacted)
+        count = walker.count
+    return RedactionResult(redacted, count, again, None)
+
+
+def redact_config_dump_text(text: str) -> tuple[str, int]:
+    """Redact a config dump's text in place; returns (redacted text, number of values replaced).
+
+    Valid JSON keeps its exact layout except for the replaced string values;
+    text that is not valid JSON gets the pattern-based rules (PEM private
+    keys, JWTs, bearer tokens, `"password": "..."`-style pairs).
+    """
+    result = redact(text)
+    return result.text, result.count
