@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+from meshviz.engine.connection import Endpoint
 from meshviz.engine.errors import ParseError, ParseWarning
 from meshviz.engine.iptables_parser import parse_iptables
 from meshviz.engine.model import (
@@ -26,12 +28,16 @@ from meshviz.engine.model import (
     Socket,
     Sysctls,
 )
+from meshviz.engine.netaddr import split_host_port
 from meshviz.engine.routing import default_policy_rules, default_routing, interfaces_from_routes, with_default_rules
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.simulate import Host, Sender, Simulation, explore
 from meshviz.engine.sockets import SocketTable
 from meshviz.engine.sysctl_parser import parse_sysctls
 from meshviz.engine.trace import Trace
+
+if TYPE_CHECKING:
+    from meshviz.engine.story import Story
 
 
 @dataclass(frozen=True)
@@ -206,3 +212,82 @@ def host_for(snapshot: Snapshot) -> Host:
     _HOSTS.append((snapshot, host))
     del _HOSTS[:-8]
     return host
+
+
+@dataclass(frozen=True)
+class StoryResult:
+    story: Story | None
+    errors: tuple[ParseError, ...]
+    warnings: tuple[ParseWarning, ...]
+
+
+def run_story(
+    *,
+    iptables: str | None,
+    ip_rule: str | None = None,
+    ip_route: str | None = None,
+    sysctl: str | None = None,
+    envoy: str | None = None,
+    sources: dict[str, str] | None = None,
+    pod_ip: str,
+    proxy_uid: int | None = None,
+    proxy_gid: int | None = None,
+    direction: str = "inbound",
+    client: str | None = None,
+    port: int | None = None,
+    dst: str | None = None,
+    app_uid: int | None = None,
+    app_gid: int | None = None,
+    app_ports: tuple[int, ...] = (),
+) -> StoryResult:
+    """Parse the evidence and tell one connection's story (see meshviz.engine.story)."""
+    from meshviz.engine.envoy.parser import parse_config_dump
+    from meshviz.engine.story import PodContext, inbound_story, outbound_story, proxy_identity
+
+    loaded = load_snapshot(iptables, ip_rule, ip_route, sysctl, pod_ip=pod_ip, sources=sources)
+    errors = list(loaded.errors)
+    warnings = list(loaded.warnings)
+    config = None
+    assumptions = list(loaded.snapshot.assumptions)
+    if envoy is not None:
+        er = parse_config_dump(envoy, source=(sources or {}).get("envoy") or "envoy")
+        errors += er.errors
+        warnings += er.warnings
+        config = er.config
+    else:
+        assumptions.append("no Envoy config given: assuming Istio's standard sidecar listeners and clusters")
+    if errors:
+        return StoryResult(None, tuple(errors), tuple(warnings))
+    uid, gid, net_admin, notes = proxy_identity(config, loaded.snapshot, proxy_uid, proxy_gid)
+    assumptions += notes
+    pod_addr = ipaddress.ip_address(pod_ip)
+    ctx = PodContext(
+        pod_ip=pod_addr,
+        proxy_uid=uid,
+        proxy_gid=gid,
+        proxy_net_admin=net_admin,
+        app_uid=app_uid if app_uid is not None else 1000,
+        app_gid=app_gid if app_gid is not None else 1000,
+        app_ports=app_ports,
+    )
+    if direction == "inbound":
+        if client is None or port is None:
+            raise ValueError("an inbound story needs client and port")
+        caddr, cport = split_host_port(client)
+        st = inbound_story(
+            loaded.snapshot, config, ctx, Endpoint(caddr, cport or 40000), port, assumptions=tuple(assumptions)
+        )
+    else:
+        if dst is None or app_uid is None or app_gid is None:
+            raise ValueError("an outbound story needs dst, app_uid and app_gid")
+        daddr, dport = split_host_port(dst)
+        st = outbound_story(
+            loaded.snapshot,
+            config,
+            ctx,
+            Endpoint(daddr, dport or 80),
+            app_uid=app_uid,
+            app_gid=app_gid,
+            assumptions=tuple(assumptions),
+        )
+    return StoryResult(st, tuple(errors), tuple(warnings))

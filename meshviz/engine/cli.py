@@ -6,6 +6,10 @@
         [--proto tcp] [--pod-ip IP] [--mark N] [--transparent] [--tcp-flags SYN]
         [--listen [ADDR:]PORT[,transparent][,uid=N][,gid=N][,mark=N]]... --format json|text
 
+    python -m meshviz.engine story --iptables F [--ip-rule F] [--ip-route F] [--sysctl F] [--envoy F]
+        --pod-ip IP [--proxy-uid N] [--proxy-gid N] --format json|text
+        ( --client IP[:PORT] --port N | --direction outbound --app-uid N --app-gid N --dst IP:PORT )
+
 Exit status: 0 on success, 2 when an input has errors (they are printed with
 file, line and column), 1 on a usage error.
 """
@@ -209,6 +213,69 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_story(args: argparse.Namespace) -> int:
+    from meshviz.engine.api import run_story
+
+    if args.direction == "inbound" and (args.client is None or args.port is None):
+        print("error: an inbound story needs --client IP[:PORT] and --port N", file=sys.stderr)
+        return 1
+    if args.direction == "outbound" and (args.dst is None or args.app_uid is None or args.app_gid is None):
+        print("error: an outbound story needs --dst IP:PORT, --app-uid N and --app-gid N", file=sys.stderr)
+        return 1
+    result = run_story(
+        iptables=_read(args.iptables),
+        ip_rule=_read(args.ip_rule) if args.ip_rule else None,
+        ip_route=_read(args.ip_route) if args.ip_route else None,
+        sysctl=_read(args.sysctl) if args.sysctl else None,
+        envoy=_read(args.envoy) if args.envoy else None,
+        sources={
+            "iptables": args.iptables,
+            "ip_rule": args.ip_rule or "",
+            "ip_route": args.ip_route or "",
+            "sysctl": args.sysctl or "",
+            "envoy": args.envoy or "",
+        },
+        pod_ip=args.pod_ip,
+        proxy_uid=args.proxy_uid,
+        proxy_gid=args.proxy_gid,
+        direction=args.direction,
+        client=args.client,
+        port=args.port,
+        dst=args.dst,
+        app_uid=args.app_uid,
+        app_gid=args.app_gid,
+        app_ports=tuple(args.app_port),
+    )
+    if result.errors:
+        _print_errors(result.errors, args.format)
+        return 2
+    assert result.story is not None
+    st = result.story
+    if args.format == "json":
+        out = st.to_dict()
+        out["warnings"] = [w.to_dict() for w in result.warnings]
+        print(json.dumps(out, indent=2))
+        return 0
+    print(st.summary)
+    print()
+    print("verdict:")
+    for k, v in st.verdict.items():
+        print(f"  {k}: {v}")
+    print("findings:")
+    for f in st.findings:
+        print(f"  [{f.kind}] {f.text}")
+        for r in f.refs:
+            print(f"      {r}")
+    for h in st.hops:
+        print()
+        print(f"== {h.title} ({h.node}): {h.detail}")
+        for step in h.steps:
+            print(f"   - {step}")
+        if h.trace is not None:
+            print("   " + render_text(h.trace).replace("\n", "\n   "))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m meshviz.engine", description="meshviz engine")
     sub = p.add_subparsers(dest="command", required=True)
@@ -248,6 +315,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tp.add_argument("--format", choices=("json", "text"), default="text")
     tp.set_defaults(func=cmd_trace)
+
+    sp = sub.add_parser("story", help="follow a whole connection through the kernel and Envoy")
+    sp.add_argument("--iptables", required=True)
+    sp.add_argument("--ip-rule")
+    sp.add_argument("--ip-route")
+    sp.add_argument("--sysctl")
+    sp.add_argument("--envoy", help="Envoy /config_dump JSON")
+    sp.add_argument("--pod-ip", required=True)
+    sp.add_argument("--proxy-uid", type=int)
+    sp.add_argument("--proxy-gid", type=int)
+    sp.add_argument("--direction", choices=("inbound", "outbound"), default="inbound")
+    sp.add_argument("--client", help="inbound: the client IP[:PORT]")
+    sp.add_argument("--port", type=int, help="inbound: the pod port the client connects to")
+    sp.add_argument("--dst", help="outbound: IP:PORT the application connects to")
+    sp.add_argument("--app-uid", type=int)
+    sp.add_argument("--app-gid", type=int)
+    sp.add_argument(
+        "--app-port",
+        type=int,
+        action="append",
+        default=[],
+        help="ports the application listens on (default: the inbound port)",
+    )
+    sp.add_argument("--format", choices=("json", "text"), default="text")
+    sp.set_defaults(func=cmd_story)
     return p
 
 

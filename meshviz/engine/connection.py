@@ -16,7 +16,20 @@ from meshviz.engine.simulate import Sender, Simulation
 from meshviz.engine.sockets import child_of
 from meshviz.engine.trace import Disposition, Trace
 
-EPHEMERAL_PORT = 40000
+EPHEMERAL_PORTS = range(32768, 61000)  # net.ipv4.ip_local_port_range default
+
+
+def ephemeral_port(sim: Simulation, addr: IPAddress | None) -> int:
+    """A source port the kernel could pick: not used by any socket on that address (or the wildcard)."""
+    used = {
+        s.local_port
+        for s in sim.sockets.sockets
+        if s.local_addr is None or addr is None or s.local_addr == addr or (s.remote_addr == addr)
+    } | {s.remote_port for s in sim.sockets.sockets if s.remote_addr == addr and s.remote_port}
+    for p in EPHEMERAL_PORTS:
+        if p not in used:
+            return p
+    raise RuntimeError("no free ephemeral port")
 
 
 @dataclass(frozen=True)
@@ -161,7 +174,7 @@ def connect_from_pod(
 ) -> ConnectionResult:
     """A process inside the pod connects to `dst` (optionally bound, transparent, with SO_MARK)."""
     fam_any = ipaddress.ip_address("0.0.0.0" if dst.addr.version == 4 else "::")
-    sport = bind_port or EPHEMERAL_PORT
+    sport = bind_port or ephemeral_port(sim, bind)
     syn = Packet(src=bind or fam_any, dst=dst.addr, protocol="tcp", sport=sport, dport=dst.port)
     t = sim.send(syn, sender)
     if t.disposition == Disposition.NO_ROUTE and t.hops and len(t.hops) == 1:

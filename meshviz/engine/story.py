@@ -1,0 +1,740 @@
+"""The whole connection story: client -> pod kernel -> Envoy -> application, and back.
+
+`inbound_story` follows a client's connection to a pod port: the SYN through
+the pod's kernel (REDIRECT or TPROXY or nothing), the socket that accepts it
+(an Envoy listener, or the application directly), Envoy's listener hand-off,
+filter chain and cluster, Envoy's upstream connection through OUTPUT,
+routing, loopback and INPUT to the application's socket, and the
+application's SYN-ACK on its way back.  `outbound_story` follows a
+connection the application opens.  Both return a verdict with fixed field
+names and findings in plain language that cite the rules, listener, filter
+chain and cluster responsible.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from meshviz.engine.connection import ConnectionResult, Endpoint, connect_from_network, connect_from_pod
+from meshviz.engine.envoy.matching import (
+    ConnInfo,
+    cluster_for,
+    handoff,
+    select_filter_chain,
+    upstream_binding,
+    upstream_target,
+)
+from meshviz.engine.envoy.model import EnvoyConfig, Listener
+from meshviz.engine.model import Family, IPAddress, RuleAction, Snapshot, Socket
+from meshviz.engine.simulate import Host, Sender, Simulation
+from meshviz.engine.sockets import SocketTable
+from meshviz.engine.trace import Disposition, StepAction, StepKind, Trace
+
+MAX_ENVOY_HOPS = 3
+ISTIO_PORTS = {
+    15001: "outbound",
+    15006: "inbound",
+    15008: "tunnel",
+    15020: "status",
+    15021: "health",
+    15090: "prometheus",
+    15053: "dns",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One explanation.  kind: cause | fact | assumption | warning."""
+
+    kind: str
+    text: str
+    refs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text": self.text, "refs": list(self.refs)}
+
+
+@dataclass(frozen=True)
+class StoryHop:
+    """One hop of the story: a kernel trace, or a decision Envoy took."""
+
+    title: str
+    node: str  # client | pod-kernel | envoy | application
+    detail: str
+    trace: Trace | None = None
+    steps: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"title": self.title, "node": self.node, "detail": self.detail, "steps": list(self.steps)}
+        if self.trace is not None:
+            d["trace"] = self.trace.to_dict()
+        return d
+
+
+@dataclass(frozen=True)
+class Story:
+    direction: str
+    verdict: dict[str, Any]
+    findings: tuple[Finding, ...]
+    hops: tuple[StoryHop, ...]
+    summary: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "direction": self.direction,
+            "summary": self.summary,
+            "verdict": dict(self.verdict),
+            "findings": [f.to_dict() for f in self.findings],
+            "traces": [h.to_dict() for h in self.hops],
+        }
+
+
+@dataclass(frozen=True)
+class PodContext:
+    """Who is who in the pod."""
+
+    pod_ip: IPAddress
+    proxy_uid: int
+    proxy_gid: int
+    proxy_net_admin: bool
+    app_uid: int = 1000
+    app_gid: int = 1000
+    app_ports: tuple[int, ...] = ()
+
+
+def proxy_identity(
+    envoy: EnvoyConfig | None, snapshot: Snapshot, uid: int | None, gid: int | None
+) -> tuple[int, int, bool, list[str]]:
+    """The sidecar's uid/gid and whether it holds CAP_NET_ADMIN (Istio: REDIRECT 1337/1337; TPROXY 0/1337)."""
+    notes: list[str] = []
+    mode = (envoy.interception_mode if envoy else None) or _mode_from_rules(snapshot)
+    tproxy = mode == "TPROXY"
+    if uid is None:
+        uid = 0 if tproxy else 1337
+        notes.append(
+            f"assuming the sidecar runs as uid {uid} ({'TPROXY' if tproxy else 'REDIRECT'} mode default; "
+            "give --proxy-uid)"
+        )
+    if gid is None:
+        gid = 1337
+        notes.append("assuming the sidecar runs as gid 1337 (Istio's default; give --proxy-gid)")
+    return uid, gid, uid == 0 or tproxy, notes
+
+
+def _mode_from_rules(snapshot: Snapshot) -> str:
+    for rs in snapshot.rulesets:
+        for t in rs.tables:
+            for c in t.chains:
+                for r in c.rules:
+                    if r.target is not None and r.target.name == "TPROXY":
+                        return "TPROXY"
+    return "REDIRECT"
+
+
+# --------------------------------------------------------------------------
+# Sockets: Envoy's listeners and the application
+# --------------------------------------------------------------------------
+
+
+def envoy_sockets(envoy: EnvoyConfig | None, ctx: PodContext, tproxy: bool) -> tuple[list[Socket], list[str]]:
+    notes: list[str] = []
+    out: list[Socket] = []
+    if envoy is None:
+        notes.append(
+            "no Envoy config given: assuming Istio's standard sidecar listeners on 15001 (outbound) and "
+            f"15006 (inbound){', transparent (TPROXY)' if tproxy else ''}"
+        )
+        for port, role in ((15001, "virtualOutbound"), (15006, "virtualInbound")):
+            out.append(
+                Socket(
+                    protocol="tcp",
+                    local_port=port,
+                    transparent=tproxy,
+                    uid=ctx.proxy_uid,
+                    gid=ctx.proxy_gid,
+                    name=f"envoy listener {role}",
+                )
+            )
+        return out, notes
+    for lst in envoy.listeners:
+        if lst.state != "active" or not lst.bind_to_port or lst.address is None or lst.address.port is None:
+            continue
+        ip = lst.address.ip
+        if ip is None:
+            continue
+        transparent = bool(lst.transparent)
+        out.append(
+            Socket(
+                protocol="tcp",
+                local_port=lst.address.port,
+                local_addr=None if ip.is_unspecified else ip,
+                transparent=transparent,
+                uid=ctx.proxy_uid,
+                gid=ctx.proxy_gid,
+                name=f"envoy listener {lst.name}",
+                family=Family.of(ip),
+            )
+        )
+    return out, notes
+
+
+def app_sockets(ctx: PodContext, ports: tuple[int, ...]) -> tuple[list[Socket], list[str]]:
+    out = [
+        Socket(protocol="tcp", local_port=p, uid=ctx.app_uid, gid=ctx.app_gid, name=f"application :{p}")
+        for p in sorted(set(ports))
+        if p not in ISTIO_PORTS
+    ]
+    notes = [f"assuming the application listens on 0.0.0.0:{s.local_port}" for s in out]
+    return out, notes
+
+
+def _listener_of(envoy: EnvoyConfig | None, sock_name: str | None) -> Listener | None:
+    if envoy is None or not sock_name or not sock_name.startswith("envoy listener "):
+        return None
+    return envoy.listener(sock_name[len("envoy listener ") :])
+
+
+def _is_envoy(name: str | None) -> bool:
+    return bool(name and name.startswith("envoy listener"))
+
+
+# --------------------------------------------------------------------------
+# Inbound
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class _Builder:
+    hops: list[StoryHop] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def hop(self, title: str, node: str, detail: str, trace: Trace | None = None, steps: tuple[str, ...] = ()) -> None:
+        self.hops.append(StoryHop(title, node, detail, trace, steps))
+
+    def find(self, kind: str, text: str, *refs: str) -> None:
+        self.findings.append(Finding(kind, text, tuple(r for r in refs if r)))
+
+
+def inbound_story(
+    snapshot: Snapshot,
+    envoy: EnvoyConfig | None,
+    ctx: PodContext,
+    client: Endpoint,
+    port: int,
+    *,
+    assumptions: tuple[str, ...] = (),
+) -> Story:
+    b = _Builder()
+    for a in assumptions:
+        b.find("assumption", a)
+    tproxy = _mode_from_rules(snapshot) == "TPROXY" or (envoy is not None and envoy.interception_mode == "TPROXY")
+    e_socks, notes = envoy_sockets(envoy, ctx, tproxy)
+    ports = tuple(ctx.app_ports) or (port,)
+    a_socks, notes2 = app_sockets(ctx, ports)
+    for n in notes + notes2:
+        b.find("assumption", n)
+    host = Host(snapshot)
+    sim = Simulation(host, SocketTable.of(tuple(e_socks + a_socks)))
+    dst = Endpoint(ctx.pod_ip, port)
+    verdict: dict[str, Any] = {
+        "client_connected": False,
+        "intercepted": False,
+        "app_reached": False,
+        "app_peer_ip": None,
+        "loop": False,
+        "failure": None,
+    }
+
+    first = connect_from_network(sim, client, dst)
+    _kernel_hops(b, first, f"client {client} -> {dst}", "client SYN")
+    verdict["client_connected"] = first.outcome == "connected"
+    if first.outcome != "connected":
+        verdict["failure"] = _failure_code(first)
+        capture = _capture_rule(first.syn)
+        fp = first.syn.final_packet if first.syn else None
+        if first.outcome == "refused" and capture[1] and fp is not None:
+            b.find("fact", f"the client's SYN to {dst} is captured {capture[0]}", capture[1])
+            b.find(
+                "cause",
+                f"nothing listens on {fp.dst}:{fp.dport}: {_missing_listener(envoy, fp.dport)}; the "
+                "kernel answers the client with a TCP reset (connection refused)",
+            )
+        else:
+            b.find("cause", f"the client's connection to {dst} fails: {first.detail}", *_rule_refs(first.syn))
+        return _finish("inbound", verdict, b, f"{client} -> {dst}")
+
+    if not _is_envoy(first.accepted_by):
+        verdict["app_reached"] = first.accepted_by is not None and first.accepted_by.startswith("application")
+        verdict["app_peer_ip"] = str(first.peer_seen.addr) if first.peer_seen else None
+        b.find(
+            "cause",
+            f"port {port} is not intercepted: the SYN reaches {first.accepted_by} directly, so the "
+            f"application sees the client address {verdict['app_peer_ip']}",
+            *_rule_refs(first.syn),
+        )
+        return _finish("inbound", verdict, b, f"{client} -> {dst}")
+
+    verdict["intercepted"] = True
+    capture = _capture_rule(first.syn)
+    b.find("fact", f"the client's SYN to {dst} is captured {capture[0]}", capture[1])
+    _envoy_leg(b, sim, envoy, ctx, first, Endpoint(ctx.pod_ip, port), verdict, depth=0)
+    return _finish("inbound", verdict, b, f"{client} -> {dst}")
+
+
+def _envoy_leg(
+    b: _Builder,
+    sim: Simulation,
+    envoy: EnvoyConfig | None,
+    ctx: PodContext,
+    accepted: ConnectionResult,
+    orig_dst: Endpoint,
+    verdict: dict[str, Any],
+    depth: int,
+) -> None:
+    """Envoy accepted `accepted`: pick listener, chain, cluster; open the upstream connection."""
+    peer = accepted.peer_seen
+    assert peer is not None
+    lst = _listener_of(envoy, accepted.accepted_by)
+    steps: list[str] = [f"downstream peer {peer}, original destination {orig_dst}"]
+    target: Endpoint | None = orig_dst
+    bind: IPAddress | None = None
+    mark = 0
+    transparent = False
+    via = "no bind: the kernel chooses the source address"
+    cluster_name = None
+    if envoy is not None and lst is not None:
+        final = lst
+        if lst.use_original_dst:
+            h = handoff(envoy, lst, (orig_dst.addr, orig_dst.port))
+            if h is not None and h.name != lst.name:
+                steps.append(f"listener {lst.name} (use_original_dst) hands the connection to listener {h.name}")
+                final = h
+            else:
+                steps.append(f"listener {lst.name}: no listener bound to {orig_dst}, it keeps the connection")
+        info = ConnInfo(
+            dst_ip=orig_dst.addr,
+            dst_port=orig_dst.port,
+            src_ip=peer.addr,
+            src_port=peer.port,
+            direct_src_ip=peer.addr,
+            source_is_local=peer.addr == ctx.pod_ip or peer.addr.is_loopback,
+        )
+        sel = select_filter_chain(final, info)
+        steps.extend(sel.explanation)
+        if sel.chain is None:
+            verdict["failure"] = "NO_FILTER_CHAIN"
+            b.hop(
+                "Envoy",
+                "envoy",
+                f"listener {final.name}: no filter chain matches; Envoy closes the connection",
+                steps=tuple(steps),
+            )
+            b.find(
+                "cause",
+                f"Envoy's listener {final.name} has no filter chain for {orig_dst}: it closes the connection",
+                f"listener {final.name}",
+            )
+            return
+        cs = cluster_for(sel.chain, host=str(orig_dst.addr), path="/", config=envoy)
+        steps.extend(cs.explanation)
+        cluster_name = cs.cluster_name
+        cluster = cs.cluster
+        if cluster is None:
+            verdict["failure"] = "NO_CLUSTER"
+            b.hop("Envoy", "envoy", f"filter chain {sel.chain.name}: no cluster", steps=tuple(steps))
+            b.find(
+                "cause",
+                f"filter chain {sel.chain.name} of {final.name} names cluster {cluster_name!r}, which "
+                "the config does not have (503 NC)",
+                f"listener {final.name}",
+            )
+            return
+        utarget = upstream_target(cluster, (orig_dst.addr, orig_dst.port))
+        steps.extend(utarget.explanation)
+        ut = utarget.as_tuple()
+        if ut is None:
+            verdict["failure"] = "NO_HEALTHY_UPSTREAM"
+            b.hop("Envoy", "envoy", f"cluster {cluster.name} has no endpoint to dial", steps=tuple(steps))
+            b.find(
+                "cause",
+                f"cluster {cluster.name} ({cluster.type}) has no endpoint Envoy can dial (503 UH)",
+                f"cluster {cluster.name}",
+            )
+            return
+        target = Endpoint(ut[0], ut[1])
+        ub = upstream_binding(envoy, final, cluster, peer.addr, chain=sel.chain)
+        steps.extend(ub.explanation)
+        bind, mark, transparent, via = ub.bind_ip, ub.mark, ub.transparent, ub.via
+        steps.append(f"cluster {cluster.name} ({cluster.type}) dials {target}; upstream bind: {via}")
+        lst = final
+    else:
+        if envoy is None:
+            steps.append("no Envoy config: assuming Istio's inbound behaviour for this interception mode")
+            if lst is None and ctx.proxy_uid == 0:
+                bind, mark, transparent, via = peer.addr, 1337, True, "assumed original_src (TPROXY), mark 1337"
+            else:
+                bind, via = ipaddress.ip_address("127.0.0.6"), "assumed upstream_bind_config 127.0.0.6 (Istio >= 1.10)"
+    b.hop(
+        f"Envoy {lst.name if lst else accepted.accepted_by}",
+        "envoy",
+        f"Envoy accepts {peer} -> {orig_dst}" + (f"; cluster {cluster_name}" if cluster_name else ""),
+        steps=tuple(steps),
+    )
+    if transparent and not ctx.proxy_net_admin:
+        verdict["failure"] = "EPERM_TRANSPARENT"
+        b.find(
+            "cause",
+            f"Envoy must bind transparently to {bind} ({via}) but runs as uid {ctx.proxy_uid} without "
+            "CAP_NET_ADMIN: setsockopt(IP_TRANSPARENT) fails with EPERM",
+            f"listener {lst.name if lst else ''}",
+        )
+        return
+    sender = Sender(
+        uid=ctx.proxy_uid, gid=ctx.proxy_gid, mark=mark, transparent=transparent, name=f"envoy upstream to {target}"
+    )
+    assert target is not None
+    up = connect_from_pod(sim, target, sender, bind=bind)
+    _kernel_hops(b, up, f"Envoy upstream {bind or 'pod'} -> {target}", "Envoy's upstream SYN")
+    if up.outcome == "connected" and _is_envoy(up.accepted_by):
+        verdict["loop"] = True
+        verdict["failure"] = "LOOP"
+        rule = _capture_rule(up.syn)
+        b.find(
+            "cause",
+            f"Envoy's own upstream connection to {target} is captured again {rule[0]} and lands on "
+            f"{up.accepted_by}: loop",
+            rule[1],
+        )
+        return
+    if up.outcome == "connected":
+        verdict["app_reached"] = True
+        app_ip = str(up.peer_seen.addr) if up.peer_seen else None
+        verdict["app_peer_ip"] = app_ip
+        b.hop("application", "application", f"{up.accepted_by} accepts; it sees the peer {up.peer_seen}")
+        b.find("cause", _why_peer(app_ip, peer, bind, via, cluster_name, target))
+        return
+    if up.outcome == "timeout" and up.synack is not None and up.synack.disposition == Disposition.EXITS_INTERFACE:
+        iface = up.synack.interface or "?"
+        if _is_envoy(up.accepted_by):
+            rule = _capture_rule(up.syn)
+            verdict["failure"] = f"REPLY_ESCAPES_VIA_{iface}"
+            b.find(
+                "cause",
+                f"Envoy's own upstream SYN to {target} is captured again {rule[0]} and lands on "
+                f"{up.accepted_by} instead of the application",
+                rule[1],
+            )
+            b.find("cause", _why_reply_escapes(sim.host.snapshot, up, iface), *_rule_refs(up.synack))
+            b.find(
+                "fact",
+                "the handshake never completes: Envoy's upstream connect times out and the client gets "
+                "503 with response flag UF (a reset for TCP)",
+            )
+            return
+        verdict["app_reached"] = True
+        verdict["app_peer_ip"] = str(up.peer_seen.addr) if up.peer_seen else None
+        verdict["failure"] = f"REPLY_ESCAPES_VIA_{iface}"
+        b.find("cause", _why_reply_escapes(sim.host.snapshot, up, iface), *_rule_refs(up.synack))
+        b.find(
+            "fact",
+            "Envoy's upstream connect times out: the client gets 503 with response flag UF "
+            "(upstream connection failure) for HTTP, a reset for TCP",
+        )
+        return
+    verdict["failure"] = "UPSTREAM_CONNECT_FAILURE" if up.outcome != "left_pod" else None
+    b.find("cause", f"Envoy's upstream connection to {target} fails: {up.detail} (503 UF)", *_rule_refs(up.syn))
+
+
+def _missing_listener(envoy: EnvoyConfig | None, port: int) -> str:
+    if envoy is None:
+        return f"no Envoy config was given to say what should listen on port {port}"
+    for lst in envoy.listeners:
+        if lst.address is not None and lst.address.port == port:
+            if lst.state == "error":
+                return (
+                    f"Envoy's listener {lst.name} on port {port} failed to load ({lst.error_detail or 'error state'})"
+                )
+            if lst.state != "active":
+                return f"Envoy's listener {lst.name} on port {port} is {lst.state}, not yet accepting"
+            if not lst.bind_to_port:
+                return f"Envoy's listener {lst.name} has bind_to_port: false"
+    return f"the Envoy config has no listener on port {port}"
+
+
+def _why_peer(
+    app_ip: str | None, peer: Endpoint, bind: IPAddress | None, via: str, cluster: str | None, target: Endpoint | None
+) -> str:
+    cl = f"cluster `{cluster}`" if cluster else "Envoy"
+    if app_ip is None:
+        return "the application accepted, but its peer is unknown"
+    if app_ip == str(peer.addr):
+        return (
+            f"the application sees the client address {app_ip}: Envoy binds its upstream connection "
+            f"transparently to the client ({via})"
+        )
+    if bind is not None and app_ip == str(bind):
+        return f"the application sees {app_ip} because {cl} binds upstream connections to {bind} ({via})"
+    if target is not None and target.addr.is_loopback:
+        return (
+            f"the application sees {app_ip} because {cl} dials {target} and the kernel picks {app_ip} as the "
+            "source of a connection to a loopback address"
+        )
+    return f"the application sees {app_ip}: {cl} opens the upstream connection from that address ({via})"
+
+
+def _why_reply_escapes(snapshot: Snapshot, up: ConnectionResult, iface: str) -> str:
+    t = up.synack
+    assert t is not None
+    p = t.final_packet or t.packet
+    mark = p.mark
+    fw = [r for r in snapshot.routing.rules if r.fwmark is not None and r.action == RuleAction.LOOKUP]
+    restored = any("restore" in s.detail for s in t.rules_hit())
+    src = f"{t.packet.src}:{t.packet.sport}"
+    if fw:
+        r = fw[0]
+        rtext = r.ref.text.strip() if r.ref else f"fwmark {r.fwmark:#x} lookup {r.table}"
+        if (mark ^ (r.fwmark or 0)) & r.fwmask:
+            why = (
+                f"the SYN-ACK from {src} to {t.packet.dst} carries mark {mark:#x}, so policy rule '{rtext}' does "
+                f"not apply and it leaves via {iface}"
+            )
+            if not restored:
+                why += " (no CONNMARK --restore-mark rule gave it the connection's mark)"
+            return why
+        return f"the SYN-ACK from {src} matches '{rtext}' but still leaves via {iface}"
+    return (
+        f"the SYN-ACK from {src} to {t.packet.dst} (mark {mark:#x}) leaves via {iface}: there is no policy rule "
+        "sending marked replies to lo (`ip rule add fwmark 1337 lookup 133` with `ip route add local default "
+        "dev lo table 133`)"
+    )
+
+
+# --------------------------------------------------------------------------
+# Outbound
+# --------------------------------------------------------------------------
+
+
+def outbound_story(
+    snapshot: Snapshot,
+    envoy: EnvoyConfig | None,
+    ctx: PodContext,
+    dst: Endpoint,
+    *,
+    app_uid: int,
+    app_gid: int,
+    assumptions: tuple[str, ...] = (),
+) -> Story:
+    b = _Builder()
+    for a in assumptions:
+        b.find("assumption", a)
+    tproxy = _mode_from_rules(snapshot) == "TPROXY" or (envoy is not None and envoy.interception_mode == "TPROXY")
+    e_socks, notes = envoy_sockets(envoy, ctx, tproxy)
+    a_socks, notes2 = app_sockets(ctx, ctx.app_ports)
+    for n in notes + notes2:
+        b.find("assumption", n)
+    sim = Simulation(Host(snapshot), SocketTable.of(tuple(e_socks + a_socks)))
+    verdict: dict[str, Any] = {
+        "intercepted": False,
+        "loop": False,
+        "destination_reached": False,
+        "destination_peer_ip": None,
+        "failure": None,
+    }
+    app = Sender(uid=app_uid, gid=app_gid, name=f"application (uid {app_uid}, gid {app_gid})")
+    first = connect_from_pod(sim, dst, app)
+    _kernel_hops(b, first, f"application -> {dst}", "the application's SYN")
+    if first.outcome == "left_pod":
+        verdict["destination_reached"] = True
+        verdict["destination_peer_ip"] = str(first.local_seen.addr) if first.local_seen else None
+        b.find(
+            "cause",
+            f"the connection to {dst} is not captured: it leaves the pod directly from "
+            f"{verdict['destination_peer_ip']}",
+            *_rule_refs(first.syn),
+        )
+        return _finish("outbound", verdict, b, f"application -> {dst}")
+    if first.outcome != "connected":
+        verdict["failure"] = _failure_code(first)
+        b.find("cause", f"the application's connection to {dst} fails: {first.detail}", *_rule_refs(first.syn))
+        return _finish("outbound", verdict, b, f"application -> {dst}")
+    if not _is_envoy(first.accepted_by):
+        verdict["destination_reached"] = True
+        verdict["destination_peer_ip"] = str(first.peer_seen.addr) if first.peer_seen else None
+        b.find(
+            "cause",
+            f"the connection stays inside the pod and reaches {first.accepted_by} without Envoy",
+            *_rule_refs(first.syn),
+        )
+        return _finish("outbound", verdict, b, f"application -> {dst}")
+    verdict["intercepted"] = True
+    capture = _capture_rule(first.syn)
+    b.find("fact", f"the application's SYN to {dst} is captured {capture[0]}", capture[1])
+    peer = first.peer_seen
+    assert peer is not None
+    lst = _listener_of(envoy, first.accepted_by)
+    target: Endpoint = dst
+    bind: IPAddress | None = None
+    mark = 0
+    transparent = False
+    steps = [f"downstream peer {peer}, original destination {dst}"]
+    if envoy is not None and lst is not None:
+        final = lst
+        if lst.use_original_dst:
+            h = handoff(envoy, lst, (dst.addr, dst.port))
+            if h is not None and h.name != lst.name:
+                steps.append(f"listener {lst.name} (use_original_dst) hands the connection to listener {h.name}")
+                final = h
+        sel = select_filter_chain(
+            final,
+            ConnInfo(
+                dst_ip=dst.addr,
+                dst_port=dst.port,
+                src_ip=peer.addr,
+                src_port=peer.port,
+                direct_src_ip=peer.addr,
+                source_is_local=True,
+            ),
+        )
+        steps.extend(sel.explanation)
+        if sel.chain is None:
+            verdict["failure"] = "NO_FILTER_CHAIN"
+            b.hop("Envoy", "envoy", f"listener {final.name}: no filter chain matches", steps=tuple(steps))
+            b.find("cause", f"Envoy's listener {final.name} has no filter chain for {dst}: it closes the connection")
+            return _finish("outbound", verdict, b, f"application -> {dst}")
+        cs = cluster_for(sel.chain, host=str(dst.addr), path="/", config=envoy)
+        steps.extend(cs.explanation)
+        if cs.cluster is None:
+            verdict["failure"] = "NO_CLUSTER"
+            b.hop("Envoy", "envoy", f"no cluster {cs.cluster_name!r}", steps=tuple(steps))
+            b.find("cause", f"cluster {cs.cluster_name!r} does not exist (503 NC)")
+            return _finish("outbound", verdict, b, f"application -> {dst}")
+        utarget = upstream_target(cs.cluster, (dst.addr, dst.port))
+        steps.extend(utarget.explanation)
+        ut = utarget.as_tuple()
+        if ut is None:
+            verdict["failure"] = "NO_HEALTHY_UPSTREAM"
+            b.hop("Envoy", "envoy", f"cluster {cs.cluster.name} has no endpoint", steps=tuple(steps))
+            b.find("cause", f"cluster {cs.cluster.name} has no endpoint Envoy can dial (503 UH)")
+            return _finish("outbound", verdict, b, f"application -> {dst}")
+        target = Endpoint(ut[0], ut[1])
+        ub = upstream_binding(envoy, final, cs.cluster, peer.addr, chain=sel.chain)
+        steps.extend(ub.explanation)
+        bind, mark, transparent = ub.bind_ip, ub.mark, ub.transparent
+        steps.append(f"cluster {cs.cluster.name} ({cs.cluster.type}) dials {target}; upstream bind: {ub.via}")
+    b.hop("Envoy", "envoy", f"Envoy forwards to {target}", steps=tuple(steps))
+    up = connect_from_pod(
+        sim,
+        target,
+        Sender(uid=ctx.proxy_uid, gid=ctx.proxy_gid, mark=mark, transparent=transparent, name="envoy upstream"),
+        bind=bind,
+    )
+    _kernel_hops(b, up, f"Envoy upstream -> {target}", "Envoy's upstream SYN")
+    if up.outcome == "connected" and _is_envoy(up.accepted_by):
+        verdict["loop"] = True
+        verdict["failure"] = "LOOP"
+        rule = _capture_rule(up.syn)
+        b.find("cause", f"Envoy's upstream connection to {target} is captured again {rule[0]}: loop", rule[1])
+    elif up.outcome == "left_pod":
+        verdict["destination_reached"] = True
+        verdict["destination_peer_ip"] = str(up.local_seen.addr) if up.local_seen else None
+        b.find(
+            "cause",
+            f"Envoy's uid {ctx.proxy_uid}/gid {ctx.proxy_gid} connection bypasses capture and leaves "
+            f"the pod from {verdict['destination_peer_ip']}",
+            *_rule_refs(up.syn),
+        )
+    elif up.outcome == "connected":
+        verdict["destination_reached"] = True
+        verdict["destination_peer_ip"] = str(up.peer_seen.addr) if up.peer_seen else None
+    else:
+        verdict["failure"] = _failure_code(up)
+        b.find("cause", f"Envoy's upstream connection to {target} fails: {up.detail}", *_rule_refs(up.syn))
+    return _finish("outbound", verdict, b, f"application -> {dst}")
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+def _kernel_hops(b: _Builder, r: ConnectionResult, what: str, syn_title: str) -> None:
+    if r.syn is not None:
+        b.hop(syn_title, "pod-kernel", f"{what}: {r.syn.disposition.value} - {r.syn.detail}", trace=r.syn)
+    if r.synack is not None:
+        b.hop("SYN-ACK", "pod-kernel", f"the reply: {r.synack.disposition.value} - {r.synack.detail}", trace=r.synack)
+
+
+def _rule_refs(t: Trace | None) -> tuple[str, ...]:
+    if t is None:
+        return ()
+    return tuple(
+        f"{s.table}/{s.chain} #{s.index}: {s.rule}"
+        for s in t.rules_hit()
+        if s.action not in (StepAction.JUMP, StepAction.GOTO, StepAction.RETURN)
+    )
+
+
+def _capture_rule(t: Trace | None) -> tuple[str, str]:
+    """How the packet was captured: ('by nat REDIRECT in ISTIO_IN_REDIRECT', 'nat/ISTIO_IN_REDIRECT #1: ...')."""
+    if t is None:
+        return "", ""
+    for s in t.steps():
+        if s.kind != StepKind.RULE_MATCH or s.rule is None:
+            continue
+        if "REDIRECT" in s.detail or "TPROXY" in s.detail:
+            kind = "TPROXY" if "TPROXY" in s.detail else "REDIRECT"
+            return (
+                f"by {s.table} {kind} ({s.table}/{s.chain} rule {s.index} at {s.hook})",
+                f"{s.table}/{s.chain} #{s.index}: {s.rule}",
+            )
+    return "by the kernel delivering it to Envoy's listener", ""
+
+
+def _failure_code(r: ConnectionResult) -> str:
+    t = r.syn
+    if r.outcome == "refused":
+        return "NO_LISTENER"
+    if t is not None and t.disposition in (Disposition.DROPPED, Disposition.REJECTED):
+        return "DROPPED"
+    if t is not None and t.disposition == Disposition.NO_ROUTE:
+        return "NO_ROUTE"
+    if t is not None and t.disposition == Disposition.UNSUPPORTED:
+        return "UNSUPPORTED"
+    if r.synack is not None and r.synack.disposition == Disposition.EXITS_INTERFACE:
+        return f"REPLY_ESCAPES_VIA_{r.synack.interface}"
+    return "UPSTREAM_CONNECT_FAILURE" if r.outcome == "error" else "TIMEOUT"
+
+
+def _finish(direction: str, verdict: dict[str, Any], b: _Builder, what: str) -> Story:
+    if direction == "inbound":
+        peer = verdict["app_peer_ip"]
+        if verdict["loop"]:
+            summary = f"{what}: LOOP - Envoy's upstream connection is captured by Envoy again"
+        elif verdict["failure"]:
+            summary = f"{what}: fails ({verdict['failure']})"
+            if peer:
+                summary += f"; the application would see {peer}"
+        elif verdict["app_reached"]:
+            summary = f"{what}: the application sees {peer}"
+        else:
+            summary = f"{what}: the application is not reached"
+    else:
+        if verdict["loop"]:
+            summary = f"{what}: LOOP"
+        elif verdict["failure"]:
+            summary = f"{what}: fails ({verdict['failure']})"
+        else:
+            summary = (
+                f"{what}: {'via Envoy, ' if verdict['intercepted'] else 'not intercepted, '}the destination "
+                f"sees {verdict['destination_peer_ip']}"
+            )
+    causes = [f for f in b.findings if f.kind == "cause"]
+    if causes:
+        summary += " - " + causes[-1].text
+    return Story(direction, verdict, tuple(b.findings), tuple(b.hops), summary)
+
+
+def with_assumption(story: Story, text: str) -> Story:
+    return replace(story, findings=(Finding("assumption", text), *story.findings))
