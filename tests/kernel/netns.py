@@ -380,6 +380,160 @@ class Listener:
         self._process.stop()
 
 
+# --------------------------------------------------------------------------- sidecar stand-in
+
+#: What a sidecar prefixes to a reply it relayed from its upstream, and how its own errors start.
+VIA_PROXY = "VIA-PROXY"
+PROXY_ERROR = "PROXY-ERROR"
+
+SIDECAR_EVENTS = ("accepted", "upstream", "relayed", "loop", "overflow", "accept_error")
+
+
+class Sidecar:
+    """A stand-in Envoy inbound listener in the pod; see PodNet.sidecar.
+
+    Its process prints one JSON event per step; ``events()`` returns them as dicts:
+
+    * ``accepted``: seq, peer, local, original_dst, original_dst_error, orig_dst_method, uid, gid
+    * ``upstream``: seq, target, bind, mark, transparent, outcome (connected | refused | timeout |
+      unreachable | error), errno, stage, upstream_local, elapsed
+    * ``relayed``: seq, request, reply (the upstream's line), error
+    * ``loop``: seq, peer, upstream_of (the seq whose upstream connection came back)
+    * ``overflow``: more than max_inflight connections in progress
+    """
+
+    def __init__(self, name: str, port: int, addr: str, config: Mapping[str, Any], process: _StandinProcess) -> None:
+        self.name = name
+        self.port = port
+        self.addr = addr
+        self.config = dict(config)
+        self._process = process
+
+    def __repr__(self) -> str:
+        return f"Sidecar({self.name!r}, {self.addr}:{self.port}, pid={self.pid}, config={self.config})"
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._process.proc.poll() is None
+
+    def events(
+        self, timeout: float = 0.0, kinds: Iterable[str] | str | None = None, count: int = 1
+    ) -> list[dict[str, Any]]:
+        """Events so far (all, or only `kinds`), waiting up to `timeout` s until at least `count` exist."""
+        if isinstance(kinds, str):
+            kinds = [kinds]
+        wanted = set(kinds) if kinds is not None else None
+        deadline = time.monotonic() + timeout
+        process = self._process
+        with process.cond:
+            while True:
+                found = [
+                    dict(e)
+                    for e in process.events
+                    if e.get("event") != "listening" and (wanted is None or e.get("event") in wanted)
+                ]
+                remaining = deadline - time.monotonic()
+                if len(found) >= count or process.eof or remaining <= 0:
+                    return found
+                process.cond.wait(remaining)
+
+    def accepted(self, timeout: float = 0.0, count: int = 1) -> list[dict[str, Any]]:
+        return self.events(timeout, "accepted", count)
+
+    def upstreams(self, timeout: float = 0.0, count: int = 1) -> list[dict[str, Any]]:
+        return self.events(timeout, "upstream", count)
+
+    def loops(self, timeout: float = 0.0, count: int = 1) -> list[dict[str, Any]]:
+        return self.events(timeout, "loop", count)
+
+    def log(self) -> list[str]:
+        """Non-JSON output (tracebacks) of the stand-in process."""
+        with self._process.cond:
+            return list(self._process.log)
+
+    def close(self) -> None:
+        self._process.stop()
+
+
+@dataclass(frozen=True)
+class E2EResult:
+    """One request from the client namespace, through whatever the pod does with it.
+
+    ``response`` is the raw first line the client got back.  A line relayed by a
+    sidecar starts with ``VIA-PROXY <name> `` (once per sidecar hop); a sidecar's
+    own error is ``PROXY-ERROR <code> [<errno>]`` (UF: upstream connect failure,
+    Envoy's 503 UF; LOOP: the sidecar accepted its own upstream connection; UC:
+    the upstream closed; NR: no original destination).  What remains after the
+    prefixes is the application's JSON echo, parsed into ``app``/``app_peer``.
+    """
+
+    client_connected: bool
+    outcome: Outcome  # of the client's connect(): connected | refused | timeout | unreachable | error
+    errno: str | None  # of the client's connect()
+    local: SockAddr | None  # the client's socket
+    response: str | None  # the first line the client received, None when none came
+    read_error: str | None  # EOF, ETIMEDOUT, ECONNRESET... when no full line came back
+    via_proxy: bool  # the response came from (or through) a sidecar
+    proxy_hops: tuple[str, ...]  # names of the sidecars that relayed it, outermost first
+    proxy_error: str | None  # UF, LOOP, UC, NR, OVERFLOW
+    proxy_errno: str | None  # e.g. ETIMEDOUT for "PROXY-ERROR UF ETIMEDOUT"
+    app: Mapping[str, Any] | None  # the application's echo (listener, peer, local, original_dst, received)
+    app_peer: SockAddr | None  # the peer the application reported: who it thinks the client is
+    app_listener: str | None
+    elapsed: float | None  # seconds in connect()
+    total_elapsed: float | None  # seconds for the whole request
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """The application answered (directly or through a proxy)."""
+        return self.app is not None
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> E2EResult:
+        response = obj.get("response")
+        hops: list[str] = []
+        proxy_error = proxy_errno = None
+        app: dict[str, Any] | None = None
+        rest = response
+        while rest is not None and rest.startswith(VIA_PROXY + " "):
+            _, name, rest = [*rest.split(" ", 2), ""][:3]
+            hops.append(name)
+        if rest is not None and rest.startswith(PROXY_ERROR):
+            words = rest.split()
+            proxy_error = words[1] if len(words) > 1 else ""
+            proxy_errno = words[2] if len(words) > 2 else None
+        elif rest:
+            try:
+                parsed = json.loads(rest)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                app = parsed
+        return cls(
+            client_connected=obj.get("outcome") == "connected",
+            outcome=obj["outcome"],
+            errno=obj.get("errno"),
+            local=_addr(obj.get("local")),
+            response=response,
+            read_error=obj.get("read_error"),
+            via_proxy=bool(hops) or proxy_error is not None,
+            proxy_hops=tuple(hops),
+            proxy_error=proxy_error,
+            proxy_errno=proxy_errno,
+            app=app,
+            app_peer=_addr(app.get("peer")) if app else None,
+            app_listener=str(app["listener"]) if app and "listener" in app else None,
+            elapsed=obj.get("elapsed"),
+            total_elapsed=obj.get("total_elapsed"),
+            raw=obj,
+        )
+
+
 class PodNet:
     """A client namespace and a pod namespace joined by veth `eth0` <-> `eth0`.
 
@@ -721,6 +875,105 @@ class PodNet:
         """Send one UDP datagram and wait for the UDP stand-in's answer ("connected" = answered)."""
         cfg = {"dst": dst, "port": port, "src": src, "sport": sport, "uid": uid, "gid": gid, "timeout": timeout}
         return self._connect(side, "udp-send", cfg, timeout)
+
+    def sidecar(
+        self,
+        name: str = "envoy",
+        port: int = 15006,
+        addr: str = "0.0.0.0",
+        transparent: bool = False,
+        uid: int = 1337,
+        gid: int = 1337,
+        keep_caps: bool = True,
+        orig_dst: Literal["so_original_dst", "getsockname"] = "so_original_dst",
+        upstream_target: str = "original_dst",
+        upstream_bind: str | None = None,
+        upstream_transparent: bool = False,
+        upstream_mark: int = 0,
+        upstream_timeout: float = 1.5,
+        *,
+        io_timeout: float = 3.0,
+        max_inflight: int = 8,
+        start_timeout: float = 5.0,
+    ) -> Sidecar:
+        """Start a stand-in sidecar (Envoy's inbound listener, as the kernel sees it) in the pod.
+
+        The listening socket is created and bound as root (IP_TRANSPARENT first when
+        `transparent`), then the process drops to gid/uid keeping NET_ADMIN/NET_RAW when
+        `keep_caps` (Istio: REDIRECT sidecar uid 1337/gid 1337; TPROXY sidecar uid 0/gid 1337;
+        uid 0 stays root).  Upstream sockets are created after the drop, so `-m owner` sees
+        uid/gid on them.  For every accepted connection it records peer, local and the original
+        destination (`orig_dst`: SO_ORIGINAL_DST, or getsockname for TPROXY), then connects to
+        `upstream_target`:
+
+        * ``"original_dst"`` -- the original destination;
+        * ``"HOST:PORT"`` -- fixed, e.g. ``"127.0.0.1:8080"``; ``"pod_ip:PORT"`` uses the pod IP;
+        * ``"original_port_on:HOST"`` -- HOST (or ``pod_ip``) with the original destination's port.
+
+        The upstream socket gets IP_TRANSPARENT (`upstream_transparent`) and SO_MARK
+        (`upstream_mark`) before it is bound to `upstream_bind` (an IP, or ``"downstream_src"``:
+        the downstream client's IP, like Envoy's original_src filter; port 0), then connects with
+        `upstream_timeout`.  It relays the downstream's first line and the upstream's reply,
+        prefixed ``VIA-PROXY <name>``; on a failed connect it answers ``PROXY-ERROR UF <errno>``;
+        a connection whose peer is one of its own in-flight upstream sockets is answered
+        ``PROXY-ERROR LOOP`` (and a ``loop`` event) instead of being proxied again.
+        """
+        if self._closed:
+            raise HarnessError("PodNet is closed")
+        target = upstream_target.replace("pod_ip", self.pod_ip)
+        cfg = {
+            "name": name,
+            "port": port,
+            "addr": addr,
+            "transparent": transparent,
+            "uid": uid,
+            "gid": gid,
+            "keep_caps": keep_caps,
+            "orig_dst": orig_dst,
+            "upstream_target": target,
+            "upstream_bind": upstream_bind,
+            "upstream_transparent": upstream_transparent,
+            "upstream_mark": upstream_mark,
+            "upstream_timeout": upstream_timeout,
+            "io_timeout": io_timeout,
+            "max_inflight": max_inflight,
+        }
+        if orig_dst not in ("so_original_dst", "getsockname"):
+            raise ValueError(f"orig_dst must be 'so_original_dst' or 'getsockname', not {orig_dst!r}")
+        process = _StandinProcess(self._standin_args("pod", "sidecar", cfg))
+        self._processes.append(process)
+        events = process.wait_for(["listening", "error"], timeout=start_timeout)
+        if not events or events[0].get("event") != "listening":
+            process.stop()
+            detail = events[0] if events else {"log": process.log}
+            raise HarnessError(f"sidecar {name!r} on {addr}:{port} did not start: {detail}")
+        return Sidecar(name, port, addr, cfg, process)
+
+    def request_from_client(
+        self,
+        dst: str,
+        port: int,
+        sport: int | None = None,
+        timeout: float = 3.0,
+        *,
+        src: str | None = None,
+        payload: str | None = None,
+    ) -> E2EResult:
+        """One end-to-end request from the client namespace: connect, send a line, read one line.
+
+        `timeout` bounds connect and the wait for the answer together; keep it above a
+        sidecar's upstream_timeout so its ``PROXY-ERROR UF`` arrives in time.
+        """
+        cfg: dict[str, Any] = {"dst": dst, "port": port, "src": src, "sport": sport, "timeout": timeout}
+        if payload is not None:
+            cfg["payload"] = payload
+        proc = self.run_in(
+            "client", self._standin_args("client", "request", cfg)[4:], check=False, timeout=timeout + 10
+        )
+        line = proc.stdout.strip().splitlines()[-1:] if proc.stdout.strip() else []
+        if proc.returncode != 0 or not line:
+            raise HarnessError(f"request failed (rc={proc.returncode}): {proc.stdout}\n{proc.stderr}")
+        return E2EResult.from_json(json.loads(line[0]))
 
     def pids(self) -> list[int]:
         """Pids of the stand-in processes started by this PodNet and still tracked."""

@@ -35,6 +35,17 @@ file, which are fixed when the socket is created (or accepted).
 ``udp-listen`` / ``udp-send`` are the UDP counterparts (optional extras): the
 listener reports each datagram's source and, for transparent sockets, the
 original destination from ``IP_RECVORIGDSTADDR``; it echoes a JSON answer.
+
+``sidecar`` is a stand-in Envoy inbound listener (see ``_Sidecar``): for every
+accepted connection it records the original destination, opens one upstream
+connection (IP_TRANSPARENT, SO_MARK and a bind when asked), relays the first
+line and the upstream's reply prefixed ``VIA-PROXY <name>``, or answers
+``PROXY-ERROR <code> [<errno>]`` (UF: connect failed; LOOP: the connection is
+one of its own upstream connections; UC: the upstream closed; NR: no original
+destination).  Events: ``accepted``, ``upstream``, ``relayed``, ``loop``.
+
+``request`` is the end-to-end client: connect, send a line, print the raw line
+that came back (``E2EResult`` in netns.py parses it).
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ import contextlib
 import errno
 import json
 import os
+import select
 import socket
 import struct
 import sys
@@ -427,11 +439,390 @@ def cmd_udp_send(cfg: Json) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- sidecar (Envoy inbound)
+
+#: Prefix of every line the sidecar relays from its upstream; an error line starts with PROXY-ERROR.
+VIA_PROXY = "VIA-PROXY"
+PROXY_ERROR = "PROXY-ERROR"
+
+
+def _parse_hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def upstream_target(spec: str, orig: list[Any] | None) -> tuple[str, int] | None:
+    """Where the sidecar sends a connection: ``original_dst``, ``HOST:PORT`` or
+    ``original_port_on:HOST`` (HOST with the original destination's port).
+    None when the spec needs an original destination the kernel did not give."""
+    if spec == "original_dst":
+        return (str(orig[0]), int(orig[1])) if orig is not None else None
+    if spec.startswith("original_port_on:"):
+        return (spec.split(":", 1)[1], int(orig[1])) if orig is not None else None
+    return _parse_hostport(spec)
+
+
+class _Sidecar:
+    """Envoy's inbound path as the kernel sees it: accept, original destination, one upstream.
+
+    Loops are detected by address: every upstream socket's local address is
+    registered (under ``lock``) between the non-blocking ``connect`` that sends
+    its SYN and the wait for the handshake, so an accepted connection whose
+    peer is one of them is one of our own upstream connections coming back.
+    """
+
+    def __init__(self, cfg: Json) -> None:
+        self.name = str(cfg.get("name", "envoy"))
+        self.orig_dst_method = str(cfg.get("orig_dst", "so_original_dst"))
+        self.target_spec = str(cfg.get("upstream_target", "original_dst"))
+        bind = cfg.get("upstream_bind")
+        self.bind = None if bind is None else str(bind)
+        self.up_transparent = bool(cfg.get("upstream_transparent", False))
+        self.up_mark = int(cfg.get("upstream_mark", 0))
+        self.up_timeout = float(cfg.get("upstream_timeout", 1.5))
+        self.io_timeout = float(cfg.get("io_timeout", 3.0))
+        self.max_inflight = int(cfg.get("max_inflight", 8))
+        self.lock = threading.Lock()
+        self.inflight: dict[tuple[str, int], int] = {}  # upstream local address -> downstream seq
+        self.active = 0
+
+    # -- events
+    def accepted(self, conn: socket.socket, peer: Any, seq: int) -> Json:
+        if self.orig_dst_method == "getsockname":
+            od: list[Any] | None = addr(conn.getsockname())
+            od_err = None
+        else:
+            od, od_err = original_dst(conn)
+        record: Json = {
+            "event": "accepted",
+            "sidecar": self.name,
+            "seq": seq,
+            "peer": addr(peer),
+            "local": addr(conn.getsockname()),
+            "original_dst": od,
+            "original_dst_error": od_err,
+            "orig_dst_method": self.orig_dst_method,
+            "uid": os.getuid(),
+            "gid": os.getgid(),
+        }
+        emit(record)
+        return record
+
+    # -- per connection
+    def serve_loop(self, conn: socket.socket, record: Json, upstream_seq: int) -> None:
+        emit(
+            {
+                "event": "loop",
+                "sidecar": self.name,
+                "seq": record["seq"],
+                "peer": record["peer"],
+                "upstream_of": upstream_seq,
+            }
+        )
+        self._answer(conn, f"{PROXY_ERROR} LOOP")
+
+    def _answer(self, conn: socket.socket, line: str) -> None:
+        """Read the downstream's line (so closing sends FIN, not RST), answer one line, close."""
+        try:
+            conn.settimeout(min(self.io_timeout, 1.0))
+            with contextlib.suppress(OSError):
+                _read_line(conn)
+            conn.sendall((line + "\n").encode())
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def serve(self, conn: socket.socket, record: Json) -> None:
+        seq = int(record["seq"])
+        try:
+            target = upstream_target(self.target_spec, record["original_dst"])
+            if target is None:
+                emit(
+                    {
+                        "event": "upstream",
+                        "sidecar": self.name,
+                        "seq": seq,
+                        "target": None,
+                        "outcome": "error",
+                        "stage": "original_dst",
+                        "errno": record["original_dst_error"],
+                    }
+                )
+                self._answer(conn, f"{PROXY_ERROR} NR {record['original_dst_error']}")
+                return
+            up, result, key = self.connect_upstream(seq, target, record)
+            emit(result)
+            if up is None:
+                self._answer(conn, f"{PROXY_ERROR} UF {result['errno']}")
+                return
+            try:
+                self.relay(conn, up, seq)
+            finally:
+                up.close()
+                self._unregister(key)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def _unregister(self, key: tuple[str, int] | None) -> None:
+        if key is not None:
+            with self.lock:
+                self.inflight.pop(key, None)
+
+    def connect_upstream(
+        self, seq: int, target: tuple[str, int], record: Json
+    ) -> tuple[socket.socket | None, Json, tuple[str, int] | None]:
+        """Create, set up, bind and connect the upstream socket; (socket or None, event, registered key)."""
+        bind: tuple[str, int] | None = None
+        if self.bind == "downstream_src":
+            bind = (str(record["peer"][0]), 0)
+        elif self.bind is not None:
+            bind = (self.bind, 0)
+        result: Json = {
+            "event": "upstream",
+            "sidecar": self.name,
+            "seq": seq,
+            "target": [target[0], target[1]],
+            "bind": None if bind is None else [bind[0], bind[1]],
+            "mark": self.up_mark,
+            "transparent": self.up_transparent,
+            "outcome": "error",
+            "errno": None,
+            "stage": "socket",
+            "upstream_local": None,
+            "elapsed": None,
+        }
+        sock: socket.socket | None = None
+        key: tuple[str, int] | None = None
+        started: float | None = None
+        try:
+            for _attempt in range(8):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                if self.up_transparent:
+                    result["stage"] = "IP_TRANSPARENT"
+                    sock.setsockopt(SOL_IP, IP_TRANSPARENT, 1)
+                if self.up_mark:
+                    result["stage"] = "SO_MARK"
+                    sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self.up_mark)
+                if bind is None:
+                    break
+                # Port 0, allocated by bind() as Envoy's upstream bind did (no
+                # IP_BIND_ADDRESS_NO_PORT).  Bound to the downstream's address, the kernel
+                # cannot know the downstream's port (chosen in another namespace): taking
+                # it would give the upstream the downstream's 4-tuple (same conntrack
+                # entry).  Envoy does not guard against that rare clash; the stand-in
+                # does, so tests stay deterministic.
+                result["stage"] = "bind"
+                sock.bind(bind)
+                if self.bind != "downstream_src" or sock.getsockname()[1] != int(record["peer"][1]):
+                    break
+                result["bind_retries"] = result.get("bind_retries", 0) + 1
+                sock.close()
+            assert sock is not None
+            result["stage"] = "connect"
+            sock.setblocking(False)
+            started = time.monotonic()
+            with self.lock:  # the accept loop waits here: register before anything can be accepted
+                rc = sock.connect_ex(target)
+                with contextlib.suppress(OSError):
+                    local = sock.getsockname()
+                    result["upstream_local"] = addr(local)
+                    if local[1]:
+                        key = (str(local[0]), int(local[1]))
+                        self.inflight[key] = seq
+            if rc not in (0, errno.EINPROGRESS):
+                raise OSError(rc, os.strerror(rc))
+            if rc == errno.EINPROGRESS:
+                _readable, writable, _errored = select.select([], [sock], [], self.up_timeout)
+                if not writable:
+                    raise TimeoutError(errno.ETIMEDOUT, "upstream connect timed out")
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise OSError(err, os.strerror(err))
+            result["elapsed"] = round(time.monotonic() - started, 4)
+            result["outcome"] = "connected"
+            sock.setblocking(True)
+            return sock, result, key
+        except OSError as exc:
+            if started is not None:
+                result["elapsed"] = round(time.monotonic() - started, 4)
+            result["outcome"] = _outcome_of(exc)
+            result["errno"] = errno_name(exc) or "ETIMEDOUT"
+            result["message"] = str(exc)
+            if sock is not None:
+                sock.close()
+            self._unregister(key)
+            return None, result, None
+
+    def relay(self, conn: socket.socket, up: socket.socket, seq: int) -> None:
+        event: Json = {"event": "relayed", "sidecar": self.name, "seq": seq, "error": None}
+        stage = "setup"
+        try:
+            conn.settimeout(self.io_timeout)
+            up.settimeout(self.io_timeout)
+            stage = "downstream_read"
+            request = _read_line(conn)
+            event["request"] = request
+            stage = "upstream_write"
+            up.sendall((request + "\n").encode())
+            stage = "upstream_read"
+            reply = _read_line(up)
+            event["reply"] = reply
+            if reply:
+                line = f"{VIA_PROXY} {self.name} {reply}"
+            else:
+                event["error"] = "upstream_read:EOF"
+                line = f"{PROXY_ERROR} UC EOF"
+            stage = "downstream_write"
+            conn.sendall((line + "\n").encode())
+        except OSError as exc:
+            event["error"] = f"{stage}:{errno_name(exc) or type(exc).__name__}"
+            if stage == "upstream_read":
+                with contextlib.suppress(OSError):
+                    conn.sendall(f"{PROXY_ERROR} UC {errno_name(exc)}\n".encode())
+        finally:
+            conn.close()
+            emit(event)
+
+
+def _outcome_of(exc: OSError) -> str:
+    if isinstance(exc, TimeoutError) or exc.errno == errno.ETIMEDOUT:
+        return "timeout"
+    if exc.errno == errno.ECONNREFUSED:
+        return "refused"
+    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "unreachable"
+    return "error"
+
+
+def cmd_sidecar(cfg: Json) -> int:
+    """A stand-in Envoy inbound listener (see _Sidecar); one JSON event per step on stdout."""
+    sidecar = _Sidecar(cfg)
+    port = int(cfg.get("port", 15006))
+    bind_addr = str(cfg.get("addr", "0.0.0.0"))
+    transparent = bool(cfg.get("transparent", False))
+    uid = int(cfg.get("uid", 1337))
+    gid = int(cfg.get("gid", 1337))
+    keep_caps = bool(cfg.get("keep_caps", True))
+    stage = "socket"
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if transparent:
+            stage = "IP_TRANSPARENT"
+            sock.setsockopt(SOL_IP, IP_TRANSPARENT, 1)
+        stage = "bind"
+        sock.bind((bind_addr, port))
+        stage = "listen"
+        sock.listen(128)
+        stage = "drop_privileges"
+        # uid 0 stays root (all capabilities), whatever keep_caps says.
+        drop_privileges(uid, gid, keep_caps and uid != 0)
+    except OSError as exc:
+        emit({"event": "error", "stage": stage, "errno": errno_name(exc), "message": str(exc)})
+        return 1
+    emit(
+        {
+            "event": "listening",
+            "sidecar": sidecar.name,
+            "local": addr(sock.getsockname()),
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "gid": os.getgid(),
+        }
+    )
+    seq = 0
+    while True:
+        try:
+            conn, peer = sock.accept()
+        except OSError as exc:
+            emit({"event": "accept_error", "errno": errno_name(exc), "message": str(exc)})
+            time.sleep(0.05)
+            continue
+        seq += 1
+        record = sidecar.accepted(conn, peer, seq)
+        # Taking the lock waits for an upstream connect() in progress to register its address.
+        with sidecar.lock:
+            upstream_seq = sidecar.inflight.get((str(peer[0]), int(peer[1])))
+            overflow = upstream_seq is None and sidecar.active >= sidecar.max_inflight
+            if upstream_seq is None and not overflow:
+                sidecar.active += 1
+        if upstream_seq is not None:
+            threading.Thread(target=sidecar.serve_loop, args=(conn, record, upstream_seq), daemon=True).start()
+        elif overflow:
+            emit({"event": "overflow", "sidecar": sidecar.name, "seq": seq, "active": sidecar.active})
+            threading.Thread(target=sidecar._answer, args=(conn, f"{PROXY_ERROR} OVERFLOW"), daemon=True).start()
+        else:
+            threading.Thread(target=sidecar.serve, args=(conn, record), daemon=True).start()
+
+
+def cmd_request(cfg: Json) -> int:
+    """One end-to-end request: connect, send a line, read one line back (whatever it is)."""
+    dst = str(cfg["dst"])
+    port = int(cfg["port"])
+    src = cfg.get("src")
+    sport = cfg.get("sport")
+    timeout = float(cfg.get("timeout", 3.0))
+    payload = str(cfg.get("payload", "hello from meshviz client"))
+    result: Json = {
+        "outcome": "error",
+        "errno": None,
+        "stage": "socket",
+        "message": None,
+        "local": None,
+        "elapsed": None,
+        "response": None,
+        "read_error": None,
+    }
+    started = time.monotonic()
+    buf = b""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if src is not None or sport is not None:
+            result["stage"] = "bind"
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((str(src) if src is not None else "0.0.0.0", int(sport or 0)))
+        result["stage"] = "connect"
+        sock.settimeout(timeout)
+        sock.connect((dst, port))
+        result["outcome"] = "connected"
+    except OSError as exc:
+        result.update(outcome=_outcome_of(exc), errno=errno_name(exc) or "ETIMEDOUT", message=str(exc))
+    result["elapsed"] = round(time.monotonic() - started, 4)
+    with contextlib.suppress(OSError):
+        result["local"] = addr(sock.getsockname())
+    if result["outcome"] == "connected":
+        try:
+            remaining = max(0.05, timeout - (time.monotonic() - started))
+            sock.settimeout(remaining)
+            sock.sendall((payload + "\n").encode())
+            while b"\n" not in buf:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+            if buf:
+                result["response"] = buf.split(b"\n", 1)[0].decode("utf-8", "replace")
+            else:
+                result["read_error"] = "EOF"
+        except OSError as exc:
+            result["read_error"] = errno_name(exc) or ("ETIMEDOUT" if isinstance(exc, TimeoutError) else str(exc))
+            if buf:
+                result["response"] = buf.decode("utf-8", "replace")
+    result["total_elapsed"] = round(time.monotonic() - started, 4)
+    sock.close()
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
 COMMANDS = {
     "listen": cmd_listen,
     "connect": cmd_connect,
     "udp-listen": cmd_udp_listen,
     "udp-send": cmd_udp_send,
+    "sidecar": cmd_sidecar,
+    "request": cmd_request,
 }
 
 
