@@ -180,11 +180,12 @@ def envoy_sockets(envoy: EnvoyConfig | None, ctx: PodContext, tproxy: bool) -> t
     return out, notes
 
 
-def app_sockets(ctx: PodContext, ports: tuple[int, ...]) -> tuple[list[Socket], list[str]]:
+def app_sockets(ctx: PodContext, ports: tuple[int, ...], taken: set[int]) -> tuple[list[Socket], list[str]]:
+    """The application's listeners: one per port that Envoy does not already listen on."""
     out = [
         Socket(protocol="tcp", local_port=p, uid=ctx.app_uid, gid=ctx.app_gid, name=f"application :{p}")
         for p in sorted(set(ports))
-        if p not in ISTIO_PORTS
+        if p not in taken
     ]
     notes = [f"assuming the application listens on 0.0.0.0:{s.local_port}" for s in out]
     return out, notes
@@ -232,7 +233,7 @@ def inbound_story(
     tproxy = _mode_from_rules(snapshot) == "TPROXY" or (envoy is not None and envoy.interception_mode == "TPROXY")
     e_socks, notes = envoy_sockets(envoy, ctx, tproxy)
     ports = tuple(ctx.app_ports) or (port,)
-    a_socks, notes2 = app_sockets(ctx, ports)
+    a_socks, notes2 = app_sockets(ctx, ports, {s.local_port for s in e_socks})
     for n in notes + notes2:
         b.find("assumption", n)
     host = Host(snapshot)
@@ -531,7 +532,7 @@ def outbound_story(
         b.find("assumption", a)
     tproxy = _mode_from_rules(snapshot) == "TPROXY" or (envoy is not None and envoy.interception_mode == "TPROXY")
     e_socks, notes = envoy_sockets(envoy, ctx, tproxy)
-    a_socks, notes2 = app_sockets(ctx, ctx.app_ports)
+    a_socks, notes2 = app_sockets(ctx, ctx.app_ports, {s.local_port for s in e_socks})
     for n in notes + notes2:
         b.find("assumption", n)
     sim = Simulation(Host(snapshot), SocketTable.of(tuple(e_socks + a_socks)))
