@@ -1,6 +1,6 @@
 """Command line: a stable contract used by tests and tools.
 
-    python -m meshviz.engine parse F [--kind iptables|ip-rule|ip-route|sysctl] --format json|summary
+    python -m meshviz.engine parse F [--kind iptables|ip-rule|ip-route|sysctl|envoy] --format json|summary
     python -m meshviz.engine trace --iptables F [--ip-rule F] [--ip-route F] [--sysctl F]
         --src IP[:PORT] --dst IP:PORT [--in-iface eth0 | --local-uid N --local-gid N]
         [--proto tcp] [--pod-ip IP] [--mark N] [--transparent] [--tcp-flags SYN]
@@ -67,6 +67,27 @@ def cmd_parse(args: argparse.Namespace) -> int:
                 "rulesets": [ruleset_to_dict(rs) for rs in r.rulesets],
                 "warnings": [w.to_dict() for w in r.warnings],
             }
+    elif args.kind == "envoy":
+        from meshviz.engine.envoy import summary
+        from meshviz.engine.envoy.parser import parse_config_dump
+
+        er = parse_config_dump(text, source=source)
+        if er.errors:
+            _print_errors(er.errors, args.format)
+            return 2
+        out = summary(er.config)
+        out["warnings"] = [w.to_dict() for w in er.warnings]
+        if args.format == "summary":
+            out = {
+                "node": er.config.node_id,
+                "interception_mode": er.config.interception_mode,
+                "listeners": len(er.config.listeners),
+                "clusters": len(er.config.clusters),
+                "warnings": len(er.warnings),
+            }
+            for lst in er.config.listeners:
+                if lst.state != "active":
+                    out[f"listener {lst.name}"] = f"{lst.state}: {lst.error_detail or ''}".strip()
     elif args.kind == "ip-rule":
         rr = parse_ip_rules(text, source=source)
         if rr.errors:
@@ -89,7 +110,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
             _print_errors(sr.errors, args.format)
             return 2
         out = {"sysctls": dict(sr.sysctls.values), "warnings": [w.to_dict() for w in sr.warnings]}
-    if args.format == "summary" and args.kind == "iptables":
+    if args.format == "summary" and args.kind in ("iptables", "envoy"):
         for k, v in out.items():
             print(f"{k}: {v}")
     else:
@@ -282,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pp = sub.add_parser("parse", help="parse one evidence file and print the model or a summary")
     pp.add_argument("file")
-    pp.add_argument("--kind", choices=("iptables", "ip-rule", "ip-route", "sysctl"), default="iptables")
+    pp.add_argument("--kind", choices=("iptables", "ip-rule", "ip-route", "sysctl", "envoy"), default="iptables")
     pp.add_argument("--format", choices=("json", "summary"), default="summary")
     pp.add_argument(
         "--lenient",
