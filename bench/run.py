@@ -53,6 +53,7 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
     times = []
     result: object = None
     for _ in range(repeat):
+        result = None  # free the previous run's result outside the timed region
         t0 = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t0)

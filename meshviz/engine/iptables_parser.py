@@ -21,8 +21,8 @@ Three input formats are recognised line by line, and may be mixed:
    program name (`-t nat -A ...`) is a command too when the input has no
    `*table` blocks.
 
-Every rule is read with iptables' own getopt rules: options may come in any
-order, an option belongs to the most recently loaded extension that has it,
+Every rule is read with iptables' own getopt rules (see `iptables_cmdline`):
+options may come in any order, an option belongs to the most recently loaded extension that has it,
 unambiguous prefixes of long options are accepted (`--to-port`), `-p tcp
 --dport 80` loads the `tcp` match implicitly (`Match(implicit=True)`), and
 `! --opt` negates.  Option names are stored in their canonical long form
@@ -79,18 +79,27 @@ from operator import itemgetter
 
 from meshviz.engine import iptables_spec as spec
 from meshviz.engine.errors import ParseError, ParseWarning
+from meshviz.engine.iptables_cmdline import (
+    ADDR,
+    FRAG,
+    VALUE,
+    CommandLine,
+    CommandLineParser,
+    Deferred,
+    ExtBuilder,
+    FamItem,
+    LineError,
+    TokenizeError,
+    restore_tokens,
+    restore_tokens_with_columns,
+    shell_tokens_with_columns,
+)
 from meshviz.engine.iptables_spec import (
-    BASE_LONG_OPTIONS,
     HOOKS,
-    IMPLICIT_MATCH,
-    MATCHES,
-    OPTIONAL,
     STANDARD_TARGETS,
     TARGETS,
-    UNPARSED_MODULE,
     ExtensionSpec,
     OptionSpec,
-    canonical_protocol,
     chain_name_problem,
     check_value,
     parse_address,
@@ -151,685 +160,6 @@ def parse_iptables(
 
 
 # --------------------------------------------------------------------------
-# Tokenizers
-# --------------------------------------------------------------------------
-
-
-class _TokenizeError(Exception):
-    def __init__(self, col: int, message: str):
-        super().__init__(message)
-        self.col = col
-        self.message = message
-
-
-_UNESCAPE = re.compile(r"\\(.)")
-_RESTORE_TOKEN = re.compile(r'([^\s"]*)(?:"((?:[^"\\]|\\.)*)("|\Z))?')
-_WS = re.compile(r"\s*")
-
-
-def restore_tokens_with_columns(line: str) -> list[tuple[str, int]]:
-    """Split a line the way iptables-restore does; (token, 0-based column) pairs.
-
-    Double quotes group words; inside them a backslash escapes the next
-    character.  An opening quote continues the current word, a closing quote
-    ends it.  Single quotes and backslashes outside quotes are ordinary.
-    """
-    out: list[tuple[str, int]] = []
-    pos, n = 0, len(line)
-    while True:
-        pos = _WS.match(line, pos).end()  # type: ignore[union-attr]
-        if pos >= n:
-            return out
-        m = _RESTORE_TOKEN.match(line, pos)
-        assert m is not None
-        if m.group(2) is not None:
-            if m.group(3) == "":
-                raise _TokenizeError(pos + len(m.group(1)), "unterminated quoted string")
-            out.append((m.group(1) + _UNESCAPE.sub(r"\1", m.group(2)), pos))
-        else:
-            out.append((m.group(1), pos))
-        pos = m.end()
-
-
-def _restore_tokens(line: str) -> list[str]:
-    """Fast path of restore_tokens_with_columns (tokens only)."""
-    if '"' not in line:
-        return line.split()
-    if "\\" not in line:
-        parts = line.split('"')
-        if len(parts) == 3 and (not parts[0] or parts[0][-1].isspace()) and (not parts[2] or parts[2][0].isspace()):
-            # the common case: one quoted word standing on its own
-            simple = parts[0].split()
-            simple.append(parts[1])
-            simple.extend(parts[2].split())
-            return simple
-        if len(parts) % 2 == 1:
-            toks: list[str] = []
-            last = len(parts) - 1
-            for k in range(0, last, 2):
-                seg = parts[k]
-                words = seg.split()
-                if words and not seg[-1].isspace():
-                    words[-1] += parts[k + 1]
-                    toks.extend(words)
-                else:
-                    toks.extend(words)
-                    toks.append(parts[k + 1])
-            toks.extend(parts[last].split())
-            return toks
-    return [t for t, _ in restore_tokens_with_columns(line)]
-
-
-_SHELL_SPECIAL = set(";&|<>`")
-
-
-def shell_tokens_with_columns(line: str) -> list[tuple[str, int]]:
-    """A small POSIX-shell word splitter: quotes, backslashes, `#` comments.
-
-    Expansions (`$VAR`, backticks) and operators (`;`, `&&`, `|`, redirections)
-    are refused: meshviz applies one command per line and never guesses what
-    a shell would have substituted.
-    """
-    out: list[tuple[str, int]] = []
-    i, n = 0, len(line)
-    while i < n:
-        while i < n and line[i] in " \t":
-            i += 1
-        if i >= n:
-            break
-        if line[i] == "#":
-            break
-        start = i
-        buf: list[str] = []
-        while i < n and line[i] not in " \t":
-            c = line[i]
-            if c == "\\":
-                if i + 1 < n:
-                    buf.append(line[i + 1])
-                i += 2
-            elif c == "'":
-                j = line.find("'", i + 1)
-                if j < 0:
-                    raise _TokenizeError(i, "unterminated single-quoted string")
-                buf.append(line[i + 1 : j])
-                i = j + 1
-            elif c == '"':
-                i += 1
-                while i < n and line[i] != '"':
-                    if line[i] == "\\" and i + 1 < n and line[i + 1] in '"\\$`':
-                        buf.append(line[i + 1])
-                        i += 2
-                        continue
-                    if line[i] in "$`":
-                        raise _TokenizeError(i, "shell expansion inside double quotes is not supported")
-                    buf.append(line[i])
-                    i += 1
-                if i >= n:
-                    raise _TokenizeError(start, "unterminated double-quoted string")
-                i += 1
-            elif c in _SHELL_SPECIAL:
-                raise _TokenizeError(i, f"shell operator `{c}' is not supported: give one command per line")
-            elif c == "$" and not (i == start and (i + 1 >= n or line[i + 1] in " \t")):
-                raise _TokenizeError(i, "shell expansion (`$...') is not supported")
-            else:
-                buf.append(c)
-                i += 1
-        out.append(("".join(buf), start))
-    return out
-
-
-# --------------------------------------------------------------------------
-# One command line's rule specification
-# --------------------------------------------------------------------------
-
-# Family-specific content is recorded as (family, token index, kind); the
-# message is only written if it turns out to be an error.
-_ADDR, _VALUE, _MATCH, _TARGET, _FRAG = "address", "value", "match", "target", "frag"
-
-_FamItem = tuple[Family, int, str]
-
-
-class _LineError(Exception):
-    """The line is wrong: `tok` is the index of the offending token."""
-
-    def __init__(self, tok: int, message: str):
-        super().__init__(message)
-        self.tok = tok
-        self.message = message
-
-
-class _Deferred(Exception):
-    """The line is dropped; its error is reported later (at COMMIT)."""
-
-
-class _MatchB:
-    """A match or target being parsed: its spec and the options seen so far."""
-
-    __slots__ = ("implicit", "module", "options", "slots", "spec", "tok")
-
-    def __init__(self, ext: ExtensionSpec | None, module: str, implicit: bool, tok: int):
-        self.spec = ext
-        self.module = module
-        self.options: list[MatchOption] = []
-        self.implicit = implicit
-        self.tok = tok  # token index errors point at (the module or target name)
-        # per option: (index of its first value, number of values); index -1 when the
-        # values are not plain tokens (`--opt=value`, `--opt ! value`, optional values)
-        self.slots: list[tuple[int, int]] = []
-
-    def has(self, name: str) -> bool:
-        for o in self.options:  # noqa: SIM110 - a plain loop is faster than any() on this hot path
-            if o.name == name:
-                return True
-        return False
-
-
-class _Spec:
-    """A parsed command line.  Class attributes are the defaults (cheap to create)."""
-
-    command: str | None = None
-    cmd_tok = -1
-    chain: str | None = None
-    chain_tok = -1
-    rulenum: int | None = None
-    rulenum_tok = -1
-    arg2: str | None = None  # -P policy, -E new name
-    arg2_tok = -1
-    table: str | None = None
-    table_tok = -1
-    src: str | None = None
-    src_tok = -1
-    src_neg = False
-    dst: str | None = None
-    dst_tok = -1
-    dst_neg = False
-    proto: str | None = None
-    proto_neg = False
-    proto_tok = -1
-    iin: IfaceCriterion | None = None
-    iin_tok = -1
-    iout: IfaceCriterion | None = None
-    iout_tok = -1
-    frag: bool | None = None
-    target: _MatchB | None = None  # module = target name; spec None for a chain
-    target_tok = -1
-    goto = False
-    counters: tuple[int, int] | None = None
-    warnings: list[str] | None = None
-
-    def __init__(self) -> None:
-        self.matches: list[_MatchB] = []
-        self.fam_items: list[_FamItem] = []
-
-    def warn(self, message: str) -> None:
-        if self.warnings is None:
-            self.warnings = []
-        self.warnings.append(message)
-
-    def has_rule_criteria(self) -> bool:
-        return bool(
-            self.src is not None
-            or self.dst is not None
-            or self.proto_tok >= 0
-            or self.iin is not None
-            or self.iout is not None
-            or self.frag is not None
-            or self.matches
-            or self.target is not None
-            or self.counters is not None
-        )
-
-
-_COMMANDS = set("AIDRNXFZPELSC")
-_NOOP_SHORT = set("vnx0")
-_FAST = {"-s": "s", "-d": "d", "-p": "p", "-i": "i", "-o": "o", "-m": "m", "-j": "j", "-g": "g", "-A": "A"}
-
-# What one option occurrence resolves to: its spec, the MatchOption, and
-# (value offset, family) for each value that implies an address family.
-_OptHit = tuple[OptionSpec, MatchOption, tuple[tuple[int, Family], ...]]
-
-
-def _looks_like_option(tok: str) -> bool:
-    return tok.startswith("-") or tok == "!"
-
-
-class _SpecParser:
-    """Parses one command line's tokens into a _Spec, with iptables 1.8's getopt semantics."""
-
-    def __init__(self, strict: bool, restore: bool):
-        self.strict = strict
-        self.restore = restore
-        self.opt_cache: dict[tuple[str, str, str, bool], _OptHit] = {}
-        self.proto_cache: dict[str, str | None] = {}
-        self.iface_cache: dict[tuple[str, bool], IfaceCriterion] = {}
-
-    def parse(self, toks: list[str], i: int, family: Family | None = None) -> _Spec:
-        """Parse `toks[i:]`; `family` is the address family when already known (for -f)."""
-        s = _Spec()
-        n = len(toks)
-        invert = False
-        invert_tok = -1
-        loaded: list[_MatchB] = []  # extensions whose options getopt knows, in load order
-        while i < n:
-            tok = toks[i]
-            letter = _FAST.get(tok)
-            if letter is not None and i + 1 < n and toks[i + 1] != "!":
-                # fast path: the command's common options with a plain value
-                val = toks[i + 1]
-                if letter == "m" and not invert:
-                    ext = MATCHES.get(val)
-                    if ext is not None and len(ext.families) == 2:
-                        mb = _MatchB(ext, val, False, i + 1)
-                        s.matches.append(mb)
-                        loaded.append(mb)
-                        i += 2
-                        continue
-                elif letter == "A":
-                    if invert:
-                        raise _LineError(invert_tok, "unexpected ! flag before -A")
-                    if s.command is not None:
-                        raise _LineError(i, f"cannot use -A with -{s.command}: one command per line")
-                    if val.startswith("-"):
-                        raise _LineError(i, "option -A requires a chain name")
-                    s.command, s.cmd_tok, s.chain, s.chain_tok = "A", i, val, i + 1
-                    i += 2
-                    continue
-                elif letter == "s" and s.src is None:
-                    s.src, s.src_tok, s.src_neg = val, i + 1, invert
-                    invert = False
-                    i += 2
-                    continue
-                elif letter == "d" and s.dst is None:
-                    s.dst, s.dst_tok, s.dst_neg = val, i + 1, invert
-                    invert = False
-                    i += 2
-                    continue
-                self._base_value(s, letter, val, i + 1, invert, invert_tok, loaded, tok)
-                invert = False
-                i += 2
-                continue
-            if tok[:2] == "--" and loaded:
-                mb = loaded[-1]
-                ext = mb.spec
-                opt = ext.option(tok[2:]) if ext is not None else None
-                if opt is not None and (opt.nargs == 0 or (opt.nargs == 1 and i + 1 < n and toks[i + 1] != "!")):
-                    # fast path: an option of the newest extension
-                    val = toks[i + 1] if opt.nargs == 1 else ""
-                    key = (mb.module, tok, val, invert)
-                    hit = self.opt_cache.get(key)
-                    if hit is None:
-                        hit = self.opt_cache[key] = self._new_option(
-                            mb, opt, (val,) if opt.nargs == 1 else (), invert, invert_tok, i + 1
-                        )
-                    o_spec, mo, fams = hit
-                    if not o_spec.repeatable and mb.has(o_spec.name):
-                        raise _LineError(i, f"{mb.module}: option `--{o_spec.name}' may only be given once")
-                    mb.options.append(mo)
-                    mb.slots.append((i + 1, opt.nargs))
-                    for k, fam in fams:
-                        s.fam_items.append((fam, i + 1 + k, _VALUE))
-                    invert = False
-                    i += 1 + opt.nargs
-                    continue
-            if tok == "!":
-                if invert:
-                    raise _LineError(i, "multiple consecutive ! not allowed")
-                invert, invert_tok = True, i
-                i += 1
-                continue
-            i = self._general(s, toks, i, invert, invert_tok, loaded, family)
-            invert = False
-        if invert:
-            raise _LineError(invert_tok, "`!' is not followed by an option")
-        return s
-
-    def _general(
-        self,
-        s: _Spec,
-        toks: list[str],
-        i: int,
-        invert: bool,
-        invert_tok: int,
-        loaded: list[_MatchB],
-        family: Family | None,
-    ) -> int:
-        n = len(toks)
-        tok = toks[i]
-        if len(tok) < 2 or tok[0] != "-":
-            if self.strict:
-                raise _LineError(i, f"Bad argument `{tok}'")
-            self._unparsed(s, i, toks, f"unexpected argument `{tok}'")
-            return i + 1
-        long_name: str | None = None
-        if tok[1] != "-":
-            letter = tok[1]
-            if len(tok) > 2 or (letter == "f" and family == Family.IPV6):
-                return self._unknown(s, toks, i, invert, invert_tok)
-        else:
-            name, eq, attached = tok[2:].partition("=")
-            if not name:
-                raise _LineError(i, f"unknown option `{tok}'")
-            res = self._resolve_long(name, loaded, s, i)
-            if res is None:
-                return self._unknown(s, toks, i, invert, invert_tok)
-            if not isinstance(res, str):
-                mb, opt = res
-                if eq:
-                    if opt.nargs == 0:
-                        raise _LineError(i, f"option `--{opt.name}' doesn't allow an argument")
-                    values: tuple[str, ...] = (attached,)
-                    j = i + 1
-                    if opt.nargs == 2:
-                        if j >= n or _looks_like_option(toks[j]):
-                            raise _LineError(i, f"--{opt.name} requires two args.")
-                        values += (toks[j],)
-                        j += 1
-                    vstart = i
-                    plain = False
-                else:
-                    vstart = i + 1
-                    values, j, invert, invert_tok, plain = self._take_values(toks, i, opt, invert, invert_tok, s)
-                    vstart = j - len(values)
-                _, mo, fams = self._new_option(mb, opt, values, invert, invert_tok, vstart)
-                if not opt.repeatable and mb.has(opt.name):
-                    raise _LineError(i, f"{mb.module}: option `--{opt.name}' may only be given once")
-                mb.options.append(mo)
-                mb.slots.append((vstart if plain else -1, len(values)))
-                for k, fam in fams:
-                    s.fam_items.append((fam, vstart + k, _VALUE))
-                return j
-            letter = res
-            long_name = tok
-            if eq:
-                toks.insert(i + 1, attached)  # --source=1.2.3.4
-                n += 1
-
-        if letter in _COMMANDS:
-            if invert:
-                raise _LineError(invert_tok, f"unexpected ! flag before -{letter}")
-            return self._command(s, toks, i, letter)
-        if letter in "sdpiojgmtM":
-            if i + 1 >= n:
-                raise _LineError(i, f"option `{tok}' requires an argument")
-            vi = i + 1
-            if toks[vi] == "!" and letter in "sdpio":
-                if invert:
-                    raise _LineError(vi, "multiple `!' flags not allowed")
-                if vi + 1 >= n:
-                    raise _LineError(vi, "no argument following `!'")
-                s.warn(
-                    f"`-{letter} ! {toks[vi + 1]}' uses the old intrapositioned negation (iptables 1.8 rejects it);"
-                    f" read as `! -{letter} {toks[vi + 1]}'"
-                )
-                invert, invert_tok = True, vi
-                vi += 1
-            self._base_value(s, letter, toks[vi], vi, invert, invert_tok, loaded, long_name or tok)
-            return vi + 1
-        if letter == "c":
-            if invert:
-                raise _LineError(invert_tok, "cannot invert -c")
-            if i + 2 >= n:
-                raise _LineError(i, "-c requires packet and byte counter")
-            p, b = toks[i + 1], toks[i + 2]
-            if not (p.isdigit() and b.isdigit()):
-                raise _LineError(i + 1, f"-c packet counter `{p}' / byte counter `{b}' not numeric")
-            s.counters = (int(p), int(b))
-            return i + 3
-        if letter == "f":
-            if s.frag is not None:
-                raise _LineError(i, "multiple -f flags not allowed")
-            s.frag = not invert
-            s.fam_items.append((Family.IPV4, i, _FRAG))
-            return i + 1
-        if invert:
-            raise _LineError(invert_tok, f"cannot invert option `{tok}'")
-        if letter in _NOOP_SHORT:
-            return i + 1
-        if letter in "wW":
-            if self.restore:
-                raise _LineError(i, f"You cannot use `-{letter}' from iptables-restore")
-            return i + 2 if i + 1 < n and toks[i + 1].isdigit() else i + 1
-        if letter in "46":
-            raise _LineError(i, f"option -{letter} is not supported (give IPv4 and IPv6 rules separately)")
-        if letter in "hV":
-            raise _LineError(i, f"option -{letter} prints help/version; it is not a rule")
-        return self._unknown(s, toks, i, invert, invert_tok)
-
-    # ---- helpers ----
-
-    def _unknown(self, s: _Spec, toks: list[str], i: int, invert: bool, invert_tok: int) -> int:
-        """An option nobody knows: an error, or in lenient mode kept with its values as unparsed."""
-        if self.strict:
-            raise _LineError(i, f"unknown option `{toks[i]}'")
-        if invert:
-            self._unparsed(s, invert_tok, toks, "negation of an unknown option")
-        mb = self._unparsed(s, i, toks, f"unknown option `{toks[i]}'")
-        i += 1
-        while i < len(toks) and not _looks_like_option(toks[i]):
-            mb.options.append(MatchOption("", (toks[i],)))
-            i += 1
-        return i
-
-    @staticmethod
-    def _unparsed(s: _Spec, i: int, toks: list[str], why: str) -> _MatchB:
-        s.warn(f"{why}: `{toks[i]}' kept unparsed; the simulator reports this rule as UNSUPPORTED")
-        last = s.matches[-1] if s.matches else None
-        if last is not None and last.module == UNPARSED_MODULE:
-            mb = last
-        else:
-            mb = _MatchB(None, UNPARSED_MODULE, False, i)
-            s.matches.append(mb)
-        mb.options.append(MatchOption("", (toks[i],)))
-        return mb
-
-    @staticmethod
-    def _resolve_long(name: str, loaded: list[_MatchB], s: _Spec, i: int) -> str | tuple[_MatchB, OptionSpec] | None:
-        """getopt_long: exact name (the command's options first, then the newest extension), then a unique prefix."""
-        while True:
-            base = BASE_LONG_OPTIONS.get(name)
-            if base is not None:
-                return base[0]
-            for mb in reversed(loaded):
-                ext = mb.spec
-                if ext is not None:
-                    opt = ext.option(name)
-                    if opt is not None:
-                        return mb, opt
-            cands: dict[object, str | tuple[_MatchB, OptionSpec]] = {}
-            for long, (letter, _) in BASE_LONG_OPTIONS.items():
-                if long.startswith(name):
-                    cands[("base", letter)] = letter
-            for mb in loaded:
-                ext = mb.spec
-                if ext is None:
-                    continue
-                for on in ext.option_names():
-                    if on.startswith(name):
-                        opt = ext.option(on)
-                        assert opt is not None
-                        cands[(id(mb), opt.name)] = (mb, opt)
-            if len(cands) == 1:
-                return next(iter(cands.values()))
-            if len(cands) > 1:
-                return None  # ambiguous: getopt reports it as unknown
-            # `-p tcp --dport 80`: the protocol's match is loaded on the first unknown option
-            mod = IMPLICIT_MATCH.get(s.proto) if s.proto is not None else None
-            if mod is None or any(m.module == mod for m in s.matches):
-                return None
-            mb = _MatchB(MATCHES[mod], mod, True, i)
-            s.matches.append(mb)
-            loaded.append(mb)
-
-    @staticmethod
-    def _take_values(
-        toks: list[str], i: int, opt: OptionSpec, invert: bool, invert_tok: int, s: _Spec
-    ) -> tuple[tuple[str, ...], int, bool, int, bool]:
-        """The values of option `toks[i]`: (values, next index, invert, invert token, values are plain)."""
-        n = len(toks)
-        nargs = opt.nargs
-        if nargs == 0:
-            return (), i + 1, invert, invert_tok, True
-        if nargs == OPTIONAL:
-            if i + 1 < n and not _looks_like_option(toks[i + 1]):
-                return (toks[i + 1],), i + 2, invert, invert_tok, False
-            return (), i + 1, invert, invert_tok, False
-        vi = i + 1
-        if vi >= n:
-            raise _LineError(i, f"option `--{opt.name}' requires an argument")
-        plain = True
-        if toks[vi] == "!" and vi + 1 < n and opt.invertible:
-            if invert:
-                raise _LineError(vi, "multiple `!' flags not allowed")
-            s.warn(
-                f"`--{opt.name} ! {toks[vi + 1]}' uses the old intrapositioned negation (iptables 1.8 rejects it);"
-                f" read as `! --{opt.name} {toks[vi + 1]}'"
-            )
-            invert, invert_tok, plain = True, vi, False
-            vi += 1
-        if nargs == 2:
-            if vi + 1 >= n or _looks_like_option(toks[vi + 1]):
-                raise _LineError(i, f"--{opt.name} requires two args.")
-            return (toks[vi], toks[vi + 1]), vi + 2, invert, invert_tok, False
-        return (toks[vi],), vi + 1, invert, invert_tok, plain
-
-    @staticmethod
-    def _new_option(
-        mb: _MatchB, opt: OptionSpec, values: tuple[str, ...], invert: bool, invert_tok: int, vstart: int
-    ) -> _OptHit:
-        """Validate one option occurrence: its spec, MatchOption and the families its values imply."""
-        if invert and not opt.invertible:
-            raise _LineError(invert_tok, f"{mb.module}: option `--{opt.name}' cannot be inverted")
-        fams: list[tuple[int, Family]] = []
-        kind = opt.kind
-        if kind != "any" and kind != "none" and kind != "string":
-            for k, v in enumerate(values):
-                err, f = check_value(kind, v)
-                if err is not None:
-                    raise _LineError(vstart + k, f"{mb.module} --{opt.name}: {err}")
-                if f is not None:
-                    fams.append((k, f))
-        return opt, MatchOption(opt.name, values, invert), tuple(fams)
-
-    @staticmethod
-    def _command(s: _Spec, toks: list[str], i: int, letter: str) -> int:
-        n = len(toks)
-        if s.command is not None:
-            raise _LineError(i, f"cannot use -{letter} with -{s.command}: one command per line")
-        s.command, s.cmd_tok = letter, i
-        i += 1
-        if letter in "AICDRNPE":
-            if i >= n or _looks_like_option(toks[i]):
-                raise _LineError(i - 1, f"option -{letter} requires a chain name")
-            s.chain, s.chain_tok = toks[i], i
-            i += 1
-        elif i < n and not _looks_like_option(toks[i]):  # -X -F -L -Z -S: optional chain
-            s.chain, s.chain_tok = toks[i], i
-            i += 1
-        if letter in "IDZSR":
-            if i < n and toks[i].isdigit():
-                s.rulenum, s.rulenum_tok = int(toks[i]), i
-                i += 1
-            elif letter == "R":
-                raise _LineError(i if i < n else i - 1, "-R requires a rule number")
-        if letter in "PE":
-            if i >= n or _looks_like_option(toks[i]):
-                what = "a policy" if letter == "P" else "a new chain name"
-                raise _LineError(i - 1, f"-{letter} requires a chain and {what}")
-            s.arg2, s.arg2_tok = toks[i], i
-            i += 1
-        return i
-
-    def _base_value(
-        self,
-        s: _Spec,
-        letter: str,
-        val: str,
-        vi: int,
-        invert: bool,
-        invert_tok: int,
-        loaded: list[_MatchB],
-        optname: str,
-    ) -> None:
-        if letter == "s":
-            if s.src is not None:
-                raise _LineError(vi - 1, "multiple -s flags not allowed")
-            s.src, s.src_tok, s.src_neg = val, vi, invert
-        elif letter == "d":
-            if s.dst is not None:
-                raise _LineError(vi - 1, "multiple -d flags not allowed")
-            s.dst, s.dst_tok, s.dst_neg = val, vi, invert
-        elif letter == "p":
-            if s.proto_tok >= 0:
-                raise _LineError(vi - 1, "multiple -p flags not allowed")
-            cache = self.proto_cache
-            p = cache[val] if val in cache else cache.setdefault(val, canonical_protocol(val))
-            if p is None:
-                raise _LineError(vi, f'unknown protocol "{val}" specified')
-            s.proto_tok = vi
-            if p == "all":
-                if invert:
-                    raise _LineError(invert_tok, "rule would never match protocol")
-                return
-            s.proto, s.proto_neg = p, invert
-        elif letter == "i" or letter == "o":
-            if len(val) > 15:
-                raise _LineError(vi, f"interface name `{val}' must be shorter than IFNAMSIZ (15)")
-            if not val:
-                raise _LineError(vi, "empty interface name")
-            crit = self.iface_cache.get((val, invert))
-            if crit is None:
-                crit = self.iface_cache[(val, invert)] = IfaceCriterion(val, invert)
-            if letter == "i":
-                if s.iin is not None:
-                    raise _LineError(vi - 1, "multiple -i flags not allowed")
-                s.iin, s.iin_tok = crit, vi
-            else:
-                if s.iout is not None:
-                    raise _LineError(vi - 1, "multiple -o flags not allowed")
-                s.iout, s.iout_tok = crit, vi
-        elif letter == "m":
-            if invert:
-                raise _LineError(invert_tok, "unexpected ! flag before --match")
-            ext = MATCHES.get(val)
-            if ext is None:
-                if self.strict:
-                    raise _LineError(vi, f"Couldn't load match `{val}': unknown match module")
-                mb = _MatchB(None, UNPARSED_MODULE, False, vi)
-                mb.options.append(MatchOption("", (optname, val)))
-                s.matches.append(mb)
-                s.warn(f"unknown match module `{val}': kept unparsed; the simulator reports this rule as UNSUPPORTED")
-                return
-            mb = _MatchB(ext, val, False, vi)
-            s.matches.append(mb)
-            loaded.append(mb)
-            if len(ext.families) == 1:
-                s.fam_items.append((next(iter(ext.families)), vi, _MATCH))
-        elif letter == "j" or letter == "g":
-            if invert:
-                raise _LineError(invert_tok, f"unexpected ! flag before -{letter}")
-            if s.target is not None:
-                raise _LineError(vi - 1, "multiple -j/-g flags not allowed")
-            if not val:
-                raise _LineError(vi, "empty target name")
-            text = TARGETS.get(val)
-            if letter == "g" and (text is not None or val in STANDARD_TARGETS):
-                raise _LineError(vi, f"goto `{val}' is not a chain")
-            mb = _MatchB(text, val, False, vi)
-            s.target, s.target_tok, s.goto = mb, vi, letter == "g"
-            if text is not None:
-                loaded.append(mb)
-                if len(text.families) == 1:
-                    s.fam_items.append((next(iter(text.families)), vi, _TARGET))
-        elif letter == "t":
-            if self.restore:
-                raise _LineError(vi - 1, "The -t option cannot be used in iptables-restore")
-            if s.table is not None:
-                raise _LineError(vi - 1, "multiple -t flags not allowed")
-            s.table, s.table_tok = val, vi
-        # "M" (--modprobe=command) is irrelevant here
-
-
-# --------------------------------------------------------------------------
 # Shape memo: parse each distinct shape of rule line once
 # --------------------------------------------------------------------------
 # Large rulesets (kube-proxy: ~80k rules) repeat a handful of line shapes that
@@ -842,8 +172,9 @@ class _SpecParser:
 # aside (that is where the options are in `-A C -x v -y v ...`); running a
 # plan then checks that every other token the plan treats as structure
 # (option names, module, protocol and target names) is also identical.  What
-# getopt does with a value token never depends on its content (it is taken
-# as the value whatever it looks like), so the parse is the same.  Anything
+# getopt does with a value token does not depend on its content - it is taken
+# as the value whatever it looks like, except for a lone `!`, and `!`
+# positions are part of the shape - so the parse is the same.  Anything
 # unusual - a value that fails validation, an unknown chain, a warning - sends
 # the line back to the full parser, which reports it exactly as usual.
 
@@ -852,12 +183,10 @@ class _NoPlanYet:
     pass
 
 
+_NO_PLAN_YET = _NoPlanYet()
 _USE_PLANS = True  # tests switch this off to compare against the full parser
 
-
-_NO_PLAN_YET = _NoPlanYet()
-
-_Built = tuple["Match | Target", "tuple[_FamItem, ...]"]
+_Built = tuple["Match | Target", "tuple[FamItem, ...]"]
 
 
 class _ExtPlan:
@@ -901,7 +230,7 @@ class _ExtPlan:
 
     def _make(self, toks: list[str]) -> _Built | None:
         options: list[MatchOption] = []
-        fams: list[_FamItem] = []
+        fams: list[FamItem] = []
         for opt, neg, vi in self.opts:
             values = (toks[vi[0]],) if len(vi) == 1 else tuple([toks[k] for k in vi])
             kind = opt.kind
@@ -911,7 +240,7 @@ class _ExtPlan:
                     if err is not None:
                         return None
                     if fam is not None:
-                        fams.append((fam, k, _VALUE))
+                        fams.append((fam, k, VALUE))
             options.append(MatchOption(opt.name, values, neg))
         obj: Match | Target
         if self.ext.kind == "target":
@@ -967,7 +296,7 @@ class _Plan:
         self.simple_matches = True
         self.target: _ExtPlan | None = None
         self.static_target: Target | None = None
-        self.static_fams: tuple[_FamItem, ...] = ()
+        self.static_fams: tuple[FamItem, ...] = ()
 
 
 def _shape_key(table: str, hint: Family | None, toks: list[str]) -> tuple[object, ...]:
@@ -982,7 +311,7 @@ def _shape_key(table: str, hint: Family | None, toks: list[str]) -> tuple[object
     return (table, hint, len(toks), bangs, *rest[::2])
 
 
-def _make_plan(toks: list[str], sp: _Spec) -> _Plan | None:
+def _make_plan(toks: list[str], sp: CommandLine) -> _Plan | None:
     """A plan from a cleanly parsed `-A` line, or None if its shape cannot be planned."""
     if sp.command != "A" or sp.counters is not None or sp.warnings or sp.cmd_tok != 0:
         return None
@@ -1002,7 +331,7 @@ def _make_plan(toks: list[str], sp: _Spec) -> _Plan | None:
         p.iout, p.iout_neg = sp.iout_tok, sp.iout.negated
     p.proto, p.proto_neg, p.frag = sp.proto, sp.proto_neg, sp.frag
 
-    def ext_plan(mb: _MatchB, goto: bool) -> _ExtPlan | None:
+    def ext_plan(mb: ExtBuilder, goto: bool) -> _ExtPlan | None:
         ext = mb.spec
         if ext is None:
             return None
@@ -1078,7 +407,7 @@ class _Line:
         if self.cols is None:
             try:
                 self.cols = (shell_tokens_with_columns if self.shell else restore_tokens_with_columns)(self.text)
-            except _TokenizeError:
+            except TokenizeError:
                 self.cols = []
         return self.cols
 
@@ -1170,8 +499,8 @@ class _Parser:
         self.table_skip = False  # inside a block of an unknown table (strict): its lines are ignored
         self.block_decl: set[str] = set()  # chains declared with `:` in the open block
         self.pending_family: Family | None = None  # from a header / restore marker
-        self.restore_parser = _SpecParser(strict, restore=True)
-        self.cmd_parser = _SpecParser(strict, restore=False)
+        self.restore_parser = CommandLineParser(strict, restore=True)
+        self.cmd_parser = CommandLineParser(strict, restore=False)
         self.has_tables = False
         self.restore_only = False  # seen: -N/-I/-D..., `* table`, undeclared built-in chains
         self.command_lines = 0
@@ -1220,8 +549,8 @@ class _Parser:
                 if self.table_skip:
                     continue
                 try:
-                    toks = _restore_tokens(raw)
-                except _TokenizeError as e:
+                    toks = restore_tokens(raw)
+                except TokenizeError as e:
                     self.error_at(k, e.col + 1, raw, e.message)
                     continue
                 ln = _Line(k, raw, False, source)
@@ -1233,10 +562,10 @@ class _Parser:
                     continue
                 try:
                     sp = restore_parse(toks, 0, hint)
-                except _LineError as e:
+                except LineError as e:
                     self.error(ln, e.tok, e.message)
                     continue
-                if self._apply(ln, sp, table, restore=True) and plan is _NO_PLAN_YET:
+                if self._apply(ln, sp, table, restore=True) and plan is _NO_PLAN_YET and not sp.warnings:
                     plans[key] = _make_plan(toks, sp)
                 continue
             if first == ":":
@@ -1346,8 +675,8 @@ class _Parser:
                 return
         if toks is None:
             try:
-                toks = _restore_tokens(raw)
-            except _TokenizeError as e:
+                toks = restore_tokens(raw)
+            except TokenizeError as e:
                 self.error_at(no, e.col + 1, raw, e.message)
                 return
         ln = _Line(no, raw, False, self.source)
@@ -1414,8 +743,8 @@ class _Parser:
         if self.table_skip:
             return
         try:
-            toks = _restore_tokens(raw)
-        except _TokenizeError as e:
+            toks = restore_tokens(raw)
+        except TokenizeError as e:
             self.error_at(no, e.col + 1, raw, e.message)
             return
         ln = _Line(no, raw, False, self.source)
@@ -1425,7 +754,7 @@ class _Parser:
             return
         try:
             sp = self.restore_parser.parse(toks, 1, self.seg.explicit if self.seg is not None else None)
-        except _LineError as e:
+        except LineError as e:
             self.error(ln, e.tok, e.message)
             return
         if sp.counters is None:
@@ -1461,7 +790,7 @@ class _Parser:
     def _command_line(self, no: int, raw: str) -> None:
         try:
             pairs = shell_tokens_with_columns(raw)
-        except _TokenizeError as e:
+        except TokenizeError as e:
             self.error_at(no, e.col + 1, raw, e.message)
             return
         toks = [t for t, _ in pairs]
@@ -1499,7 +828,7 @@ class _Parser:
         self.command_lines += 1
         try:
             sp = self.cmd_parser.parse(toks, i, fam or self.family)
-        except _LineError as e:
+        except LineError as e:
             self.error(ln, e.tok, e.message)
             return
         if fam is None:
@@ -1534,7 +863,7 @@ class _Parser:
 
     # ---- applying one command ----
 
-    def _apply(self, ln: _Line, sp: _Spec, t: _TableB, restore: bool) -> bool:
+    def _apply(self, ln: _Line, sp: CommandLine, t: _TableB, restore: bool) -> bool:
         """Apply one parsed command; True when an `-A` rule was added cleanly."""
         try:
             return self._apply_command(ln, sp, t, restore)
@@ -1543,7 +872,7 @@ class _Parser:
                 for w in sp.warnings:
                     self.warn(ln.no, ln.text, w)
 
-    def _apply_command(self, ln: _Line, sp: _Spec, t: _TableB, restore: bool) -> bool:  # noqa: C901
+    def _apply_command(self, ln: _Line, sp: CommandLine, t: _TableB, restore: bool) -> bool:
         seg = self.seg
         assert seg is not None
         cmd = sp.command
@@ -1556,10 +885,10 @@ class _Parser:
                 return False
             try:
                 rules = self._build_rules(ln, sp, t, ch)
-            except _LineError as e:
+            except LineError as e:
                 self.error(ln, e.tok, e.message)
                 return False
-            except _Deferred:
+            except Deferred:
                 return False
             ch.rules.extend(rules)
             if sp.fam_items:
@@ -1629,10 +958,10 @@ class _Parser:
         # -I / -D rule-spec / -R / -C
         try:
             rules = self._build_rules(ln, sp, t, ch)
-        except _LineError as e:
+        except LineError as e:
             self.error(ln, e.tok, e.message)
             return False
-        except _Deferred:
+        except Deferred:
             return False
         if cmd == "C":
             self.warn(
@@ -1680,14 +1009,14 @@ class _Parser:
         return False
 
     @staticmethod
-    def _items(seg: _Segment, ln: _Line, fam_items: list[_FamItem], rules: list[Rule]) -> None:
+    def _items(seg: _Segment, ln: _Line, fam_items: list[FamItem], rules: list[Rule]) -> None:
         items = seg.items
         for fam, tok, kind in fam_items:
             items[fam].append((ln, tok, kind, rules))
         if seg.first_item is None:
             seg.first_item = min(fam_items, key=lambda x: x[1])[0]
 
-    def _delete_chain(self, ln: _Line, sp: _Spec, t: _TableB, ch: _ChainB | None) -> None:
+    def _delete_chain(self, ln: _Line, sp: CommandLine, t: _TableB, ch: _ChainB | None) -> None:
         if ch is not None and ch.builtin:
             self.error(ln, sp.chain_tok, f"cannot delete built-in chain `{ch.name}'")
             return
@@ -1706,7 +1035,7 @@ class _Parser:
                 self.warn(ln.no, ln.text, f"deleting non-empty chain `{c.name}' (iptables-legacy refuses this)")
             del t.chains[c.name]
 
-    def _rename(self, ln: _Line, sp: _Spec, t: _TableB, ch: _ChainB, new: str) -> None:
+    def _rename(self, ln: _Line, sp: CommandLine, t: _TableB, ch: _ChainB, new: str) -> None:
         if ch.builtin:
             self.error(ln, sp.chain_tok, f"cannot rename built-in chain `{ch.name}'")
             return
@@ -1725,7 +1054,7 @@ class _Parser:
 
     # ---- building rules ----
 
-    def _build_rules(self, ln: _Line, sp: _Spec, t: _TableB, ch: _ChainB) -> list[Rule]:
+    def _build_rules(self, ln: _Line, sp: CommandLine, t: _TableB, ch: _ChainB) -> list[Rule]:
         table = t.name
         chain = ch.name
         proto = sp.proto
@@ -1756,20 +1085,20 @@ class _Parser:
                 if callee is None:
                     assert self.seg is not None
                     if self.seg.commands:  # commands apply one by one: the chain must exist now
-                        raise _LineError(
+                        raise LineError(
                             sp.target_tok, f"Chain `{name}' does not exist (and `{name}' is not a known target)"
                         )
                     # iptables-restore needs the chain declared before this line; COMMIT tells
                     # "declared too late" from "never declared"
                     t.bad_jumps.append((ln, sp.target_tok, name))
-                    raise _Deferred()
+                    raise Deferred()
                 if callee.builtin:
-                    raise _LineError(sp.target_tok, f"cannot jump to built-in chain `{name}'")
+                    raise LineError(sp.target_tok, f"cannot jump to built-in chain `{name}'")
         if ch.builtin:
             if sp.iin is not None and chain in _NO_IN_IFACE:
-                raise _LineError(sp.iin_tok - 1, f"Can't use -i with {chain}")
+                raise LineError(sp.iin_tok - 1, f"Can't use -i with {chain}")
             if sp.iout is not None and chain in _NO_OUT_IFACE:
-                raise _LineError(sp.iout_tok - 1, f"Can't use -o with {chain}")
+                raise LineError(sp.iout_tok - 1, f"Can't use -o with {chain}")
         srcs = self._addresses(sp.src, sp.src_neg, sp.src_tok, sp) if sp.src is not None else (None,)
         dsts = self._addresses(sp.dst, sp.dst_neg, sp.dst_tok, sp) if sp.dst is not None else (None,)
         mt = tuple(matches)
@@ -1808,25 +1137,25 @@ class _Parser:
         self.addr_cache[key] = entry
         return entry
 
-    def _addresses(self, text: str, neg: bool, tok: int, sp: _Spec) -> list[AddrCriterion]:
+    def _addresses(self, text: str, neg: bool, tok: int, sp: CommandLine) -> list[AddrCriterion]:
         entry = self._addr_entry(text, neg)
         if entry is None:
             for part in text.split(","):
                 net, err, _ = parse_address(part)
                 if net is None:
-                    raise _LineError(tok, err or f"host/network `{part}' not found")
+                    raise LineError(tok, err or f"host/network `{part}' not found")
         assert entry is not None
         crits, fams, notes = entry
         for fam in fams:
-            sp.fam_items.append((fam, tok, _ADDR))
+            sp.fam_items.append((fam, tok, ADDR))
         for note in notes:
             sp.warn(note)
         return crits
 
     def _check(
         self,
-        sp: _Spec,
-        mb: _MatchB,
+        sp: CommandLine,
+        mb: ExtBuilder,
         obj: Match | Target,
         table: str,
         hook_checks: list[tuple[str, frozenset[str], int]],
@@ -1841,7 +1170,7 @@ class _Parser:
                         break
                 else:
                     opts = " or ".join("--" + o for o in group)
-                    raise _LineError(mb.tok, f"{ext.kind} `{ext.name}': option {opts} must be specified")
+                    raise LineError(mb.tok, f"{ext.kind} `{ext.name}': option {opts} must be specified")
             return
         key = (id(obj), table, sp.proto)
         hit = self.check_cache.get(key)
@@ -1849,7 +1178,7 @@ class _Parser:
             hit = self.check_cache[key] = _check_ext(ext, obj.options, table, sp.proto)
         err, hooks, warning = hit
         if err is not None:
-            raise _LineError(mb.tok, err)
+            raise LineError(mb.tok, err)
         if warning is not None:
             sp.warn(warning)
         for label, allowed in hooks:
@@ -1863,7 +1192,7 @@ class _Parser:
         ch = t.chains.get(toks[1])
         if ch is None:
             return False
-        fams: list[_FamItem] = list(p.static_fams) if p.static_fams else []
+        fams: list[FamItem] = list(p.static_fams) if p.static_fams else []
         srcs: list[AddrCriterion] | tuple[None] = (None,)
         dsts: list[AddrCriterion] | tuple[None] = (None,)
         if p.src >= 0:
@@ -1872,14 +1201,14 @@ class _Parser:
                 return False
             srcs = entry[0]
             for fam in entry[1]:
-                fams.append((fam, p.src, _ADDR))
+                fams.append((fam, p.src, ADDR))
         if p.dst >= 0:
             entry = self._addr_entry(toks[p.dst], p.dst_neg)
             if entry is None or entry[2]:
                 return False
             dsts = entry[0]
             for fam in entry[1]:
-                fams.append((fam, p.dst, _ADDR))
+                fams.append((fam, p.dst, ADDR))
         iin = iout = None
         if p.iin >= 0:
             iin = self._iface(toks[p.iin], p.iin_neg)
@@ -2147,11 +1476,11 @@ class _Parser:
             if rules and id(rules[0]) in seg.dropped:
                 continue
             tok_text = ln.token(tok)
-            if kind == _ADDR:
+            if kind == ADDR:
                 what = f"address `{tok_text}' is {_fam_label(wrong)}"
-            elif kind == _VALUE:
+            elif kind == VALUE:
                 what = f"`{ln.token(tok - 1)} {tok_text}' is {_fam_label(wrong)}"
-            elif kind == _FRAG:
+            elif kind == FRAG:
                 what = "-f (fragments) exists only in iptables (IPv4)"
             else:
                 what = f"{kind} `{tok_text}' exists only for {_fam_label(wrong)}"
@@ -2256,7 +1585,7 @@ def _jump_col(text: str) -> int:
     """1-based column of the target of `-j`/`-g` in a rule line (1 if not found)."""
     try:
         pairs = restore_tokens_with_columns(text)
-    except _TokenizeError:
+    except TokenizeError:
         return 1
     for k in range(1, len(pairs)):
         if pairs[k - 1][0] in ("-j", "-g", "--jump", "--goto"):

@@ -6,12 +6,14 @@ value it expects (for validation), and where the kernel accepts it (address
 families, tables, hooks, required `-p` protocol).
 
 The data was taken from iptables 1.8.9 (`iptables -m MODULE -h`,
-`iptables -j TARGET -h`, the libxt_*.c option tables) and checked against the
-kernel by adding every target and match to every built-in chain of every
-table inside a throwaway network namespace, with both iptables-nft and
-iptables-legacy (see `docs/` of the project for the probe).  Where the two
-back ends differ (only `TRACE`: raw-only under legacy) the restriction is
-recorded as `legacy_tables` and reported as a warning, not an error.
+`iptables -j TARGET -h`, and the error each option gives when its value is
+left out) and checked against the kernel by adding every target and match to
+every built-in chain of every table - directly and through a user chain -
+inside a throwaway network namespace, with both iptables-nft and
+iptables-legacy.  Where the two back ends differ (only `TRACE`: raw-only under
+legacy) the restriction is recorded as `legacy_tables` and reported as a
+warning, not an error.  Kernel-side restrictions can change between kernel
+versions (`owner` only in OUTPUT/POSTROUTING is this kernel's rule).
 
 Options are written in a small notation, one string per option::
 
@@ -246,6 +248,23 @@ MATCHES: dict[str, ExtensionSpec] = {
             "!ctstate:ctstate !ctproto:proto !ctorigsrc:addr !ctorigdst:addr !ctreplsrc:addr !ctrepldst:addr"
             " !ctorigsrcport:portrange !ctorigdstport:portrange !ctreplsrcport:portrange !ctrepldstport:portrange"
             " !ctstatus:ctstatus !ctexpire:intrange ctdir:ctdir",
+            required=(
+                (
+                    "ctstate",
+                    "ctproto",
+                    "ctorigsrc",
+                    "ctorigdst",
+                    "ctreplsrc",
+                    "ctrepldst",
+                    "ctorigsrcport",
+                    "ctorigdstport",
+                    "ctreplsrcport",
+                    "ctrepldstport",
+                    "ctstatus",
+                    "ctexpire",
+                    "ctdir",
+                ),
+            ),
             summary="conntrack state",
         ),
         _m("state", "!state:state", required=(("state",),), summary="conntrack state (old name of conntrack)"),
@@ -283,11 +302,12 @@ MATCHES: dict[str, ExtensionSpec] = {
             " hashlimit-rate-match/0 hashlimit-rate-interval:int",
             required=(("hashlimit-name",),),
         ),
-        _m("length", "!length:intrange"),
+        _m("length", "!length:intrange", required=(("length",),)),
         _m("pkttype", "!pkt-type:any"),
         _m(
             "physdev",
             "!physdev-in:iface !physdev-out:iface !physdev-is-in/0 !physdev-is-out/0 !physdev-is-bridged/0",
+            required=(("physdev-in", "physdev-out", "physdev-is-in", "physdev-is-out", "physdev-is-bridged"),),
         ),
         _m("string", "from:int to:int algo:any icase/0 !string:string !hex-string:string"),
         _m(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from meshviz.engine.iptables_parser import FORMAT_COMMANDS, parse_iptables
+from meshviz.engine.iptables_parser import FORMAT_COMMANDS, IptablesParseResult, parse_iptables
 from meshviz.engine.iptables_render import render_rule
 from meshviz.engine.model import Family, Match, MatchOption
 
 from .iptables_util import chain, parse_ok, rules, ruleset
 
 
-def texts(result, table: str, name: str, family: Family = Family.IPV4) -> list[str]:  # type: ignore[no-untyped-def]
+def texts(result: IptablesParseResult, table: str, name: str, family: Family = Family.IPV4) -> list[str]:
     return [render_rule(r) for r in rules(result, table, name, family)]
 
 
@@ -55,7 +55,9 @@ def test_insert_delete_replace_in_order():
 
 
 def test_delete_by_spec_treats_implicit_and_explicit_tcp_match_as_the_same_rule():
-    r = parse_ok("iptables -A INPUT -p tcp --dport 80 -j ACCEPT\niptables -D INPUT -p tcp -m tcp --dport 80 -j ACCEPT\n")
+    r = parse_ok(
+        "iptables -A INPUT -p tcp --dport 80 -j ACCEPT\niptables -D INPUT -p tcp -m tcp --dport 80 -j ACCEPT\n"
+    )
     assert texts(r, "filter", "INPUT") == []
 
 

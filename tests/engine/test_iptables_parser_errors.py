@@ -50,7 +50,11 @@ def test_two_value_option_missing_its_second_value():
 def test_unknown_target_that_is_not_a_declared_chain():
     e = only_error("*filter\n-A INPUT -j NOPE\nCOMMIT\n")
     check(
-        e, 2, 13, "-A INPUT -j NOPE", "Couldn't load target `NOPE': no such target and no chain of that name in table `filter'"
+        e,
+        2,
+        13,
+        "-A INPUT -j NOPE",
+        "Couldn't load target `NOPE': no such target and no chain of that name in table `filter'",
     )
 
 
@@ -152,14 +156,20 @@ def test_drop_in_the_nat_table():
 def test_rule_before_any_table():
     e = only_error("-A INPUT -j ACCEPT\n*filter\nCOMMIT\n")
     check(
-        e, 1, 1, "-A INPUT -j ACCEPT", "rule outside a table block: expected `*table' before it (or it comes after COMMIT)"
+        e,
+        1,
+        1,
+        "-A INPUT -j ACCEPT",
+        "rule outside a table block: expected `*table' before it (or it comes after COMMIT)",
     )
 
 
 def test_commit_missing_at_end_of_input_points_at_the_table_header():
     r = parse_iptables("*filter\n-A INPUT -j ACCEPT\n")
     (e,) = r.errors
-    check(e, 1, 1, "*filter", "COMMIT expected: table `filter' opened here is not committed before the end of the input")
+    check(
+        e, 1, 1, "*filter", "COMMIT expected: table `filter' opened here is not committed before the end of the input"
+    )
     assert len(rules(r, "filter", "INPUT")) == 1  # what was read is still shown
 
 
@@ -189,7 +199,11 @@ def test_unknown_table_name_and_its_lines_are_skipped():
             "conntrack --ctstate: bad ctstate `BOGUS' in `NEW,BOGUS' (valid: DNAT, ESTABLISHED, INVALID, NEW, RELATED, SNAT, UNTRACKED)",
         ),
         ("-A INPUT -p tcpp -j ACCEPT", 13, 'unknown protocol "tcpp" specified'),
-        ("-A INPUT -i 0123456789abcdef -j ACCEPT", 13, "interface name `0123456789abcdef' must be shorter than IFNAMSIZ (15)"),
+        (
+            "-A INPUT -i 0123456789abcdef -j ACCEPT",
+            13,
+            "interface name `0123456789abcdef' must be shorter than IFNAMSIZ (15)",
+        ),
     ],
 )
 def test_malformed_values(line: str, column: int, message: str):
@@ -231,7 +245,13 @@ def test_tcp_match_without_protocol():
 
 def test_nat_port_without_protocol():
     e = only_error("*nat\n-A OUTPUT -j REDIRECT --to-ports 15001\nCOMMIT\n")
-    check(e, 2, 14, "-A OUTPUT -j REDIRECT --to-ports 15001", "REDIRECT: Need TCP, UDP, SCTP or DCCP with port specification")
+    check(
+        e,
+        2,
+        14,
+        "-A OUTPUT -j REDIRECT --to-ports 15001",
+        "REDIRECT: Need TCP, UDP, SCTP or DCCP with port specification",
+    )
 
 
 def test_loop_between_user_chains():
@@ -241,7 +261,9 @@ def test_loop_between_user_chains():
 
 
 def test_minority_ipv6_address_in_an_ipv4_payload():
-    text = "*filter\n-A INPUT -s 10.0.0.1 -j ACCEPT\n-A INPUT -s 10.0.0.2 -j ACCEPT\n-A INPUT -d ::1 -j ACCEPT\nCOMMIT\n"
+    text = (
+        "*filter\n-A INPUT -s 10.0.0.1 -j ACCEPT\n-A INPUT -s 10.0.0.2 -j ACCEPT\n-A INPUT -d ::1 -j ACCEPT\nCOMMIT\n"
+    )
     r = parse_iptables(text)
     (e,) = r.errors
     check(e, 4, 13, "-A INPUT -d ::1 -j ACCEPT", "address `::1' is IPv6, but this is an IPv4 ruleset")

@@ -6,13 +6,14 @@ import ipaddress
 
 import pytest
 
-from meshviz.engine.iptables_parser import parse_iptables, restore_tokens_with_columns
-from meshviz.engine.model import AddrCriterion, IfaceCriterion, Match, MatchOption, Target
+from meshviz.engine.iptables_cmdline import restore_tokens_with_columns
+from meshviz.engine.iptables_parser import parse_iptables
+from meshviz.engine.model import AddrCriterion, IfaceCriterion, Match, MatchOption, Rule, Target
 
 from .iptables_util import only_rule, parse_ok
 
 
-def one(rule_spec: str, table: str = "filter", chain: str = "INPUT"):  # type: ignore[no-untyped-def]
+def one(rule_spec: str, table: str = "filter", chain: str = "INPUT") -> Rule:
     return only_rule(parse_ok(f"*{table}\n-A {chain} {rule_spec}\nCOMMIT\n"), table, chain)
 
 
@@ -241,3 +242,21 @@ def test_iptables_octal_and_short_ipv4_forms_are_read_like_iptables_with_a_warni
     assert not r.errors
     assert only_rule(r).src == AddrCriterion(ipaddress.ip_network("8.1.1.1/32"))
     assert r.warnings[0].message == "address `010.1.1.1' is read by iptables as 8.1.1.1"
+
+
+def test_fast_tokenizer_agrees_with_the_column_tokenizer():
+    import random
+
+    from meshviz.engine.iptables_cmdline import TokenizeError, restore_tokens
+
+    rnd = random.Random(7)
+    alphabet = ['"', "\\", " ", "\t", "a", "b", "-", "!", "'", "x y"]
+    for _ in range(5000):
+        line = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 14)))
+        try:
+            expected = [t for t, _ in restore_tokens_with_columns(line)]
+        except TokenizeError:
+            with pytest.raises(TokenizeError):
+                restore_tokens(line)
+            continue
+        assert restore_tokens(line) == expected, repr(line)

@@ -15,7 +15,9 @@ from .iptables_util import CORPUS, chain, parse_ok, rules, ruleset
 
 
 def test_space_after_star_and_dash_n_declarations_make_a_restore_payload():
-    r = parse_ok("iptables-save\n* nat\n-N ISTIO_REDIRECT\n-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001\nCOMMIT\n")
+    r = parse_ok(
+        "iptables-save\n* nat\n-N ISTIO_REDIRECT\n-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001\nCOMMIT\n"
+    )
     assert r.format == FORMAT_RESTORE
     c = chain(ruleset(r), "nat", "ISTIO_REDIRECT")
     assert c.ref is not None and c.ref.text == "-N ISTIO_REDIRECT" and c.ref.line == 3
@@ -225,7 +227,9 @@ def test_shape_memo_gives_exactly_the_full_parsers_result(monkeypatch: pytest.Mo
 
 
 def test_shape_memo_gives_exactly_the_full_parsers_result_on_every_corpus_file(monkeypatch: pytest.MonkeyPatch):
-    texts = [p.read_text() for p in sorted(CORPUS.rglob("*")) if p.is_file() and p.name not in ("SOURCES.md", "CASES.md")]
+    texts = [
+        p.read_text() for p in sorted(CORPUS.rglob("*")) if p.is_file() and p.name not in ("SOURCES.md", "CASES.md")
+    ]
     with_memo = [parse_iptables(t, strict=False) for t in texts]
     monkeypatch.setattr(iptables_parser, "_USE_PLANS", False)
     assert with_memo == [parse_iptables(t, strict=False) for t in texts]
