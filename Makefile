@@ -36,6 +36,7 @@ sysdeps:
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	command -v conntrack >/dev/null 2>&1 || missing="$$missing conntrack"; \
+	command -v ipset >/dev/null 2>&1 || missing="$$missing ipset"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != "0" ]; then \
 		echo "note: not root, not installing Debian packages:$$missing (kernel tests need them)"; \
