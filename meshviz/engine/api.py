@@ -99,13 +99,20 @@ def load_snapshot(
             + ", ".join(f"{a} on {i.name}" for i in interfaces for a in i.addresses)
             + "; main: default route out of eth0)"
         )
-    elif not any(r.table == 255 for r in routes):
+    else:
         base = default_routing(interfaces)
-        routes = tuple(routes) + tuple(r for r in base.routes if r.table == 255)
-        assumptions.append(
-            "the ip route output has no local table: adding the local routes of the interfaces "
-            "(use `ip route show table all` to include it)"
-        )
+        if not any(r.table == 255 for r in routes):
+            routes = tuple(routes) + tuple(r for r in base.routes if r.table == 255)
+            assumptions.append(
+                "the ip route output has no local table: adding the local routes of the interfaces "
+                "(use `ip route show table all` to include it)"
+            )
+        if not any(r.table == 254 for r in routes):
+            routes = tuple(routes) + tuple(r for r in base.routes if r.table == 254)
+            assumptions.append(
+                "the ip route input has no main table (only commands?): assuming a fresh pod's main table "
+                "(default route out of eth0)"
+            )
 
     if ip_rule is not None:
         rp = parse_ip_rules(ip_rule, source=src["ip_rule"])
@@ -232,6 +239,7 @@ def run_story(
     pod_ip: str,
     proxy_uid: int | None = None,
     proxy_gid: int | None = None,
+    proxy_net_admin: bool | None = None,
     direction: str = "inbound",
     client: str | None = None,
     port: int | None = None,
@@ -260,6 +268,8 @@ def run_story(
         return StoryResult(None, tuple(errors), tuple(warnings))
     uid, gid, net_admin, notes = proxy_identity(config, loaded.snapshot, proxy_uid, proxy_gid)
     assumptions += notes
+    if proxy_net_admin is not None:
+        net_admin = proxy_net_admin
     pod_addr = ipaddress.ip_address(pod_ip)
     ctx = PodContext(
         pod_ip=pod_addr,

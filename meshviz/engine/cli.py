@@ -10,6 +10,9 @@
         --pod-ip IP [--proxy-uid N] [--proxy-gid N] --format json|text
         ( --client IP[:PORT] --port N | --direction outbound --app-uid N --app-gid N --dst IP:PORT )
 
+    python -m meshviz.engine fix <the same inputs as story> --goal preserve-client-ip --format json|text
+    python -m meshviz.engine compare <the same inputs as story> --format json|text
+
 Exit status: 0 on success, 2 when an input has errors (they are printed with
 file, line and column), 1 on a usage error.
 """
@@ -297,6 +300,108 @@ def cmd_story(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evidence(args: argparse.Namespace) -> Any:
+    from meshviz.engine.evidence import Evidence
+
+    return Evidence(
+        iptables=_read(args.iptables),
+        pod_ip=args.pod_ip,
+        ip_rule=_read(args.ip_rule) if args.ip_rule else None,
+        ip_route=_read(args.ip_route) if args.ip_route else None,
+        sysctl=_read(args.sysctl) if args.sysctl else None,
+        envoy=_read(args.envoy) if args.envoy else None,
+        proxy_uid=args.proxy_uid,
+        proxy_gid=args.proxy_gid,
+        app_ports=tuple(args.app_port),
+        labels=tuple(tuple(lbl.split("=", 1)) for lbl in args.label),
+        namespace=args.namespace,
+        workload=args.workload,
+    )
+
+
+def cmd_fix(args: argparse.Namespace) -> int:
+    from meshviz.engine.errors import EngineInputError
+    from meshviz.engine.fix import fix
+
+    if args.client is None or args.port is None:
+        print(
+            "error: fix needs --client IP[:PORT] and --port N (the connection whose client IP must be kept)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        result = fix(_evidence(args), client=args.client, port=args.port, goal=args.goal)
+    except EngineInputError as e:
+        _print_errors(e.errors, args.format)
+        return 2
+    out = result.to_dict()
+    if args.format == "json":
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"goal: {result.goal}: {'reached' if result.works else 'NOT reached'} after the patch")
+    print(f"before: {json.dumps(result.before)}")
+    print(f"after:  {json.dumps(result.after)}")
+    print(f"        {result.after_summary}")
+    for p in out["patches"]:
+        print(f"\n## {p['title']}\n{p['why']}")
+        for a in p["artifacts"]:
+            print(f"--- {a['title']} ({a['kind']})\n{a['content']}")
+    for d in out["not_needed"]:
+        print(f"not needed: {d}")
+    for a in out["alternatives"]:
+        print(f"\nalternative (unverified): {a['title']}: {a['tradeoffs']}")
+    for n in out["notes"]:
+        print(f"note: {n}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from meshviz.engine.compare import compare
+    from meshviz.engine.errors import EngineInputError
+
+    if args.client is None or args.port is None:
+        print("error: compare needs --client IP[:PORT] and --port N", file=sys.stderr)
+        return 1
+    try:
+        out = compare(_evidence(args), [(args.client, args.port)])
+    except EngineInputError as e:
+        _print_errors(e.errors, args.format)
+        return 2
+    if args.format == "json":
+        print(json.dumps(out, indent=2))
+        return 0
+    a, b = out["modes"]
+    print(f"{'':50} {a + ' (as uploaded)':45} {b + ' (derived)'}")
+    for conn in out["connections"]:
+        for row in conn["rows"]:
+            mark = "*" if row["differs"] else " "
+            print(f"{mark} {row['label']:48} {str(row[a])[:44]:45} {str(row[b])[:60]}")
+    print(f"\n{b} derived: " + "; ".join(out["derived"]["how"]))
+    for m, costs in out["costs"].items():
+        print(f"\ncost of {m}:")
+        for c in costs:
+            print(f"  - {c}")
+    return 0
+
+
+def _add_evidence_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--iptables", required=True)
+    sp.add_argument("--ip-rule")
+    sp.add_argument("--ip-route")
+    sp.add_argument("--sysctl")
+    sp.add_argument("--envoy", help="Envoy /config_dump JSON")
+    sp.add_argument("--pod-ip", required=True)
+    sp.add_argument("--proxy-uid", type=int)
+    sp.add_argument("--proxy-gid", type=int)
+    sp.add_argument("--app-port", type=int, action="append", default=[])
+    sp.add_argument("--client", help="the client IP[:PORT]")
+    sp.add_argument("--port", type=int, help="the pod port the client connects to")
+    sp.add_argument("--label", action="append", default=[], help="pod label k=v (for the EnvoyFilter selector)")
+    sp.add_argument("--namespace")
+    sp.add_argument("--workload", help="e.g. deployment/reviews-v1 (for kubectl patch)")
+    sp.add_argument("--format", choices=("json", "text"), default="text")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m meshviz.engine", description="meshviz engine")
     sub = p.add_subparsers(dest="command", required=True)
@@ -338,29 +443,21 @@ def build_parser() -> argparse.ArgumentParser:
     tp.set_defaults(func=cmd_trace)
 
     sp = sub.add_parser("story", help="follow a whole connection through the kernel and Envoy")
-    sp.add_argument("--iptables", required=True)
-    sp.add_argument("--ip-rule")
-    sp.add_argument("--ip-route")
-    sp.add_argument("--sysctl")
-    sp.add_argument("--envoy", help="Envoy /config_dump JSON")
-    sp.add_argument("--pod-ip", required=True)
-    sp.add_argument("--proxy-uid", type=int)
-    sp.add_argument("--proxy-gid", type=int)
+    _add_evidence_args(sp)
     sp.add_argument("--direction", choices=("inbound", "outbound"), default="inbound")
-    sp.add_argument("--client", help="inbound: the client IP[:PORT]")
-    sp.add_argument("--port", type=int, help="inbound: the pod port the client connects to")
     sp.add_argument("--dst", help="outbound: IP:PORT the application connects to")
     sp.add_argument("--app-uid", type=int)
     sp.add_argument("--app-gid", type=int)
-    sp.add_argument(
-        "--app-port",
-        type=int,
-        action="append",
-        default=[],
-        help="ports the application listens on (default: the inbound port)",
-    )
-    sp.add_argument("--format", choices=("json", "text"), default="text")
     sp.set_defaults(func=cmd_story)
+
+    fp = sub.add_parser("fix", help="generate a verified patch for a goal")
+    _add_evidence_args(fp)
+    fp.add_argument("--goal", default="preserve-client-ip", choices=("preserve-client-ip",))
+    fp.set_defaults(func=cmd_fix)
+
+    cp = sub.add_parser("compare", help="REDIRECT vs TPROXY side by side for the same pod and connection")
+    _add_evidence_args(cp)
+    cp.set_defaults(func=cmd_compare)
     return p
 
 

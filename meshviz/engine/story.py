@@ -80,11 +80,13 @@ class Story:
     findings: tuple[Finding, ...]
     hops: tuple[StoryHop, ...]
     summary: str
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "direction": self.direction,
             "summary": self.summary,
+            "facts": dict(self.facts),
             "verdict": dict(self.verdict),
             "findings": [f.to_dict() for f in self.findings],
             "traces": [h.to_dict() for h in self.hops],
@@ -210,6 +212,7 @@ def _is_envoy(name: str | None) -> bool:
 class _Builder:
     hops: list[StoryHop] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def hop(self, title: str, node: str, detail: str, trace: Trace | None = None, steps: tuple[str, ...] = ()) -> None:
         self.hops.append(StoryHop(title, node, detail, trace, steps))
@@ -266,6 +269,19 @@ def inbound_story(
             b.find("cause", f"the client's connection to {dst} fails: {first.detail}", *_rule_refs(first.syn))
         return _finish("inbound", verdict, b, f"{client} -> {dst}")
 
+    capture = _capture_rule(first.syn)
+    b.facts.update(
+        captured=bool(capture[1]), capture=capture[0], capture_rule=capture[1], accepted_by=first.accepted_by
+    )
+    if _is_envoy(first.accepted_by) and not capture[1]:
+        # Not diverted: the client reached one of Envoy's own listeners on its real port (health, metrics...).
+        b.find(
+            "cause",
+            f"port {port} is not intercepted: {first.accepted_by} listens on it itself and accepts the client "
+            f"directly ({client} is what it sees)",
+            *_rule_refs(first.syn),
+        )
+        return _finish("inbound", verdict, b, f"{client} -> {dst}")
     if not _is_envoy(first.accepted_by):
         verdict["app_reached"] = first.accepted_by is not None and first.accepted_by.startswith("application")
         verdict["app_peer_ip"] = str(first.peer_seen.addr) if first.peer_seen else None
@@ -278,7 +294,6 @@ def inbound_story(
         return _finish("inbound", verdict, b, f"{client} -> {dst}")
 
     verdict["intercepted"] = True
-    capture = _capture_rule(first.syn)
     b.find("fact", f"the client's SYN to {dst} is captured {capture[0]}", capture[1])
     _envoy_leg(b, sim, envoy, ctx, first, Endpoint(ctx.pod_ip, port), verdict, depth=0)
     return _finish("inbound", verdict, b, f"{client} -> {dst}")
@@ -377,6 +392,15 @@ def _envoy_leg(
                 bind, mark, transparent, via = peer.addr, 1337, True, "assumed original_src (TPROXY), mark 1337"
             else:
                 bind, via = ipaddress.ip_address("127.0.0.6"), "assumed upstream_bind_config 127.0.0.6 (Istio >= 1.10)"
+    b.facts.update(
+        downstream_peer=str(peer),
+        original_dst=str(orig_dst),
+        listener=lst.name if lst else accepted.accepted_by,
+        cluster=cluster_name,
+        upstream_target=str(target),
+        upstream_bind=via,
+        upstream_mark=mark,
+    )
     b.hop(
         f"Envoy {lst.name if lst else accepted.accepted_by}",
         "envoy",
@@ -398,6 +422,11 @@ def _envoy_leg(
     assert target is not None
     up = connect_from_pod(sim, target, sender, bind=bind)
     _kernel_hops(b, up, f"Envoy upstream {bind or 'pod'} -> {target}", "Envoy's upstream SYN")
+    b.facts.update(
+        upstream_accepted_by=up.accepted_by,
+        app_peer=str(up.peer_seen) if up.peer_seen else None,
+        reply_path=_reply_path(up.synack),
+    )
     if up.outcome == "connected" and _is_envoy(up.accepted_by):
         verdict["loop"] = True
         verdict["failure"] = "LOOP"
@@ -667,13 +696,26 @@ def _kernel_hops(b: _Builder, r: ConnectionResult, what: str, syn_title: str) ->
         b.hop("SYN-ACK", "pod-kernel", f"the reply: {r.synack.disposition.value} - {r.synack.detail}", trace=r.synack)
 
 
+def _reply_path(t: Trace | None) -> str | None:
+    """How the reply (SYN-ACK) was routed, in one line: the last routing decision and where it ended."""
+    if t is None:
+        return None
+    routes = [
+        s.detail.split(" — ")[0]
+        for s in t.steps()
+        if s.kind == StepKind.ROUTING_LOOKUP and not s.detail.startswith("looped-back")
+    ]
+    end = {Disposition.EXITS_INTERFACE: f"leaves via {t.interface}", Disposition.ACCEPTED_TO_SOCKET: "back to Envoy"}
+    return f"{routes[-1] if routes else 'no routing'}; {end.get(t.disposition, t.disposition.value)}"
+
+
 def _rule_refs(t: Trace | None) -> tuple[str, ...]:
     if t is None:
         return ()
     return tuple(
         f"{s.table}/{s.chain} #{s.index}: {s.rule}"
         for s in t.rules_hit()
-        if s.action not in (StepAction.JUMP, StepAction.GOTO, StepAction.RETURN)
+        if s.action not in (StepAction.JUMP, StepAction.GOTO)
     )
 
 
@@ -684,7 +726,7 @@ def _capture_rule(t: Trace | None) -> tuple[str, str]:
     for s in t.steps():
         if s.kind != StepKind.RULE_MATCH or s.rule is None:
             continue
-        if "REDIRECT" in s.detail or "TPROXY" in s.detail:
+        if s.detail.startswith(("REDIRECT", "TPROXY")):
             kind = "TPROXY" if "TPROXY" in s.detail else "REDIRECT"
             return (
                 f"by {s.table} {kind} ({s.table}/{s.chain} rule {s.index} at {s.hook})",
@@ -734,7 +776,7 @@ def _finish(direction: str, verdict: dict[str, Any], b: _Builder, what: str) -> 
     causes = [f for f in b.findings if f.kind == "cause"]
     if causes:
         summary += " - " + causes[-1].text
-    return Story(direction, verdict, tuple(b.findings), tuple(b.hops), summary)
+    return Story(direction, verdict, tuple(b.findings), tuple(b.hops), summary, dict(b.facts))
 
 
 def with_assumption(story: Story, text: str) -> Story:

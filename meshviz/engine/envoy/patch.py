@@ -1,0 +1,195 @@
+"""Patch an Envoy config dump the way Istio (or an EnvoyFilter) would.
+
+The patches work on the JSON itself, so the patched dump is both what the
+engine re-simulates and what a user can read; the parser then turns it back
+into the model.  Key style (snake_case or camelCase) follows the dump.
+Listeners in an error state are left alone (they are not serving).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshviz.engine.envoy.model import ORIGINAL_DST, ORIGINAL_SRC
+
+ORIGINAL_SRC_TYPE = "type.googleapis.com/envoy.extensions.filters.listener.original_src.v3.OriginalSrc"
+_SKIP = {"error_state", "errorState", "draining_state", "drainingState"}
+
+
+@dataclass
+class PatchResult:
+    text: str
+    changes: list[str] = field(default_factory=list)
+
+
+def _key(d: dict[str, Any], snake: str) -> str:
+    """The key as this dump spells it (snake_case or camelCase)."""
+    parts = snake.split("_")
+    camel = parts[0] + "".join(p.title() for p in parts[1:])
+    if camel in d and snake not in d:
+        return camel
+    camel_style = any(any(c.isupper() for c in k) for k in d if not k.startswith("@"))
+    return camel if camel_style and snake not in d else snake
+
+
+def _is_listener(d: dict[str, Any]) -> bool:
+    keys = set(d)
+    return (
+        "name" in keys
+        and "address" in keys
+        and bool(
+            keys
+            & {
+                "filter_chains",
+                "filterChains",
+                "listener_filters",
+                "listenerFilters",
+                "use_original_dst",
+                "useOriginalDst",
+            }
+        )
+    )
+
+
+def iter_listeners(obj: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(obj, dict):
+        if _is_listener(obj):
+            yield obj
+            return
+        for k, v in obj.items():
+            if k in _SKIP:
+                continue
+            yield from iter_listeners(v)
+    elif isinstance(obj, list):
+        for item in obj:
+            yield from iter_listeners(item)
+
+
+def iter_node_metadata(obj: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(obj, dict):
+        node = obj.get("node")
+        if isinstance(node, dict) and isinstance(node.get("metadata"), dict):
+            yield node["metadata"]
+        for v in obj.values():
+            yield from iter_node_metadata(v)
+    elif isinstance(obj, list):
+        for item in obj:
+            yield from iter_node_metadata(item)
+
+
+def _filter_name(f: dict[str, Any]) -> str:
+    return str(f.get("name", ""))
+
+
+def _port(listener: dict[str, Any]) -> int | None:
+    addr = listener.get("address") or {}
+    sa = addr.get("socket_address") or addr.get("socketAddress") or {}
+    p = sa.get("port_value", sa.get("portValue"))
+    return int(p) if p is not None else None
+
+
+def _binds(listener: dict[str, Any]) -> bool:
+    v = listener.get("bind_to_port", listener.get("bindToPort", True))
+    if isinstance(v, dict):  # BoolValue wrapper
+        v = v.get("value", True)
+    return bool(v)
+
+
+def set_interception_mode(dump: Any, mode: str, changes: list[str]) -> None:
+    for md in iter_node_metadata(dump):
+        if md.get("INTERCEPTION_MODE") != mode:
+            changes.append(f"node metadata INTERCEPTION_MODE: {md.get('INTERCEPTION_MODE')} -> {mode}")
+            md["INTERCEPTION_MODE"] = mode
+
+
+def set_transparent(dump: Any, on: bool, changes: list[str]) -> None:
+    """Istio sets `transparent: true` on the listeners that accept captured traffic in TPROXY mode."""
+    for lst in iter_listeners(dump):
+        if not _binds(lst):
+            continue
+        k = _key(lst, "transparent")
+        if on and lst.get(k) is not True:
+            lst[k] = True
+            changes.append(f"listener {lst.get('name')}: transparent: true")
+        elif not on and k in lst:
+            del lst[k]
+            changes.append(f"listener {lst.get('name')}: transparent removed")
+
+
+def set_original_src(dump: Any, listener_names: tuple[str, ...], mark: int | None, changes: list[str]) -> None:
+    """Add (or, with mark None, remove) `envoy.filters.listener.original_src` on the named listeners.
+
+    Istio puts it right after `original_dst` in the inbound listener (TPROXY mode) with mark 1337.
+    """
+    for lst in iter_listeners(dump):
+        name = str(lst.get("name"))
+        if name not in listener_names and not (
+            name.startswith("virtualInbound") and "virtualInbound" in listener_names
+        ):
+            continue
+        k = _key(lst, "listener_filters")
+        filters: list[dict[str, Any]] = lst.setdefault(k, [])
+        existing = [f for f in filters if _filter_name(f) in (ORIGINAL_SRC, "envoy.listener.original_src")]
+        if mark is None:
+            for f in existing:
+                filters.remove(f)
+                changes.append(f"listener {name}: original_src listener filter removed")
+            continue
+        if existing:
+            for f in existing:
+                tk = _key(f, "typed_config")
+                cfg = f.setdefault(tk, {"@type": ORIGINAL_SRC_TYPE})
+                if cfg.get("mark") != mark:
+                    cfg["mark"] = mark
+                    changes.append(f"listener {name}: original_src mark set to {mark}")
+            continue
+        new = {"name": ORIGINAL_SRC, _key(lst, "typed_config"): {"@type": ORIGINAL_SRC_TYPE, "mark": mark}}
+        pos = next(
+            (i + 1 for i, f in enumerate(filters) if _filter_name(f) in (ORIGINAL_DST, "envoy.listener.original_dst")),
+            0,
+        )
+        filters.insert(pos, new)
+        changes.append(f"listener {name}: original_src listener filter added (mark {mark})")
+
+
+def patch_dump(
+    text: str,
+    *,
+    mode: str | None = None,
+    transparent: bool | None = None,
+    original_src: tuple[tuple[str, ...], int | None] | None = None,
+) -> PatchResult:
+    """Apply the requested changes; returns the new JSON text and what changed."""
+    dump = json.loads(text)
+    changes: list[str] = []
+    if mode is not None:
+        set_interception_mode(dump, mode, changes)
+    if transparent is not None:
+        set_transparent(dump, transparent, changes)
+    if original_src is not None:
+        set_original_src(dump, original_src[0], original_src[1], changes)
+    return PatchResult(json.dumps(dump, indent=2), changes)
+
+
+def to_mode(text: str, mode: str, mark: int = 1337) -> PatchResult:
+    """The same sidecar as Istio configures it in the other interception mode.
+
+    TPROXY: `transparent: true` on the capturing listeners and `original_src` (mark 1337) on virtualInbound.
+    REDIRECT: neither.  The inbound clusters' 127.0.0.6 upstream_bind_config is kept: Istio sets it in both modes
+    and original_src takes precedence over it.
+    """
+    if mode == "TPROXY":
+        return patch_dump(text, mode="TPROXY", transparent=True, original_src=(("virtualInbound",), mark))
+    return patch_dump(text, mode="REDIRECT", transparent=False, original_src=(("virtualInbound",), None))
+
+
+def inbound_listener_ports(text: str) -> list[int]:
+    out = []
+    for lst in iter_listeners(json.loads(text)):
+        p = _port(lst)
+        if p is not None and _binds(lst):
+            out.append(p)
+    return out

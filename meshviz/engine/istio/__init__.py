@@ -1,0 +1,48 @@
+"""Istio's traffic capture, reproduced: what `istio-iptables` and the istio-cni plugin program for a pod.
+
+* `CaptureSettings` - every knob istio-iptables reads (`settings`);
+* `generate(settings, flavour)` -> `GeneratedCapture`: iptables-restore text, commands, parsed
+  `Ruleset`s, `ip rule`/`ip route` for TPROXY (`generator`);
+* `settings_from_init_args`, `settings_from_annotations`, `settings_from_pod` -> `PodSettings`:
+  the settings a pod was (or will be) programmed with, with notes and errors as data (`pod`).
+
+Pure Python: no Django, Celery or Kubernetes imports.  See docs/istio-generator.md.
+"""
+
+from __future__ import annotations
+
+from meshviz.engine.istio.generator import BuiltRule, GeneratedCapture, TraceCommand, effective_settings, generate
+from meshviz.engine.istio.pod import (
+    PodSettings,
+    settings_from_annotations,
+    settings_from_init_args,
+    settings_from_pod,
+)
+from meshviz.engine.istio.settings import (
+    FLAVOURS,
+    WILDCARD,
+    CaptureSettings,
+    Flavour,
+    InterceptionMode,
+    SettingIssue,
+    SettingsError,
+)
+
+__all__ = [
+    "FLAVOURS",
+    "WILDCARD",
+    "BuiltRule",
+    "CaptureSettings",
+    "Flavour",
+    "GeneratedCapture",
+    "InterceptionMode",
+    "PodSettings",
+    "SettingIssue",
+    "SettingsError",
+    "TraceCommand",
+    "effective_settings",
+    "generate",
+    "settings_from_annotations",
+    "settings_from_init_args",
+    "settings_from_pod",
+]
