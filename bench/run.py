@@ -73,8 +73,9 @@ def iptables_restore_test(path: str, repeat: int) -> float | None:
         for _ in range(repeat):
             with open(path) as f:
                 t0 = time.perf_counter()
-                r = subprocess.run(["ip", "netns", "exec", ns, "iptables-legacy-restore", "--test"], stdin=f,
-                                   capture_output=True)
+                r = subprocess.run(
+                    ["ip", "netns", "exec", ns, "iptables-legacy-restore", "--test"], stdin=f, capture_output=True
+                )
                 times.append(time.perf_counter() - t0)
             if r.returncode != 0:
                 print("iptables-restore --test failed:", r.stderr.decode()[:500])
@@ -121,8 +122,10 @@ def main() -> int:
         assert isinstance(traces, list)
         per_trace = trace_s / len(traces)
         dsts = sorted({str(t.final_packet.dst) for t in traces if t.final_packet})
-        print(f"trace to service #{mid} ({vip}:80): median {trace_s * 1000:.2f} ms for {len(traces)} branch "
-              f"trace(s) = {per_trace * 1000:.2f} ms per trace (target <= 10 ms); endpoints {', '.join(dsts)}")
+        print(
+            f"trace to service #{mid} ({vip}:80): median {trace_s * 1000:.2f} ms for {len(traces)} branch "
+            f"trace(s) = {per_trace * 1000:.2f} ms per trace (target <= 10 ms); endpoints {', '.join(dsts)}"
+        )
     finally:
         os.unlink(path)
     return 0
