@@ -247,6 +247,7 @@ def run_story(
     app_uid: int | None = None,
     app_gid: int | None = None,
     app_ports: tuple[int, ...] = (),
+    client_tls: bool = False,
 ) -> StoryResult:
     """Parse the evidence and tell one connection's story (see meshviz.engine.story)."""
     from meshviz.engine.envoy.parser import parse_config_dump
@@ -279,6 +280,7 @@ def run_story(
         app_uid=app_uid if app_uid is not None else 1000,
         app_gid=app_gid if app_gid is not None else 1000,
         app_ports=app_ports,
+        client_tls=client_tls,
     )
     if direction == "inbound":
         if client is None or port is None:

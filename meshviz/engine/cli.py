@@ -269,6 +269,7 @@ def cmd_story(args: argparse.Namespace) -> int:
         app_uid=args.app_uid,
         app_gid=args.app_gid,
         app_ports=tuple(args.app_port),
+        client_tls=args.client_tls,
     )
     if result.errors:
         _print_errors(result.errors, args.format)
@@ -448,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dst", help="outbound: IP:PORT the application connects to")
     sp.add_argument("--app-uid", type=int)
     sp.add_argument("--app-gid", type=int)
+    sp.add_argument("--client-tls", action="store_true", help="the client speaks mTLS (a meshed client)")
     sp.set_defaults(func=cmd_story)
 
     fp = sub.add_parser("fix", help="generate a verified patch for a goal")

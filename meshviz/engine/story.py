@@ -104,6 +104,7 @@ class PodContext:
     app_uid: int = 1000
     app_gid: int = 1000
     app_ports: tuple[int, ...] = ()
+    client_tls: bool = False  # the client speaks (m)TLS to the pod (a meshed client's sidecar does)
 
 
 def proxy_identity(
@@ -335,6 +336,7 @@ def _envoy_leg(
             src_ip=peer.addr,
             src_port=peer.port,
             direct_src_ip=peer.addr,
+            transport_protocol="tls" if ctx.client_tls else "raw_buffer",
             source_is_local=peer.addr == ctx.pod_ip or peer.addr.is_loopback,
         )
         sel = select_filter_chain(final, info)
@@ -350,6 +352,18 @@ def _envoy_leg(
             b.find(
                 "cause",
                 f"Envoy's listener {final.name} has no filter chain for {orig_dst}: it closes the connection",
+                f"listener {final.name}",
+            )
+            return
+        if sel.chain.transport_socket == "tls" and not ctx.client_tls:
+            verdict["failure"] = "DOWNSTREAM_TLS_REQUIRED"
+            b.hop("Envoy", "envoy", f"filter chain {sel.chain.label} terminates TLS", steps=tuple(steps))
+            b.find(
+                "cause",
+                f"Envoy's filter chain {sel.chain.label} of listener {final.name} terminates (m)TLS, but the client "
+                "speaks plaintext: the TLS handshake fails and Envoy closes the connection before opening any "
+                "upstream connection, so the application is never reached (a strict mTLS PeerAuthentication; "
+                "give --client-tls for a meshed client)",
                 f"listener {final.name}",
             )
             return
@@ -456,6 +470,14 @@ def _envoy_leg(
                 f"{up.accepted_by} instead of the application",
                 rule[1],
             )
+            save = _save_mark_rule(sim.host.snapshot)
+            if save is not None and any(st.detail.startswith("TPROXY") for st in (up.syn.steps() if up.syn else [])):
+                b.find(
+                    "cause",
+                    f"TPROXY's verdict (ACCEPT) ends mangle PREROUTING before `{save}`, so the re-captured "
+                    "connection is never marked and keeps ctmark 0x0",
+                    save,
+                )
             b.find("cause", _why_reply_escapes(sim.host.snapshot, up, iface), *_rule_refs(up.synack))
             b.find(
                 "fact",
@@ -514,6 +536,26 @@ def _why_peer(
     return f"the application sees {app_ip}: {cl} opens the upstream connection from that address ({via})"
 
 
+def _save_mark_rule(snapshot: Snapshot) -> str | None:
+    for rs in snapshot.rulesets:
+        t = rs.table("mangle")
+        c = t.chain("PREROUTING") if t else None
+        for r in c.rules if c else ():
+            if r.target is not None and r.target.name == "CONNMARK" and r.target.option("save-mark") is not None:
+                return r.text().strip()
+    return None
+
+
+def _has_restore_rule(snapshot: Snapshot) -> bool:
+    return any(
+        r.target is not None and r.target.name == "CONNMARK" and r.target.option("restore-mark") is not None
+        for rs in snapshot.rulesets
+        for t in rs.tables
+        for c in t.chains
+        for r in c.rules
+    )
+
+
 def _why_reply_escapes(snapshot: Snapshot, up: ConnectionResult, iface: str) -> str:
     t = up.synack
     assert t is not None
@@ -531,7 +573,12 @@ def _why_reply_escapes(snapshot: Snapshot, up: ConnectionResult, iface: str) -> 
                 f"not apply and it leaves via {iface}"
             )
             if not restored:
-                why += " (no CONNMARK --restore-mark rule gave it the connection's mark)"
+                why += (
+                    f" (the connection carries ctmark {p.ctmark:#x}: Envoy's upstream SYN never had mark "
+                    f"{r.fwmark:#x} saved on it, so no CONNMARK --restore-mark rule gives the reply that mark)"
+                    if _has_restore_rule(snapshot)
+                    else " (there is no CONNMARK --restore-mark rule to give it the connection's mark)"
+                )
             return why
         return f"the SYN-ACK from {src} matches '{rtext}' but still leaves via {iface}"
     return (
