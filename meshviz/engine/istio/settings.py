@@ -187,7 +187,10 @@ def parse_port_list(name: str, value: object) -> tuple[int, ...]:
             raise _fail(name, value, "'*' is not allowed here")
         if ":" in item or "-" in item:
             raise _fail(name, value, f"port ranges are not supported ({item!r})")
-        out.append(parse_port(name, item))
+        try:
+            out.append(parse_port(name, item))
+        except SettingsError as e:
+            raise _fail(name, value, f"{item!r}: {e.issue.message}") from None
     return tuple(out)
 
 
@@ -375,7 +378,7 @@ class CaptureSettings:
     # -- constructors -----------------------------------------------------
 
     @classmethod
-    def from_values(cls, base: CaptureSettings | None = None, **values: object) -> CaptureSettings:
+    def from_values(cls, base: CaptureSettings | None = None, /, **values: object) -> CaptureSettings:
         """Settings from loose values (`"3,4"`, `"*"`, `"6000,7000,"`, `"true"`, ints, lists), over `base`.
 
         Raises `SettingsError` naming the field for a malformed value, or an unknown field.
