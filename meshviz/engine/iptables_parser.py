@@ -71,7 +71,6 @@ UNSUPPORTED instead of guessing, and the rendered rule shows them verbatim.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -79,6 +78,7 @@ from operator import itemgetter
 
 from meshviz.engine import iptables_spec as spec
 from meshviz.engine.errors import ParseError, ParseWarning
+from meshviz.engine.gcpause import gc_paused
 from meshviz.engine.iptables_cmdline import (
     ADDR,
     FRAG,
@@ -150,13 +150,8 @@ def parse_iptables(
     """Parse iptables-save output, restore payloads or iptables commands (see the module doc)."""
     # Parsing allocates hundreds of thousands of small objects and frees none of
     # them: the cyclic garbage collector would only rescan them again and again.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _Parser(source, family, strict).run(text)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 # --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from meshviz.engine.gcpause import gc_paused
 from meshviz.engine.matches import (
     CompiledMatch,
     EvalEnv,
@@ -202,6 +203,10 @@ class CompiledRuleset:
     def __init__(self, ruleset: Ruleset):
         self.ruleset = ruleset
         self.chains: dict[tuple[str, str], CompiledChain] = {}
+        with gc_paused():
+            self._index(ruleset)
+
+    def _index(self, ruleset: Ruleset) -> None:
         for table in ruleset.tables:
             names = {c.name for c in table.chains}
             for chain in table.chains:
