@@ -300,6 +300,96 @@ def inbound_story(
     return _finish("inbound", verdict, b, f"{client} -> {dst}")
 
 
+@dataclass
+class _EnvoyDecision:
+    """What Envoy does with an accepted connection: the listener that ends up with it, and the upstream."""
+
+    listener: str | None
+    steps: list[str]
+    target: Endpoint | None
+    bind: IPAddress | None = None
+    mark: int = 0
+    transparent: bool = False
+    via: str = "no bind: the kernel chooses the source address"
+    cluster: str | None = None
+    failure: str | None = None  # NO_FILTER_CHAIN | DOWNSTREAM_TLS_REQUIRED | NO_CLUSTER | NO_HEALTHY_UPSTREAM
+    failure_text: str = ""
+
+
+def _envoy_decide(
+    envoy: EnvoyConfig | None,
+    lst: Listener | None,
+    peer: Endpoint,
+    orig_dst: Endpoint,
+    *,
+    client_tls: bool,
+    source_is_local: bool,
+) -> _EnvoyDecision:
+    """Envoy's real order: use_original_dst hand-off, filter chain, cluster, upstream target and binding."""
+    d = _EnvoyDecision(
+        lst.name if lst else None, [f"downstream peer {peer}, original destination {orig_dst}"], orig_dst
+    )
+    if envoy is None or lst is None:
+        return d
+    final = lst
+    if lst.use_original_dst:
+        h = handoff(envoy, lst, (orig_dst.addr, orig_dst.port))
+        if h is not None and h.name != lst.name:
+            d.steps.append(f"listener {lst.name} (use_original_dst) hands the connection to listener {h.name}")
+            final = h
+        else:
+            d.steps.append(f"listener {lst.name}: no listener bound to {orig_dst}, it keeps the connection")
+    d.listener = final.name
+    info = ConnInfo(
+        dst_ip=orig_dst.addr,
+        dst_port=orig_dst.port,
+        src_ip=peer.addr,
+        src_port=peer.port,
+        direct_src_ip=peer.addr,
+        transport_protocol="tls" if client_tls else "raw_buffer",
+        source_is_local=source_is_local,
+    )
+    sel = select_filter_chain(final, info)
+    d.steps.extend(sel.explanation)
+    if sel.chain is None:
+        d.failure = "NO_FILTER_CHAIN"
+        d.failure_text = f"Envoy's listener {final.name} has no filter chain for {orig_dst}: it closes the connection"
+        return d
+    if sel.chain.transport_socket == "tls" and not client_tls:
+        d.failure = "DOWNSTREAM_TLS_REQUIRED"
+        d.failure_text = (
+            f"Envoy's filter chain {sel.chain.label} of listener {final.name} terminates (m)TLS, but the client "
+            "speaks plaintext: the TLS handshake fails and Envoy closes the connection before opening any "
+            "upstream connection, so the application is never reached (a strict mTLS PeerAuthentication; "
+            "give --client-tls for a meshed client)"
+        )
+        return d
+    cs = cluster_for(sel.chain, host=str(orig_dst.addr), path="/", config=envoy)
+    d.steps.extend(cs.explanation)
+    d.cluster = cs.cluster_name
+    cluster = cs.cluster
+    if cluster is None:
+        d.failure = "NO_CLUSTER"
+        d.failure_text = (
+            f"filter chain {sel.chain.label} of {final.name} names cluster {cs.cluster_name!r}, which the config "
+            "does not have (503 NC)"
+        )
+        return d
+    utarget = upstream_target(cluster, (orig_dst.addr, orig_dst.port))
+    d.steps.extend(utarget.explanation)
+    ut = utarget.as_tuple()
+    if ut is None:
+        d.failure = "NO_HEALTHY_UPSTREAM"
+        d.failure_text = f"cluster {cluster.name} ({cluster.type}) has no endpoint Envoy can dial (503 UH)"
+        return d
+    d.target = Endpoint(ut[0], ut[1])
+    ub = upstream_binding(envoy, final, cluster, peer.addr, chain=sel.chain)
+    d.steps.extend(ub.explanation)
+    d.bind, d.mark, d.transparent, d.via = ub.bind_ip, ub.mark, ub.transparent, ub.via
+    d.steps.append(f"cluster {cluster.name} ({cluster.type}) dials {d.target}; upstream bind: {d.via}")
+    return d
+
+
 def _envoy_leg(
     b: _Builder,
     sim: Simulation,
@@ -314,109 +404,40 @@ def _envoy_leg(
     peer = accepted.peer_seen
     assert peer is not None
     lst = _listener_of(envoy, accepted.accepted_by)
-    steps: list[str] = [f"downstream peer {peer}, original destination {orig_dst}"]
-    target: Endpoint | None = orig_dst
-    bind: IPAddress | None = None
-    mark = 0
-    transparent = False
-    via = "no bind: the kernel chooses the source address"
-    cluster_name = None
-    if envoy is not None and lst is not None:
-        final = lst
-        if lst.use_original_dst:
-            h = handoff(envoy, lst, (orig_dst.addr, orig_dst.port))
-            if h is not None and h.name != lst.name:
-                steps.append(f"listener {lst.name} (use_original_dst) hands the connection to listener {h.name}")
-                final = h
-            else:
-                steps.append(f"listener {lst.name}: no listener bound to {orig_dst}, it keeps the connection")
-        info = ConnInfo(
-            dst_ip=orig_dst.addr,
-            dst_port=orig_dst.port,
-            src_ip=peer.addr,
-            src_port=peer.port,
-            direct_src_ip=peer.addr,
-            transport_protocol="tls" if ctx.client_tls else "raw_buffer",
-            source_is_local=peer.addr == ctx.pod_ip or peer.addr.is_loopback,
-        )
-        sel = select_filter_chain(final, info)
-        steps.extend(sel.explanation)
-        if sel.chain is None:
-            verdict["failure"] = "NO_FILTER_CHAIN"
-            b.hop(
-                "Envoy",
-                "envoy",
-                f"listener {final.name}: no filter chain matches; Envoy closes the connection",
-                steps=tuple(steps),
-            )
-            b.find(
-                "cause",
-                f"Envoy's listener {final.name} has no filter chain for {orig_dst}: it closes the connection",
-                f"listener {final.name}",
-            )
-            return
-        if sel.chain.transport_socket == "tls" and not ctx.client_tls:
-            verdict["failure"] = "DOWNSTREAM_TLS_REQUIRED"
-            b.hop("Envoy", "envoy", f"filter chain {sel.chain.label} terminates TLS", steps=tuple(steps))
-            b.find(
-                "cause",
-                f"Envoy's filter chain {sel.chain.label} of listener {final.name} terminates (m)TLS, but the client "
-                "speaks plaintext: the TLS handshake fails and Envoy closes the connection before opening any "
-                "upstream connection, so the application is never reached (a strict mTLS PeerAuthentication; "
-                "give --client-tls for a meshed client)",
-                f"listener {final.name}",
-            )
-            return
-        cs = cluster_for(sel.chain, host=str(orig_dst.addr), path="/", config=envoy)
-        steps.extend(cs.explanation)
-        cluster_name = cs.cluster_name
-        cluster = cs.cluster
-        if cluster is None:
-            verdict["failure"] = "NO_CLUSTER"
-            b.hop("Envoy", "envoy", f"filter chain {sel.chain.name}: no cluster", steps=tuple(steps))
-            b.find(
-                "cause",
-                f"filter chain {sel.chain.name} of {final.name} names cluster {cluster_name!r}, which "
-                "the config does not have (503 NC)",
-                f"listener {final.name}",
-            )
-            return
-        utarget = upstream_target(cluster, (orig_dst.addr, orig_dst.port))
-        steps.extend(utarget.explanation)
-        ut = utarget.as_tuple()
-        if ut is None:
-            verdict["failure"] = "NO_HEALTHY_UPSTREAM"
-            b.hop("Envoy", "envoy", f"cluster {cluster.name} has no endpoint to dial", steps=tuple(steps))
-            b.find(
-                "cause",
-                f"cluster {cluster.name} ({cluster.type}) has no endpoint Envoy can dial (503 UH)",
-                f"cluster {cluster.name}",
-            )
-            return
-        target = Endpoint(ut[0], ut[1])
-        ub = upstream_binding(envoy, final, cluster, peer.addr, chain=sel.chain)
-        steps.extend(ub.explanation)
-        bind, mark, transparent, via = ub.bind_ip, ub.mark, ub.transparent, ub.via
-        steps.append(f"cluster {cluster.name} ({cluster.type}) dials {target}; upstream bind: {via}")
-        lst = final
-    else:
-        if envoy is None:
-            steps.append("no Envoy config: assuming Istio's inbound behaviour for this interception mode")
-            if lst is None and ctx.proxy_uid == 0:
-                bind, mark, transparent, via = peer.addr, 1337, True, "assumed original_src (TPROXY), mark 1337"
-            else:
-                bind, via = ipaddress.ip_address("127.0.0.6"), "assumed upstream_bind_config 127.0.0.6 (Istio >= 1.10)"
+    d = _envoy_decide(
+        envoy,
+        lst,
+        peer,
+        orig_dst,
+        client_tls=ctx.client_tls,
+        source_is_local=peer.addr == ctx.pod_ip or peer.addr.is_loopback,
+    )
+    if d.failure is not None:
+        verdict["failure"] = d.failure
+        b.hop(f"Envoy {d.listener}", "envoy", d.failure_text, steps=tuple(d.steps))
+        b.find("cause", d.failure_text, f"listener {d.listener}")
+        return
+    if envoy is None:
+        d.steps.append("no Envoy config: assuming Istio's inbound behaviour for this interception mode")
+        if ctx.proxy_uid == 0:
+            d.bind, d.mark, d.transparent = peer.addr, 1337, True
+            d.via = "assumed original_src (TPROXY), mark 1337"
+        else:
+            d.bind, d.via = ipaddress.ip_address("127.0.0.6"), "assumed upstream_bind_config 127.0.0.6 (Istio >= 1.10)"
+    target, bind, mark, transparent, via, cluster_name = d.target, d.bind, d.mark, d.transparent, d.via, d.cluster
+    steps = d.steps
+    lst_name = d.listener or accepted.accepted_by
     b.facts.update(
         downstream_peer=str(peer),
         original_dst=str(orig_dst),
-        listener=lst.name if lst else accepted.accepted_by,
+        listener=lst_name,
         cluster=cluster_name,
         upstream_target=str(target),
         upstream_bind=via,
         upstream_mark=mark,
     )
     b.hop(
-        f"Envoy {lst.name if lst else accepted.accepted_by}",
+        f"Envoy {lst_name}",
         "envoy",
         f"Envoy accepts {peer} -> {orig_dst}" + (f"; cluster {cluster_name}" if cluster_name else ""),
         steps=tuple(steps),
@@ -427,7 +448,7 @@ def _envoy_leg(
             "cause",
             f"Envoy must bind transparently to {bind} ({via}) but runs as uid {ctx.proxy_uid} without "
             "CAP_NET_ADMIN: setsockopt(IP_TRANSPARENT) fails with EPERM",
-            f"listener {lst.name if lst else ''}",
+            f"listener {lst_name}",
         )
         return
     sender = Sender(
@@ -650,56 +671,14 @@ def outbound_story(
     b.find("fact", f"the application's SYN to {dst} is captured {capture[0]}", capture[1])
     peer = first.peer_seen
     assert peer is not None
-    lst = _listener_of(envoy, first.accepted_by)
-    target: Endpoint = dst
-    bind: IPAddress | None = None
-    mark = 0
-    transparent = False
-    steps = [f"downstream peer {peer}, original destination {dst}"]
-    if envoy is not None and lst is not None:
-        final = lst
-        if lst.use_original_dst:
-            h = handoff(envoy, lst, (dst.addr, dst.port))
-            if h is not None and h.name != lst.name:
-                steps.append(f"listener {lst.name} (use_original_dst) hands the connection to listener {h.name}")
-                final = h
-        sel = select_filter_chain(
-            final,
-            ConnInfo(
-                dst_ip=dst.addr,
-                dst_port=dst.port,
-                src_ip=peer.addr,
-                src_port=peer.port,
-                direct_src_ip=peer.addr,
-                source_is_local=True,
-            ),
-        )
-        steps.extend(sel.explanation)
-        if sel.chain is None:
-            verdict["failure"] = "NO_FILTER_CHAIN"
-            b.hop("Envoy", "envoy", f"listener {final.name}: no filter chain matches", steps=tuple(steps))
-            b.find("cause", f"Envoy's listener {final.name} has no filter chain for {dst}: it closes the connection")
-            return _finish("outbound", verdict, b, f"application -> {dst}")
-        cs = cluster_for(sel.chain, host=str(dst.addr), path="/", config=envoy)
-        steps.extend(cs.explanation)
-        if cs.cluster is None:
-            verdict["failure"] = "NO_CLUSTER"
-            b.hop("Envoy", "envoy", f"no cluster {cs.cluster_name!r}", steps=tuple(steps))
-            b.find("cause", f"cluster {cs.cluster_name!r} does not exist (503 NC)")
-            return _finish("outbound", verdict, b, f"application -> {dst}")
-        utarget = upstream_target(cs.cluster, (dst.addr, dst.port))
-        steps.extend(utarget.explanation)
-        ut = utarget.as_tuple()
-        if ut is None:
-            verdict["failure"] = "NO_HEALTHY_UPSTREAM"
-            b.hop("Envoy", "envoy", f"cluster {cs.cluster.name} has no endpoint", steps=tuple(steps))
-            b.find("cause", f"cluster {cs.cluster.name} has no endpoint Envoy can dial (503 UH)")
-            return _finish("outbound", verdict, b, f"application -> {dst}")
-        target = Endpoint(ut[0], ut[1])
-        ub = upstream_binding(envoy, final, cs.cluster, peer.addr, chain=sel.chain)
-        steps.extend(ub.explanation)
-        bind, mark, transparent = ub.bind_ip, ub.mark, ub.transparent
-        steps.append(f"cluster {cs.cluster.name} ({cs.cluster.type}) dials {target}; upstream bind: {ub.via}")
+    d = _envoy_decide(envoy, _listener_of(envoy, first.accepted_by), peer, dst, client_tls=False, source_is_local=True)
+    if d.failure is not None:
+        verdict["failure"] = d.failure
+        b.hop(f"Envoy {d.listener}", "envoy", d.failure_text, steps=tuple(d.steps))
+        b.find("cause", d.failure_text, f"listener {d.listener}")
+        return _finish("outbound", verdict, b, f"application -> {dst}")
+    target = d.target or dst
+    bind, mark, transparent, steps = d.bind, d.mark, d.transparent, d.steps
     b.hop("Envoy", "envoy", f"Envoy forwards to {target}", steps=tuple(steps))
     up = connect_from_pod(
         sim,
