@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.patch import patch_dump
 from meshviz.engine.evidence import Evidence, story_for
-from meshviz.engine.iptables_parser import parse_iptables
+from meshviz.engine.iptables_parser import IptablesParseResult, parse_iptables
 from meshviz.engine.iptables_render import render_ruleset
 from meshviz.engine.model import BUILTIN_CHAINS, Chain, Family, RouteType, Rule, RuleAction, Ruleset, Table
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
@@ -95,7 +96,7 @@ class FixResult:
 
 def patched_evidence(ev: Evidence, repairs: list[Repair]) -> dict[str, Any]:
     """The complete patched evidence, machine-applicable."""
-    r = parse_iptables(ev.iptables, source="patched")
+    r = _parsed(ev.iptables)
     text = "".join(render_ruleset(rs) for rs in r.rulesets if rs.family == Family.IPV4)
     v6 = "".join(render_ruleset(rs) for rs in r.rulesets if rs.family == Family.IPV6)
     ip_cmds = [a.content for rep in repairs for a in rep.artifacts if a.kind == "ip"]
@@ -124,8 +125,14 @@ def _sysctls(text: str | None) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=16)
+def _parsed(iptables: str) -> IptablesParseResult:
+    """The evidence's rules, parsed once per text (the repairs ask several questions of the same rules)."""
+    return parse_iptables(iptables, source="evidence")
+
+
 def _mode(ev: Evidence) -> str:
-    r = parse_iptables(ev.iptables, source="evidence")
+    r = _parsed(ev.iptables)
     for rs in r.rulesets:
         for t in rs.tables:
             for c in t.chains:
@@ -135,7 +142,7 @@ def _mode(ev: Evidence) -> str:
 
 
 def _v4(ev: Evidence) -> Ruleset | None:
-    r = parse_iptables(ev.iptables, source="evidence")
+    r = _parsed(ev.iptables)
     return next((rs for rs in r.rulesets if rs.family == Family.IPV4), None)
 
 
@@ -220,7 +227,7 @@ def _original_src_mark(ev: Evidence) -> int | None:
 
 def _add_iptables(ev: Evidence, table: str, chain: str, position: int | None, spec: str) -> Evidence:
     """Insert (position, 1-based) or append one rule into the IPv4 ruleset and re-render the evidence."""
-    r = parse_iptables(ev.iptables, source="evidence")
+    r = _parsed(ev.iptables)
     builtin = chain in BUILTIN_CHAINS.get(table, ())
     decl = f":{chain} ACCEPT [0:0]" if builtin else f":{chain} - [0:0]"
     new = parse_iptables(f"*{table}\n{decl}\n-A {chain} {spec}\nCOMMIT\n", source="fix", strict=True)
