@@ -130,38 +130,48 @@ def connect_from_network(sim: Simulation, client: Endpoint, dst: Endpoint, iface
     if listener is None:
         return ConnectionResult("error", f"the SYN reached an established socket: {t.detail}", syn=t)
     child, back = _accept_and_reply(sim, t, listener)
-    peer = Endpoint(child.remote_addr, child.remote_port or 0) if child.remote_addr else None
-    local = Endpoint(child.local_addr, child.local_port) if child.local_addr else None
     fp = back.final_packet
     if back.disposition == Disposition.EXITS_INTERFACE and fp is not None and back.interface == iface:
         if (fp.dst, fp.dport, fp.src, fp.sport) == (client.addr, client.port, dst.addr, dst.port):
-            return ConnectionResult(
+            return _accepted(
                 "connected",
                 f"{listener.name or 'listener'} accepted; the SYN-ACK returns to the client on {iface}",
-                accepted_by=listener.name,
-                peer_seen=peer,
-                local_seen=local,
-                syn=t,
-                synack=back,
+                listener,
+                child,
+                t,
+                back,
             )
-        return ConnectionResult(
+        return _accepted(
             "timeout",
             f"the SYN-ACK reaches the client as {fp.describe()}, which does not match the connection it opened "
             f"({client} -> {dst}): the client ignores it",
-            accepted_by=listener.name,
-            peer_seen=peer,
-            local_seen=local,
-            syn=t,
-            synack=back,
+            listener,
+            child,
+            t,
+            back,
         )
-    return ConnectionResult(
+    return _accepted(
         "timeout",
         f"the application accepted, but its SYN-ACK never reaches the client: {back.detail}",
+        listener,
+        child,
+        t,
+        back,
+    )
+
+
+def _accepted(
+    outcome: str, detail: str, listener: Socket, child: Socket, syn: Trace, synack: Trace
+) -> ConnectionResult:
+    """A result for a SYN some listener accepted: what the accepted socket sees, and both traces."""
+    return ConnectionResult(
+        outcome,
+        detail,
         accepted_by=listener.name,
-        peer_seen=peer,
-        local_seen=local,
-        syn=t,
-        synack=back,
+        peer_seen=Endpoint(child.remote_addr, child.remote_port or 0) if child.remote_addr else None,
+        local_seen=Endpoint(child.local_addr, child.local_port) if child.local_addr else None,
+        syn=syn,
+        synack=synack,
     )
 
 
@@ -212,29 +222,20 @@ def connect_from_pod(
         return ConnectionResult("error", f"the SYN reached an established socket: {t.detail}", syn=t)
     sim.sockets.add(me)
     child, back = _accept_and_reply(sim, t, listener)
-    peer = Endpoint(child.remote_addr, child.remote_port or 0) if child.remote_addr else None
-    local = Endpoint(child.local_addr, child.local_port) if child.local_addr else None
     if back.disposition == Disposition.ACCEPTED_TO_SOCKET and back.socket == me.describe():
-        return ConnectionResult(
+        return _accepted(
             "connected",
             f"{listener.name or 'listener'} accepted; the SYN-ACK comes back to the connecting socket",
-            accepted_by=listener.name,
-            peer_seen=peer,
-            local_seen=local,
-            syn=t,
-            synack=back,
+            listener,
+            child,
+            t,
+            back,
         )
     where = back.detail
     if back.disposition == Disposition.EXITS_INTERFACE:
         where = f"it leaves the pod on {back.interface}"
-    return ConnectionResult(
-        "timeout",
-        f"the application accepted, but its SYN-ACK never comes back: {where}",
-        accepted_by=listener.name,
-        peer_seen=peer,
-        local_seen=local,
-        syn=t,
-        synack=back,
+    return _accepted(
+        "timeout", f"the application accepted, but its SYN-ACK never comes back: {where}", listener, child, t, back
     )
 
 
