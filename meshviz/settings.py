@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "meshviz.web",
+    "meshviz.analyses",
 ]
 
 MIDDLEWARE = [

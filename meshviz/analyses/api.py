@@ -1,0 +1,429 @@
+"""REST API v1 over analyses (DRF, documented by drf-spectacular), mounted under /api/v1/ by `router`.
+
+Anonymous access for now: accounts, API keys and privacy come in a later slice. There is no list
+endpoint: an analysis is reached only through its unguessable slug.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.core.files.uploadedfile import UploadedFile
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
+from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+from rest_framework.views import exception_handler
+
+from . import services
+from .models import Analysis
+from .tasks import enqueue
+
+# --------------------------------------------------------------------------
+# errors: always {"errors": [{source, line, column, text, message}]}
+# --------------------------------------------------------------------------
+
+
+class EvidenceTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+    def __init__(self, source: str, size: int | None = None) -> None:
+        limit = settings.MESHVIZ_MAX_UPLOAD_BYTES
+        got = f" ({size} bytes)" if size is not None else ""
+        self.source = source
+        super().__init__(f"{source} is larger than the {limit}-byte limit (MESHVIZ_MAX_UPLOAD_BYTES){got}")
+
+
+class EvidenceInvalid(exceptions.APIException):
+    """Evidence the engine cannot parse: carries the engine's errors with line and column."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_evidence"
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        super().__init__("invalid evidence")
+
+
+def _flatten(detail: Any, source: str) -> list[dict[str, Any]]:
+    if isinstance(detail, dict):
+        out: list[dict[str, Any]] = []
+        for key, value in detail.items():
+            if key == "non_field_errors":
+                name = source
+            elif isinstance(key, int) or str(key).isdigit():
+                name = f"{source}[{key}]"
+            else:
+                name = f"{source}.{key}" if source else str(key)
+            out += _flatten(value, name)
+        return out
+    if isinstance(detail, list):
+        out = []
+        for i, value in enumerate(detail):
+            out += _flatten(value, f"{source}[{i}]" if isinstance(value, dict | list) else source)
+        return out
+    return [services.error(source or "request", str(detail))]
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        exc = EvidenceTooLarge("the request body")
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound("no analysis with that slug")
+    if isinstance(exc, EvidenceInvalid):
+        return Response({"errors": exc.errors}, status=exc.status_code)
+    if isinstance(exc, EvidenceTooLarge):
+        return Response({"errors": [services.error(exc.source, str(exc.detail))]}, status=exc.status_code)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"errors": _flatten(exc.detail, "")}
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        response.data = {"errors": [services.error("request", str(detail))]}
+    return response
+
+
+# --------------------------------------------------------------------------
+# serializers
+# --------------------------------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class EvidenceField(serializers.Field):
+    """Evidence text: a JSON/form string or an uploaded file (multipart), UTF-8 text only."""
+
+    def to_internal_value(self, data: Any) -> str:
+        name = services.SOURCES.get(self.field_name or "", self.field_name or "evidence")
+        limit = settings.MESHVIZ_MAX_UPLOAD_BYTES
+        if isinstance(data, UploadedFile):
+            if data.size is not None and data.size > limit:
+                raise EvidenceTooLarge(name, data.size)
+            raw: bytes = data.read(limit + 1)
+            if len(raw) > limit:
+                raise EvidenceTooLarge(name)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise EvidenceInvalid(
+                    [
+                        services.error(
+                            name,
+                            f"not UTF-8 text (byte {exc.start}): upload the command's text output, not a binary file",
+                        )
+                    ]
+                ) from exc
+        elif isinstance(data, str):
+            text = data
+            if len(text.encode("utf-8", "surrogatepass")) > limit:
+                raise EvidenceTooLarge(name, len(text.encode("utf-8", "surrogatepass")))
+        else:
+            raise serializers.ValidationError("expected text (a string or an uploaded file)")
+        if "\x00" in text:
+            raise EvidenceInvalid(
+                [services.error(name, "contains NUL bytes: this looks like binary data, not the command's text output")]
+            )
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EvidenceInvalid([services.error(name, "not valid Unicode text (lone surrogates)")]) from exc
+        return text
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
+
+
+def _check_host_port(value: str, name: str) -> str:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise serializers.ValidationError({name: f"expected IP:PORT, got {value!r}"}) from exc
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise serializers.ValidationError({name: f"expected IP:PORT with a port in 1-65535, got {value!r}"})
+    return value
+
+
+class ConnectionSerializer(serializers.Serializer):
+    direction = serializers.ChoiceField(choices=["inbound", "outbound"], default="inbound")
+    client = serializers.CharField(required=False, help_text="inbound: the client's IP:PORT")
+    port = serializers.IntegerField(required=False, min_value=1, max_value=65535, help_text="inbound: pod port")
+    dst = serializers.CharField(required=False, help_text="outbound: the destination IP:PORT")
+    app_uid = serializers.IntegerField(required=False, min_value=0, default=services.DEFAULT_APP_UID)
+    app_gid = serializers.IntegerField(required=False, min_value=0, default=services.DEFAULT_APP_GID)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["direction"] == "inbound":
+            missing = [k for k in ("client", "port") if k not in attrs]
+            if missing:
+                raise serializers.ValidationError({k: "required for an inbound connection" for k in missing})
+            return {
+                "direction": "inbound",
+                "client": _check_host_port(attrs["client"], "client"),
+                "port": attrs["port"],
+            }
+        if "dst" not in attrs:
+            raise serializers.ValidationError({"dst": "required for an outbound connection"})
+        return {
+            "direction": "outbound",
+            "dst": _check_host_port(attrs["dst"], "dst"),
+            "app_uid": attrs["app_uid"],
+            "app_gid": attrs["app_gid"],
+        }
+
+
+class AnalysisCreateSerializer(serializers.Serializer):
+    iptables = EvidenceField(help_text="iptables-save output from the pod (text or file)")
+    ip_rule = EvidenceField(required=False, help_text="`ip rule` output")
+    ip_route = EvidenceField(required=False, help_text="`ip route show table all` output")
+    sysctl = EvidenceField(required=False, help_text="`sysctl -a` output")
+    envoy_config_dump = EvidenceField(
+        required=False, help_text="Envoy /config_dump JSON; secrets are redacted before it is stored"
+    )
+    pod_ip = serializers.IPAddressField()
+    pod_name = serializers.CharField(required=False, allow_blank=True, max_length=253, default="")
+    namespace = serializers.CharField(required=False, allow_blank=True, max_length=63, default="")
+    proxy_uid = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+    proxy_gid = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+    labels = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
+    app_ports = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=65535), required=False, default=list
+    )
+    connections = ConnectionSerializer(many=True, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        errors, warnings = services.validate_evidence(
+            iptables=attrs["iptables"],
+            ip_rule=attrs.get("ip_rule"),
+            ip_route=attrs.get("ip_route"),
+            sysctl=attrs.get("sysctl"),
+            envoy_config_dump=attrs.get("envoy_config_dump"),
+            pod_ip=attrs["pod_ip"],
+        )
+        if errors:
+            raise EvidenceInvalid(errors)
+        attrs["warnings"] = warnings
+        return attrs
+
+
+class AnalysisCreatedSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    permalink = serializers.URLField()
+    url = serializers.URLField(help_text="this analysis in the API")
+    state = serializers.ChoiceField(choices=Analysis.State.choices)
+    summary = serializers.CharField(help_text="one line for a chat message: verdict and permalink")
+
+
+class AnalysisSerializer(AnalysisCreatedSerializer):
+    error = serializers.CharField()
+    engine_version = serializers.CharField()
+    created = serializers.DateTimeField()
+    updated = serializers.DateTimeField()
+    pod = serializers.DictField()
+    connections = serializers.ListField(child=serializers.DictField())
+    verdicts = serializers.ListField(child=serializers.DictField(), help_text="one per connection")
+    findings = serializers.ListField(child=serializers.DictField(), help_text="per connection, assumptions excluded")
+    fix = serializers.DictField(allow_null=True)
+    parse_warnings = serializers.ListField(child=serializers.DictField())
+
+
+ERRORS = inline_serializer(
+    "Errors",
+    {
+        "errors": serializers.ListField(
+            child=inline_serializer(
+                "Error",
+                {
+                    "source": serializers.CharField(),
+                    "line": serializers.IntegerField(),
+                    "column": serializers.IntegerField(),
+                    "text": serializers.CharField(),
+                    "message": serializers.CharField(),
+                },
+            )
+        )
+    },
+)
+ERROR_RESPONSES = {
+    400: OpenApiResponse(ERRORS, "invalid evidence or request"),
+    404: OpenApiResponse(ERRORS, "no analysis with that slug"),
+    409: OpenApiResponse(ERRORS, "no results yet"),
+    413: OpenApiResponse(ERRORS, "evidence over MESHVIZ_MAX_UPLOAD_BYTES"),
+}
+
+
+def represent(analysis: Analysis, request: Request, *, full: bool = True) -> dict[str, Any]:
+    permalink = request.build_absolute_uri(analysis.permalink_path)
+    data: dict[str, Any] = {
+        "slug": analysis.slug,
+        "permalink": permalink,
+        "url": request.build_absolute_uri(f"/api/v1/analyses/{analysis.slug}/"),
+        "state": analysis.state,
+        "summary": services.summary_line(analysis, permalink),
+    }
+    if not full:
+        return data
+    results = analysis.results or {}
+    stories = results.get("stories", [])
+    data.update(
+        {
+            "error": analysis.error,
+            "engine_version": results.get("engine_version", ""),
+            "created": analysis.created,
+            "updated": analysis.updated,
+            "pod": {
+                "ip": str(analysis.pod_ip),
+                "name": analysis.pod_name,
+                "namespace": analysis.namespace,
+                "interception_mode": analysis.interception_mode,
+                "proxy_uid": analysis.proxy_uid,
+                "proxy_gid": analysis.proxy_gid,
+                "labels": analysis.labels,
+                "app_ports": analysis.app_ports,
+                "envoy_redactions": analysis.envoy_redactions,
+            },
+            "connections": analysis.connections,
+            "verdicts": [
+                {"connection": s["connection"], "verdict": s["verdict"], "summary": s["verdict_line"]} for s in stories
+            ],
+            "findings": [
+                {
+                    "connection": s["connection"],
+                    "findings": [f for f in s["findings"] if f.get("kind") != "assumption"],
+                    "assumptions": [f["text"] for f in s["findings"] if f.get("kind") == "assumption"],
+                }
+                for s in stories
+            ],
+            "fix": results.get("fix"),
+            "parse_warnings": analysis.parse_warnings,
+        }
+    )
+    return data
+
+
+# --------------------------------------------------------------------------
+# views
+# --------------------------------------------------------------------------
+
+
+class AnalysisViewSet(viewsets.GenericViewSet):
+    """Create an analysis from a pod's evidence, read its verdicts, add connections, compare modes, get the fix."""
+
+    queryset = Analysis.objects.all()
+    lookup_field = "slug"
+    lookup_value_regex = r"[A-Za-z0-9_-]{16,64}"
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    serializer_class = AnalysisCreateSerializer
+    # Anonymous for now (accounts and API keys are a later slice); no session auth, so no CSRF for bots.
+    authentication_classes: list[type] = []
+    permission_classes: list[type] = []
+
+    def get_exception_handler(self) -> Any:
+        return api_exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > settings.MESHVIZ_MAX_UPLOAD_BYTES:
+            raise EvidenceTooLarge("the request body", int(length))
+
+    @extend_schema(
+        request={"application/json": AnalysisCreateSerializer, "multipart/form-data": AnalysisCreateSerializer},
+        responses={201: AnalysisCreatedSerializer, **ERROR_RESPONSES},
+    )
+    def create(self, request: Request) -> Response:
+        ser = AnalysisCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = dict(ser.validated_data)
+        analysis = services.create_analysis(
+            iptables=data["iptables"],
+            pod_ip=data["pod_ip"],
+            ip_rule=data.get("ip_rule", ""),
+            ip_route=data.get("ip_route", ""),
+            sysctl=data.get("sysctl", ""),
+            envoy_config_dump=data.get("envoy_config_dump", ""),
+            pod_name=data["pod_name"],
+            namespace=data["namespace"],
+            proxy_uid=data["proxy_uid"],
+            proxy_gid=data["proxy_gid"],
+            labels=data["labels"],
+            app_ports=data["app_ports"],
+            connections=data.get("connections"),
+            warnings=data["warnings"],
+        )
+        enqueue(analysis)
+        analysis.refresh_from_db()
+        return Response(represent(analysis, request, full=False), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: AnalysisSerializer, **ERROR_RESPONSES})
+    def retrieve(self, request: Request, slug: str | None = None) -> Response:
+        return Response(represent(self.get_object(), request))
+
+    @extend_schema(
+        request=ConnectionSerializer,
+        responses={202: AnalysisSerializer, **ERROR_RESPONSES},
+        summary="Add a connection and re-run (the previous results stay until the new ones exist)",
+    )
+    @action(detail=True, methods=["post"])
+    def connections(self, request: Request, slug: str | None = None) -> Response:
+        ser = ConnectionSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        analysis = services.add_connection(self.get_object(), dict(ser.validated_data))
+        enqueue(analysis)
+        analysis.refresh_from_db()
+        return Response(represent(analysis, request), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Comparison", {"state": serializers.CharField(), "comparison": serializers.DictField(allow_null=True)}
+            ),
+            **ERROR_RESPONSES,
+        },
+        summary="The first inbound connection as uploaded and in the other interception mode",
+    )
+    @action(detail=True, methods=["get"])
+    def comparison(self, request: Request, slug: str | None = None) -> Response:
+        return self._results_part("comparison")
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Fix", {"state": serializers.CharField(), "fix": serializers.DictField(allow_null=True)}
+            ),
+            **ERROR_RESPONSES,
+        },
+        summary="The verified fix for the first inbound connection (goal: preserve the client IP)",
+    )
+    @action(detail=True, methods=["get"])
+    def fix(self, request: Request, slug: str | None = None) -> Response:
+        return self._results_part("fix")
+
+    def _results_part(self, key: str) -> Response:
+        analysis = self.get_object()
+        if not analysis.results:
+            return Response(
+                {
+                    "errors": [
+                        services.error("analysis", f"no results yet (state: {analysis.state}); poll the analysis")
+                    ]
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response({"state": analysis.state, key: analysis.results.get(key)})
+
+
+router = DefaultRouter()
+router.include_root_view = False
+router.register("analyses", AnalysisViewSet, basename="analysis")

@@ -1,0 +1,86 @@
+"""An analysis: one pod's evidence as submitted, the connections to simulate, and the engine's results."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+#: Version of the shape of `Analysis.results`. Stored with every result so an old permalink still renders;
+#: bump it when the shape or the engine's meaning changes and results should be recomputed.
+ENGINE_VERSION = "1"
+
+#: 22 random bytes: 176 bits, 30 URL-safe characters.
+SLUG_BYTES = 22
+
+
+def new_slug() -> str:
+    return secrets.token_urlsafe(SLUG_BYTES)
+
+
+class Analysis(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    # Public identifier (permalinks, API); never the database id.
+    slug = models.CharField(max_length=64, unique=True, default=new_slug, editable=False)
+    # Nullable until accounts exist (a later slice): anonymous analyses have no owner.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="analyses"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    # --- evidence, as submitted (empty = not given) ---
+    iptables = models.TextField()
+    ip_rule = models.TextField(blank=True, default="")
+    ip_route = models.TextField(blank=True, default="")
+    sysctl = models.TextField(blank=True, default="")
+    # Stored redacted (meshviz.engine.envoy.redact): secrets never reach the database.
+    envoy_config_dump = models.TextField(blank=True, default="")
+    envoy_redactions = models.PositiveIntegerField(default=0)
+
+    # --- pod metadata ---
+    pod_ip = models.GenericIPAddressField()
+    pod_name = models.CharField(max_length=253, blank=True, default="")
+    namespace = models.CharField(max_length=63, blank=True, default="")
+    # Derived from the iptables rules: REDIRECT or TPROXY.
+    interception_mode = models.CharField(max_length=16, blank=True, default="")
+    proxy_uid = models.PositiveIntegerField(null=True, blank=True)
+    proxy_gid = models.PositiveIntegerField(null=True, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    app_ports = models.JSONField(default=list, blank=True)
+
+    # [{"direction": "inbound", "client": "IP:PORT", "port": N}
+    #  | {"direction": "outbound", "dst": "IP:PORT", "app_uid": N, "app_gid": N}]
+    connections = models.JSONField(default=list, blank=True)
+    # Bumped whenever the inputs change (e.g. a connection is added); results carry the revision they answer.
+    revision = models.PositiveIntegerField(default=1)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    error = models.TextField(blank=True, default="")
+    parse_warnings = models.JSONField(default=list, blank=True)
+    # {"engine_version", "revision", "stories", "comparison", "fix", "summary"}; kept while a re-run is under way.
+    results = models.JSONField(null=True, blank=True)
+    engine_version = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        ordering = ("-created",)
+        verbose_name_plural = "analyses"
+
+    def __str__(self) -> str:
+        return f"analysis {self.slug} ({self.state})"
+
+    @property
+    def permalink_path(self) -> str:
+        return f"/a/{self.slug}/"
+
+    def results_are_current(self) -> bool:
+        r = self.results
+        if not isinstance(r, dict):
+            return False
+        return r.get("engine_version") == ENGINE_VERSION and r.get("revision") == self.revision

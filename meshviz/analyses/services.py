@@ -1,0 +1,284 @@
+"""The analysis service: validate evidence, choose connections, run the engine and store its results.
+
+Django-side glue around the pure engine (meshviz.engine); nothing here talks to the network: the
+connections are simulated.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django.db import transaction
+
+from meshviz.engine.compare import compare
+from meshviz.engine.envoy.parser import parse_config_dump
+from meshviz.engine.envoy.redact import redact_config_dump_text
+from meshviz.engine.evidence import Evidence, outbound_story_for, story_for
+from meshviz.engine.fix import fix
+from meshviz.engine.iptables_parser import parse_iptables
+from meshviz.engine.modes import mode_of
+from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
+from meshviz.engine.story import Story
+from meshviz.engine.sysctl_parser import parse_sysctls
+
+from .models import ENGINE_VERSION, Analysis
+
+#: A representative client outside the pod (nothing is dialled).
+DEFAULT_CLIENT = "10.255.0.1:40000"
+#: An external destination in a documentation range (RFC 5737), for the outbound connection.
+DEFAULT_OUTBOUND_DST = "203.0.113.10:443"
+DEFAULT_APP_UID = 1000
+DEFAULT_APP_GID = 1000
+DEFAULT_APP_PORT = 8080
+#: At most this many default inbound connections (one per application port).
+MAX_DEFAULT_INBOUND = 16
+
+EVIDENCE_FIELDS = ("iptables", "ip_rule", "ip_route", "sysctl", "envoy_config_dump")
+#: The `source` named in errors for each evidence field (the engine's names).
+SOURCES = {
+    "iptables": "iptables",
+    "ip_rule": "ip-rule",
+    "ip_route": "ip-route",
+    "sysctl": "sysctl",
+    "envoy_config_dump": "envoy",
+}
+
+
+def error(source: str, message: str, line: int = 0, column: int = 0, text: str = "") -> dict[str, Any]:
+    """An error in the API's shape (the engine's ParseError fields)."""
+    return {"source": source, "line": line, "column": column, "text": text, "message": message}
+
+
+def validate_evidence(
+    *,
+    iptables: str,
+    ip_rule: str | None = None,
+    ip_route: str | None = None,
+    sysctl: str | None = None,
+    envoy_config_dump: str | None = None,
+    pod_ip: str | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Parse every piece of evidence with the engine; returns (errors, warnings) as dicts.
+
+    Errors carry source, line, column, the offending text and a message; an empty list means the
+    evidence can be analysed.
+    """
+    errors: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
+    if pod_ip is not None:
+        try:
+            ipaddress.ip_address(pod_ip)
+        except ValueError:
+            errors.append(error("pod_ip", f"not an IP address: {pod_ip!r}", text=pod_ip))
+    if not iptables or not iptables.strip():
+        errors.append(error("iptables", "iptables evidence is required (the output of iptables-save in the pod)"))
+    else:
+        ipt = parse_iptables(iptables, source=SOURCES["iptables"])
+        errors += [e.to_dict() for e in ipt.errors]
+        warnings += [w.to_dict() for w in ipt.warnings]
+    if ip_rule:
+        rules = parse_ip_rules(ip_rule, source=SOURCES["ip_rule"])
+        errors += [e.to_dict() for e in rules.errors]
+        warnings += [w.to_dict() for w in rules.warnings]
+    if ip_route:
+        routes = parse_ip_routes(ip_route, source=SOURCES["ip_route"])
+        errors += [e.to_dict() for e in routes.errors]
+        warnings += [w.to_dict() for w in routes.warnings]
+    if sysctl:
+        sysctls = parse_sysctls(sysctl, source=SOURCES["sysctl"])
+        errors += [e.to_dict() for e in sysctls.errors]
+        warnings += [w.to_dict() for w in sysctls.warnings]
+    if envoy_config_dump:
+        envoy = parse_config_dump(envoy_config_dump, source=SOURCES["envoy_config_dump"])
+        errors += [e.to_dict() for e in envoy.errors]
+        warnings += [w.to_dict() for w in envoy.warnings]
+    return errors, warnings
+
+
+def create_analysis(
+    *,
+    iptables: str,
+    pod_ip: str,
+    ip_rule: str = "",
+    ip_route: str = "",
+    sysctl: str = "",
+    envoy_config_dump: str = "",
+    pod_name: str = "",
+    namespace: str = "",
+    proxy_uid: int | None = None,
+    proxy_gid: int | None = None,
+    labels: dict[str, str] | None = None,
+    app_ports: list[int] | None = None,
+    connections: list[dict[str, Any]] | None = None,
+    warnings: list[dict[str, Any]] | None = None,
+) -> Analysis:
+    """Store validated evidence (the Envoy dump redacted) as a queued analysis with its connections."""
+    redactions = 0
+    if envoy_config_dump:
+        envoy_config_dump, redactions = redact_config_dump_text(envoy_config_dump)
+    analysis = Analysis(
+        iptables=iptables,
+        ip_rule=ip_rule,
+        ip_route=ip_route,
+        sysctl=sysctl,
+        envoy_config_dump=envoy_config_dump,
+        envoy_redactions=redactions,
+        pod_ip=pod_ip,
+        pod_name=pod_name,
+        namespace=namespace,
+        proxy_uid=proxy_uid,
+        proxy_gid=proxy_gid,
+        labels=labels or {},
+        app_ports=list(app_ports or []),
+        parse_warnings=list(warnings or []),
+    )
+    analysis.interception_mode = mode_of(evidence_of(analysis))
+    analysis.connections = list(connections) if connections else default_connections(analysis)
+    analysis.save()
+    return analysis
+
+
+def evidence_of(analysis: Analysis) -> Evidence:
+    """The engine's Evidence for an analysis (empty texts are 'not given')."""
+    return Evidence(
+        iptables=analysis.iptables,
+        pod_ip=str(analysis.pod_ip),
+        ip_rule=analysis.ip_rule or None,
+        ip_route=analysis.ip_route or None,
+        sysctl=analysis.sysctl or None,
+        envoy=analysis.envoy_config_dump or None,
+        proxy_uid=analysis.proxy_uid,
+        proxy_gid=analysis.proxy_gid,
+        app_ports=tuple(int(p) for p in analysis.app_ports),
+        labels=tuple(sorted((str(k), str(v)) for k, v in (analysis.labels or {}).items())),
+        pod_name=analysis.pod_name or None,
+        namespace=analysis.namespace or None,
+    )
+
+
+def inbound_cluster_ports(envoy_config_dump: str) -> list[int]:
+    """The ports of the dump's inbound clusters (`inbound|PORT|...`), in order."""
+    config = parse_config_dump(envoy_config_dump, source=SOURCES["envoy_config_dump"]).config
+    ports: list[int] = []
+    for cluster in config.clusters:
+        parts = cluster.name.split("|")
+        if parts[0] == "inbound" and len(parts) > 1 and parts[1].isdigit():
+            port = int(parts[1])
+            if 0 < port < 65536 and port not in ports:
+                ports.append(port)
+    return ports
+
+
+def default_connections(analysis: Analysis) -> list[dict[str, Any]]:
+    """One inbound connection from a representative client to each application port, and one outbound.
+
+    Application ports: `app_ports`, else the ports of the Envoy dump's inbound clusters, else 8080.
+    """
+    ports = [int(p) for p in analysis.app_ports]
+    if not ports and analysis.envoy_config_dump:
+        ports = inbound_cluster_ports(analysis.envoy_config_dump)
+    if not ports:
+        ports = [DEFAULT_APP_PORT]
+    conns: list[dict[str, Any]] = [
+        {"direction": "inbound", "client": DEFAULT_CLIENT, "port": p} for p in ports[:MAX_DEFAULT_INBOUND]
+    ]
+    conns.append(
+        {"direction": "outbound", "dst": DEFAULT_OUTBOUND_DST, "app_uid": DEFAULT_APP_UID, "app_gid": DEFAULT_APP_GID}
+    )
+    return conns
+
+
+def connection_label(conn: dict[str, Any], pod_ip: str) -> str:
+    if conn["direction"] == "inbound":
+        return f"{conn['client']} -> {pod_ip}:{conn['port']}"
+    return f"application (uid {conn['app_uid']}) -> {conn['dst']}"
+
+
+def verdict_line(story: Story) -> str:
+    """The story's one-line verdict (its summary up to the explanation)."""
+    return story.summary.split(" - ")[0]
+
+
+def _story(ev: Evidence, conn: dict[str, Any]) -> Story:
+    if conn["direction"] == "inbound":
+        return story_for(ev, client=conn["client"], port=int(conn["port"]))
+    return outbound_story_for(ev, dst=conn["dst"], app_uid=int(conn["app_uid"]), app_gid=int(conn["app_gid"]))
+
+
+def compute_results(analysis: Analysis) -> dict[str, Any]:
+    """Run every connection's story, the REDIRECT/TPROXY comparison and the fix for the first inbound one."""
+    ev = evidence_of(analysis)
+    stories: list[dict[str, Any]] = []
+    first_inbound: tuple[dict[str, Any], Story] | None = None
+    for conn in analysis.connections:
+        story = _story(ev, conn)
+        if first_inbound is None and conn["direction"] == "inbound":
+            first_inbound = (conn, story)
+        stories.append({"connection": dict(conn), "verdict_line": verdict_line(story), **story.to_dict()})
+    comparison: dict[str, Any] | None = None
+    fix_result: dict[str, Any] | None = None
+    if first_inbound is not None:
+        conn, story = first_inbound
+        comparison = compare(ev, [(conn["client"], int(conn["port"]))])
+        fix_result = fix(ev, client=conn["client"], port=int(conn["port"])).to_dict()
+        summary = verdict_line(story)
+        if fix_result["patches"]:
+            titles = "; ".join(p["title"] for p in fix_result["patches"])
+            summary += f"; fix{' (verified)' if fix_result['works'] else ' (not verified)'}: {titles}"
+    elif stories:
+        summary = stories[0]["verdict_line"]
+    else:
+        summary = "no connections to simulate"
+    return {
+        "engine_version": ENGINE_VERSION,
+        "revision": analysis.revision,
+        "stories": stories,
+        "comparison": comparison,
+        "fix": fix_result,
+        "summary": summary,
+    }
+
+
+def run_analysis(analysis: Analysis) -> Analysis:
+    """Compute the results and store them; the previous results stay until the new ones are saved.
+
+    Raises whatever the engine raises: the caller (the task) records failures.
+    """
+    revision = analysis.revision
+    results = compute_results(analysis)
+    with transaction.atomic():
+        current = Analysis.objects.select_for_update().get(pk=analysis.pk)
+        if current.revision != revision:
+            # The inputs changed while we computed: these results answer an older revision; a newer
+            # task will store its own. Keep the state (queued) and store nothing.
+            return current
+        current.results = results
+        current.engine_version = ENGINE_VERSION
+        current.state = Analysis.State.DONE
+        current.error = ""
+        current.save(update_fields=["results", "engine_version", "state", "error", "updated"])
+    return current
+
+
+def add_connection(analysis: Analysis, conn: dict[str, Any]) -> Analysis:
+    """Append a connection and queue a re-run (old results are kept until the new ones exist)."""
+    with transaction.atomic():
+        current = Analysis.objects.select_for_update().get(pk=analysis.pk)
+        current.connections = [*current.connections, conn]
+        current.revision += 1
+        current.state = Analysis.State.QUEUED
+        current.error = ""
+        current.save(update_fields=["connections", "revision", "state", "error", "updated"])
+    return current
+
+
+def summary_line(analysis: Analysis, permalink: str) -> str:
+    """One line fit for a chat message: the verdict (or the state) and the permalink."""
+    if analysis.state == Analysis.State.FAILED:
+        return f"meshviz: the analysis failed ({analysis.error.splitlines()[0] if analysis.error else 'unknown error'}) - {permalink}"
+    if analysis.results and analysis.state == Analysis.State.DONE:
+        return f"meshviz: {analysis.results['summary']} - {permalink}"
+    if analysis.results:
+        return f"meshviz ({analysis.state}, previous result): {analysis.results['summary']} - {permalink}"
+    return f"meshviz: analysis {analysis.state} - {permalink}"
