@@ -425,6 +425,12 @@ def _envoy_leg(
         else:
             d.bind, d.via = ipaddress.ip_address("127.0.0.6"), "assumed upstream_bind_config 127.0.0.6 (Istio >= 1.10)"
     target, bind, mark, transparent, via, cluster_name = d.target, d.bind, d.mark, d.transparent, d.via, d.cluster
+    if d.cluster:
+        b.find(
+            "fact",
+            f"Envoy's listener {d.listener} sends it to cluster {d.cluster}, which dials {d.target} ({d.via})",
+            f"cluster {d.cluster}",
+        )
     steps = d.steps
     lst_name = d.listener or accepted.accepted_by
     b.facts.update(
@@ -679,6 +685,12 @@ def outbound_story(
         return _finish("outbound", verdict, b, f"application -> {dst}")
     target = d.target or dst
     bind, mark, transparent, steps = d.bind, d.mark, d.transparent, d.steps
+    if d.cluster:
+        b.find(
+            "fact",
+            f"Envoy's listener {d.listener} sends it to cluster {d.cluster}, which dials {target}",
+            f"cluster {d.cluster}",
+        )
     b.hop("Envoy", "envoy", f"Envoy forwards to {target}", steps=tuple(steps))
     up = connect_from_pod(
         sim,
