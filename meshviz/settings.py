@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "meshviz.web",
     "meshviz.analyses",
 ]
@@ -120,6 +121,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Trace a connection through a sidecar pod's iptables, policy routing and Envoy config.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery (meshviz/celery.py reads CELERY_* settings) ---
