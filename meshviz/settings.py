@@ -107,6 +107,11 @@ STORAGES: dict[str, dict[str, Any]] = {
     },
 }
 
+# --- cache: rendered diagrams, keyed by a hash of their content (meshviz.analyses.diagrams) ---
+CACHES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "meshviz"},
+}
+
 # --- uploads: evidence files (iptables-save, ip rule/route, Envoy config dumps) ---
 MESHVIZ_MAX_UPLOAD_BYTES: int = env.int("MESHVIZ_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
 # Pasted evidence arrives as form fields, which Django caps separately from file uploads.

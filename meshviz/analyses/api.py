@@ -12,9 +12,15 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import UploadedFile
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -23,7 +29,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler
 
-from . import services
+from . import diagrams, services
 from .models import Analysis
 from .tasks import enqueue
 
@@ -409,6 +415,35 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def fix(self, request: Request, slug: str | None = None) -> Response:
         return self._results_part("fix")
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # a diagram is an image whatever the client accepts (an <img> asks for image/*); errors stay JSON
+        return super().perform_content_negotiation(request, force=force or getattr(self, "action", "") == "diagram")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=["svg", "png"], description="svg or png"),
+            OpenApiParameter(
+                "connection", int, OpenApiParameter.QUERY, default=1, description="1-based connection number"
+            ),
+        ],
+        responses={
+            (200, "image/svg+xml"): OpenApiTypes.BINARY,
+            (200, "image/png"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(ERRORS, "no analysis with that slug, or no such connection"),
+            503: OpenApiResponse(ERRORS, "Graphviz could not render the diagram"),
+        },
+        summary="The flow diagram of one connection (Graphviz), as SVG or PNG",
+    )
+    def diagram(self, request: Request, slug: str | None = None, fmt: str = "svg") -> HttpResponse:
+        analysis = self.get_object()
+        raw = request.query_params.get("connection", "1")
+        if not raw.isdigit():
+            raise exceptions.NotFound(f"no connection {raw!r}")
+        try:
+            return diagrams.http_response(analysis, int(raw), fmt)
+        except diagrams.NoSuchConnection as exc:
+            raise exceptions.NotFound(str(exc)) from exc
 
     def _results_part(self, key: str) -> Response:
         analysis = self.get_object()

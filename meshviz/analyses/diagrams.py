@@ -1,0 +1,103 @@
+"""Flow diagrams of an analysis's connections: Graphviz through meshviz.engine.render, cached by content.
+
+Stored results hold each story as `Story.to_dict()`; `story_from_dict` rebuilds the Story the renderer
+draws. Rendered bytes are cached in Django's default cache under `diagram_key(dot, fmt)`, so the same
+story (in any analysis) is rendered once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from django.core.cache import cache
+from django.http import HttpResponse, JsonResponse
+
+from meshviz.engine import render
+from meshviz.engine.story import Finding, Story, StoryHop
+from meshviz.engine.trace import Trace
+
+from . import services
+from .models import Analysis
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {"svg": "image/svg+xml", "png": "image/png"}
+CACHE_PREFIX = "meshviz:diagram:"
+#: a day: entries are content-addressed, so they never go stale; the timeout only bounds the memory
+CACHE_SECONDS = 24 * 3600
+
+
+class NoSuchConnection(LookupError):
+    """The analysis has no results, or no connection with that number."""
+
+
+def story_from_dict(d: dict[str, Any]) -> Story:
+    """The Story that `Story.to_dict()` produced (extra keys such as `connection` are ignored)."""
+    return Story(
+        direction=d["direction"],
+        verdict=dict(d["verdict"]),
+        findings=tuple(Finding(f["kind"], f["text"], tuple(f.get("refs") or ())) for f in d["findings"]),
+        hops=tuple(
+            StoryHop(
+                title=h["title"],
+                node=h["node"],
+                detail=h["detail"],
+                trace=Trace.from_dict(h["trace"]) if h.get("trace") else None,
+                steps=tuple(h.get("steps") or ()),
+            )
+            for h in d["traces"]
+        ),
+        summary=d["summary"],
+        facts=dict(d.get("facts") or {}),
+    )
+
+
+def story_dot(analysis: Analysis, number: int) -> str:
+    """DOT text of connection `number` (1-based, as shown on the analysis page)."""
+    stories = (analysis.results or {}).get("stories") or []
+    if not 1 <= number <= len(stories):
+        raise NoSuchConnection(f"the analysis has no connection {number} (it has {len(stories)})")
+    return render.story_to_dot(story_from_dict(stories[number - 1]))
+
+
+def rendered(dot_text: str, fmt: str) -> tuple[bytes, bool]:
+    """The diagram in `fmt` (svg or png) and whether it came from the cache; raises render.DiagramError."""
+    if fmt not in FORMATS:
+        raise render.DiagramError(f"unsupported diagram format {fmt!r} (svg or png)")
+    key = CACHE_PREFIX + render.diagram_key(dot_text, fmt)
+    data = cache.get(key)
+    if isinstance(data, bytes):
+        return data, True
+    data = render.render_svg(dot_text) if fmt == "svg" else render.render_png(dot_text)
+    cache.set(key, data, CACHE_SECONDS)
+    return data, False
+
+
+_PROLOG = re.compile(rb"\A(?:\s*<\?xml[^>]*\?>|\s*<!DOCTYPE[^>]*>|\s*<!--.*?-->)*\s*", re.S)
+
+
+def inline_svg(svg: bytes) -> str:
+    """Graphviz's SVG document as an element to put inside HTML (no XML prolog, doctype or comments)."""
+    return _PROLOG.sub(b"", svg).decode("utf-8")
+
+
+def http_response(analysis: Analysis, number: int, fmt: str) -> HttpResponse:
+    """Connection `number`'s diagram as svg/png (503 with a JSON error if Graphviz fails).
+
+    Raises NoSuchConnection for a connection the analysis does not have (the caller's 404).
+    """
+    dot = story_dot(analysis, number)
+    try:
+        data, hit = rendered(dot, fmt)
+    except render.DiagramError as exc:
+        logger.warning("analysis %s: diagram %d (%s): %s", analysis.slug, number, fmt, exc)
+        return JsonResponse(
+            {"errors": [services.error("diagram", f"the diagram cannot be rendered: {exc}")]}, status=503
+        )
+    response = HttpResponse(data, content_type=FORMATS[fmt])
+    response["X-Meshviz-Cache"] = "hit" if hit else "miss"
+    response["Content-Disposition"] = f'inline; filename="meshviz-{analysis.slug}-{number}.{fmt}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

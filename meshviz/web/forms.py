@@ -1,0 +1,106 @@
+"""The new-analysis form: each piece of evidence pasted or uploaded, the pod IP and the application ports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+
+from meshviz.analyses import services
+
+#: (field, label, help) for each piece of evidence, in the form's order
+EVIDENCE = (
+    ("iptables", "iptables rules", "required: `iptables-save` in the pod (or the istio-iptables dry-run output)"),
+    ("ip_rule", "ip rule", "optional: `ip rule` in the pod"),
+    ("ip_route", "ip route", "optional: `ip route show table all` in the pod"),
+    ("sysctl", "sysctls", "optional: `sysctl -a` (or the net.* lines) in the pod"),
+    ("envoy_config_dump", "Envoy config dump", "optional: `pilot-agent request GET config_dump`; secrets are redacted"),
+)
+#: the engine's `source` names -> form fields (the reverse of services.SOURCES)
+FIELD_OF_SOURCE = {source: field for field, source in services.SOURCES.items()} | {"pod_ip": "pod_ip"}
+
+
+class NewAnalysisForm(forms.Form):
+    pod_ip = forms.GenericIPAddressField(label="Pod IP", help_text="the pod's own address, e.g. 172.16.188.31")
+    app_ports = forms.CharField(
+        label="Application ports",
+        required=False,
+        help_text="comma-separated; empty: the Envoy dump's inbound ports, else 8080",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, label, help_text in EVIDENCE:
+            self.fields[name] = forms.CharField(
+                label=label, required=False, help_text=help_text, widget=forms.Textarea(attrs={"rows": 6})
+            )
+            self.fields[f"{name}_file"] = forms.FileField(label=f"or upload {label}", required=False)
+        # the engine's errors, by field: [{line, column, text, message}]
+        self.evidence_errors: dict[str, list[dict[str, Any]]] = {}
+        self.warnings: list[dict[str, Any]] = []
+
+    def evidence_fields(self) -> list[tuple[forms.BoundField, forms.BoundField, list[dict[str, Any]]]]:
+        """(text field, file field, engine errors) for each piece of evidence, for the template."""
+        return [(self[name], self[f"{name}_file"], self.evidence_errors.get(name, [])) for name, _, _ in EVIDENCE]
+
+    def clean_app_ports(self) -> list[int]:
+        raw = self.cleaned_data.get("app_ports") or ""
+        ports: list[int] = []
+        for part in raw.replace(" ", ",").split(","):
+            if not part:
+                continue
+            if not part.isdigit() or not 0 < int(part) < 65536:
+                raise forms.ValidationError(f"not a port (1-65535): {part!r}")
+            ports.append(int(part))
+        return ports
+
+    def _evidence_text(self, name: str) -> str:
+        upload: UploadedFile | None = self.cleaned_data.get(f"{name}_file")
+        if upload is not None:
+            if upload.size is not None and upload.size > settings.MESHVIZ_MAX_UPLOAD_BYTES:
+                self.add_error(f"{name}_file", f"larger than the {settings.MESHVIZ_MAX_UPLOAD_BYTES}-byte limit")
+                return ""
+            raw: bytes = upload.read()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.add_error(f"{name}_file", f"not UTF-8 text (byte {exc.start})")
+                return ""
+        else:
+            text = str(self.cleaned_data.get(name) or "")
+            # browsers send pasted text with CRLF line ends
+            text = text.replace("\r\n", "\n")
+        if "\x00" in text:
+            self.add_error(f"{name}_file" if upload is not None else name, "contains NUL bytes: not a text file")
+            return ""
+        return text
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or self.cleaned_data
+        for name, _, _ in EVIDENCE:
+            data[name] = self._evidence_text(name)
+        if self.errors:
+            return data
+        errors, warnings = services.validate_evidence(
+            iptables=data["iptables"],
+            ip_rule=data["ip_rule"] or None,
+            ip_route=data["ip_route"] or None,
+            sysctl=data["sysctl"] or None,
+            envoy_config_dump=data["envoy_config_dump"] or None,
+            pod_ip=str(data["pod_ip"]) if data.get("pod_ip") else None,
+        )
+        self.warnings = warnings
+        for err in errors:
+            field = FIELD_OF_SOURCE.get(err["source"], "iptables")
+            # a caret under the offending column, below "LINE | text"
+            gutter = len(f"{err['line']} | ")
+            self.evidence_errors.setdefault(field, []).append(
+                {**err, "caret": " " * (gutter + max(int(err["column"]) - 1, 0)) + "^"}
+            )
+        if errors:
+            raise forms.ValidationError(
+                f"the evidence has {len(errors)} error{'s' if len(errors) != 1 else ''}: see the marked inputs"
+            )
+        return data

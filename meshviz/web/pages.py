@@ -1,0 +1,250 @@
+"""Pages around an analysis: the permalink page, its diagrams and fix artifacts, and the new-analysis form.
+
+Everything user-supplied reaches the templates as plain strings and is escaped by Django's autoescape;
+only Graphviz's SVG is inserted unescaped, because meshviz.engine.render escapes every label it writes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from collections import defaultdict
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from meshviz.analyses import diagrams, examples, services
+from meshviz.analyses.models import Analysis
+from meshviz.analyses.tasks import enqueue
+from meshviz.engine.iptables_parser import parse_iptables
+from meshviz.engine.model import Family
+from meshviz.engine.render import DiagramError
+
+from .forms import NewAnalysisForm
+
+logger = logging.getLogger(__name__)
+
+#: seconds between reloads of a queued or running analysis
+REFRESH_SECONDS = 2
+#: file name extension of a downloaded fix artifact, by kind
+ARTIFACT_EXT = {
+    "kubectl-patch": "sh",
+    "envoyfilter": "yaml",
+    "iptables": "sh",
+    "iptables-restore": "rules",
+    "ip": "sh",
+    "sysctl": "conf",
+}
+
+
+# --------------------------------------------------------------------------
+# the analysis page
+# --------------------------------------------------------------------------
+
+
+def _rule_hits(stories: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[int]]:
+    """(table, chain, 1-based index) -> the connection numbers whose traces matched that rule."""
+    hits: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+    for number, story in enumerate(stories, 1):
+        for hop in story.get("traces") or []:
+            for khop in (hop.get("trace") or {}).get("hops") or []:
+                for step in khop.get("steps") or []:
+                    if step.get("kind") != "RuleMatch" or not step.get("table") or not step.get("chain"):
+                        continue
+                    key = (step["table"], step["chain"], int(step.get("index") or 0))
+                    if number not in hits[key]:
+                        hits[key].append(number)
+    return hits
+
+
+def _rules(analysis: Analysis, stories: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pod's rules grouped by family, table and chain; each rule with the connections that hit it."""
+    parsed = parse_iptables(analysis.iptables, source="iptables")
+    pod_family = Family.IPV6 if ipaddress.ip_address(str(analysis.pod_ip)).version == 6 else Family.IPV4
+    hits = _rule_hits(stories)
+    out = []
+    for rs in parsed.rulesets:
+        traced = rs.family == pod_family
+        tables = []
+        for table in rs.tables:
+            chains = []
+            for chain in table.chains:
+                rules = []
+                for index, rule in enumerate(chain.rules, 1):
+                    by = hits.get((table.name, chain.name, index), []) if traced else []
+                    rules.append({"index": index, "text": rule.text(), "hit_by": by})
+                chains.append(
+                    {
+                        "name": chain.name,
+                        "policy": chain.policy,
+                        "rules": rules,
+                        "hit": any(r["hit_by"] for r in rules),
+                    }
+                )
+            tables.append({"name": table.name, "chains": chains})
+        out.append({"family": str(rs.family), "tables": tables, "traced": traced})
+    return out
+
+
+def _connections(analysis: Analysis, stories: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for number, story in enumerate(stories, 1):
+        findings = story.get("findings") or []
+        view: dict[str, Any] = {
+            "number": number,
+            "label": services.connection_label(story["connection"], str(analysis.pod_ip)),
+            "direction": story["direction"],
+            "summary": story["summary"],
+            "verdict": story["verdict"],
+            "failure": story["verdict"].get("failure"),
+            "causes": [f for f in findings if f.get("kind") == "cause"],
+            "findings": [f for f in findings if f.get("kind") not in ("cause", "assumption")],
+            "assumptions": [f for f in findings if f.get("kind") == "assumption"],
+            "svg": None,
+            "diagram_error": "",
+        }
+        try:
+            svg, _ = diagrams.rendered(diagrams.story_dot(analysis, number), "svg")
+            view["svg"] = diagrams.inline_svg(svg)
+        except DiagramError as exc:
+            logger.warning("analysis %s: diagram %d: %s", analysis.slug, number, exc)
+            view["diagram_error"] = str(exc)
+        out.append(view)
+    return out
+
+
+def _fix(fix: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not fix:
+        return None
+    keys = list(dict.fromkeys([*(fix.get("before") or {}), *(fix.get("after") or {})]))
+    verdicts = [
+        {"key": k, "before": (fix.get("before") or {}).get(k), "after": (fix.get("after") or {}).get(k)} for k in keys
+    ]
+    return {**fix, "verdict_rows": verdicts}
+
+
+def _comparison_tables(comparison: dict[str, Any], modes: list[str]) -> list[dict[str, Any]]:
+    """Each compared connection as rows of (label, value per mode, differs) in `modes` order."""
+    tables = []
+    for conn in comparison.get("connections") or []:
+        rows = [
+            {
+                "label": row.get("label") or row.get("aspect") or "",
+                "values": [row.get(m) for m in modes],
+                "differs": bool(row.get("differs")),
+            }
+            for row in conn.get("rows") or []
+        ]
+        summaries = [(conn.get("summaries") or {}).get(m, "") for m in modes]
+        tables.append({"connection": conn.get("connection") or {}, "rows": rows, "summaries": summaries})
+    return tables
+
+
+@require_GET
+def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
+    analysis = get_object_or_404(Analysis, slug=slug)
+    results = analysis.results or {}
+    stories = results.get("stories") or []
+    pending = analysis.state in (Analysis.State.QUEUED, Analysis.State.RUNNING)
+    comparison = results.get("comparison") or {}
+    modes = sorted(comparison.get("modes") or [], key=lambda m: 0 if m == "REDIRECT" else 1)
+    context = {
+        "analysis": analysis,
+        "pending": pending,
+        "refresh_seconds": REFRESH_SECONDS,
+        "has_results": bool(results),
+        "summary": results.get("summary", ""),
+        "connections": _connections(analysis, stories),
+        "comparison": comparison,
+        "compare_modes": modes,
+        "comparison_tables": _comparison_tables(comparison, modes),
+        "fix": _fix(results.get("fix")),
+        "rulesets": _rules(analysis, stories) if analysis.iptables else [],
+    }
+    return render(request, "web/analysis.html", context)
+
+
+@require_GET
+def analysis_diagram(request: HttpRequest, slug: str, number: int, fmt: str) -> HttpResponse:
+    try:
+        return diagrams.http_response(get_object_or_404(Analysis, slug=slug), number, fmt)
+    except diagrams.NoSuchConnection as exc:
+        raise Http404(str(exc)) from exc
+
+
+@require_GET
+def fix_artifact(request: HttpRequest, slug: str, patch: int, artifact: int) -> HttpResponse:
+    """One artifact of the fix (1-based patch and artifact numbers) as a text/plain attachment."""
+    analysis = get_object_or_404(Analysis, slug=slug)
+    patches = ((analysis.results or {}).get("fix") or {}).get("patches") or []
+    if not 1 <= patch <= len(patches):
+        raise Http404("no such patch")
+    artifacts = patches[patch - 1].get("artifacts") or []
+    if not 1 <= artifact <= len(artifacts):
+        raise Http404("no such artifact")
+    item = artifacts[artifact - 1]
+    key = re.sub(r"[^A-Za-z0-9_.-]", "-", str(patches[patch - 1].get("key") or f"patch-{patch}"))
+    ext = ARTIFACT_EXT.get(str(item.get("kind")), "txt")
+    response = HttpResponse(str(item.get("content", "")), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="meshviz-{key}-{artifact}.{ext}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# --------------------------------------------------------------------------
+# new analysis
+# --------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def new_analysis(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = NewAnalysisForm(request.POST, request.FILES)
+        if form.is_valid():
+            data = form.cleaned_data
+            analysis = services.create_analysis(
+                iptables=data["iptables"],
+                pod_ip=str(data["pod_ip"]),
+                ip_rule=data["ip_rule"],
+                ip_route=data["ip_route"],
+                sysctl=data["sysctl"],
+                envoy_config_dump=data["envoy_config_dump"],
+                app_ports=data["app_ports"],
+                warnings=form.warnings,
+            )
+            enqueue(analysis)
+            return redirect(analysis.permalink_path)
+        status = 400
+    else:
+        form = NewAnalysisForm()
+        status = 200
+    return render(request, "web/new.html", {"form": form, "examples": examples.examples()}, status=status)
+
+
+@require_POST
+def new_from_example(request: HttpRequest, name: str) -> HttpResponse:
+    example = examples.get(name)
+    if example is None:
+        raise Http404("no such example")
+    evidence = example.evidence()
+    errors, warnings = services.validate_evidence(pod_ip=example.pod_ip, **evidence)
+    if errors:  # a broken bundled example is a bug, not the visitor's problem
+        logger.error("example %s does not validate: %s", name, errors)
+        return HttpResponse("this example is broken", status=500, content_type="text/plain")
+    analysis = services.create_analysis(
+        iptables=evidence["iptables"],
+        ip_rule=evidence["ip_rule"],
+        ip_route=evidence["ip_route"],
+        sysctl=evidence["sysctl"],
+        envoy_config_dump=evidence["envoy_config_dump"],
+        pod_ip=example.pod_ip,
+        app_ports=list(example.app_ports),
+        proxy_uid=example.proxy_uid,
+        proxy_gid=example.proxy_gid,
+        warnings=warnings,
+    )
+    enqueue(analysis)
+    return redirect(analysis.permalink_path)
