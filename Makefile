@@ -29,7 +29,8 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-# Debian packages the kernel tests and graph rendering need; installed only when a command is missing.
+# Debian packages the kernel tests, graph rendering and the browser tests (chromium) need; installed only when a
+# command is missing. Without recommends, chromium lacks fonts-liberation (asked for here); headless needs no more.
 sysdeps:
 	@missing=""; \
 	command -v iptables-restore >/dev/null 2>&1 || missing="$$missing iptables"; \
@@ -37,15 +38,21 @@ sysdeps:
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	command -v conntrack >/dev/null 2>&1 || missing="$$missing conntrack"; \
 	command -v ipset >/dev/null 2>&1 || missing="$$missing ipset"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium fonts-liberation"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != "0" ]; then \
-		echo "note: not root, not installing Debian packages:$$missing (kernel tests need them)"; \
+		echo "note: not root, not installing Debian packages:$$missing (kernel and browser tests need them)"; \
 		exit 0; \
 	fi; \
 	echo "sysdeps: installing$$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -qq; \
-	apt-get install -y -qq --no-install-recommends $$missing
+	apt-get install -y -qq --no-install-recommends $$missing; \
+	case "$$missing" in *chromium*) \
+		dom="$$(timeout 60 /usr/bin/chromium --headless --no-sandbox --disable-gpu --no-first-run --dump-dom about:blank \
+			2>/dev/null || true)"; \
+		case "$$dom" in *"<body"*) ;; *) echo "sysdeps: chromium does not run headless" >&2; exit 1;; esac;; \
+	esac
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)
@@ -68,6 +75,8 @@ test: venv sysdeps
 
 run: venv sysdeps
 	$(BIN)/python manage.py migrate --noinput
+	@echo "meshviz: loading the bundled examples"
+	@$(BIN)/python manage.py load_examples --base-url http://127.0.0.1:8000
 	@echo "meshviz: http://127.0.0.1:8000/"
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 

@@ -282,3 +282,27 @@ def summary_line(analysis: Analysis, permalink: str) -> str:
     if analysis.results:
         return f"meshviz ({analysis.state}, previous result): {analysis.results['summary']} - {permalink}"
     return f"meshviz: analysis {analysis.state} - {permalink}"
+
+
+class ExampleInvalid(ValueError):
+    """A bundled example whose evidence does not validate (a bug in meshviz, not the visitor's input)."""
+
+
+def create_from_example(example: Any) -> Analysis:
+    """Create the analysis for a bundled example (`meshviz.analyses.examples.Example`); the caller queues it."""
+    evidence = example.evidence()
+    errors, warnings = validate_evidence(pod_ip=example.pod_ip, **evidence)
+    if errors:
+        raise ExampleInvalid(f"bundled example {example.name} does not validate: {errors}")
+    return create_analysis(
+        iptables=evidence["iptables"],
+        ip_rule=evidence["ip_rule"],
+        ip_route=evidence["ip_route"],
+        sysctl=evidence["sysctl"],
+        envoy_config_dump=evidence["envoy_config_dump"],
+        pod_ip=example.pod_ip,
+        app_ports=list(example.app_ports),
+        proxy_uid=example.proxy_uid,
+        proxy_gid=example.proxy_gid,
+        warnings=warnings,
+    )

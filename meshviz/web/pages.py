@@ -229,22 +229,10 @@ def new_from_example(request: HttpRequest, name: str) -> HttpResponse:
     example = examples.get(name)
     if example is None:
         raise Http404("no such example")
-    evidence = example.evidence()
-    errors, warnings = services.validate_evidence(pod_ip=example.pod_ip, **evidence)
-    if errors:  # a broken bundled example is a bug, not the visitor's problem
-        logger.error("example %s does not validate: %s", name, errors)
+    try:
+        analysis = services.create_from_example(example)
+    except services.ExampleInvalid as e:  # a broken bundled example is a bug, not the visitor's problem
+        logger.error("%s", e)
         return HttpResponse("this example is broken", status=500, content_type="text/plain")
-    analysis = services.create_analysis(
-        iptables=evidence["iptables"],
-        ip_rule=evidence["ip_rule"],
-        ip_route=evidence["ip_route"],
-        sysctl=evidence["sysctl"],
-        envoy_config_dump=evidence["envoy_config_dump"],
-        pod_ip=example.pod_ip,
-        app_ports=list(example.app_ports),
-        proxy_uid=example.proxy_uid,
-        proxy_gid=example.proxy_gid,
-        warnings=warnings,
-    )
     enqueue(analysis)
     return redirect(analysis.permalink_path)

@@ -1,0 +1,134 @@
+"""In a real browser: start from the "missing policy route" example, read the verdict, zoom the diagram, copy the fix.
+
+Drives Debian's chromium (/usr/bin/chromium, `make sysdeps`) through the PyPI `playwright` package (its wheel
+bundles the driver; `playwright install` is never needed). Without either the test skips with the reason,
+except with CI=true, where it fails. Screenshots land in tests/artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+EXAMPLE_TITLE = "TPROXY without the policy route: 503 UF"
+FIX_COMMAND = "ip rule add fwmark 1337 lookup 133"
+#: milliseconds a single page action or expectation may take
+TIMEOUT_MS = 20_000
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"browser tests must run in CI (CI=true) but cannot: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def page(transactional_db: None) -> Iterator[Page]:
+    """A fresh chromium page allowed to use the clipboard (skips, or fails with CI=true, without a browser)."""
+    if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
+        _unavailable(f"{CHROMIUM} is missing: `make sysdeps` installs Debian's chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is missing: `make venv` installs requirements.txt")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(
+                viewport={"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
+            )
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield page
+            assert not errors, f"JavaScript errors on the page: {errors}"
+        finally:
+            browser.close()
+
+
+def view_box(svg: Any) -> list[float]:
+    return [float(v) for v in (svg.get_attribute("viewBox") or "").replace(",", " ").split()]
+
+
+def test_start_from_the_missing_policy_route_example_and_copy_the_fix(live_server: Any, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    # /new/ -> the example's button -> the permalink page (the embedded mode runs the analysis in the request)
+    page.goto(f"{live_server.url}/new/")
+    page.get_by_role("button", name=EXAMPLE_TITLE).click()
+    page.wait_for_url(re.compile(r"/a/[A-Za-z0-9_-]{20,}/$"))
+    verdict = page.locator("h1.verdict")
+    expect(verdict).to_be_visible()
+    expect(verdict).to_contain_text("fails (REPLY_ESCAPES_VIA_eth0)")
+    expect(verdict).to_contain_text("fix (verified): ip rule: fwmark 1337 lookup 133")
+    expect(page.locator(".state")).to_have_text("done")
+    page.screenshot(path=str(ARTIFACTS / "missing-policy-route-page.png"), full_page=True)
+
+    # the first connection's inline SVG diagram; + and the wheel zoom in (the viewBox shrinks), 0 resets
+    diagram = page.locator("[data-panzoom]").first
+    svg = diagram.locator("svg").first
+    expect(svg).to_be_visible()
+    assert svg.locator("g.node").count() > 0, "the diagram has no nodes"
+    diagram.scroll_into_view_if_needed()
+    diagram.screenshot(path=str(ARTIFACTS / "missing-policy-route-diagram.png"))
+    home = view_box(svg)
+    assert len(home) == 4 and home[2] > 0, home
+
+    diagram.focus()
+    page.keyboard.press("+")
+    zoomed = view_box(svg)
+    assert zoomed[2] < home[2] and zoomed[3] < home[3], (home, zoomed)
+
+    box = diagram.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -240)
+    expect(svg).not_to_have_attribute("viewBox", " ".join(f"{v:g}" for v in zoomed))
+    assert view_box(svg)[2] < zoomed[2], (zoomed, view_box(svg))
+
+    diagram.focus()
+    page.keyboard.press("0")
+    assert view_box(svg) == pytest.approx(home)
+
+    # the fix: reached from the page's table of contents, verified, with the policy route to add
+    page.get_by_role("link", name="the fix").click()
+    fix = page.locator("#fix")
+    expect(fix).to_be_in_viewport()
+    expect(fix.locator("h2 .tag")).to_have_text("verified")
+    artifact = fix.locator("figure.artifact", has=page.locator("pre", has_text=FIX_COMMAND)).first
+    pre = artifact.locator("pre")
+    expect(pre).to_be_visible()
+    expect(pre).to_contain_text(FIX_COMMAND)
+    fix.screenshot(path=str(ARTIFACTS / "missing-policy-route-fix.png"))
+
+    # copy: the label says so (analysis.js shows "copied" for 1.5 s) and the clipboard holds the artifact
+    button = artifact.locator("button.copy")
+    expect(button).to_have_text("copy")
+    button.click()
+    expect(button).to_have_text("copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert FIX_COMMAND in copied
+    assert copied == pre.text_content()
+    expect(button).to_have_text("copy")  # and back
