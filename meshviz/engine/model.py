@@ -104,6 +104,11 @@ class MatchOption:
     negated: bool = False
 
 
+def find_option(options: tuple[MatchOption, ...], name: str) -> MatchOption | None:
+    """The first option called `name` (a match's or a target's)."""
+    return next((opt for opt in options if opt.name == name), None)
+
+
 @dataclass(frozen=True)
 class Match:
     """A match module (`-m owner ...`) with its options.
@@ -118,10 +123,7 @@ class Match:
     implicit: bool = False
 
     def option(self, name: str) -> MatchOption | None:
-        for opt in self.options:
-            if opt.name == name:
-                return opt
-        return None
+        return find_option(self.options, name)
 
 
 @dataclass(frozen=True)
@@ -133,10 +135,7 @@ class Target:
     goto: bool = False
 
     def option(self, name: str) -> MatchOption | None:
-        for opt in self.options:
-            if opt.name == name:
-                return opt
-        return None
+        return find_option(self.options, name)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from meshviz.engine.errors import ParseError, ParseWarning
@@ -542,6 +542,25 @@ def _same_rule(a: PolicyRule, b: PolicyRule) -> bool:
     return replace(a, ref=None, priority=0) == replace(b, ref=None, priority=0)
 
 
+def _lines(
+    text: str, source: str, errors: list[ParseError], warnings: list[ParseWarning]
+) -> Iterator[tuple[int, str, str, Callable[[int, str], None], Callable[[str], None]]]:
+    """Non-blank lines: number, right-stripped line, stripped text, and error/warning reporters bound to them."""
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip()
+        if not line.strip():
+            continue
+        shown = line.strip()
+
+        def error(column: int, message: str, *, _n: int = lineno, _t: str = shown) -> None:
+            errors.append(ParseError(source, _n, column, _t, message))
+
+        def warning(message: str, *, _n: int = lineno, _t: str = shown) -> None:
+            warnings.append(ParseWarning(source, _n, _t, message))
+
+        yield lineno, line, shown, error, warning
+
+
 def parse_ip_rules(
     text: str,
     source: str = "<ip rule>",
@@ -556,18 +575,7 @@ def parse_ip_rules(
     section = _Section()
     listing_families: set[Family] = set()
 
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip()
-        if not line.strip():
-            continue
-        shown = line.strip()
-
-        def error(column: int, message: str, *, _n: int = lineno, _t: str = shown) -> None:
-            errors.append(ParseError(source, _n, column, _t, message))
-
-        def warning(message: str, *, _n: int = lineno, _t: str = shown) -> None:
-            warnings.append(ParseWarning(source, _n, _t, message))
-
+    for lineno, line, shown, error, warning in _lines(text, source, errors, warnings):
         if _ERROR_OUTPUT_RE.match(line):
             if section.kind in (None, "rule"):
                 warning("command error output skipped")
@@ -1002,18 +1010,7 @@ def parse_ip_routes(
     pending: Route | None = None  # a multipath route whose nexthop lines may follow
     seen: set[Route] = set()
 
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip()
-        if not line.strip():
-            continue
-        shown = line.strip()
-
-        def error(column: int, message: str, *, _n: int = lineno, _t: str = shown) -> None:
-            errors.append(ParseError(source, _n, column, _t, message))
-
-        def warning(message: str, *, _n: int = lineno, _t: str = shown) -> None:
-            warnings.append(ParseWarning(source, _n, _t, message))
-
+    for lineno, line, shown, error, warning in _lines(text, source, errors, warnings):
         if _ERROR_OUTPUT_RE.match(line):
             if section.kind in (None, "route"):
                 warning("command error output skipped")

@@ -126,6 +126,32 @@ def _set_net_caps_effective() -> None:
         raise OSError(code, "capset: " + os.strerror(code))
 
 
+def open_listener(
+    bind_addr: str, port: int, transparent: bool, uid: int, gid: int, keep_caps: bool
+) -> socket.socket | None:
+    """A listening TCP socket created as root (IP_TRANSPARENT before bind), then privileges dropped.
+
+    On failure it emits an `error` event naming the stage that failed and returns None.
+    """
+    stage = "socket"
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if transparent:
+            stage = "IP_TRANSPARENT"
+            sock.setsockopt(SOL_IP, IP_TRANSPARENT, 1)
+        stage = "bind"
+        sock.bind((bind_addr, port))
+        stage = "listen"
+        sock.listen(128)
+        stage = "drop_privileges"
+        drop_privileges(uid, gid, keep_caps)
+    except OSError as exc:
+        emit({"event": "error", "stage": stage, "errno": errno_name(exc), "message": str(exc)})
+        return None
+    return sock
+
+
 def drop_privileges(uid: int, gid: int, keep_caps: bool) -> None:
     """setgroups([]), setgid(gid), setuid(uid); optionally keep the network capabilities."""
     if uid == 0 and gid == 0:
@@ -199,21 +225,8 @@ def cmd_listen(cfg: Json) -> int:
     uid = int(cfg.get("uid", 0))
     gid = int(cfg.get("gid", 0))
     keep_caps = bool(cfg.get("keep_caps", False))
-    stage = "socket"
-    try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if transparent:
-            stage = "IP_TRANSPARENT"
-            sock.setsockopt(SOL_IP, IP_TRANSPARENT, 1)
-        stage = "bind"
-        sock.bind((bind_addr, port))
-        stage = "listen"
-        sock.listen(128)
-        stage = "drop_privileges"
-        drop_privileges(uid, gid, keep_caps)
-    except OSError as exc:
-        emit({"event": "error", "stage": stage, "errno": errno_name(exc), "message": str(exc)})
+    sock = open_listener(bind_addr, port, transparent, uid, gid, keep_caps)
+    if sock is None:
         return 1
     emit(
         {
@@ -705,22 +718,9 @@ def cmd_sidecar(cfg: Json) -> int:
     uid = int(cfg.get("uid", 1337))
     gid = int(cfg.get("gid", 1337))
     keep_caps = bool(cfg.get("keep_caps", True))
-    stage = "socket"
-    try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if transparent:
-            stage = "IP_TRANSPARENT"
-            sock.setsockopt(SOL_IP, IP_TRANSPARENT, 1)
-        stage = "bind"
-        sock.bind((bind_addr, port))
-        stage = "listen"
-        sock.listen(128)
-        stage = "drop_privileges"
-        # uid 0 stays root (all capabilities), whatever keep_caps says.
-        drop_privileges(uid, gid, keep_caps and uid != 0)
-    except OSError as exc:
-        emit({"event": "error", "stage": stage, "errno": errno_name(exc), "message": str(exc)})
+    # uid 0 stays root (all capabilities), whatever keep_caps says.
+    sock = open_listener(bind_addr, port, transparent, uid, gid, keep_caps and uid != 0)
+    if sock is None:
         return 1
     emit(
         {
