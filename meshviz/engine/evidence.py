@@ -6,6 +6,7 @@ patched evidence is always something a user could have uploaded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,3 +62,31 @@ def _story(ev: Evidence, **connection: Any) -> Story:
         raise EngineInputError(list(r.errors))
     assert r.story is not None
     return r.story
+
+
+def connection_story(ev: Evidence, connection: Mapping[str, Any]) -> Story:
+    """The story of one connection in the stored shape (`Analysis.connections`).
+
+    `{"direction": "inbound", "client": "IP:PORT", "port": N}` or
+    `{"direction": "outbound", "dst": "IP:PORT", "app_uid": N, "app_gid": N}`.  Raises ValueError for a
+    connection of another shape, EngineInputError when the evidence does not parse.
+    """
+    direction = connection.get("direction")
+    try:
+        if direction == "inbound":
+            return story_for(ev, client=str(connection["client"]), port=int(connection["port"]))
+        if direction == "outbound":
+            return outbound_story_for(
+                ev,
+                dst=str(connection["dst"]),
+                app_uid=int(connection["app_uid"]),
+                app_gid=int(connection["app_gid"]),
+            )
+    except KeyError as e:
+        raise ValueError(f"{direction} connection without {e.args[0]!r}: {dict(connection)!r}") from e
+    raise ValueError(f"unknown connection direction {direction!r} (inbound or outbound): {dict(connection)!r}")
+
+
+def verdict_line(story: Story) -> str:
+    """The story's one-line verdict (its summary up to the explanation)."""
+    return story.summary.split(" - ")[0]
