@@ -75,9 +75,11 @@ test: venv sysdeps
 
 run: venv sysdeps
 	$(BIN)/python manage.py migrate --noinput
+	@$(BIN)/python manage.py demo_user > $(VENV)/demo-login.txt
 	@echo "meshviz: loading the bundled examples"
 	@$(BIN)/python manage.py load_examples --base-url http://127.0.0.1:8000
 	@echo "meshviz: http://127.0.0.1:8000/"
+	@sed 's/^/meshviz: /' $(VENV)/demo-login.txt
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 bench: venv

@@ -40,7 +40,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "meshviz.web",
+    "meshviz.accounts",
     "meshviz.analyses",
+    "meshviz.clusters",
 ]
 
 MIDDLEWARE = [
@@ -107,9 +109,10 @@ STORAGES: dict[str, dict[str, Any]] = {
     },
 }
 
-# --- cache: rendered diagrams, keyed by a hash of their content (meshviz.analyses.diagrams) ---
+# --- cache: rendered diagrams (keyed by a hash of their content) and the API's throttle buckets ---
+# CACHE_URL (e.g. redis://127.0.0.1:6379/1) shares both between processes; the default is per process.
 CACHES: dict[str, dict[str, Any]] = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "meshviz"},
+    "default": env.cache("CACHE_URL", default="locmemcache://meshviz"),
 }
 
 # --- uploads: evidence files (iptables-save, ip rule/route, Envoy config dumps) ---
@@ -118,9 +121,25 @@ MESHVIZ_MAX_UPLOAD_BYTES: int = env.int("MESHVIZ_MAX_UPLOAD_BYTES", default=10 *
 DATA_UPLOAD_MAX_MEMORY_SIZE = MESHVIZ_MAX_UPLOAD_BYTES
 
 # --- API ---
+# Bots authenticate with API keys (`Authorization: Api-Key mvz_...`), the browser with its session.
+# Throttled per API key (per user for sessions, per address when anonymous) at MESHVIZ_API_RATE.
+MESHVIZ_API_RATE: str = env.str("MESHVIZ_API_RATE", default="120/min")
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "meshviz.accounts.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["meshviz.accounts.auth.PerKeyRateThrottle"],
 }
+
+# --- accounts ---
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+# `make run` (manage.py demo_user) creates this user with a fresh random password and prints it.
+MESHVIZ_DEMO_USER: str = env.str("MESHVIZ_DEMO_USER", default="demo")
 SPECTACULAR_SETTINGS = {
     "TITLE": "meshviz API",
     "DESCRIPTION": "Trace a connection through a sidecar pod's iptables, policy routing and Envoy config.",
@@ -140,6 +159,32 @@ CELERY_TASK_ALWAYS_EAGER = not _celery_broker_url
 CELERY_BROKER_URL = _celery_broker_url or "memory://localhost/"
 CELERY_RESULT_BACKEND: str | None = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_EAGER_PROPAGATES = True
+# Tasks acknowledge after they finish (meshviz.analyses.tasks: acks_late). A task whose worker process dies
+# is requeued at once by the surviving main process (reject_on_worker_lost); one whose whole worker dies
+# (kill -9, a lost node) stays unacknowledged in Redis and is redelivered after this many seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
+# With late acknowledgement, a worker reserves one task at a time, so a dying worker strands at most one.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+# --- live collection (meshviz.clusters) ---
+# Fernet key(s), comma-separated, newest first: kubeconfigs are encrypted at rest with them. Required when DEBUG
+# is false (collection is refused without it); with DEBUG on and no key, one is derived from SECRET_KEY.
+MESHVIZ_ENCRYPTION_KEY: str = env.str("MESHVIZ_ENCRYPTION_KEY", default="")
+# Seconds one collection may take (each API request gets at most 30 of them), retries of a transient failure
+# inside it, and Celery retries (with backoff) of a collection that failed with a retryable error.
+MESHVIZ_COLLECT_TIMEOUT: float = env.float("MESHVIZ_COLLECT_TIMEOUT", default=120.0)
+MESHVIZ_COLLECT_RETRIES: int = env.int("MESHVIZ_COLLECT_RETRIES", default=3)
+MESHVIZ_COLLECT_TASK_RETRIES: int = env.int("MESHVIZ_COLLECT_TASK_RETRIES", default=3)
+# `celery -A meshviz beat`: re-collect watched pods that are due.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "meshviz-recollect-watched-pods": {
+        "task": "meshviz.clusters.recollect_watched_pods",
+        "schedule": env.float("MESHVIZ_WATCH_TICK_SECONDS", default=60.0),
+    },
+}
+# --- end live collection ---
 
 # --- logging: everything to stderr, which containers and CI collect ---
 LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")

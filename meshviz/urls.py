@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from meshviz.analyses.api import AnalysisViewSet
 from meshviz.analyses.api import router as api_router
-from meshviz.web import pages, views
+from meshviz.web import explorer, pages, views
 
 
 class DiagramFormat:
@@ -21,22 +21,43 @@ class DiagramFormat:
 
 register_converter(DiagramFormat, "diagramfmt")
 
+# live collection (meshviz.clusters): /api/v1/clusters/, /collections/, /watched-pods/ join the router before it is
+# included below; the pages (/clusters/, /collections/<id>/, /watched-pods/) are the include marked below.
+from meshviz.clusters.api import register  # noqa: E402
+
+register(api_router)
+
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("new/", pages.new_analysis, name="new-analysis"),
     path("new/example/<str:name>/", pages.new_from_example, name="new-from-example"),
     path("a/<slug:slug>/", pages.analysis_page, name="analysis"),
+    path("a/<slug:slug>/sharing/", pages.share_analysis, name="analysis-page-sharing"),
+    path("a/<slug:slug>/rerun/", pages.rerun_analysis, name="analysis-page-rerun"),
     path("a/<slug:slug>/diagram/<int:number>.<diagramfmt:fmt>", pages.analysis_diagram, name="analysis-diagram"),
     path("a/<slug:slug>/fix/<int:patch>/<int:artifact>.txt", pages.fix_artifact, name="fix-artifact"),
+    # explorer (meshviz/web/explorer.py, docs/explorer.md)
+    path("a/<slug:slug>/structure/", explorer.structure_page, name="explorer-structure"),
+    path("a/<slug:slug>/rules/", explorer.rules_page, name="explorer-rules"),
+    path("a/<slug:slug>/rules/<str:table>/<str:chain>/<int:index>", explorer.rule_page, name="explorer-rule"),
+    path("a/<slug:slug>/compose/", explorer.compose_page, name="explorer-compose"),
+    path("a/<slug:slug>/whatif/", explorer.whatif_page, name="explorer-whatif"),
+    path("a/<slug:slug>/whatif/patch.txt", explorer.whatif_patch, name="explorer-whatif-patch"),
+    path("a/<slug:slug>/whatif/save/", explorer.whatif_save, name="explorer-whatif-save"),
+    path("a/<slug:slug>/diff/", explorer.diff_pick, name="explorer-diff-pick"),
+    path("diff/<slug:slug_a>/<slug:slug_b>/", explorer.diff_page, name="explorer-diff"),
+    # end explorer
     # not a router action: the router would add a trailing slash after the file name
     path(
         "api/v1/analyses/<slug:slug>/diagram.<diagramfmt:fmt>",
         AnalysisViewSet.as_view({"get": "diagram"}),
         name="api-analysis-diagram",
     ),
+    path("", include("meshviz.clusters.urls")),  # live collection pages
     path("api/v1/", include(api_router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("meshviz.accounts.urls")),
     path("admin/", admin.site.urls),
 ]

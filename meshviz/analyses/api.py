@@ -1,7 +1,9 @@
 """REST API v1 over analyses (DRF, documented by drf-spectacular), mounted under /api/v1/ by `router`.
 
-Anonymous access for now: accounts, API keys and privacy come in a later slice. There is no list
-endpoint: an analysis is reached only through its unguessable slug.
+Bots authenticate with an API key (`Authorization: Api-Key mvz_...`), the browser with its session
+(meshviz.accounts.auth). Who sees what is meshviz.analyses.access: an analysis is private to its owner
+and the teams it is shared with, unless it was made public (read-only). The list shows the analyses
+the caller owns or shares through a team; a public one is reached only through its unguessable slug.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import ipaddress
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import UploadedFile
 from django.http import Http404, HttpResponse
@@ -21,16 +24,21 @@ from drf_spectacular.utils import (
     extend_schema_field,
     inline_serializer,
 )
-from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework import exceptions, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler
 
-from . import diagrams, services
+from meshviz.accounts.models import Team
+from meshviz.web.explorer_api import ExplorerViewSet
+
+from . import access, diagrams, services
 from .models import Analysis
+from .permissions import ReadPublicOrAuthenticated
 from .tasks import enqueue
 
 # --------------------------------------------------------------------------
@@ -84,7 +92,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, RequestDataTooBig):
         exc = EvidenceTooLarge("the request body")
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound("no analysis with that slug")
+        exc = exceptions.NotFound("no analysis with that slug (or it is not shared with you)")
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
     if isinstance(exc, EvidenceInvalid):
         return Response({"errors": exc.errors}, status=exc.status_code)
     if isinstance(exc, EvidenceTooLarge):
@@ -231,7 +241,22 @@ class AnalysisCreatedSerializer(serializers.Serializer):
     summary = serializers.CharField(help_text="one line for a chat message: verdict and permalink")
 
 
+class SharingSerializer(serializers.Serializer):
+    public = serializers.BooleanField(required=False, help_text="anyone with the permalink may read it")
+    teams = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="names of the teams it is shared with (read and re-run); only your own teams",
+    )
+
+
 class AnalysisSerializer(AnalysisCreatedSerializer):
+    owner = serializers.CharField(allow_null=True)
+    public = serializers.BooleanField()
+    teams = serializers.ListField(child=serializers.CharField())
+    origin = serializers.CharField()
+    origin_notes = serializers.ListField(child=serializers.CharField())
+    derived_from = serializers.CharField(allow_null=True, help_text="slug of the analysis this one derives from")
     error = serializers.CharField()
     engine_version = serializers.CharField()
     created = serializers.DateTimeField()
@@ -263,7 +288,10 @@ ERRORS = inline_serializer(
 )
 ERROR_RESPONSES = {
     400: OpenApiResponse(ERRORS, "invalid evidence or request"),
-    404: OpenApiResponse(ERRORS, "no analysis with that slug"),
+    401: OpenApiResponse(ERRORS, "no or an unknown API key"),
+    403: OpenApiResponse(ERRORS, "shared with you read-only"),
+    404: OpenApiResponse(ERRORS, "no analysis with that slug, or not shared with you"),
+    429: OpenApiResponse(ERRORS, "over MESHVIZ_API_RATE for this API key"),
     409: OpenApiResponse(ERRORS, "no results yet"),
     413: OpenApiResponse(ERRORS, "evidence over MESHVIZ_MAX_UPLOAD_BYTES"),
 }
@@ -284,6 +312,12 @@ def represent(analysis: Analysis, request: Request, *, full: bool = True) -> dic
     stories = results.get("stories", [])
     data.update(
         {
+            "owner": analysis.owner.get_username() if analysis.owner else None,
+            "public": analysis.public,
+            "teams": [t.name for t in analysis.teams.all()],
+            "origin": analysis.origin,
+            "origin_notes": analysis.origin_notes,
+            "derived_from": analysis.derived_from.slug if analysis.derived_from else None,
             "error": analysis.error,
             "engine_version": results.get("engine_version", ""),
             "created": analysis.created,
@@ -323,6 +357,11 @@ def represent(analysis: Analysis, request: Request, *, full: bool = True) -> dic
 # --------------------------------------------------------------------------
 
 
+class AnalysisPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 200
+
+
 class AnalysisViewSet(viewsets.GenericViewSet):
     """Create an analysis from a pod's evidence, read its verdicts, add connections, compare modes, get the fix."""
 
@@ -331,12 +370,29 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"[A-Za-z0-9_-]{16,64}"
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     serializer_class = AnalysisCreateSerializer
-    # Anonymous for now (accounts and API keys are a later slice); no session auth, so no CSRF for bots.
-    authentication_classes: list[type] = []
-    permission_classes: list[type] = []
+    permission_classes = [ReadPublicOrAuthenticated]
+    pagination_class = AnalysisPagination
 
     def get_exception_handler(self) -> Any:
         return api_exception_handler
+
+    def get_object(self) -> Analysis:
+        """The analysis in the URL, if the caller may read it (and change it, for anything but a read)."""
+        slug = str(self.kwargs.get("slug", ""))
+        if self.request.method in permissions.SAFE_METHODS:
+            return access.readable_analysis(self.request, slug)
+        return access.writable_analysis(self.request, slug)
+
+    @extend_schema(
+        responses={200: AnalysisCreatedSerializer(many=True), **ERROR_RESPONSES},
+        summary="The analyses you own or that are shared with your teams, newest first",
+    )
+    def list(self, request: Request) -> Response:
+        qs = access.member_of_analysis(request.user).order_by("-created")
+        page = self.paginate_queryset(qs)
+        items = page if page is not None else list(qs)
+        data = [represent(a, request, full=False) for a in items]
+        return self.get_paginated_response(data) if page is not None else Response(data)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -367,6 +423,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             app_ports=data["app_ports"],
             connections=data.get("connections"),
             warnings=data["warnings"],
+            owner=access.owner_for(request),
         )
         enqueue(analysis)
         analysis.refresh_from_db()
@@ -389,6 +446,47 @@ class AnalysisViewSet(viewsets.GenericViewSet):
         enqueue(analysis)
         analysis.refresh_from_db()
         return Response(represent(analysis, request), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=None,
+        responses={202: AnalysisSerializer, **ERROR_RESPONSES},
+        summary="Re-run with the current engine (the previous results stay until the new ones exist)",
+    )
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, slug: str | None = None) -> Response:
+        analysis = services.queue_rerun(self.get_object())
+        enqueue(analysis, force=True)
+        analysis.refresh_from_db()
+        return Response(represent(analysis, request), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        methods=["GET"],
+        responses={200: SharingSerializer, **ERROR_RESPONSES},
+        summary="Who the analysis is shared with",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=SharingSerializer,
+        responses={200: SharingSerializer, **ERROR_RESPONSES},
+        summary="Share with your teams and/or make the permalink public (owner only)",
+    )
+    @action(detail=True, methods=["get", "post"])
+    def sharing(self, request: Request, slug: str | None = None) -> Response:
+        if request.method == "GET":
+            analysis = access.readable_analysis(request, str(slug))
+        else:
+            analysis = access.managed_analysis(request, str(slug))
+            ser = SharingSerializer(data=request.data)
+            ser.is_valid(raise_exception=True)
+            names = ser.validated_data.get("teams")
+            teams = None
+            if names is not None:
+                teams = list(Team.objects.filter(name__in=names, members=request.user))
+                unknown = sorted(set(names) - {t.name for t in teams})
+                if unknown:
+                    raise serializers.ValidationError({"teams": f"not a team of yours: {', '.join(unknown)}"})
+            services.set_sharing(analysis, public=ser.validated_data.get("public"), teams=teams)
+        return Response({"public": analysis.public, "teams": [t.name for t in analysis.teams.all()]})
 
     @extend_schema(
         responses={
@@ -462,3 +560,5 @@ class AnalysisViewSet(viewsets.GenericViewSet):
 router = DefaultRouter()
 router.include_root_view = False
 router.register("analyses", AnalysisViewSet, basename="analysis")
+# the rule explorer's JSON (meshviz.web.explorer_api), registered here so there is one router
+router.register("explorer", ExplorerViewSet, basename="api-explorer")

@@ -28,9 +28,27 @@ class Analysis(models.Model):
 
     # Public identifier (permalinks, API); never the database id.
     slug = models.CharField(max_length=64, unique=True, default=new_slug, editable=False)
-    # Nullable until accounts exist (a later slice): anonymous analyses have no owner.
+
+    class Origin(models.TextChoices):
+        UPLOAD = "upload", "uploaded"
+        EXAMPLE = "example", "bundled example"
+        WHATIF = "whatif", "what-if copy"
+        CAPTURED = "captured", "captured from the pod"
+        RECONSTRUCTED = "reconstructed", "reconstructed, not captured"
+
+    # Who may see it (meshviz.analyses.access): the owner, members of the teams it is shared with, and
+    # anyone when `public` (read-only). An analysis whose owner was deleted is visible only if public.
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="analyses"
+    )
+    teams = models.ManyToManyField("accounts.Team", blank=True, related_name="analyses")
+    public = models.BooleanField(default=False, help_text="anyone with the permalink may read it")
+    # Where the evidence came from, with notes (e.g. why it was reconstructed rather than captured).
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.UPLOAD)
+    origin_notes = models.JSONField(default=list, blank=True)
+    # The analysis this one was derived from (a what-if copy, a re-collection of the same pod).
+    derived_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="derivatives"
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

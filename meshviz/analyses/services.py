@@ -11,10 +11,12 @@ from typing import Any
 
 from django.db import transaction
 
+from meshviz.engine import whatif
 from meshviz.engine.compare import compare
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.redact import redact_config_dump_text
-from meshviz.engine.evidence import Evidence, outbound_story_for, story_for
+from meshviz.engine.evidence import Evidence, connection_story
+from meshviz.engine.evidence import verdict_line as engine_verdict_line
 from meshviz.engine.fix import fix
 from meshviz.engine.iptables_parser import parse_iptables
 from meshviz.engine.modes import mode_of
@@ -24,15 +26,13 @@ from meshviz.engine.sysctl_parser import parse_sysctls
 
 from .models import ENGINE_VERSION, Analysis
 
-#: A representative client outside the pod (nothing is dialled).
-DEFAULT_CLIENT = "10.255.0.1:40000"
-#: An external destination in a documentation range (RFC 5737), for the outbound connection.
-DEFAULT_OUTBOUND_DST = "203.0.113.10:443"
-DEFAULT_APP_UID = 1000
-DEFAULT_APP_GID = 1000
-DEFAULT_APP_PORT = 8080
-#: At most this many default inbound connections (one per application port).
-MAX_DEFAULT_INBOUND = 16
+# The default connections (and their constants) are the engine's: the explorer's what-if re-traces the same ones.
+DEFAULT_APP_GID = whatif.DEFAULT_APP_GID
+DEFAULT_APP_PORT = whatif.DEFAULT_APP_PORT
+DEFAULT_APP_UID = whatif.DEFAULT_APP_UID
+DEFAULT_CLIENT = whatif.DEFAULT_CLIENT
+DEFAULT_OUTBOUND_DST = whatif.DEFAULT_OUTBOUND_DST
+verdict_line = engine_verdict_line
 
 EVIDENCE_FIELDS = ("iptables", "ip_rule", "ip_route", "sysctl", "envoy_config_dump")
 #: The `source` named in errors for each evidence field (the engine's names).
@@ -112,8 +112,17 @@ def create_analysis(
     app_ports: list[int] | None = None,
     connections: list[dict[str, Any]] | None = None,
     warnings: list[dict[str, Any]] | None = None,
+    owner: Any = None,
+    public: bool = False,
+    origin: str = Analysis.Origin.UPLOAD,
+    origin_notes: list[str] | None = None,
+    derived_from: Analysis | None = None,
 ) -> Analysis:
-    """Store validated evidence (the Envoy dump redacted) as a queued analysis with its connections."""
+    """Store validated evidence (the Envoy dump redacted) as a queued analysis with its connections.
+
+    `owner` (a user, or None) and `public` decide who may read it (meshviz.analyses.access); `origin`,
+    `origin_notes` and `derived_from` say where the evidence came from.
+    """
     redactions = 0
     if envoy_config_dump:
         envoy_config_dump, redactions = redact_config_dump_text(envoy_config_dump)
@@ -132,6 +141,11 @@ def create_analysis(
         labels=labels or {},
         app_ports=list(app_ports or []),
         parse_warnings=list(warnings or []),
+        owner=owner,
+        public=public,
+        origin=origin,
+        origin_notes=list(origin_notes or []),
+        derived_from=derived_from,
     )
     analysis.interception_mode = mode_of(evidence_of(analysis))
     analysis.connections = list(connections) if connections else default_connections(analysis)
@@ -157,36 +171,12 @@ def evidence_of(analysis: Analysis) -> Evidence:
     )
 
 
-def inbound_cluster_ports(envoy_config_dump: str) -> list[int]:
-    """The ports of the dump's inbound clusters (`inbound|PORT|...`), in order."""
-    config = parse_config_dump(envoy_config_dump, source=SOURCES["envoy_config_dump"]).config
-    ports: list[int] = []
-    for cluster in config.clusters:
-        parts = cluster.name.split("|")
-        if parts[0] == "inbound" and len(parts) > 1 and parts[1].isdigit():
-            port = int(parts[1])
-            if 0 < port < 65536 and port not in ports:
-                ports.append(port)
-    return ports
-
-
 def default_connections(analysis: Analysis) -> list[dict[str, Any]]:
     """One inbound connection from a representative client to each application port, and one outbound.
 
     Application ports: `app_ports`, else the ports of the Envoy dump's inbound clusters, else 8080.
     """
-    ports = [int(p) for p in analysis.app_ports]
-    if not ports and analysis.envoy_config_dump:
-        ports = inbound_cluster_ports(analysis.envoy_config_dump)
-    if not ports:
-        ports = [DEFAULT_APP_PORT]
-    conns: list[dict[str, Any]] = [
-        {"direction": "inbound", "client": DEFAULT_CLIENT, "port": p} for p in ports[:MAX_DEFAULT_INBOUND]
-    ]
-    conns.append(
-        {"direction": "outbound", "dst": DEFAULT_OUTBOUND_DST, "app_uid": DEFAULT_APP_UID, "app_gid": DEFAULT_APP_GID}
-    )
-    return conns
+    return whatif.default_connections(evidence_of(analysis))
 
 
 def connection_label(conn: dict[str, Any], pod_ip: str) -> str:
@@ -195,24 +185,13 @@ def connection_label(conn: dict[str, Any], pod_ip: str) -> str:
     return f"application (uid {conn['app_uid']}) -> {conn['dst']}"
 
 
-def verdict_line(story: Story) -> str:
-    """The story's one-line verdict (its summary up to the explanation)."""
-    return story.summary.split(" - ")[0]
-
-
-def _story(ev: Evidence, conn: dict[str, Any]) -> Story:
-    if conn["direction"] == "inbound":
-        return story_for(ev, client=conn["client"], port=int(conn["port"]))
-    return outbound_story_for(ev, dst=conn["dst"], app_uid=int(conn["app_uid"]), app_gid=int(conn["app_gid"]))
-
-
 def compute_results(analysis: Analysis) -> dict[str, Any]:
     """Run every connection's story, the REDIRECT/TPROXY comparison and the fix for the first inbound one."""
     ev = evidence_of(analysis)
     stories: list[dict[str, Any]] = []
     first_inbound: tuple[dict[str, Any], Story] | None = None
     for conn in analysis.connections:
-        story = _story(ev, conn)
+        story = connection_story(ev, conn)
         if first_inbound is None and conn["direction"] == "inbound":
             first_inbound = (conn, story)
         stories.append({"connection": dict(conn), "verdict_line": verdict_line(story), **story.to_dict()})
@@ -273,6 +252,27 @@ def add_connection(analysis: Analysis, conn: dict[str, Any]) -> Analysis:
     return current
 
 
+def queue_rerun(analysis: Analysis) -> Analysis:
+    """Mark the analysis queued for a re-run on demand; its results stay until the new ones are stored."""
+    with transaction.atomic():
+        current = Analysis.objects.select_for_update().get(pk=analysis.pk)
+        current.state = Analysis.State.QUEUED
+        current.error = ""
+        current.save(update_fields=["state", "error", "updated"])
+    return current
+
+
+def set_sharing(analysis: Analysis, *, public: bool | None = None, teams: list[Any] | None = None) -> Analysis:
+    """Change who may see the analysis: the public flag and/or the teams (None leaves it as it is)."""
+    with transaction.atomic():
+        if public is not None and public != analysis.public:
+            analysis.public = public
+            analysis.save(update_fields=["public", "updated"])
+        if teams is not None:
+            analysis.teams.set(teams)
+    return analysis
+
+
 def summary_line(analysis: Analysis, permalink: str) -> str:
     """One line fit for a chat message: the verdict (or the state) and the permalink."""
     if analysis.state == Analysis.State.FAILED:
@@ -288,7 +288,7 @@ class ExampleInvalid(ValueError):
     """A bundled example whose evidence does not validate (a bug in meshviz, not the visitor's input)."""
 
 
-def create_from_example(example: Any) -> Analysis:
+def create_from_example(example: Any, *, owner: Any = None, public: bool = False) -> Analysis:
     """Create the analysis for a bundled example (`meshviz.analyses.examples.Example`); the caller queues it."""
     evidence = example.evidence()
     errors, warnings = validate_evidence(pod_ip=example.pod_ip, **evidence)
@@ -305,4 +305,8 @@ def create_from_example(example: Any) -> Analysis:
         proxy_uid=example.proxy_uid,
         proxy_gid=example.proxy_gid,
         warnings=warnings,
+        owner=owner,
+        public=public,
+        origin=Analysis.Origin.EXAMPLE,
+        origin_notes=[f"bundled example {example.name}"],
     )

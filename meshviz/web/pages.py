@@ -9,16 +9,20 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections import defaultdict
 from typing import Any
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from meshviz.analyses import diagrams, examples, services
+from meshviz.accounts.models import Team
+from meshviz.analyses import access, diagrams, examples, services
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
+from meshviz.engine import structure
 from meshviz.engine.iptables_parser import parse_iptables
 from meshviz.engine.model import Family
 from meshviz.engine.render import DiagramError
@@ -47,17 +51,7 @@ ARTIFACT_EXT = {
 
 def _rule_hits(stories: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[int]]:
     """(table, chain, 1-based index) -> the connection numbers whose traces matched that rule."""
-    hits: dict[tuple[str, str, int], list[int]] = defaultdict(list)
-    for number, story in enumerate(stories, 1):
-        for hop in story.get("traces") or []:
-            for khop in (hop.get("trace") or {}).get("hops") or []:
-                for step in khop.get("steps") or []:
-                    if step.get("kind") != "RuleMatch" or not step.get("table") or not step.get("chain"):
-                        continue
-                    key = (step["table"], step["chain"], int(step.get("index") or 0))
-                    if number not in hits[key]:
-                        hits[key].append(number)
-    return hits
+    return structure.hits_from_stories(stories)
 
 
 def _rules(analysis: Analysis, stories: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -143,9 +137,50 @@ def _comparison_tables(comparison: dict[str, Any], modes: list[str]) -> list[dic
     return tables
 
 
+class LoginFirst(Exception):
+    """An anonymous visitor asked for an analysis that is not public: it may be theirs once logged in."""
+
+
+def _readable(request: HttpRequest, slug: str) -> Analysis:
+    try:
+        return access.readable_analysis(request, slug)
+    except Http404:
+        if not request.user.is_authenticated:
+            raise LoginFirst from None
+        raise
+
+
+def login_first(view: Any) -> Any:
+    """Send an anonymous visitor to the login page (and back) when the analysis is not public."""
+
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            response: HttpResponse = view(request, *args, **kwargs)
+        except LoginFirst:
+            return redirect_to_login(request.get_full_path())
+        return response
+
+    wrapped.__name__ = view.__name__
+    wrapped.__doc__ = view.__doc__
+    return wrapped
+
+
+def _sharing(request: HttpRequest, analysis: Analysis) -> dict[str, Any]:
+    user = request.user
+    shared = list(analysis.teams.all())
+    return {
+        "can_write": access.can_write(user, analysis),
+        "can_manage": access.can_manage(user, analysis),
+        "shared_teams": shared,
+        "my_teams": list(Team.objects.filter(members=user.pk)) if user.is_authenticated else [],
+        "shared_team_ids": {t.pk for t in shared},
+    }
+
+
+@login_first
 @require_GET
 def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
-    analysis = get_object_or_404(Analysis, slug=slug)
+    analysis = _readable(request, slug)
     results = analysis.results or {}
     stories = results.get("stories") or []
     pending = analysis.state in (Analysis.State.QUEUED, Analysis.State.RUNNING)
@@ -163,22 +198,47 @@ def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
         "comparison_tables": _comparison_tables(comparison, modes),
         "fix": _fix(results.get("fix")),
         "rulesets": _rules(analysis, stories) if analysis.iptables else [],
+        "stale": bool(results) and not analysis.results_are_current() and not pending,
+        **_sharing(request, analysis),
     }
     return render(request, "web/analysis.html", context)
 
 
+@login_required
+@require_POST
+def share_analysis(request: HttpRequest, slug: str) -> HttpResponse:
+    """The owner shares the analysis with some of their teams and/or makes its permalink public."""
+    analysis = access.managed_analysis(request, slug)
+    ids = {int(i) for i in request.POST.getlist("teams") if i.isdigit()}
+    teams = list(Team.objects.filter(pk__in=ids, members=request.user.pk))
+    services.set_sharing(analysis, public=request.POST.get("public") == "on", teams=teams)
+    messages.success(request, "Sharing updated.")
+    return redirect(analysis.permalink_path + "#sharing")
+
+
+@login_required
+@require_POST
+def rerun_analysis(request: HttpRequest, slug: str) -> HttpResponse:
+    """Re-run on demand with the current engine; the old results stay on the page until the new ones exist."""
+    analysis = services.queue_rerun(access.writable_analysis(request, slug))
+    enqueue(analysis, force=True)
+    return redirect(analysis.permalink_path)
+
+
+@login_first
 @require_GET
 def analysis_diagram(request: HttpRequest, slug: str, number: int, fmt: str) -> HttpResponse:
     try:
-        return diagrams.http_response(get_object_or_404(Analysis, slug=slug), number, fmt)
+        return diagrams.http_response(_readable(request, slug), number, fmt)
     except diagrams.NoSuchConnection as exc:
         raise Http404(str(exc)) from exc
 
 
+@login_first
 @require_GET
 def fix_artifact(request: HttpRequest, slug: str, patch: int, artifact: int) -> HttpResponse:
     """One artifact of the fix (1-based patch and artifact numbers) as a text/plain attachment."""
-    analysis = get_object_or_404(Analysis, slug=slug)
+    analysis = _readable(request, slug)
     patches = ((analysis.results or {}).get("fix") or {}).get("patches") or []
     if not 1 <= patch <= len(patches):
         raise Http404("no such patch")
@@ -199,6 +259,7 @@ def fix_artifact(request: HttpRequest, slug: str, patch: int, artifact: int) -> 
 # --------------------------------------------------------------------------
 
 
+@login_required
 @require_http_methods(["GET", "POST"])
 def new_analysis(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -214,6 +275,7 @@ def new_analysis(request: HttpRequest) -> HttpResponse:
                 envoy_config_dump=data["envoy_config_dump"],
                 app_ports=data["app_ports"],
                 warnings=form.warnings,
+                owner=request.user,
             )
             enqueue(analysis)
             return redirect(analysis.permalink_path)
@@ -224,13 +286,14 @@ def new_analysis(request: HttpRequest) -> HttpResponse:
     return render(request, "web/new.html", {"form": form, "examples": examples.examples()}, status=status)
 
 
+@login_required
 @require_POST
 def new_from_example(request: HttpRequest, name: str) -> HttpResponse:
     example = examples.get(name)
     if example is None:
         raise Http404("no such example")
     try:
-        analysis = services.create_from_example(example)
+        analysis = services.create_from_example(example, owner=request.user)
     except services.ExampleInvalid as e:  # a broken bundled example is a bug, not the visitor's problem
         logger.error("%s", e)
         return HttpResponse("this example is broken", status=500, content_type="text/plain")

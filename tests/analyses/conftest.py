@@ -12,8 +12,11 @@ from .helpers import evidence_payload
 
 
 @pytest.fixture
-def api() -> APIClient:
-    return APIClient()
+def api(api_key: str) -> APIClient:
+    """A bot: authenticated with alice's API key."""
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+    return api
 
 
 @pytest.fixture

@@ -52,19 +52,36 @@ def test_a_second_run_adds_none_and_prints_the_same_permalinks(django_capture_on
         assert f"http://meshviz.test/a/{slug}/" in second
 
 
-def test_an_example_started_from_the_button_counts_as_loaded(
-    client: Client, django_capture_on_commit_callbacks: Any
+def test_a_users_private_run_of_an_example_does_not_count_as_loaded(
+    user: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
+    client = Client()
+    client.force_login(user)
     name = "tproxy-missing-policy-route-503-uf"
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/new/example/{name}/")
     assert response.status_code == 302
+    mine = Analysis.objects.get(slug=response["Location"].strip("/").split("/")[-1])
+    assert mine.owner == user and not mine.public
 
     out = run(django_capture_on_commit_callbacks)
 
-    assert Analysis.objects.count() == 4
-    assert f"http://127.0.0.1:8000{response['Location']}" in out
-    assert "3 created, 1 already loaded" in out
+    assert Analysis.objects.count() == 5
+    assert f"/a/{mine.slug}/" not in out
+    assert "4 created, 0 already loaded" in out
+
+
+def test_loaded_examples_are_public_and_owned_by_the_demo_user(django_capture_on_commit_callbacks: Any) -> None:
+    call_command("demo_user", stdout=StringIO())
+
+    run(django_capture_on_commit_callbacks)
+
+    loaded = list(Analysis.objects.all())
+    assert len(loaded) == 4
+    assert all(a.public and a.owner is not None and a.owner.username == "demo" for a in loaded)
+    assert all(a.origin == Analysis.Origin.EXAMPLE for a in loaded)
+    anonymous = Client()
+    assert anonymous.get(loaded[0].permalink_path).status_code == 200
 
 
 def test_an_example_with_an_added_connection_no_longer_counts(django_capture_on_commit_callbacks: Any) -> None:

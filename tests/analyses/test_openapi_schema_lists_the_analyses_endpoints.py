@@ -9,11 +9,19 @@ from django.test import Client
 def test_schema_documents_every_v1_endpoint(client: Client) -> None:
     document = client.get("/api/schema/", {"format": "json"}).json()
     paths = document["paths"]
-    assert set(paths["/api/v1/analyses/"]) == {"post"}
+    assert set(paths["/api/v1/analyses/"]) == {"get", "post"}
     assert set(paths["/api/v1/analyses/{slug}/"]) == {"get"}
     assert set(paths["/api/v1/analyses/{slug}/connections/"]) == {"post"}
     assert set(paths["/api/v1/analyses/{slug}/comparison/"]) == {"get"}
     assert set(paths["/api/v1/analyses/{slug}/fix/"]) == {"get"}
+    assert set(paths["/api/v1/analyses/{slug}/rerun/"]) == {"post"}
+    assert set(paths["/api/v1/analyses/{slug}/sharing/"]) == {"get", "post"}
+    assert document["components"]["securitySchemes"]["apiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "`Api-Key mvz_...` (create keys on your account page)",
+    }
     create = paths["/api/v1/analyses/"]["post"]
     assert {"application/json", "multipart/form-data"} <= set(create["requestBody"]["content"])
     assert {"201", "400", "413"} <= set(create["responses"])

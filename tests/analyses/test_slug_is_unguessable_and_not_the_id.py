@@ -34,6 +34,15 @@ def test_slug_is_not_the_id_and_the_id_does_not_resolve(api: APIClient, create: 
     assert slugs[0][:8] != slugs[1][:8]
 
 
-def test_there_is_no_listing_of_analyses(api: APIClient, create: Callable[..., Any]) -> None:
-    create()
-    assert api.get("/api/v1/analyses/").status_code == 405
+def test_the_listing_shows_only_the_callers_own_analyses(
+    api: APIClient, create: Callable[..., Any], other_user: Any
+) -> None:
+    mine = create().json()["slug"]
+    from meshviz.accounts.models import ApiKey
+
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Api-Key {ApiKey.issue(other_user, 'b')[1]}")
+
+    assert [a["slug"] for a in api.get("/api/v1/analyses/").json()["results"]] == [mine]
+    assert other.get("/api/v1/analyses/").json()["results"] == []
+    assert APIClient().get("/api/v1/analyses/").status_code == 401

@@ -7,63 +7,20 @@ except with CI=true, where it fails. Screenshots land in tests/artifacts/ (git-i
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from .conftest import ARTIFACTS, log_in
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 EXAMPLE_TITLE = "TPROXY without the policy route: 503 UF"
 FIX_COMMAND = "ip rule add fwmark 1337 lookup 133"
-#: milliseconds a single page action or expectation may take
-TIMEOUT_MS = 20_000
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"browser tests must run in CI (CI=true) but cannot: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def page(transactional_db: None) -> Iterator[Page]:
-    """A fresh chromium page allowed to use the clipboard (skips, or fails with CI=true, without a browser)."""
-    if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
-        _unavailable(f"{CHROMIUM} is missing: `make sysdeps` installs Debian's chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is missing: `make venv` installs requirements.txt")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context(
-                viewport={"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
-            )
-            context.set_default_timeout(TIMEOUT_MS)
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page
-            assert not errors, f"JavaScript errors on the page: {errors}"
-        finally:
-            browser.close()
 
 
 def view_box(svg: Any) -> list[float]:
@@ -74,6 +31,9 @@ def test_start_from_the_missing_policy_route_example_and_copy_the_fix(live_serve
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    # /new/ asks to log in first and comes back
+    log_in(page, live_server.url, "/new/")
 
     # /new/ -> the example's button -> the permalink page (the embedded mode runs the analysis in the request)
     page.goto(f"{live_server.url}/new/")

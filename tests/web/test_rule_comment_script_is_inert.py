@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 SCRIPT = "<script>alert(1)</script>"
 
 
-def test_script_in_a_rule_comment_renders_inert(client: Client, django_capture_on_commit_callbacks: Any) -> None:
+def test_script_in_a_rule_comment_renders_inert(
+    client: Client, api_key: str, django_capture_on_commit_callbacks: Any
+) -> None:
     # put the comment on the rule every inbound connection hits, so it is in the diagram's labels too
     rule = "-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006"
     assert rule in REDIRECT_RULES
@@ -25,7 +27,9 @@ def test_script_in_a_rule_comment_renders_inert(client: Client, django_capture_o
         rule, f'-A ISTIO_IN_REDIRECT -p tcp -m comment --comment "{SCRIPT}" -j REDIRECT --to-ports 15006'
     )
     with django_capture_on_commit_callbacks(execute=True):
-        created = APIClient().post("/api/v1/analyses/", evidence_payload(iptables=rules), format="json")
+        created = APIClient(HTTP_AUTHORIZATION=f"Api-Key {api_key}").post(
+            "/api/v1/analyses/", evidence_payload(iptables=rules), format="json"
+        )
     assert created.status_code == 201, created.content
     analysis = Analysis.objects.get(slug=created.json()["slug"])
     assert analysis.state == "done", analysis.error

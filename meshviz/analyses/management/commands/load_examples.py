@@ -1,15 +1,18 @@
 """`manage.py load_examples`: one analysis per bundled example (meshviz/analyses/examples/), printed as permalinks.
 
-Idempotent: an example counts as loaded when an analysis holds exactly its evidence (the Envoy dump as stored,
-i.e. redacted), pod IP, ports and proxy ids, with no pod name or namespace and its connections untouched
-(revision 1) -- whether this command or the /new/ example button created it. Nothing is marked or renamed,
-so a loaded example's fix reads exactly as it does from the button.
+The loaded examples are public (read-only for everyone: they hold no one's data) and owned by `--owner`
+(default: the demo user, when it exists). Idempotent: an example counts as loaded when a public analysis holds
+exactly its evidence (the Envoy dump as stored, i.e. redacted), pod IP, ports and proxy ids, with no pod name
+or namespace and its connections untouched (revision 1). A user's own run of an example (the /new/ button)
+is private to them and never counts.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from meshviz.analyses import examples, services
@@ -36,15 +39,16 @@ def find_loaded(example: examples.Example) -> Analysis | None:
         pod_name="",
         namespace="",
         revision=1,
+        public=True,
     ).order_by("created")
     # app_ports is a JSON list: compared in Python (JSON equality lookups differ between SQLite and PostgreSQL)
     return next((a for a in candidates if [int(p) for p in a.app_ports] == list(example.app_ports)), None)
 
 
-def load(example: examples.Example) -> Analysis:
-    """Create and queue the example's analysis exactly as the /new/ example button does."""
+def load(example: examples.Example, owner: Any = None) -> Analysis:
+    """Create and queue the example's analysis as the /new/ example button does, but public."""
     try:
-        analysis = services.create_from_example(example)
+        analysis = services.create_from_example(example, owner=owner, public=True)
     except services.ExampleInvalid as e:
         raise CommandError(str(e)) from e
     enqueue(analysis)
@@ -60,15 +64,28 @@ class Command(BaseCommand):
             default="http://127.0.0.1:8000",
             help="prefix of the printed permalinks (default: %(default)s, where `make run` serves)",
         )
+        parser.add_argument(
+            "--owner",
+            default=None,
+            help="username owning the loaded examples (default: MESHVIZ_DEMO_USER when that user exists, else none)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         base = str(options["base_url"]).rstrip("/")
+        users = get_user_model().objects
+        owner = None
+        if options["owner"]:
+            owner = users.filter(username=options["owner"]).first()
+            if owner is None:
+                raise CommandError(f"no user named {options['owner']!r}")
+        else:
+            owner = users.filter(username=settings.MESHVIZ_DEMO_USER).first()
         created = 0
         for example in examples.examples():
             analysis = find_loaded(example)
             if analysis is None:
                 # With the embedded (eager) Celery the analysis runs here; with a broker a worker runs it.
-                analysis = load(example)
+                analysis = load(example, owner)
                 created += 1
                 how = "loaded"
             else:
