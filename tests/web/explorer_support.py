@@ -1,0 +1,59 @@
+"""Analyses for the explorer tests: a bundled example owned by a user of its own, run synchronously."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.test import Client
+
+from meshviz.analyses import examples, services
+from meshviz.analyses.models import Analysis
+
+MISSING_ROUTE = "tproxy-missing-policy-route-503-uf"
+REDIRECT = "redirect-app-sees-127.0.0.6"
+TPROXY_OK = "tproxy-original-src-app-sees-client"
+#: the policy route Istio installs for TPROXY: marked replies go to lo (the missing-route example lacks it)
+POLICY_ROUTE_EDITS = [
+    {"op": "append_text", "kind": "ip_rule", "text": "ip rule add fwmark 1337 lookup 133"},
+    {"op": "append_text", "kind": "ip_route", "text": "ip route add local default dev lo table 133"},
+]
+
+
+def explorer_user(name: str = "explorer") -> User:
+    return User.objects.create_user(name, password=f"{name}-password-not-used")
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def analysed_example(owner: User, name: str = MISSING_ROUTE) -> Analysis:
+    """The bundled example as an analysis owned by `owner`, with its results computed."""
+    example = examples.get(name)
+    assert example is not None, name
+    analysis = services.run_analysis(services.create_from_example(example, owner=owner))
+    assert analysis.state == Analysis.State.DONE, analysis.error
+    return analysis
+
+
+def analysed_iptables(owner: User, iptables: str, like: str = MISSING_ROUTE) -> Analysis:
+    """The example `like` with other iptables rules, analysed."""
+    example = examples.get(like)
+    assert example is not None
+    ev = example.evidence()
+    analysis = services.create_analysis(
+        iptables=iptables,
+        ip_rule=ev["ip_rule"],
+        ip_route=ev["ip_route"],
+        sysctl=ev["sysctl"],
+        envoy_config_dump=ev["envoy_config_dump"],
+        pod_ip=example.pod_ip,
+        app_ports=list(example.app_ports),
+        proxy_uid=example.proxy_uid,
+        proxy_gid=example.proxy_gid,
+        owner=owner,
+    )
+    analysis = services.run_analysis(analysis)
+    assert analysis.state == Analysis.State.DONE, analysis.error
+    return analysis
