@@ -39,18 +39,7 @@ def evidence(name: str) -> Evidence:
     ex = get(name)
     if ex is None:
         raise SystemExit(f"no bundled example {name!r}")
-    e = ex.evidence()
-    return Evidence(
-        iptables=e["iptables"],
-        pod_ip=ex.pod_ip,
-        ip_rule=e["ip_rule"] or None,
-        ip_route=e["ip_route"] or None,
-        sysctl=e["sysctl"] or None,
-        envoy=e["envoy_config_dump"] or None,
-        proxy_uid=ex.proxy_uid,
-        proxy_gid=ex.proxy_gid,
-        app_ports=ex.app_ports,
-    )
+    return ex.engine_evidence()
 
 
 def p95(values: list[float]) -> float:

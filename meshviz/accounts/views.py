@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from .models import ApiKey, Team
@@ -28,28 +29,32 @@ def _name(request: HttpRequest, field: str = "name") -> str:
     return (request.POST.get(field) or "").strip()[:MAX_NAME]
 
 
-@login_required
-@require_GET
-def account(request: HttpRequest) -> HttpResponse:
+def _account(request: HttpRequest, new_key: dict[str, str] | None = None) -> HttpResponse:
     context = {
         "keys": ApiKey.objects.filter(user=_me(request)),
         "teams": Team.objects.filter(members=_me(request)).prefetch_related("members"),
-        # shown once, right after creation (kept in the session only until this page renders)
-        "new_key": request.session.pop("meshviz_new_api_key", None),
+        "new_key": new_key,
     }
     return render(request, "accounts/account.html", context)
 
 
 @login_required
+@require_GET
+def account(request: HttpRequest) -> HttpResponse:
+    return _account(request)
+
+
+@never_cache
+@login_required
 @require_POST
 def create_key(request: HttpRequest) -> HttpResponse:
+    """Issue a key and show it in this response only: it is stored nowhere (not even in the session)."""
     name = _name(request)
     if not name:
         messages.error(request, "Give the key a name (what will use it, e.g. 'chatops bot').")
         return redirect("account")
     _, plaintext = ApiKey.issue(_me(request), name)
-    request.session["meshviz_new_api_key"] = {"name": name, "key": plaintext}
-    return redirect("account")
+    return _account(request, new_key={"name": name, "key": plaintext})
 
 
 @login_required

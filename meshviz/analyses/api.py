@@ -314,10 +314,15 @@ def represent(analysis: Analysis, request: Request, *, full: bool = True) -> dic
         {
             "owner": analysis.owner.get_username() if analysis.owner else None,
             "public": analysis.public,
-            "teams": [t.name for t in analysis.teams.all()],
+            # team names and the original's slug only for those who may see them (not every public reader)
+            "teams": [t.name for t in analysis.teams.all()] if access.can_write(request.user, analysis) else [],
             "origin": analysis.origin,
             "origin_notes": analysis.origin_notes,
-            "derived_from": analysis.derived_from.slug if analysis.derived_from else None,
+            "derived_from": (
+                analysis.derived_from.slug
+                if analysis.derived_from and access.can_read(request.user, analysis.derived_from)
+                else None
+            ),
             "error": analysis.error,
             "engine_version": results.get("engine_version", ""),
             "created": analysis.created,
@@ -473,7 +478,8 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get", "post"])
     def sharing(self, request: Request, slug: str | None = None) -> Response:
         if request.method == "GET":
-            analysis = access.readable_analysis(request, str(slug))
+            # who it is shared with is for those who share it, not for every reader of a public permalink
+            analysis = access.writable_analysis(request, str(slug))
         else:
             analysis = access.managed_analysis(request, str(slug))
             ser = SharingSerializer(data=request.data)
@@ -559,6 +565,8 @@ class AnalysisViewSet(viewsets.GenericViewSet):
 
 router = DefaultRouter()
 router.include_root_view = False
+# No `<route>.json` variants: the views take no `format` argument, and content negotiation covers JSON.
+router.include_format_suffixes = False
 router.register("analyses", AnalysisViewSet, basename="analysis")
 # the rule explorer's JSON (meshviz.web.explorer_api), registered here so there is one router
 router.register("explorer", ExplorerViewSet, basename="api-explorer")

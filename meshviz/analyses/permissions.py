@@ -15,6 +15,6 @@ class ReadPublicOrAuthenticated(permissions.BasePermission):
     """
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        if request.method in permissions.SAFE_METHODS and getattr(view, "action", None) != "list":
+        if request.method in permissions.SAFE_METHODS and getattr(view, "action", None) not in ("list", "sharing"):
             return True
         return bool(request.user and request.user.is_authenticated)

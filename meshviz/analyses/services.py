@@ -24,6 +24,7 @@ from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.story import Story
 from meshviz.engine.sysctl_parser import parse_sysctls
 
+from . import examples
 from .models import ENGINE_VERSION, Analysis
 
 # The default connections (and their constants) are the engine's: the explorer's what-if re-traces the same ones.
@@ -288,22 +289,14 @@ class ExampleInvalid(ValueError):
     """A bundled example whose evidence does not validate (a bug in meshviz, not the visitor's input)."""
 
 
-def create_from_example(example: Any, *, owner: Any = None, public: bool = False) -> Analysis:
-    """Create the analysis for a bundled example (`meshviz.analyses.examples.Example`); the caller queues it."""
-    evidence = example.evidence()
-    errors, warnings = validate_evidence(pod_ip=example.pod_ip, **evidence)
+def create_from_example(example: examples.Example, *, owner: Any = None, public: bool = False) -> Analysis:
+    """Create the analysis for a bundled example; the caller queues it."""
+    fields = example.analysis_fields()
+    errors, warnings = validate_evidence(pod_ip=example.pod_ip, **{name: fields[name] for name in examples.FILES})
     if errors:
         raise ExampleInvalid(f"bundled example {example.name} does not validate: {errors}")
     return create_analysis(
-        iptables=evidence["iptables"],
-        ip_rule=evidence["ip_rule"],
-        ip_route=evidence["ip_route"],
-        sysctl=evidence["sysctl"],
-        envoy_config_dump=evidence["envoy_config_dump"],
-        pod_ip=example.pod_ip,
-        app_ports=list(example.app_ports),
-        proxy_uid=example.proxy_uid,
-        proxy_gid=example.proxy_gid,
+        **fields,
         warnings=warnings,
         owner=owner,
         public=public,

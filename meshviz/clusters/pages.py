@@ -237,7 +237,10 @@ def recollect(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def watched_pods_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        watched = WatchedPod.objects.filter(owner=_owner(request), pk=request.POST.get("id", "0") or "0").first()
+        raw_id = request.POST.get("id", "")
+        if not raw_id.isdigit():
+            raise Http404("no such watched pod")
+        watched = WatchedPod.objects.filter(owner=_owner(request), pk=int(raw_id)).first()
         if watched is None:
             raise Http404("no such watched pod")
         op = request.POST.get("op")

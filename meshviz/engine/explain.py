@@ -13,6 +13,7 @@ fragments, then each match module), the action from the target.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 from meshviz.engine.iptables_spec import TARGETS, UNPARSED_MODULE
 from meshviz.engine.matches import _compile_module
@@ -86,39 +87,40 @@ def _net(text: object) -> str:
     return str(n)
 
 
-def _num(text: str) -> str:
-    """A mark or id as iptables accepts it (decimal or 0x hex) shown as `1337 (0x539)`; masks kept."""
+def _value_and_mask(text: str) -> tuple[int, str] | None:
+    """`value[/mask]` as iptables accepts it (decimal or 0x hex): the value, and the mask as shown (`0x...`, or the
+    text when it is not a number; empty when there is none or it is all ones). None when the value is not a number."""
     value, _, mask = text.partition("/")
     try:
         v = int(value, 0)
     except ValueError:
+        return None
+    if not mask:
+        return v, ""
+    try:
+        m = int(mask, 0)
+    except ValueError:
+        return v, mask
+    return v, "" if m == 0xFFFFFFFF else f"{m:#x}"
+
+
+def _num(text: str) -> str:
+    """A mark or id as iptables accepts it (decimal or 0x hex) shown as `1337 (0x539)`; masks kept."""
+    parsed = _value_and_mask(text)
+    if parsed is None:
         return text
+    v, mask = parsed
     shown = f"{v} ({v:#x})" if v > 9 else str(v)
-    if mask:
-        try:
-            m = int(mask, 0)
-        except ValueError:
-            return f"{shown} under mask {mask}"
-        if m != 0xFFFFFFFF:
-            return f"{shown} under mask {m:#x}"
-    return shown
+    return f"{shown} under mask {mask}" if mask else shown
 
 
 def _mark_value(text: str) -> str:
     """A mark shown the way the brief's example reads: `1337/0xffffffff` -> `1337`."""
-    value, _, mask = text.partition("/")
-    try:
-        v = int(value, 0)
-    except ValueError:
+    parsed = _value_and_mask(text)
+    if parsed is None:
         return text
-    if mask:
-        try:
-            m = int(mask, 0)
-        except ValueError:
-            return f"{v} (mask {mask})"
-        if m != 0xFFFFFFFF:
-            return f"{v} (mask {m:#x})"
-    return str(v)
+    v, mask = parsed
+    return f"{v} (mask {mask})" if mask else str(v)
 
 
 def _ports(text: str) -> str:
@@ -326,18 +328,17 @@ def _iprange(m: Match) -> list[str]:
     return out
 
 
-def _icmp(m: Match) -> list[str]:
-    out = []
-    for o in m.options:
-        out.append(f"{'not ' if o.negated else ''}of ICMP type {_val(o)}")
-    return out
+def _of_type(kind: str) -> Callable[[Match], list[str]]:
+    """A describer for a match whose every option selects a `kind` type (`-m icmp --icmp-type`, `-m pkttype`)."""
+
+    def describe(m: Match) -> list[str]:
+        return [f"{'not ' if o.negated else ''}of {kind} type {_val(o)}" for o in m.options]
+
+    return describe
 
 
-def _pkttype(m: Match) -> list[str]:
-    out = []
-    for o in m.options:
-        out.append(f"{'not ' if o.negated else ''}of link-layer type {_val(o)}")
-    return out
+_icmp = _of_type("ICMP")
+_pkttype = _of_type("link-layer")
 
 
 _MATCH_DESCRIBERS = {

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -424,31 +424,41 @@ def _netfilter(
         out.append("    }")
     out.append("  }")
     # jump and goto edges, from the rule row
+    for table, c, i, rule, row in _rule_rows(rs, chain_names):
+        t = rule.target
+        if t is None:
+            continue
+        dst = chain_names.get((table.name, t.name))
+        if dst is None or (t.name in TARGETS and not t.goto and table.chain(t.name) is None):
+            continue
+        key = (table.name, c.name, i)
+        emph = key in highlight
+        d.edge(
+            row,
+            dst,
+            esc(f"{'goto' if t.goto else 'jump'} #{i}"),
+            style="dashed" if t.goto else "solid",
+            color=HIGHLIGHT_COLOR if emph else ("#2e7d32" if hits.get(key) else "#555555"),
+            penwidth="2.5" if emph else "1",
+            fontsize="9",
+        )
+    return chain_names
+
+
+def _rule_rows(
+    rs: Ruleset | None, chain_names: Mapping[tuple[str, str], str]
+) -> Iterator[tuple[Table, Chain, int, Rule, str]]:
+    """Every rule of a drawn chain node: (table, chain, rule number, rule, where its edges start).
+
+    Edges start at the rule's row (`node:rN:e`); a rule past the MAX_ROWS shown starts them at the chain node.
+    """
     for table in rs.tables if rs is not None else ():
         for c in table.chains:
             src = chain_names.get((table.name, c.name))
             if src is None:
                 continue
             for i, rule in enumerate(c.rules, 1):
-                t = rule.target
-                if t is None:
-                    continue
-                dst = chain_names.get((table.name, t.name))
-                if dst is None or (t.name in TARGETS and not t.goto and table.chain(t.name) is None):
-                    continue
-                key = (table.name, c.name, i)
-                port = f":r{i}:e" if i <= MAX_ROWS else ""
-                emph = key in highlight
-                d.edge(
-                    f"{src}{port}",
-                    dst,
-                    esc(f"{'goto' if t.goto else 'jump'} #{i}"),
-                    style="dashed" if t.goto else "solid",
-                    color=HIGHLIGHT_COLOR if emph else ("#2e7d32" if hits.get(key) else "#555555"),
-                    penwidth="2.5" if emph else "1",
-                    fontsize="9",
-                )
-    return chain_names
+                yield table, c, i, rule, f"{src}:r{i}:e" if i <= MAX_ROWS else src
 
 
 def _routing(d: _Dot, snapshot: Snapshot) -> dict[int, list[str]]:
@@ -649,39 +659,33 @@ def structure_dot(
     by_port, marks = _envoy(d, envoy)
     # TPROXY / REDIRECT -> the Envoy listener on that port
     missing: dict[int, str] = {}
-    for table in rs.tables if rs is not None else ():
-        for c in table.chains:
-            src = chain_names.get((table.name, c.name))
-            if src is None:
-                continue
-            for i, rule in enumerate(c.rules, 1):
-                ip = _interception_port(rule)
-                if ip is None or envoy is None:
-                    continue
-                kind, ports = ip
-                port_ref = f":r{i}:e" if i <= MAX_ROWS else ""
-                emph = (table.name, c.name, i) in hl
-                for p in ports[:4]:
-                    targets = by_port.get(p)
-                    if not targets:
-                        if p not in missing:
-                            missing[p] = d.node(
-                                node_id("port", p),
-                                f'<FONT COLOR="{RED}">{esc(f"nothing listens on :{p}")}</FONT>',
-                                shape="octagon",
-                                color=RED,
-                            )
-                        targets = [missing[p]]
-                    for t in targets:
-                        d.edge(
-                            f"{src}{port_ref}",
-                            t,
-                            esc(f"{kind} → :{p} (#{i})"),
-                            style="bold",
-                            color=HIGHLIGHT_COLOR if emph else "#1f4e79",
-                            constraint="false",
-                            fontsize="9",
-                        )
+    for table, c, i, rule, row in _rule_rows(rs, chain_names):
+        ip = _interception_port(rule)
+        if ip is None or envoy is None:
+            continue
+        kind, ports = ip
+        emph = (table.name, c.name, i) in hl
+        for p in ports[:4]:
+            targets = by_port.get(p)
+            if not targets:
+                if p not in missing:
+                    missing[p] = d.node(
+                        node_id("port", p),
+                        f'<FONT COLOR="{RED}">{esc(f"nothing listens on :{p}")}</FONT>',
+                        shape="octagon",
+                        color=RED,
+                    )
+                targets = [missing[p]]
+            for t in targets:
+                d.edge(
+                    row,
+                    t,
+                    esc(f"{kind} → :{p} (#{i})"),
+                    style="bold",
+                    color=HIGHLIGHT_COLOR if emph else "#1f4e79",
+                    constraint="false",
+                    fontsize="9",
+                )
     # original_src mark -> the ip rules selecting that fwmark
     for lname, mark in marks:
         for rname in by_mark.get(mark, []):

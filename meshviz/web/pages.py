@@ -174,6 +174,8 @@ def _sharing(request: HttpRequest, analysis: Analysis) -> dict[str, Any]:
         "shared_teams": shared,
         "my_teams": list(Team.objects.filter(members=user.pk)) if user.is_authenticated else [],
         "shared_team_ids": {t.pk for t in shared},
+        # a public copy must not reveal the slug of a private original
+        "derived_visible": analysis.derived_from is not None and access.can_read(user, analysis.derived_from),
     }
 
 

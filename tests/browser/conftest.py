@@ -8,14 +8,16 @@ CI=true, where it fails. Screenshots land in tests/artifacts/ (git-ignored).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright._impl._api_structures import SetCookieParam  # what BrowserContext.add_cookies takes
+    from playwright.sync_api import Page, ViewportSize
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -46,9 +48,13 @@ def browser_user(transactional_db: None) -> str:
     return USERNAME
 
 
-@pytest.fixture
-def page(browser_user: str) -> Iterator[Page]:
-    """A fresh chromium page allowed to use the clipboard (skips, or fails with CI=true, without a browser)."""
+@contextmanager
+def chromium_page(
+    viewport: ViewportSize, *, permissions: Sequence[str] = (), cookies: Sequence[SetCookieParam] = ()
+) -> Iterator[Page]:
+    """A fresh chromium page of a new context with `permissions` and `cookies` (skips, or fails with CI=true, without
+    a browser); a JavaScript error on the page fails the test. Do database work before: the ORM refuses to run under
+    Playwright's event loop."""
     if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
         _unavailable(f"{CHROMIUM} is missing: `make sysdeps` installs Debian's chromium")
     try:
@@ -58,9 +64,9 @@ def page(browser_user: str) -> Iterator[Page]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(
-                viewport={"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
-            )
+            context = browser.new_context(viewport=viewport, permissions=list(permissions))
+            if cookies:
+                context.add_cookies(list(cookies))
             context.set_default_timeout(TIMEOUT_MS)
             page = context.new_page()
             errors: list[str] = []
@@ -69,6 +75,13 @@ def page(browser_user: str) -> Iterator[Page]:
             assert not errors, f"JavaScript errors on the page: {errors}"
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(browser_user: str) -> Iterator[Page]:
+    """A fresh chromium page allowed to use the clipboard (skips, or fails with CI=true, without a browser)."""
+    with chromium_page({"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"]) as p:
+        yield p
 
 
 #: the user the browser tests log in as (the `browser_user` fixture creates it; `page` depends on it)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
+
+from rest_framework.test import APIClient
+
+from meshviz.clusters.models import Cluster
 
 TOKEN = "meshviz-test-token-0123456789abcdef"
 
@@ -35,3 +40,14 @@ contexts:
     user: test-user
 current-context: {context}
 """
+
+
+def collect_through_api(api: APIClient, capture: Any, cluster: Cluster, namespace: str, pod: str) -> dict[str, Any]:
+    """POST a collection of `namespace/pod` with `capture` (django_capture_on_commit_callbacks) running the on-commit
+    callbacks, so the embedded mode collects at once; returns the job as the API shows it afterwards."""
+    with capture(execute=True):
+        response = api.post(
+            "/api/v1/collections/", {"cluster": cluster.pk, "namespace": namespace, "pod": pod}, format="json"
+        )
+    assert response.status_code == 202, response.content
+    return dict(api.get(response.json()["url"]).json())

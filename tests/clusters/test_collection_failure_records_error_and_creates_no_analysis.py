@@ -15,20 +15,17 @@ from meshviz.analyses.models import Analysis
 from meshviz.clusters.models import Cluster, CollectionJob
 from tests.kube.fake_apiserver import POD_NAME, REDIRECT_NS, FakeApiServer
 
+from .helpers import collect_through_api
+
 
 def _collect(user: User, cluster: Cluster, capture: Any, namespace: str, pod: str) -> dict[str, Any]:
     api = APIClient()
     api.force_authenticate(user)
-    with capture(execute=True):
-        response = api.post(
-            "/api/v1/collections/", {"cluster": cluster.pk, "namespace": namespace, "pod": pod}, format="json"
-        )
-    assert response.status_code == 202, response.content
-    job = api.get(response.json()["url"]).json()
+    job = collect_through_api(api, capture, cluster, namespace, pod)
     assert job["state"] == "failed", job
     assert job["analysis"] is None and job["provenance"] == ""
     assert Analysis.objects.count() == 0
-    return dict(job)
+    return job
 
 
 @pytest.mark.django_db

@@ -14,6 +14,8 @@ from meshviz.analyses.models import Analysis
 from meshviz.clusters.models import Cluster, CollectionJob
 from tests.kube.fake_apiserver import POD_NAME, REDIRECT_NS
 
+from .helpers import collect_through_api
+
 
 @pytest.mark.django_db
 def test_recollect_links_a_diff_with_the_previous_analysis(
@@ -21,11 +23,7 @@ def test_recollect_links_a_diff_with_the_previous_analysis(
 ) -> None:
     api = APIClient()
     api.force_authenticate(user)
-    with django_capture_on_commit_callbacks(execute=True):
-        first = api.post(
-            "/api/v1/collections/", {"cluster": cluster.pk, "namespace": REDIRECT_NS, "pod": POD_NAME}, format="json"
-        ).json()
-    first = api.get(first["url"]).json()
+    first = collect_through_api(api, django_capture_on_commit_callbacks, cluster, REDIRECT_NS, POD_NAME)
     assert first["state"] == "done" and first["previous_analysis"] is None and first["diff"] is None
 
     with django_capture_on_commit_callbacks(execute=True):

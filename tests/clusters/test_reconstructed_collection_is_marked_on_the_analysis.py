@@ -14,6 +14,8 @@ from meshviz.analyses.models import Analysis
 from meshviz.clusters.models import Cluster
 from tests.kube.fake_apiserver import POD_NAME, TPROXY_NS, FakeApiServer
 
+from .helpers import collect_through_api
+
 
 @pytest.mark.django_db
 def test_reconstructed_collection_is_marked_on_the_analysis(
@@ -22,11 +24,7 @@ def test_reconstructed_collection_is_marked_on_the_analysis(
     fake_apiserver.scenario.reject_ephemeral = (422, 'violates PodSecurity "baseline:latest": NET_ADMIN')
     api = APIClient()
     api.force_authenticate(user)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = api.post(
-            "/api/v1/collections/", {"cluster": cluster.pk, "namespace": TPROXY_NS, "pod": POD_NAME}, format="json"
-        )
-    job = api.get(response.json()["url"]).json()
+    job = collect_through_api(api, django_capture_on_commit_callbacks, cluster, TPROXY_NS, POD_NAME)
     assert job["state"] == "done" and job["reconstructed"] is True
     assert job["provenance"] == "reconstructed, not captured"
     assert any(n.startswith("reconstructed, not captured") and "PodSecurity" in n for n in job["notes"])

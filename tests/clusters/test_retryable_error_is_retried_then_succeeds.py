@@ -15,6 +15,8 @@ from meshviz.clusters.models import Cluster
 from meshviz.clusters.tasks import RetryableCollectError, collect
 from tests.kube.fake_apiserver import POD_NAME, REDIRECT_NS, FakeApiServer
 
+from .helpers import collect_through_api
+
 
 @pytest.mark.django_db
 def test_retryable_error_is_retried_then_succeeds(
@@ -29,11 +31,7 @@ def test_retryable_error_is_retried_then_succeeds(
     fake_apiserver.scenario.fail("GET", rf"/pods/{POD_NAME}$", times=2, status=503)
     api = APIClient()
     api.force_authenticate(user)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = api.post(
-            "/api/v1/collections/", {"cluster": cluster.pk, "namespace": REDIRECT_NS, "pod": POD_NAME}, format="json"
-        )
-    job = api.get(response.json()["url"]).json()
+    job = collect_through_api(api, django_capture_on_commit_callbacks, cluster, REDIRECT_NS, POD_NAME)
     assert job["state"] == "done", job
     assert job["attempts"] == 2 and job["error"] is None
     retry = next(s for s in job["steps"] if s["step"] == "retry")

@@ -41,19 +41,7 @@ def analysed_iptables(owner: User, iptables: str, like: str = MISSING_ROUTE) -> 
     """The example `like` with other iptables rules, analysed."""
     example = examples.get(like)
     assert example is not None
-    ev = example.evidence()
-    analysis = services.create_analysis(
-        iptables=iptables,
-        ip_rule=ev["ip_rule"],
-        ip_route=ev["ip_route"],
-        sysctl=ev["sysctl"],
-        envoy_config_dump=ev["envoy_config_dump"],
-        pod_ip=example.pod_ip,
-        app_ports=list(example.app_ports),
-        proxy_uid=example.proxy_uid,
-        proxy_gid=example.proxy_gid,
-        owner=owner,
-    )
+    analysis = services.create_analysis(**{**example.analysis_fields(), "iptables": iptables}, owner=owner)
     analysis = services.run_analysis(analysis)
     assert analysis.state == Analysis.State.DONE, analysis.error
     return analysis

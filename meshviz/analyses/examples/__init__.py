@@ -1,4 +1,6 @@
-"""Bundled example pods (copies of seed scenarios, see README.md here) to start an analysis from."""
+"""Bundled example pods (copies of seed scenarios, see README.md here) to start an analysis from.
+
+Plain data, no Django: the engine's tests and bench/ use it too."""
 
 from __future__ import annotations
 
@@ -6,6 +8,9 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
+
+from meshviz.engine.evidence import Evidence
 
 EXAMPLES_DIR = Path(__file__).resolve().parent
 
@@ -37,6 +42,32 @@ class Example:
             field: (folder / fname).read_text(encoding="utf-8") if (folder / fname).is_file() else ""
             for field, fname in FILES.items()
         }
+
+    def analysis_fields(self) -> dict[str, Any]:
+        """What an analysis of the example is made of: its evidence texts by field, the pod IP, the application
+        ports and the proxy's uid/gid (keyword arguments of `services.create_analysis`)."""
+        return {
+            **self.evidence(),
+            "pod_ip": self.pod_ip,
+            "app_ports": list(self.app_ports),
+            "proxy_uid": self.proxy_uid,
+            "proxy_gid": self.proxy_gid,
+        }
+
+    def engine_evidence(self) -> Evidence:
+        """The example as the engine's Evidence (empty texts are 'not given')."""
+        e = self.evidence()
+        return Evidence(
+            iptables=e["iptables"],
+            pod_ip=self.pod_ip,
+            ip_rule=e["ip_rule"] or None,
+            ip_route=e["ip_route"] or None,
+            sysctl=e["sysctl"] or None,
+            envoy=e["envoy_config_dump"] or None,
+            proxy_uid=self.proxy_uid,
+            proxy_gid=self.proxy_gid,
+            app_ports=self.app_ports,
+        )
 
 
 @cache

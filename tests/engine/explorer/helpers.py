@@ -45,18 +45,7 @@ def corpus(rel: str) -> IptablesParseResult:
 def evidence(name: str) -> Evidence:
     ex = get(name)
     assert ex is not None, name
-    e = ex.evidence()
-    return Evidence(
-        iptables=e["iptables"],
-        pod_ip=ex.pod_ip,
-        ip_rule=e["ip_rule"] or None,
-        ip_route=e["ip_route"] or None,
-        sysctl=e["sysctl"] or None,
-        envoy=e["envoy_config_dump"] or None,
-        proxy_uid=ex.proxy_uid,
-        proxy_gid=ex.proxy_gid,
-        app_ports=ex.app_ports,
-    )
+    return ex.engine_evidence()
 
 
 def snapshot(ev: Evidence) -> Snapshot:
