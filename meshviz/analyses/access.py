@@ -11,11 +11,14 @@ first, since the permalink may well be theirs once they log in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 
 from .models import Analysis
 
@@ -76,6 +79,25 @@ def managed_analysis(request: Any, slug: str) -> Analysis:
     if not can_manage(_user(request), analysis):
         raise PermissionDenied("only the owner can change who sees this analysis")
     return analysis
+
+
+def login_first(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """An anonymous visitor asking for an analysis they may not read goes to the login page first (it may be
+    theirs once logged in); a logged-in user gets the 404."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Http404:
+            if request.user.is_authenticated or request.GET.get("format") == "json":
+                raise
+            slugs = [str(v) for k, v in kwargs.items() if k.startswith("slug")]
+            if all(Analysis.objects.filter(slug=s, public=True).exists() for s in slugs):
+                raise  # the analyses are public: the 404 is about something else (a rule, a family)
+            return redirect_to_login(request.get_full_path())
+
+    return wrapped
 
 
 def owner_for(request: Any) -> Any:

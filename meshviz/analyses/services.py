@@ -7,6 +7,7 @@ connections are simulated.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -46,6 +47,16 @@ SOURCES = {
 }
 
 
+#: The engine's parser for each evidence field (each returns errors and warnings besides what it parsed).
+PARSERS: dict[str, Callable[..., Any]] = {
+    "iptables": parse_iptables,
+    "ip_rule": parse_ip_rules,
+    "ip_route": parse_ip_routes,
+    "sysctl": parse_sysctls,
+    "envoy_config_dump": parse_config_dump,
+}
+
+
 def error(source: str, message: str, line: int = 0, column: int = 0, text: str = "") -> dict[str, Any]:
     """An error in the API's shape (the engine's ParseError fields)."""
     return {"source": source, "line": line, "column": column, "text": text, "message": message}
@@ -74,26 +85,18 @@ def validate_evidence(
             errors.append(error("pod_ip", f"not an IP address: {pod_ip!r}", text=pod_ip))
     if not iptables or not iptables.strip():
         errors.append(error("iptables", "iptables evidence is required (the output of iptables-save in the pod)"))
-    else:
-        ipt = parse_iptables(iptables, source=SOURCES["iptables"])
-        errors += [e.to_dict() for e in ipt.errors]
-        warnings += [w.to_dict() for w in ipt.warnings]
-    if ip_rule:
-        rules = parse_ip_rules(ip_rule, source=SOURCES["ip_rule"])
-        errors += [e.to_dict() for e in rules.errors]
-        warnings += [w.to_dict() for w in rules.warnings]
-    if ip_route:
-        routes = parse_ip_routes(ip_route, source=SOURCES["ip_route"])
-        errors += [e.to_dict() for e in routes.errors]
-        warnings += [w.to_dict() for w in routes.warnings]
-    if sysctl:
-        sysctls = parse_sysctls(sysctl, source=SOURCES["sysctl"])
-        errors += [e.to_dict() for e in sysctls.errors]
-        warnings += [w.to_dict() for w in sysctls.warnings]
-    if envoy_config_dump:
-        envoy = parse_config_dump(envoy_config_dump, source=SOURCES["envoy_config_dump"])
-        errors += [e.to_dict() for e in envoy.errors]
-        warnings += [w.to_dict() for w in envoy.warnings]
+    given = {
+        "iptables": iptables if iptables and iptables.strip() else None,
+        "ip_rule": ip_rule,
+        "ip_route": ip_route,
+        "sysctl": sysctl,
+        "envoy_config_dump": envoy_config_dump,
+    }
+    for field, text in given.items():
+        if text:
+            parsed = PARSERS[field](text, source=SOURCES[field])
+            errors += [e.to_dict() for e in parsed.errors]
+            warnings += [w.to_dict() for w in parsed.warnings]
     return errors, warnings
 
 

@@ -25,12 +25,11 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache, wraps
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -38,6 +37,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from meshviz.analyses import access, diagrams, services
+from meshviz.analyses.access import login_first
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
 from meshviz.engine import analysis_diff, structure, whatif
@@ -87,25 +87,6 @@ class BadInput(Exception):
 
 def _error(source: str, message: str, text: str = "", line: int = 0, column: int = 0) -> dict[str, Any]:
     return services.error(source, message, line=line, column=column, text=text)
-
-
-def login_first(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """An anonymous visitor asking for an analysis they may not read goes to the login page first (it may be
-    theirs once logged in); a logged-in user gets the 404."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except Http404:
-            if request.user.is_authenticated or request.GET.get("format") == "json":
-                raise
-            slugs = [str(v) for k, v in kwargs.items() if k.startswith("slug")]
-            if all(Analysis.objects.filter(slug=s, public=True).exists() for s in slugs):
-                raise  # the analyses are public: the 404 is about something else (a rule, a family)
-            return redirect_to_login(request.get_full_path())
-
-    return wrapped
 
 
 def _wants_json(request: HttpRequest) -> bool:

@@ -13,13 +13,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from meshviz.accounts.models import Team
 from meshviz.analyses import access, diagrams, examples, services
+from meshviz.analyses.access import login_first
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
 from meshviz.engine import structure
@@ -137,34 +137,6 @@ def _comparison_tables(comparison: dict[str, Any], modes: list[str]) -> list[dic
     return tables
 
 
-class LoginFirst(Exception):
-    """An anonymous visitor asked for an analysis that is not public: it may be theirs once logged in."""
-
-
-def _readable(request: HttpRequest, slug: str) -> Analysis:
-    try:
-        return access.readable_analysis(request, slug)
-    except Http404:
-        if not request.user.is_authenticated:
-            raise LoginFirst from None
-        raise
-
-
-def login_first(view: Any) -> Any:
-    """Send an anonymous visitor to the login page (and back) when the analysis is not public."""
-
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            response: HttpResponse = view(request, *args, **kwargs)
-        except LoginFirst:
-            return redirect_to_login(request.get_full_path())
-        return response
-
-    wrapped.__name__ = view.__name__
-    wrapped.__doc__ = view.__doc__
-    return wrapped
-
-
 def _sharing(request: HttpRequest, analysis: Analysis) -> dict[str, Any]:
     user = request.user
     shared = list(analysis.teams.all())
@@ -182,7 +154,7 @@ def _sharing(request: HttpRequest, analysis: Analysis) -> dict[str, Any]:
 @login_first
 @require_GET
 def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
-    analysis = _readable(request, slug)
+    analysis = access.readable_analysis(request, slug)
     results = analysis.results or {}
     stories = results.get("stories") or []
     pending = analysis.state in (Analysis.State.QUEUED, Analysis.State.RUNNING)
@@ -231,7 +203,7 @@ def rerun_analysis(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def analysis_diagram(request: HttpRequest, slug: str, number: int, fmt: str) -> HttpResponse:
     try:
-        return diagrams.http_response(_readable(request, slug), number, fmt)
+        return diagrams.http_response(access.readable_analysis(request, slug), number, fmt)
     except diagrams.NoSuchConnection as exc:
         raise Http404(str(exc)) from exc
 
@@ -240,7 +212,7 @@ def analysis_diagram(request: HttpRequest, slug: str, number: int, fmt: str) -> 
 @require_GET
 def fix_artifact(request: HttpRequest, slug: str, patch: int, artifact: int) -> HttpResponse:
     """One artifact of the fix (1-based patch and artifact numbers) as a text/plain attachment."""
-    analysis = _readable(request, slug)
+    analysis = access.readable_analysis(request, slug)
     patches = ((analysis.results or {}).get("fix") or {}).get("patches") or []
     if not 1 <= patch <= len(patches):
         raise Http404("no such patch")
