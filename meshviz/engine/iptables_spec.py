@@ -39,6 +39,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from meshviz.engine.model import Family
+from meshviz.engine.names import (  # noqa: F401  (re-exported: the spec's users import them from here)
+    PROTOCOL_ALIASES,
+    PROTOCOL_NAMES,
+    PROTOCOL_NUMBERS,
+    SERVICES,
+    canonical_protocol,
+    service_port,
+)
 
 PRE, IN, FWD, OUT, POST = "PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"
 HOOKS: tuple[str, ...] = (PRE, IN, FWD, OUT, POST)
@@ -611,97 +619,6 @@ BASE_LONG_OPTIONS: dict[str, tuple[str, bool]] = {
 
 
 # --------------------------------------------------------------------------
-# Protocols (netbase /etc/protocols, which is what iptables-save prints)
-# --------------------------------------------------------------------------
-
-PROTOCOL_NUMBERS: dict[str, int] = {
-    "ip": 0,
-    "hopopt": 0,
-    "icmp": 1,
-    "igmp": 2,
-    "ggp": 3,
-    "ipencap": 4,
-    "st": 5,
-    "tcp": 6,
-    "egp": 8,
-    "igp": 9,
-    "pup": 12,
-    "udp": 17,
-    "hmp": 20,
-    "xns-idp": 22,
-    "rdp": 27,
-    "iso-tp4": 29,
-    "dccp": 33,
-    "xtp": 36,
-    "ddp": 37,
-    "idpr-cmtp": 38,
-    "ipv6": 41,
-    "ipv6-route": 43,
-    "ipv6-frag": 44,
-    "idrp": 45,
-    "rsvp": 46,
-    "gre": 47,
-    "esp": 50,
-    "ah": 51,
-    "skip": 57,
-    "ipv6-icmp": 58,
-    "ipv6-nonxt": 59,
-    "ipv6-opts": 60,
-    "rspf": 73,
-    "vmtp": 81,
-    "eigrp": 88,
-    "ospf": 89,
-    "ax.25": 93,
-    "ipip": 94,
-    "etherip": 97,
-    "encap": 98,
-    "pim": 103,
-    "ipcomp": 108,
-    "vrrp": 112,
-    "l2tp": 115,
-    "isis": 124,
-    "sctp": 132,
-    "fc": 133,
-    "mobility-header": 135,
-    "udplite": 136,
-    "mpls-in-ip": 137,
-    "manet": 138,
-    "hip": 139,
-    "shim6": 140,
-    "wesp": 141,
-    "rohc": 142,
-    "ethernet": 143,
-}
-# Extra spellings iptables accepts (its own table `xtables_chain_protos`).
-PROTOCOL_ALIASES: dict[str, str] = {"icmpv6": "ipv6-icmp", "ipv6-mh": "mobility-header", "mh": "mobility-header"}
-# number -> the name iptables-save prints
-PROTOCOL_NAMES: dict[int, str] = {}
-for _name, _num in PROTOCOL_NUMBERS.items():
-    PROTOCOL_NAMES.setdefault(_num, _name)
-PROTOCOL_NAMES[0] = "all"
-
-
-def canonical_protocol(text: str) -> str | None:
-    """`6` / `TCP` / `tcp` -> "tcp"; `all`/`0` -> "all"; None if unknown.
-
-    iptables lower-cases the argument of -p and accepts a number 0-255 or a
-    name; iptables-save prints the /etc/protocols name of the number.
-    """
-    t = text.lower()
-    if t == "all":
-        return "all"
-    if t.isdigit():
-        n = int(t)
-        if n > 255:
-            return None
-        return PROTOCOL_NAMES.get(n, str(n))
-    t = PROTOCOL_ALIASES.get(t, t)
-    if t in PROTOCOL_NUMBERS:
-        return PROTOCOL_NAMES[PROTOCOL_NUMBERS[t]] if PROTOCOL_NUMBERS[t] else t
-    return None
-
-
-# --------------------------------------------------------------------------
 # Value validation
 # --------------------------------------------------------------------------
 
@@ -712,35 +629,6 @@ Validator = Callable[[str], "tuple[str | None, Family | None]"]
 
 _OK: tuple[str | None, Family | None] = (None, None)
 
-SERVICES: dict[str, int] = {
-    "ftp-data": 20,
-    "ftp": 21,
-    "ssh": 22,
-    "telnet": 23,
-    "smtp": 25,
-    "domain": 53,
-    "bootps": 67,
-    "bootpc": 68,
-    "tftp": 69,
-    "http": 80,
-    "www": 80,
-    "kerberos": 88,
-    "pop3": 110,
-    "sunrpc": 111,
-    "ntp": 123,
-    "netbios-ns": 137,
-    "imap2": 143,
-    "imap": 143,
-    "snmp": 161,
-    "ldap": 389,
-    "https": 443,
-    "submission": 587,
-    "ldaps": 636,
-    "imaps": 993,
-    "pop3s": 995,
-    "mysql": 3306,
-    "postgresql": 5432,
-}
 
 _INT_RE = re.compile(r"(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\Z")
 
@@ -754,11 +642,11 @@ def parse_uint(text: str, maximum: int = 0xFFFFFFFF) -> int | None:
 
 
 def _port(text: str) -> str | None:
-    if text.isdigit():
-        return None if int(text) <= 65535 else f"invalid port/service `{text}' specified"
-    if text in SERVICES:
+    if service_port(text) is not None:
         return None
-    return f"invalid port/service `{text}' specified (only numbers and well-known service names are understood)"
+    if text.isdigit():
+        return f"invalid port/service `{text}' specified"
+    return f"invalid port/service `{text}' specified (not a number and not a service name in netbase's /etc/services)"
 
 
 def _v_port(v: str) -> tuple[str | None, Family | None]:

@@ -26,6 +26,7 @@ from meshviz.engine.model import (
     Packet,
     Rule,
 )
+from meshviz.engine.names import canonical_protocol, service_port
 
 
 class EvalEnv(Protocol):
@@ -67,8 +68,6 @@ class CompiledMatch:
     uses_statistic: bool = False
 
 
-PROTO_NAMES = {"1": "icmp", "6": "tcp", "17": "udp", "58": "ipv6-icmp", "132": "sctp", "136": "udplite", "33": "dccp"}
-
 TCP_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 
 
@@ -107,18 +106,11 @@ def parse_port_ranges(text: str) -> list[tuple[int, int]]:
     return out
 
 
-_SERVICES = {"ssh": 22, "domain": 53, "http": 80, "https": 443, "dns": 53, "ftp": 21, "smtp": 25}
-
-
 def parse_port(text: str) -> int:
-    if text.isdigit():
-        p = int(text)
-    elif text in _SERVICES:
-        p = _SERVICES[text]
-    else:
-        raise MatchCompileError(f"not a port: {text!r}")
-    if not 0 <= p <= 65535:
-        raise MatchCompileError(f"port out of range: {text!r}")
+    """A port number or a service name, resolved as iptables resolves it (meshviz.engine.names)."""
+    p = service_port(text)
+    if p is None:
+        raise MatchCompileError(f"not a port or service name: {text!r}")
     return p
 
 
@@ -162,9 +154,7 @@ def compile_rule(rule: Rule) -> CompiledMatch:
     uses_statistic = False
 
     if rule.protocol is not None and rule.protocol != "all":
-        proto = PROTO_NAMES.get(rule.protocol, rule.protocol)
-        if proto in ("icmpv6", "ipv6-icmp"):
-            proto = "ipv6-icmp"
+        proto = canonical_protocol(rule.protocol) or rule.protocol
         checks.append(_neg(_proto_is(proto), rule.protocol_negated))
     if rule.src is not None:
         net = rule.src.network

@@ -44,6 +44,7 @@ from meshviz.engine.model import (
     Snapshot,
     Sysctls,
 )
+from meshviz.engine.names import protocol_number
 
 __all__ = [
     "ERRNO_OF",
@@ -211,8 +212,6 @@ _ERROR_RULE_CODES: dict[RuleAction, str] = {
     RuleAction.UNREACHABLE: "ENETUNREACH",
     RuleAction.PROHIBIT: "EACCES",
 }
-_PROTO_NUMBERS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51}
-_PROTO_NUMBERS.update({"icmpv6": 58, "ipv6-icmp": 58, "sctp": 132, "udplite": 136})
 
 
 def _hex(v: int) -> str:
@@ -220,19 +219,7 @@ def _hex(v: int) -> str:
 
 
 def _proto_num(p: str | int | None) -> int | None:
-    if p is None:
-        return None
-    if isinstance(p, int):
-        return p
-    s = p.lower()
-    if s in _PROTO_NUMBERS:
-        return _PROTO_NUMBERS[s]
-    if s.startswith("ipproto-"):
-        s = s[len("ipproto-") :]
-    try:
-        return int(s, 0)
-    except ValueError:
-        return None
+    return None if p is None else protocol_number(p)
 
 
 def _table_label(table: int, names: Iterable[tuple[str, int]] = ()) -> str:

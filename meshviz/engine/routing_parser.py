@@ -37,6 +37,7 @@ from meshviz.engine.model import (
     RuleAction,
     SourceRef,
 )
+from meshviz.engine.names import PROTOCOL_NAMES, protocol_number
 
 __all__ = [
     "CUSTOM_TABLE_ID_BASE",
@@ -333,35 +334,10 @@ def _offset_tokens(line: str, rest: str) -> list[_Tok]:
 # ip rule
 # --------------------------------------------------------------------------
 
-_PROTO_NUMBERS = {
-    "icmp": 1,
-    "igmp": 2,
-    "tcp": 6,
-    "udp": 17,
-    "gre": 47,
-    "esp": 50,
-    "ah": 51,
-    "icmpv6": 58,
-    "ipv6-icmp": 58,
-    "sctp": 132,
-    "udplite": 136,
-}
-_PROTO_NAMES = {v: k for k, v in reversed(list(_PROTO_NUMBERS.items()))}
-_PROTO_NAMES[58] = "ipv6-icmp"
+_PROTO_NAMES = dict(PROTOCOL_NAMES)
+_PROTO_NAMES[0] = "ip"
 
 _DSFIELD_NAMES = {"lowdelay": 0x10, "throughput": 0x08, "reliability": 0x04, "mincost": 0x02}
-
-
-def protocol_number(proto: str | int) -> int | None:
-    """`tcp` -> 6, `6` -> 6, `ipproto-200` -> 200."""
-    if isinstance(proto, int):
-        return proto
-    p = proto.lower()
-    if p in _PROTO_NUMBERS:
-        return _PROTO_NUMBERS[p]
-    if p.startswith("ipproto-"):
-        p = p[len("ipproto-") :]
-    return _parse_uint(p)
 
 
 def _port_range(tok: _Tok, what: str) -> tuple[int, int]:
