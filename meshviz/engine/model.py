@@ -418,7 +418,10 @@ class Socket:
         return self.remote_addr is None
 
     def describe(self) -> str:
-        la = str(self.local_addr) if self.local_addr is not None else "*"
+        if self.local_addr is not None:
+            la = f"[{self.local_addr}]" if self.local_addr.version == 6 else str(self.local_addr)
+        else:
+            la = "*" if self.family == Family.IPV4 else "[::]"
         s = f"{self.protocol} {la}:{self.local_port}"
         if not self.listening:
             s += f" <-> {self.remote_addr}:{self.remote_port}"

@@ -407,6 +407,7 @@ def default_routing(
     interfaces: Sequence[Interface],
     gateway: IPAddress | None = None,
     prefixes: Mapping[IPAddress, int] | None = None,
+    default_dev: str | None = None,
 ) -> RoutingConfig:
     """What a fresh pod network namespace looks like.
 
@@ -414,7 +415,8 @@ def default_routing(
     known; an address with a known prefix gets its connected route (and, for
     IPv4, the subnet broadcast route).  The default route goes via `gateway`
     (with an on-link host route to it when no connected prefix covers it,
-    Calico style) or, when the gateway is unknown, is `default dev eth0`.
+    Calico style) or, when the gateway is unknown, is `default dev DEV` out of `default_dev` (the pod's
+    interface; the first non-loopback one when not given), for each family the interfaces have addresses of.
     """
     prefixes = dict(prefixes or {})
     local_t, main_t = TABLE_IDS["local"], TABLE_IDS["main"]
@@ -532,14 +534,22 @@ def default_routing(
                 table_name="main",
             )
         else:
-            add(
-                table=main_t,
-                type=RouteType.UNICAST,
-                dst=_whole(Family.IPV4),
-                dev=others[0].name,
-                scope="link",
-                table_name="main",
+            names = [i.name for i in others]
+            dev = default_dev if default_dev in names else names[0]
+            holder = next(i for i in others if i.name == dev)
+            fams = [Family.IPV4] + (
+                [Family.IPV6] if any(a.version == 6 and not a.is_link_local for a in holder.addresses) else []
             )
+            for fam in fams:
+                add(
+                    table=main_t,
+                    type=RouteType.UNICAST,
+                    dst=_whole(fam),
+                    dev=dev,
+                    scope="link" if fam == Family.IPV4 else None,
+                    metric=1024 if fam == Family.IPV6 else 0,
+                    table_name="main",
+                )
     rules = default_policy_rules(Family.IPV4) + default_policy_rules(Family.IPV6)
     return RoutingConfig(rules=rules, routes=tuple(routes))
 

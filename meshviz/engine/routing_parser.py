@@ -541,6 +541,7 @@ def parse_ip_rules(
     text: str,
     source: str = "<ip rule>",
     table_ids: Mapping[str, int] | None = None,
+    family: Family | None = None,
 ) -> RulesParseResult:
     """Parse `ip rule list` output and/or `ip rule add ...` commands."""
     errors: list[ParseError] = []
@@ -548,7 +549,8 @@ def parse_ip_rules(
     listed: list[PolicyRule] = []
     added: list[PolicyRule] = []
     names: dict[str, int] = {}
-    section = _Section()
+    hint = 6 if family == Family.IPV6 else 4 if family == Family.IPV4 else None  # the evidence's own family
+    section = _Section(family=hint)
     listing_families: set[Family] = set()
 
     for lineno, line, shown, error, warning in _lines(text, source, errors, warnings):
@@ -570,12 +572,12 @@ def parse_ip_rules(
             continue
         if cmd is not None:
             if cmd.kind == "rule" and cmd.verb == "list":
-                section = _Section(kind="rule", family=cmd.family, command=cmd.text)
+                section = _Section(kind="rule", family=cmd.family or hint, command=cmd.text)
                 continue
             if cmd.kind == "rule" and cmd.verb == "add":
                 family_hint = cmd.family
                 arg_toks = cmd.args
-                section = _Section(kind="rule", family=cmd.family, command=cmd.text)
+                section = _Section(kind="rule", family=cmd.family or hint, command=cmd.text)
             elif cmd.kind == "rule":
                 error(
                     toks[0][1],
@@ -585,7 +587,7 @@ def parse_ip_rules(
                 continue
             else:
                 kind = "route_get" if cmd.kind == "route" and cmd.verb == "get" else cmd.kind
-                section = _Section(kind=kind, family=cmd.family, command=cmd.text)
+                section = _Section(kind=kind, family=cmd.family or hint, command=cmd.text)
                 continue
         else:
             if section.kind in ("route", "route_get"):
@@ -976,13 +978,15 @@ def parse_ip_routes(
     text: str,
     source: str = "<ip route>",
     table_ids: Mapping[str, int] | None = None,
+    family: Family | None = None,
 ) -> RoutesParseResult:
     """Parse `ip route show [table X|all]` output and/or `ip route add ...` commands."""
     errors: list[ParseError] = []
     warnings: list[ParseWarning] = []
     routes: list[Route] = []
     names: dict[str, int] = {}
-    section = _Section()
+    hint = 6 if family == Family.IPV6 else 4 if family == Family.IPV4 else None  # the evidence's own family
+    section = _Section(family=hint)
     pending: Route | None = None  # a multipath route whose nexthop lines may follow
     seen: set[Route] = set()
 
@@ -1012,12 +1016,12 @@ def parse_ip_routes(
             if cmd.kind == "route" and cmd.verb in _ADD_VERBS:
                 add_form = True
                 route_toks = cmd.args
-                section = _Section(kind="route", family=cmd.family, command=cmd.text)
+                section = _Section(kind="route", family=cmd.family or hint, command=cmd.text)
                 if cmd.verb in ("change", "chg", "test"):
                     error(toks[0][1], f"`ip route {cmd.verb}` is not replayed")
                     continue
             elif cmd.kind == "route" and cmd.verb == "get":
-                section = _Section(kind="route_get", family=cmd.family, command=cmd.text)
+                section = _Section(kind="route_get", family=cmd.family or hint, command=cmd.text)
                 continue
             elif cmd.kind == "route":
                 error(
@@ -1028,7 +1032,7 @@ def parse_ip_routes(
                 section = _Section(kind="other", command=cmd.text, warned=True)
                 continue
             else:
-                section = _Section(kind=cmd.kind, family=cmd.family, command=cmd.text)
+                section = _Section(kind=cmd.kind, family=cmd.family or hint, command=cmd.text)
                 continue
         else:
             if section.kind == "rule":

@@ -28,20 +28,36 @@ from meshviz.engine.envoy.matching import (
 )
 from meshviz.engine.envoy.model import EnvoyConfig, Listener
 from meshviz.engine.model import Family, IPAddress, RuleAction, Snapshot, Socket
+from meshviz.engine.profile import (
+    DEFAULT_APP_GID,
+    DEFAULT_APP_UID,
+    DEFAULT_INBOUND_PORT,
+    DEFAULT_OUTBOUND_PORT,
+    DEFAULT_POD_IFACE,
+    DEFAULT_TPROXY_MARK,
+    DEFAULT_TPROXY_TABLE,
+    PodProfile,
+)
+from meshviz.engine.routing import Flow, route_output
 from meshviz.engine.simulate import Host, Sender, Simulation
 from meshviz.engine.sockets import SocketTable
 from meshviz.engine.trace import Disposition, StepAction, StepKind, Trace
 
-MAX_ENVOY_HOPS = 3
-ISTIO_PORTS = {
-    15001: "outbound",
-    15006: "inbound",
-    15008: "tunnel",
-    15020: "status",
-    15021: "health",
-    15090: "prometheus",
-    15053: "dns",
-}
+
+#: The verdict's fields, in order (the JSON contract of `story --format json`).
+#: app_reached: the application's accept() returned for this connection; app_peer_ip: the peer it sees then;
+#: app_would_see: the peer it would have seen when its listening socket answered but the handshake never
+#: completed (the SYN-ACK was lost), else null.
+INBOUND_VERDICT_FIELDS = (
+    "client_connected",
+    "intercepted",
+    "app_reached",
+    "app_peer_ip",
+    "app_would_see",
+    "loop",
+    "failure",
+)
+OUTBOUND_VERDICT_FIELDS = ("intercepted", "loop", "destination_reached", "destination_peer_ip", "failure")
 
 
 @dataclass(frozen=True)
@@ -95,45 +111,61 @@ class Story:
 
 @dataclass(frozen=True)
 class PodContext:
-    """Who is who in the pod."""
+    """Who is who in the pod (built from the evidence's PodProfile, see meshviz.engine.profile)."""
 
     pod_ip: IPAddress
     proxy_uid: int
     proxy_gid: int
     proxy_net_admin: bool
-    app_uid: int = 1000
-    app_gid: int = 1000
+    app_uid: int = DEFAULT_APP_UID
+    app_gid: int = DEFAULT_APP_GID
     app_ports: tuple[int, ...] = ()
     client_tls: bool = False  # the client speaks (m)TLS to the pod (a meshed client's sidecar does)
+    pod_iface: str = DEFAULT_POD_IFACE
+    pod_ips: tuple[IPAddress, ...] = ()  # every address of the pod (dual stack); pod_ip when empty
+    tproxy_mark: int = DEFAULT_TPROXY_MARK
+    tproxy_table: int = DEFAULT_TPROXY_TABLE
+    mode: str = "REDIRECT"
 
-
-def proxy_identity(
-    envoy: EnvoyConfig | None, snapshot: Snapshot, uid: int | None, gid: int | None
-) -> tuple[int, int, bool, list[str]]:
-    """The sidecar's uid/gid and whether it holds CAP_NET_ADMIN (Istio: REDIRECT 1337/1337; TPROXY 0/1337)."""
-    notes: list[str] = []
-    mode = (envoy.interception_mode if envoy else None) or _mode_from_rules(snapshot)
-    tproxy = mode == "TPROXY"
-    if uid is None:
-        uid = 0 if tproxy else 1337
-        notes.append(
-            f"assuming the sidecar runs as uid {uid} ({'TPROXY' if tproxy else 'REDIRECT'} mode default; "
-            "give --proxy-uid)"
+    @classmethod
+    def of(cls, profile: PodProfile, *, client_tls: bool = False) -> PodContext:
+        assert profile.pod_ip is not None
+        return cls(
+            pod_ip=profile.pod_ip,
+            proxy_uid=profile.proxy_uid,
+            proxy_gid=profile.proxy_gid,
+            proxy_net_admin=profile.proxy_net_admin,
+            app_uid=profile.app_uid,
+            app_gid=profile.app_gid,
+            app_ports=profile.app_ports,
+            client_tls=client_tls,
+            pod_iface=profile.pod_iface,
+            pod_ips=profile.pod_ips,
+            tproxy_mark=profile.tproxy_mark,
+            tproxy_table=profile.tproxy_table,
+            mode=profile.mode,
         )
-    if gid is None:
-        gid = 1337
-        notes.append("assuming the sidecar runs as gid 1337 (Istio's default; give --proxy-gid)")
-    return uid, gid, uid == 0 or tproxy, notes
+
+    def pod_ip_for(self, addr: IPAddress) -> IPAddress | None:
+        """The pod's address of `addr`'s family."""
+        for a in self.pod_ips or (self.pod_ip,):
+            if a.version == addr.version:
+                return a
+        return None
+
+    def is_local(self, addr: IPAddress) -> bool:
+        return addr.is_loopback or addr in (self.pod_ips or (self.pod_ip,))
 
 
-def _mode_from_rules(snapshot: Snapshot) -> str:
-    for rs in snapshot.rulesets:
-        for t in rs.tables:
-            for c in t.chains:
-                for r in c.rules:
-                    if r.target is not None and r.target.name == "TPROXY":
-                        return "TPROXY"
-    return "REDIRECT"
+def ingress_interface(snapshot: Snapshot, ctx: PodContext, client: IPAddress) -> tuple[str, str | None]:
+    """The interface a client's packets arrive on: the one the pod's routes send its replies to the client out of
+    (routing is symmetric in a pod); the pod's own interface when the routes do not say."""
+    d = route_output(snapshot, Flow(dst=client))
+    if d.ok and d.dev and not d.local and d.dev != "lo":
+        return d.dev, None
+    return ctx.pod_iface, (
+        f"the routes give no way back to {client}: assuming its packets arrive on the pod's interface {ctx.pod_iface}"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -141,15 +173,22 @@ def _mode_from_rules(snapshot: Snapshot) -> str:
 # --------------------------------------------------------------------------
 
 
-def envoy_sockets(envoy: EnvoyConfig | None, ctx: PodContext, tproxy: bool) -> tuple[list[Socket], list[str]]:
+def envoy_sockets(
+    envoy: EnvoyConfig | None,
+    ctx: PodContext,
+    tproxy: bool,
+    ports: tuple[int, int] = (DEFAULT_OUTBOUND_PORT, DEFAULT_INBOUND_PORT),
+) -> tuple[list[Socket], list[str]]:
+    """Envoy's listening sockets: the dump's active listeners, or (no dump) Istio's two capture listeners on the
+    ports the rules redirect to (`ports` = outbound, inbound)."""
     notes: list[str] = []
     out: list[Socket] = []
     if envoy is None:
         notes.append(
-            "no Envoy config given: assuming Istio's standard sidecar listeners on 15001 (outbound) and "
-            f"15006 (inbound){', transparent (TPROXY)' if tproxy else ''}"
+            f"no Envoy config given: assuming Istio's standard sidecar listeners on {ports[0]} (outbound) and "
+            f"{ports[1]} (inbound){', transparent (TPROXY)' if tproxy else ''}"
         )
-        for port, role in ((15001, "virtualOutbound"), (15006, "virtualInbound")):
+        for port, role in ((ports[0], "virtualOutbound"), (ports[1], "virtualInbound")):
             out.append(
                 Socket(
                     protocol="tcp",
@@ -183,14 +222,33 @@ def envoy_sockets(envoy: EnvoyConfig | None, ctx: PodContext, tproxy: bool) -> t
     return out, notes
 
 
-def app_sockets(ctx: PodContext, ports: tuple[int, ...], taken: set[int]) -> tuple[list[Socket], list[str]]:
-    """The application's listeners: one per port that Envoy does not already listen on."""
-    out = [
-        Socket(protocol="tcp", local_port=p, uid=ctx.app_uid, gid=ctx.app_gid, name=f"application :{p}")
-        for p in sorted(set(ports))
-        if p not in taken
-    ]
-    notes = [f"assuming the application listens on 0.0.0.0:{s.local_port}" for s in out]
+def app_sockets(
+    ctx: PodContext, ports: tuple[int, ...], taken: set[int], *, assumed: tuple[int, ...] = ()
+) -> tuple[list[Socket], list[str]]:
+    """The application's listeners: one per port that Envoy does not already listen on, on every address of
+    the pod (a wildcard socket; dual stack when the pod has an IPv6 address).  `assumed` ports are not in the
+    evidence: each is stated as an assumption."""
+    families = sorted({a.version for a in (ctx.pod_ips or (ctx.pod_ip,))})
+    out: list[Socket] = []
+    notes: list[str] = []
+    for p in sorted(set(ports) | set(assumed)):
+        if p in taken:
+            continue
+        for v in families:
+            out.append(
+                Socket(
+                    protocol="tcp",
+                    local_port=p,
+                    uid=ctx.app_uid,
+                    gid=ctx.app_gid,
+                    name=f"application :{p}",
+                    family=Family.IPV6 if v == 6 else Family.IPV4,
+                )
+            )
+        if p in assumed and p not in ports:
+            notes.append(
+                f"assuming the application listens on port {p} (the evidence names no application port for it)"
+            )
     return out, notes
 
 
@@ -230,30 +288,41 @@ def inbound_story(
     port: int,
     *,
     assumptions: tuple[str, ...] = (),
+    host: Host | None = None,
 ) -> Story:
     b = _Builder()
     for a in assumptions:
         b.find("assumption", a)
-    tproxy = _mode_from_rules(snapshot) == "TPROXY" or (envoy is not None and envoy.interception_mode == "TPROXY")
-    e_socks, notes = envoy_sockets(envoy, ctx, tproxy)
-    ports = tuple(ctx.app_ports) or (port,)
-    a_socks, notes2 = app_sockets(ctx, ports, {s.local_port for s in e_socks})
-    for n in notes + notes2:
-        b.find("assumption", n)
-    host = Host(snapshot)
-    sim = Simulation(host, SocketTable.of(tuple(e_socks + a_socks)))
-    dst = Endpoint(ctx.pod_ip, port)
     verdict: dict[str, Any] = {
         "client_connected": False,
         "intercepted": False,
         "app_reached": False,
         "app_peer_ip": None,
+        "app_would_see": None,
         "loop": False,
         "failure": None,
     }
+    pod_ip = ctx.pod_ip_for(client.addr)
+    if pod_ip is None:
+        fam = "IPv6" if client.addr.version == 6 else "IPv4"
+        verdict["failure"] = "NO_ROUTE"
+        b.find("cause", f"the pod has no {fam} address for the {fam} client {client.addr} to connect to")
+        return _finish("inbound", verdict, b, f"{client} -> pod:{port}")
+    tproxy = ctx.mode == "TPROXY" or (envoy is not None and envoy.interception_mode == "TPROXY")
+    e_socks, notes = envoy_sockets(envoy, ctx, tproxy, _capture_ports(snapshot))
+    given = tuple(ctx.app_ports)
+    a_socks, notes2 = app_sockets(ctx, given, {s.local_port for s in e_socks}, assumed=() if given else (port,))
+    for n in notes + notes2:
+        b.find("assumption", n)
+    iface, iface_note = ingress_interface(snapshot, ctx, client.addr)
+    if iface_note:
+        b.find("assumption", iface_note)
+    sim = Simulation(host or Host(snapshot), SocketTable.of(tuple(e_socks + a_socks)))
+    dst = Endpoint(pod_ip, port)
+    b.facts["ingress_interface"] = iface
 
-    first = connect_from_network(sim, client, dst)
-    _kernel_hops(b, first, f"client {client} -> {dst}", "client SYN")
+    first = connect_from_network(sim, client, dst, iface)
+    _kernel_hops(b, first, f"client {client} -> {dst} (arrives on {iface})", "client SYN")
     verdict["client_connected"] = first.outcome == "connected"
     if first.outcome != "connected":
         verdict["failure"] = _failure_code(first)
@@ -268,6 +337,13 @@ def inbound_story(
             )
         else:
             b.find("cause", f"the client's connection to {dst} fails: {first.detail}", *_rule_refs(first.syn))
+        if first.accepted_by is not None and not _is_envoy(first.accepted_by) and first.peer_seen is not None:
+            verdict["app_would_see"] = str(first.peer_seen.addr)
+            b.find(
+                "fact",
+                f"the application's accept() never returns: the handshake does not complete (had it completed, "
+                f"the application would have seen {first.peer_seen.addr})",
+            )
         return _finish("inbound", verdict, b, f"{client} -> {dst}")
 
     capture = _capture_rule(first.syn)
@@ -296,8 +372,19 @@ def inbound_story(
 
     verdict["intercepted"] = True
     b.find("fact", f"the client's SYN to {dst} is captured {capture[0]}", capture[1])
-    _envoy_leg(b, sim, envoy, ctx, first, Endpoint(ctx.pod_ip, port), verdict, depth=0)
+    _envoy_leg(b, sim, envoy, ctx, first, Endpoint(pod_ip, port), verdict, depth=0)
     return _finish("inbound", verdict, b, f"{client} -> {dst}")
+
+
+def _capture_ports(snapshot: Snapshot) -> tuple[int, int]:
+    """Envoy's outbound and inbound capture ports as the rules redirect to them (Istio's when they do not)."""
+    from meshviz.engine.profile import _capture_port, _outbound_port, interception_mode
+
+    mode = interception_mode(snapshot)
+    return (
+        _outbound_port(snapshot) or DEFAULT_OUTBOUND_PORT,
+        _capture_port(snapshot, mode) or DEFAULT_INBOUND_PORT,
+    )
 
 
 @dataclass
@@ -410,7 +497,7 @@ def _envoy_leg(
         peer,
         orig_dst,
         client_tls=ctx.client_tls,
-        source_is_local=peer.addr == ctx.pod_ip or peer.addr.is_loopback,
+        source_is_local=ctx.is_local(peer.addr),
     )
     if d.failure is not None:
         verdict["failure"] = d.failure
@@ -420,10 +507,11 @@ def _envoy_leg(
     if envoy is None:
         d.steps.append("no Envoy config: assuming Istio's inbound behaviour for this interception mode")
         if ctx.proxy_uid == 0:
-            d.bind, d.mark, d.transparent = peer.addr, 1337, True
-            d.via = "assumed original_src (TPROXY), mark 1337"
+            d.bind, d.mark, d.transparent = peer.addr, ctx.tproxy_mark, True
+            d.via = f"assumed original_src (TPROXY), mark {ctx.tproxy_mark}"
         else:
-            d.bind, d.via = ipaddress.ip_address("127.0.0.6"), "assumed upstream_bind_config 127.0.0.6 (Istio >= 1.10)"
+            inbound_passthrough = ipaddress.ip_address("::6" if peer.addr.version == 6 else "127.0.0.6")
+            d.bind, d.via = inbound_passthrough, f"assumed upstream_bind_config {inbound_passthrough} (Istio >= 1.10)"
     target, bind, mark, transparent, via, cluster_name = d.target, d.bind, d.mark, d.transparent, d.via, d.cluster
     if d.cluster:
         b.find(
@@ -505,17 +593,22 @@ def _envoy_leg(
                     "connection is never marked and keeps ctmark 0x0",
                     save,
                 )
-            b.find("cause", _why_reply_escapes(sim.host.snapshot, up, iface), *_rule_refs(up.synack))
+            b.find("cause", _why_reply_escapes(sim.host.snapshot, up, iface, ctx), *_rule_refs(up.synack))
             b.find(
                 "fact",
                 "the handshake never completes: Envoy's upstream connect times out and the client gets "
                 "503 with response flag UF (a reset for TCP)",
             )
             return
-        verdict["app_reached"] = True
-        verdict["app_peer_ip"] = str(up.peer_seen.addr) if up.peer_seen else None
+        would = str(up.peer_seen.addr) if up.peer_seen else None
+        verdict["app_would_see"] = would
         verdict["failure"] = f"REPLY_ESCAPES_VIA_{iface}"
-        b.find("cause", _why_reply_escapes(sim.host.snapshot, up, iface), *_rule_refs(up.synack))
+        b.find("cause", _why_reply_escapes(sim.host.snapshot, up, iface, ctx), *_rule_refs(up.synack))
+        b.find(
+            "fact",
+            f"the application's accept() never returns: its SYN-ACK leaves via {iface}, so the handshake with "
+            f"Envoy never completes (had it completed, the application would have seen {would})",
+        )
         b.find(
             "fact",
             "Envoy's upstream connect times out: the client gets 503 with response flag UF "
@@ -583,7 +676,7 @@ def _has_restore_rule(snapshot: Snapshot) -> bool:
     )
 
 
-def _why_reply_escapes(snapshot: Snapshot, up: ConnectionResult, iface: str) -> str:
+def _why_reply_escapes(snapshot: Snapshot, up: ConnectionResult, iface: str, ctx: PodContext) -> str:
     t = up.synack
     assert t is not None
     p = t.final_packet or t.packet
@@ -610,8 +703,8 @@ def _why_reply_escapes(snapshot: Snapshot, up: ConnectionResult, iface: str) -> 
         return f"the SYN-ACK from {src} matches '{rtext}' but still leaves via {iface}"
     return (
         f"the SYN-ACK from {src} to {t.packet.dst} (mark {mark:#x}) leaves via {iface}: there is no policy rule "
-        "sending marked replies to lo (`ip rule add fwmark 1337 lookup 133` with `ip route add local default "
-        "dev lo table 133`)"
+        f"sending marked replies to lo (`ip rule add fwmark {ctx.tproxy_mark} lookup {ctx.tproxy_table}` with "
+        f"`ip route add local default dev lo table {ctx.tproxy_table}`)"
     )
 
 
@@ -629,16 +722,21 @@ def outbound_story(
     app_uid: int,
     app_gid: int,
     assumptions: tuple[str, ...] = (),
+    host: Host | None = None,
 ) -> Story:
     b = _Builder()
     for a in assumptions:
         b.find("assumption", a)
-    tproxy = _mode_from_rules(snapshot) == "TPROXY" or (envoy is not None and envoy.interception_mode == "TPROXY")
-    e_socks, notes = envoy_sockets(envoy, ctx, tproxy)
-    a_socks, notes2 = app_sockets(ctx, ctx.app_ports, {s.local_port for s in e_socks})
+    tproxy = ctx.mode == "TPROXY" or (envoy is not None and envoy.interception_mode == "TPROXY")
+    e_socks, notes = envoy_sockets(envoy, ctx, tproxy, _capture_ports(snapshot))
+    # The same listeners as the inbound story: the evidence's application ports; a connection to the pod itself
+    # on a port the evidence does not name assumes the application listens there, and says so.
+    given = tuple(ctx.app_ports)
+    assumed = (dst.port,) if ctx.is_local(dst.addr) and not given else ()
+    a_socks, notes2 = app_sockets(ctx, given, {s.local_port for s in e_socks}, assumed=assumed)
     for n in notes + notes2:
         b.find("assumption", n)
-    sim = Simulation(Host(snapshot), SocketTable.of(tuple(e_socks + a_socks)))
+    sim = Simulation(host or Host(snapshot), SocketTable.of(tuple(e_socks + a_socks)))
     verdict: dict[str, Any] = {
         "intercepted": False,
         "loop": False,
@@ -652,6 +750,7 @@ def outbound_story(
     if first.outcome == "left_pod":
         verdict["destination_reached"] = True
         verdict["destination_peer_ip"] = str(first.local_seen.addr) if first.local_seen else None
+        b.find("assumption", f"what answers {dst} outside the pod is not in the evidence: assuming it accepts")
         b.find(
             "cause",
             f"the connection to {dst} is not captured: it leaves the pod directly from "

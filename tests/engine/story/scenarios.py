@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from meshviz.engine.api import StoryResult, run_story
+from meshviz.engine.story import INBOUND_VERDICT_FIELDS, OUTBOUND_VERDICT_FIELDS
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios"
 EVIDENCE = {"iptables": "iptables", "ip_rule": "ip-rule", "ip_route": "ip-route", "sysctl": "sysctl"}
 ARGS = {"pod_ip", "proxy_uid", "proxy_gid", "direction", "client", "port", "dst", "app_uid", "app_gid", "app_ports"}
-INBOUND_VERDICT = ("client_connected", "intercepted", "app_reached", "app_peer_ip", "loop", "failure")
-OUTBOUND_VERDICT = ("intercepted", "loop", "destination_reached", "destination_peer_ip", "failure")
+INBOUND_VERDICT = INBOUND_VERDICT_FIELDS
+OUTBOUND_VERDICT = OUTBOUND_VERDICT_FIELDS
 
 
 @dataclass(frozen=True)

@@ -54,11 +54,26 @@ def test_nothing_but_iptables_states_every_default() -> None:
         "no ip route output given: assuming a fresh pod's tables",
         "no sysctl output given: assuming kernel defaults (route_localnet=0",
         "no Envoy config given",
-        "assuming the sidecar runs as uid 1337 (REDIRECT mode default; give --proxy-uid)",
-        "assuming the sidecar runs as gid 1337 (Istio's default; give --proxy-gid)",
-        "assuming the application listens on 0.0.0.0:8083",
+        "assuming the application listens on port 8083 (the evidence names no application port for it)",
     ):
         assert _has(a, expected), (expected, a)
+
+
+def test_the_sidecar_identity_comes_from_the_rules_owner_exemptions_not_a_default() -> None:
+    result = run_story(iptables=BASIC, pod_ip=POD, client=CLIENT, port=8083)
+    assert result.story is not None
+    a = [f.text for f in result.story.findings if f.kind == "assumption"]
+    assert not _has(a, "the sidecar runs as uid"), a
+    profile = result.story.facts["profile"]
+    assert (profile["proxy_uid"], profile["proxy_gid"]) == (1337, 1337)
+    assert any("exempt" in f for f in result.story.facts["profile_facts"])
+
+
+def test_rules_that_exempt_no_uid_make_the_sidecar_identity_an_assumption() -> None:
+    rules = "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -j REDIRECT --to-ports 15006\nCOMMIT\n"
+    a = _assumptions(iptables=rules)
+    assert _has(a, "assuming the sidecar runs as uid 1337 (Istio's default; the rules exempt no uid)")
+    assert _has(a, "assuming the sidecar runs as gid 1337 (Istio's default)")
 
 
 def test_no_iptables_at_all_is_an_assumption_too() -> None:
@@ -73,13 +88,13 @@ def test_the_pod_ip_given_without_routes_is_put_on_eth0() -> None:
 
 def test_tproxy_rules_make_the_assumed_sidecar_uid_0() -> None:
     a = _assumptions(iptables=TPROXY)
-    assert _has(a, "assuming the sidecar runs as uid 0 (TPROXY mode default; give --proxy-uid)")
+    assert _has(a, "assuming the sidecar runs as uid 0 (Istio runs a TPROXY sidecar as root)")
 
 
 def test_a_tproxy_envoy_config_makes_the_assumed_sidecar_uid_0() -> None:
     envoy = (SCENARIOS.parent / "envoy" / "tproxy-original-src.json").read_text()
     a = _assumptions(iptables=BASIC, envoy=envoy)
-    assert _has(a, "assuming the sidecar runs as uid 0 (TPROXY mode default")
+    assert _has(a, "assuming the sidecar runs as uid 0 (Istio runs a TPROXY sidecar as root)")
 
 
 def test_no_envoy_config_assumes_istios_standard_listeners() -> None:
@@ -122,15 +137,19 @@ def test_given_evidence_removes_the_assumptions() -> None:
     )
     for gone in ("no ip rule", "no ip route", "no sysctl", "no Envoy config", "the sidecar runs as", "no iptables"):
         assert not _has(a, gone), (gone, a)
-    # The application's socket is still an assumption: no evidence says what listens where.
-    assert a == ["assuming the application listens on 0.0.0.0:8083"]
+    # The application's ports were given: nothing about the pod is assumed any more.
+    assert a == []
 
 
 @pytest.mark.parametrize("ports", [(8083,), (8083, 9090)])
-def test_every_assumed_application_port_is_stated(ports: tuple[int, ...]) -> None:
+def test_given_application_ports_are_evidence_not_assumptions(ports: tuple[int, ...]) -> None:
     a = _assumptions(iptables=BASIC, envoy=ENVOY_118, app_ports=ports)
-    for p in ports:
-        assert _has(a, f"assuming the application listens on 0.0.0.0:{p}")
+    assert not _has(a, "assuming the application listens"), a
+
+
+def test_a_connection_to_a_port_the_evidence_does_not_name_states_the_assumed_listener() -> None:
+    a = _assumptions(iptables=BASIC, port=9999)
+    assert _has(a, "assuming the application listens on port 9999"), a
 
 
 def test_outbound_states_the_same_assumptions() -> None:
