@@ -43,7 +43,6 @@ from meshviz.engine.simulate import Host, Sender, Simulation
 from meshviz.engine.sockets import SocketTable
 from meshviz.engine.trace import Disposition, StepAction, StepKind, Trace
 
-
 #: The verdict's fields, in order (the JSON contract of `story --format json`).
 #: app_reached: the application's accept() returned for this connection; app_peer_ip: the peer it sees then;
 #: app_would_see: the peer it would have seen when its listening socket answered but the handshake never
