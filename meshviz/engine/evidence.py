@@ -8,20 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from meshviz.engine.errors import EngineInputError
+from meshviz.engine.profile import PodProfile
 from meshviz.engine.story import Story
+
+if TYPE_CHECKING:
+    from meshviz.engine.api import Pod
 
 
 @dataclass(frozen=True)
 class Evidence:
     iptables: str
-    pod_ip: str
+    pod_ip: str | None  # None: taken from the evidence (Envoy's node id, the routes' only address)
     ip_rule: str | None = None
     ip_route: str | None = None
     sysctl: str | None = None
     envoy: str | None = None
+    ip6tables: str | None = None
+    ip6_rule: str | None = None
+    ip6_route: str | None = None
+    addr: str | None = None  # `ip -o addr` output
     proxy_uid: int | None = None
     proxy_gid: int | None = None
     proxy_net_admin: bool | None = None
@@ -51,6 +60,10 @@ def _story(ev: Evidence, **connection: Any) -> Story:
         ip_route=ev.ip_route,
         sysctl=ev.sysctl,
         envoy=ev.envoy,
+        ip6tables=ev.ip6tables,
+        ip6_rule=ev.ip6_rule,
+        ip6_route=ev.ip6_route,
+        addr=ev.addr,
         pod_ip=ev.pod_ip,
         proxy_uid=ev.proxy_uid,
         proxy_gid=ev.proxy_gid,
@@ -62,6 +75,39 @@ def _story(ev: Evidence, **connection: Any) -> Story:
         raise EngineInputError(list(r.errors))
     assert r.story is not None
     return r.story
+
+
+@lru_cache(maxsize=32)
+def pod_of(ev: Evidence) -> Pod:
+    """The evidence parsed once (cached by content): snapshot, Envoy config and the pod's profile."""
+    from meshviz.engine.api import load_pod
+
+    return load_pod(
+        iptables=ev.iptables,
+        ip_rule=ev.ip_rule,
+        ip_route=ev.ip_route,
+        sysctl=ev.sysctl,
+        envoy=ev.envoy,
+        ip6tables=ev.ip6tables,
+        ip6_rule=ev.ip6_rule,
+        ip6_route=ev.ip6_route,
+        addr=ev.addr,
+        pod_ip=ev.pod_ip,
+        proxy_uid=ev.proxy_uid,
+        proxy_gid=ev.proxy_gid,
+        proxy_net_admin=ev.proxy_net_admin,
+        app_ports=ev.app_ports,
+    )
+
+
+def profile_of(ev: Evidence) -> PodProfile:
+    """The pod's profile (meshviz.engine.profile); raises EngineInputError when the evidence does not parse."""
+    pod = pod_of(ev)
+    if pod.errors:
+        raise EngineInputError(list(pod.errors))
+    if pod.profile is None:
+        raise ValueError("the pod IP is not in the evidence: give it")
+    return pod.profile
 
 
 def connection_story(ev: Evidence, connection: Mapping[str, Any]) -> Story:

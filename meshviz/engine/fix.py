@@ -24,16 +24,27 @@ from typing import Any
 
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.patch import patch_dump
-from meshviz.engine.evidence import Evidence, story_for
+from meshviz.engine.evidence import Evidence, profile_of, story_for
 from meshviz.engine.iptables_parser import IptablesParseResult, parse_iptables
 from meshviz.engine.iptables_render import render_ruleset
-from meshviz.engine.model import BUILTIN_CHAINS, Chain, Family, RouteType, Rule, RuleAction, Ruleset, Table
+from meshviz.engine.model import (
+    BUILTIN_CHAINS,
+    TABLE_IDS,
+    Chain,
+    Family,
+    PolicyRule,
+    RouteType,
+    Rule,
+    RuleAction,
+    Ruleset,
+    Table,
+)
+from meshviz.engine.netaddr import split_host_port
+from meshviz.engine.routing import default_policy_rules, render_route, render_rule
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.story import Story
 
 GOALS = ("preserve-client-ip",)
-MARK = 1337
-TABLE = 133
 
 
 @dataclass(frozen=True)
@@ -95,21 +106,56 @@ class FixResult:
 
 
 def patched_evidence(ev: Evidence, repairs: list[Repair]) -> dict[str, Any]:
-    """The complete patched evidence, machine-applicable."""
+    """The complete patched evidence, machine-applicable to a fresh pod.
+
+    `iptables_save` / `ip6tables_save` are whole rulesets for iptables-restore.  `ip_rule` / `ip6_rule` hold every
+    policy rule the pod has beyond the kernel's defaults (the ones it already had and the new ones) as `rule add`
+    commands with explicit priorities; `ip_route` / `ip6_route` every route the kernel does not create by itself
+    from the interfaces' addresses, as idempotent `route replace` commands.  `repairs` is kept for the artifacts.
+    """
+    from meshviz.engine.api import load_snapshot
+
     r = _parsed(ev.iptables)
-    text = "".join(render_ruleset(rs) for rs in r.rulesets if rs.family == Family.IPV4)
+    v4 = "".join(render_ruleset(rs) for rs in r.rulesets if rs.family == Family.IPV4)
     v6 = "".join(render_ruleset(rs) for rs in r.rulesets if rs.family == Family.IPV6)
-    ip_cmds = [a.content for rep in repairs for a in rep.artifacts if a.kind == "ip"]
+    if ev.ip6tables is not None:
+        v6 = "".join(render_ruleset(rs) for rs in _parsed6(ev.ip6tables).rulesets)
+    snap = load_snapshot(
+        None, ev.ip_rule, ev.ip_route, None, ip6_rule=ev.ip6_rule, ip6_route=ev.ip6_route, pod_ip=ev.pod_ip
+    ).snapshot
+    defaults = {_rule_key(d) for f in (Family.IPV4, Family.IPV6) for d in default_policy_rules(f)}
+    rules = {Family.IPV4: [], Family.IPV6: []}  # type: dict[Family, list[str]]
+    for pr in sorted(snap.routing.rules, key=lambda x: x.priority):
+        if _rule_key(pr) in defaults:
+            continue
+        body = render_rule(replace(pr, table_name=None)).split(":\t", 1)[1]
+        rules[pr.family].append(f"rule add pref {pr.priority} {body}")
+    routes = {Family.IPV4: [], Family.IPV6: []}  # type: dict[Family, list[str]]
+    for rt in snap.routing.routes:
+        if rt.proto == "kernel" and rt.table in (TABLE_IDS["local"], TABLE_IDS["main"]):
+            continue  # the kernel adds these itself when the interface gets its address
+        if rt.table == TABLE_IDS["local"] and rt.dev == "lo" and rt.dst.network_address.is_loopback:
+            continue
+        text = render_route(replace(rt, table_name=None, proto=None if rt.proto == "kernel" else rt.proto))
+        if rt.table != TABLE_IDS["main"] and " table " not in f" {text} ":
+            text += f" table {rt.table}"
+        routes[Family.of(rt.dst)].append(f"route replace {text}")
     return {
-        "iptables_save": text,
+        "iptables_save": v4,
         "ip6tables_save": v6 or None,
-        "ip_rule": [c.removeprefix("ip ") for cmd in ip_cmds for c in cmd.splitlines() if c.startswith("ip rule")],
-        "ip_route": [c.removeprefix("ip ") for cmd in ip_cmds for c in cmd.splitlines() if c.startswith("ip route")],
+        "ip_rule": rules[Family.IPV4],
+        "ip6_rule": rules[Family.IPV6],
+        "ip_route": routes[Family.IPV4],
+        "ip6_route": routes[Family.IPV6],
         "sysctl": dict(_sysctls(ev.sysctl)),
         "envoy_config_dump": json.loads(ev.envoy) if ev.envoy else None,
         "proxy_uid": ev.proxy_uid,
         "proxy_gid": ev.proxy_gid,
     }
+
+
+def _rule_key(rule: PolicyRule) -> tuple[Any, ...]:
+    return (rule.family, rule.priority, rule.action, rule.table, rule.src, rule.dst, rule.fwmark, rule.iif, rule.oif)
 
 
 def _sysctls(text: str | None) -> list[tuple[str, str]]:
@@ -131,30 +177,30 @@ def _parsed(iptables: str) -> IptablesParseResult:
     return parse_iptables(iptables, source="evidence")
 
 
+@lru_cache(maxsize=16)
+def _parsed6(ip6tables: str) -> IptablesParseResult:
+    return parse_iptables(ip6tables, source="evidence", family=Family.IPV6)
+
+
 def _mode(ev: Evidence) -> str:
-    r = _parsed(ev.iptables)
-    for rs in r.rulesets:
-        for t in rs.tables:
-            for c in t.chains:
-                if any(rule.target is not None and rule.target.name == "TPROXY" for rule in c.rules):
-                    return "TPROXY"
-    return "REDIRECT"
+    return "TPROXY" if profile_of(ev).mode == "TPROXY" else "REDIRECT"
 
 
-def _v4(ev: Evidence) -> Ruleset | None:
-    r = _parsed(ev.iptables)
-    return next((rs for rs in r.rulesets if rs.family == Family.IPV4), None)
+def _ruleset(ev: Evidence, fam: Family) -> Ruleset | None:
+    if fam == Family.IPV6 and ev.ip6tables is not None:
+        return next(iter(_parsed6(ev.ip6tables).rulesets), None)
+    return next((rs for rs in _parsed(ev.iptables).rulesets if rs.family == fam), None)
 
 
-def _has_rule(ev: Evidence, table: str, chain: str, pred: Callable[[Rule], bool]) -> bool:
-    rs = _v4(ev)
+def _has_rule(ev: Evidence, fam: Family, table: str, chain: str, pred: Callable[[Rule], bool]) -> bool:
+    rs = _ruleset(ev, fam)
     t = rs.table(table) if rs else None
     c = t.chain(chain) if t else None
     return c is not None and any(pred(rule) for rule in c.rules)
 
 
-def _has_chain(ev: Evidence, table: str, chain: str) -> bool:
-    rs = _v4(ev)
+def _has_chain(ev: Evidence, fam: Family, table: str, chain: str) -> bool:
+    rs = _ruleset(ev, fam)
     t = rs.table(table) if rs else None
     return t is not None and t.chain(chain) is not None
 
@@ -175,19 +221,24 @@ def _marks(rule: Rule, module: str) -> set[int]:
     return out
 
 
-def _fwmark_rule(ev: Evidence) -> bool:
-    if not ev.ip_rule:
+def _fwmark_rule(ev: Evidence, fam: Family, mark: int, table: int) -> bool:
+    text = ev.ip6_rule if fam == Family.IPV6 and ev.ip6_rule is not None else ev.ip_rule
+    if not text:
         return False
-    rules = parse_ip_rules(ev.ip_rule).rules
-    return any(r.fwmark == MARK and r.action == RuleAction.LOOKUP and r.table == TABLE for r in rules)
-
-
-def _local_default(ev: Evidence) -> bool:
-    if not ev.ip_route:
-        return False
-    routes = parse_ip_routes(ev.ip_route).routes
+    rules = parse_ip_rules(text, family=Family.IPV6 if text is ev.ip6_rule else None).rules
     return any(
-        r.table == TABLE and r.type == RouteType.LOCAL and r.dst.prefixlen == 0 and r.dst.version == 4 for r in routes
+        r.family == fam and r.fwmark == mark and r.action == RuleAction.LOOKUP and r.table == table for r in rules
+    )
+
+
+def _local_default(ev: Evidence, fam: Family, table: int) -> bool:
+    text = ev.ip6_route if fam == Family.IPV6 and ev.ip6_route is not None else ev.ip_route
+    if not text:
+        return False
+    routes = parse_ip_routes(text, family=Family.IPV6 if text is ev.ip6_route else None).routes
+    return any(
+        r.table == table and r.type == RouteType.LOCAL and r.dst.prefixlen == 0 and Family.of(r.dst) == fam
+        for r in routes
     )
 
 
@@ -225,21 +276,27 @@ def _original_src_mark(ev: Evidence) -> int | None:
 # --------------------------------------------------------------------------
 
 
-def _add_iptables(ev: Evidence, table: str, chain: str, position: int | None, spec: str) -> Evidence:
-    """Insert (position, 1-based) or append one rule into the IPv4 ruleset and re-render the evidence."""
-    r = _parsed(ev.iptables)
+def _add_iptables(ev: Evidence, fam: Family, table: str, chain: str, position: int | None, spec: str) -> Evidence:
+    """Insert (position, 1-based) or append one rule into the family's ruleset and re-render that evidence."""
     builtin = chain in BUILTIN_CHAINS.get(table, ())
     decl = f":{chain} ACCEPT [0:0]" if builtin else f":{chain} - [0:0]"
-    new = parse_iptables(f"*{table}\n{decl}\n-A {chain} {spec}\nCOMMIT\n", source="fix", strict=True)
+    new = parse_iptables(f"*{table}\n{decl}\n-A {chain} {spec}\nCOMMIT\n", source="fix", family=fam, strict=True)
     if new.errors:
         raise ValueError(f"meshviz generated an invalid rule: {new.errors[0]}")
     rule = new.rulesets[0].table(table).chain(chain).rules[0]  # type: ignore[union-attr]
     rule = replace(rule, ref=None)
+    if fam == Family.IPV6 and ev.ip6tables is not None:
+        rs6 = _ruleset(ev, fam) or Ruleset(Family.IPV6, ())
+        return replace(ev, ip6tables=render_ruleset(_insert(rs6, table, chain, position, rule)))
     out: list[Ruleset] = []
-    for rs in r.rulesets:
-        if rs.family == Family.IPV4:
+    found = False
+    for rs in _parsed(ev.iptables).rulesets:
+        if rs.family == fam:
             rs = _insert(rs, table, chain, position, rule)
+            found = True
         out.append(rs)
+    if not found:
+        out.append(_insert(Ruleset(fam, ()), table, chain, position, rule))
     return replace(ev, iptables="".join(render_ruleset(rs) for rs in out))
 
 
@@ -263,25 +320,41 @@ def _insert(rs: Ruleset, table: str, chain: str, position: int | None, rule: Rul
     return replace(rs, tables=tuple(tables))
 
 
-def _add_ip(ev: Evidence, which: str, commands: list[str]) -> Evidence:
-    lines = "\n".join(f"ip {c}" for c in commands)
-    if which == "rule":
-        return replace(ev, ip_rule=(ev.ip_rule or "").rstrip("\n") + "\n" + lines + "\n")
-    return replace(ev, ip_route=(ev.ip_route or "").rstrip("\n") + "\n" + lines + "\n")
+def _add_ip(ev: Evidence, fam: Family, which: str, commands: list[str]) -> Evidence:
+    flag = "-6 " if fam == Family.IPV6 else ""
+    lines = "\n".join(f"ip {flag}{c}" for c in commands)
+    field = {"rule": "ip_rule", "route": "ip_route"}[which]
+    if fam == Family.IPV6 and getattr(ev, "ip6_" + which) is not None:
+        field = "ip6_" + which
+    new = (getattr(ev, field) or "").rstrip("\n") + "\n" + lines + "\n"
+    if field == "ip_rule":
+        return replace(ev, ip_rule=new)
+    if field == "ip6_rule":
+        return replace(ev, ip6_rule=new)
+    if field == "ip6_route":
+        return replace(ev, ip6_route=new)
+    return replace(ev, ip_route=new)
 
 
-def _iptables_repair(key: str, title: str, why: str, table: str, chain: str, position: int | None, spec: str) -> Repair:
+def _ip(fam: Family, command: str) -> str:
+    return f"ip -6 {command}" if fam == Family.IPV6 else f"ip {command}"
+
+
+def _iptables_repair(
+    fam: Family, key: str, title: str, why: str, table: str, chain: str, position: int | None, spec: str
+) -> Repair:
     op = f"-I {chain} {position}" if position is not None else f"-A {chain}"
-    command = f"iptables -t {table} {op} {spec}"
+    tool = "ip6tables" if fam == Family.IPV6 else "iptables"
+    command = f"{tool} -t {table} {op} {spec}"
     restore = f"*{table}\n{op} {spec}\nCOMMIT\n"
     return Repair(
         key,
         title,
         why,
-        lambda ev: _add_iptables(ev, table, chain, position, spec),
+        lambda ev: _add_iptables(ev, fam, table, chain, position, spec),
         (
             Artifact("iptables", title, command),
-            Artifact("iptables-restore", f"{title} (iptables-restore --noflush fragment)", restore),
+            Artifact("iptables-restore", f"{title} ({tool}-restore --noflush fragment)", restore),
         ),
     )
 
@@ -335,13 +408,17 @@ def _kubectl_annotation(ev: Evidence, annotations: dict[str, str]) -> str:
     return f"kubectl{ns} patch {workload} --type merge -p '{json.dumps(patch)}'"
 
 
-def candidate_repairs(ev: Evidence) -> tuple[list[Repair], list[str]]:
-    """Every repair that could matter for preserving the client IP, given what the evidence lacks."""
+def candidate_repairs(ev: Evidence, fam: Family = Family.IPV4) -> tuple[list[Repair], list[str]]:
+    """Every repair that could matter for preserving the client IP of a `fam` client, given what the evidence
+    lacks.  The mark, route table and interface are the pod's own (meshviz.engine.profile)."""
     notes: list[str] = []
     out: list[Repair] = []
     if _mode(ev) == "REDIRECT":
         out.append(_switch_to_tproxy(ev, notes))
         return out, notes
+    prof = profile_of(ev)
+    MARK, TABLE, IFACE = prof.tproxy_mark, prof.tproxy_table, prof.pod_iface
+    local_default = "local ::/0" if fam == Family.IPV6 else "local default"
     mark = _original_src_mark(ev)
     if ev.envoy and (mark is None or mark != MARK):
         what = "has no original_src listener filter" if mark is None else f"sets original_src without mark {MARK}"
@@ -353,7 +430,7 @@ def candidate_repairs(ev: Evidence) -> tuple[list[Repair], list[str]]:
                 f"application transparently to the client's address and set SO_MARK {MARK}; the mark is what the "
                 f"PREROUTING CONNMARK rule saves on the connection so the application's replies can be routed back "
                 f"to Envoy (fwmark {MARK} -> table {TABLE} -> lo). Without the mark the upstream SYN is captured again "
-                "by ISTIO_TPROXY or the reply escapes via eth0.",
+                f"by ISTIO_TPROXY or the reply escapes via {IFACE}.",
                 lambda e: replace(e, envoy=patch_dump(e.envoy or "{}", original_src=(("virtualInbound",), MARK)).text),
                 (
                     Artifact(
@@ -364,34 +441,35 @@ def candidate_repairs(ev: Evidence) -> tuple[list[Repair], list[str]]:
                 ),
             )
         )
-    if not _fwmark_rule(ev):
+    if not _fwmark_rule(ev, fam, MARK, TABLE):
         out.append(
             Repair(
                 "ip-rule-fwmark",
                 f"ip rule: fwmark {MARK} lookup {TABLE}",
                 f"The application's replies to the client carry mark {MARK} (restored from the connection), but no "
                 f"policy rule sends marked packets to table {TABLE}: they follow the main table's default route and "
-                "leave via eth0, so Envoy's upstream connection never completes (503 UF).",
-                lambda e: _add_ip(e, "rule", [f"rule add fwmark {MARK} lookup {TABLE}"]),
-                (Artifact("ip", "policy rule", f"ip rule add fwmark {MARK} lookup {TABLE}"),),
+                f"leave via {IFACE}, so Envoy's upstream connection never completes (503 UF).",
+                lambda e: _add_ip(e, fam, "rule", [f"rule add fwmark {MARK} lookup {TABLE}"]),
+                (Artifact("ip", "policy rule", _ip(fam, f"rule add fwmark {MARK} lookup {TABLE}")),),
             )
         )
-    if not _local_default(ev):
+    if not _local_default(ev, fam, TABLE):
         out.append(
             Repair(
                 "ip-route-local-default",
-                f"ip route: local default dev lo table {TABLE}",
+                f"ip route: {local_default} dev lo table {TABLE}",
                 f"Table {TABLE} must treat every destination as local so a marked reply addressed to the client is "
                 "delivered on lo to Envoy's transparent socket instead of being routed out.",
-                lambda e: _add_ip(e, "route", [f"route add local default dev lo table {TABLE}"]),
-                (Artifact("ip", "local default route", f"ip route add local default dev lo table {TABLE}"),),
+                lambda e: _add_ip(e, fam, "route", [f"route add {local_default} dev lo table {TABLE}"]),
+                (Artifact("ip", "local default route", _ip(fam, f"route add {local_default} dev lo table {TABLE}")),),
             )
         )
-    if not _has_rule(ev, "mangle", "PREROUTING", lambda r: _target(r, "CONNMARK", "save-mark")):
+    if not _has_rule(ev, fam, "mangle", "PREROUTING", lambda r: _target(r, "CONNMARK", "save-mark")):
         out.append(
             _iptables_repair(
+                fam,
                 "connmark-save",
-                "CONNMARK --save-mark for mark 1337",
+                f"CONNMARK --save-mark for mark {MARK}",
                 f"Envoy's upstream SYN carries mark {MARK}; saving it on the connection (PREROUTING, after it loops "
                 "back on lo) is what lets the application's replies get the mark back.",
                 "mangle",
@@ -400,9 +478,10 @@ def candidate_repairs(ev: Evidence) -> tuple[list[Repair], list[str]]:
                 f"-p tcp -m mark --mark {MARK} -j CONNMARK --save-mark",
             )
         )
-    if not _has_rule(ev, "mangle", "OUTPUT", lambda r: _target(r, "CONNMARK", "restore-mark")):
+    if not _has_rule(ev, fam, "mangle", "OUTPUT", lambda r: _target(r, "CONNMARK", "restore-mark")):
         out.append(
             _iptables_repair(
+                fam,
                 "connmark-restore",
                 "CONNMARK --restore-mark in OUTPUT",
                 "The application's sockets have no mark: restoring the connection's mark in mangle OUTPUT makes the "
@@ -413,13 +492,14 @@ def candidate_repairs(ev: Evidence) -> tuple[list[Repair], list[str]]:
                 f"-p tcp -m connmark --mark {MARK} -j CONNMARK --restore-mark",
             )
         )
-    if _has_chain(ev, "mangle", "ISTIO_INBOUND") and not _has_rule(
-        ev, "mangle", "ISTIO_INBOUND", lambda r: _target(r, "RETURN") and MARK in _marks(r, "mark")
+    if _has_chain(ev, fam, "mangle", "ISTIO_INBOUND") and not _has_rule(
+        ev, fam, "mangle", "ISTIO_INBOUND", lambda r: _target(r, "RETURN") and MARK in _marks(r, "mark")
     ):
         out.append(
             _iptables_repair(
+                fam,
                 "inbound-mark-return",
-                "RETURN for mark 1337 at the top of ISTIO_INBOUND",
+                f"RETURN for mark {MARK} at the top of ISTIO_INBOUND",
                 f"Envoy's own upstream connection (mark {MARK}) loops back on lo into PREROUTING; without this RETURN "
                 "ISTIO_INBOUND hands it to ISTIO_TPROXY and Envoy captures its own connection.",
                 "mangle",
@@ -428,7 +508,7 @@ def candidate_repairs(ev: Evidence) -> tuple[list[Repair], list[str]]:
                 f"-p tcp -m mark --mark {MARK} -j RETURN",
             )
         )
-    if _dials_loopback(ev) and not _localnet(ev):
+    if fam == Family.IPV4 and _dials_loopback(ev) and not _localnet(ev):
         out.append(
             Repair(
                 "route-localnet",
@@ -436,7 +516,7 @@ def candidate_repairs(ev: Evidence) -> tuple[list[Repair], list[str]]:
                 "Envoy dials the application on a loopback address (127.0.0.1), so the application answers from "
                 "127.0.0.1 to the client's address. The kernel refuses to route a loopback source out of a "
                 "non-loopback device unless route_localnet=1, and the reply's first route lookup (before CONNMARK "
-                "restores mark 1337 and re-routes it to table 133) is out of eth0: the SYN-ACK is never sent. "
+                f"restores mark {MARK} and re-routes it to table {TABLE}) is out of {IFACE}: the SYN-ACK is never sent. "
                 "Better still: let Envoy dial the pod IP (Istio >= 1.10).",
                 lambda e: replace(e, sysctl=(e.sysctl or "").rstrip("\n") + "\nnet.ipv4.conf.all.route_localnet = 1\n"),
                 (
@@ -492,10 +572,11 @@ def _switch_to_tproxy(ev: Evidence, notes: list[str]) -> Repair:
         "In REDIRECT mode the kernel rewrites the client's SYN to Envoy's 15006 (nat REDIRECT) and Envoy opens a "
         "new connection to the application from 127.0.0.6 (or 127.0.0.1 before Istio 1.10): the application can "
         "never see the client's address. With `sidecar.istio.io/interceptionMode: TPROXY` Istio captures inbound "
-        "traffic with mangle TPROXY instead, adds the original_src listener filter (mark 1337) so Envoy connects "
-        "to the application from the client's address, installs `ip rule fwmark 1337 lookup 133` / `ip route "
-        "local default dev lo table 133` and the CONNMARK rules so the replies return to Envoy. Cost: the "
-        "sidecar runs as root (uid 0) with NET_ADMIN, and `owner` matches see uid 0 instead of 1337.",
+        "traffic with mangle TPROXY instead, adds the original_src listener filter (with the TPROXY mark) so Envoy "
+        "connects to the application from the client's address, installs the policy rule and route for that mark "
+        "(Istio's defaults: `ip rule fwmark 1337 lookup 133` / `ip route local default dev lo table 133`) and the "
+        "CONNMARK rules so the replies return to Envoy. Cost: the sidecar runs as root (uid 0) with NET_ADMIN, and "
+        "`owner` matches see uid 0 instead of the proxy uid.",
         lambda e: switched if e is ev else evidence_in_mode(e, "TPROXY", []),
         tuple(artifacts),
     )
@@ -545,7 +626,7 @@ def _reaches_goal(story: Story, client_ip: str) -> bool:
 def fix(ev: Evidence, *, client: str, port: int, goal: str = "preserve-client-ip") -> FixResult:
     if goal not in GOALS:
         raise ValueError(f"unknown goal {goal!r}; known: {', '.join(GOALS)}")
-    client_ip = client.split(":")[0].strip("[]")
+    client_ip = str(split_host_port(client)[0])
     before = story_for(ev, client=client, port=port)
     diagnosis = [f.to_dict() for f in before.findings if f.kind != "assumption"]
     if _reaches_goal(before, client_ip):
@@ -564,7 +645,8 @@ def fix(ev: Evidence, *, client: str, port: int, goal: str = "preserve-client-ip
             before.summary,
             ["the goal is already met: nothing to change"],
         )
-    repairs, notes = candidate_repairs(ev)
+    fam = Family.IPV6 if ":" in client_ip else Family.IPV4
+    repairs, notes = candidate_repairs(ev, fam)
     patched = _apply_all(ev, repairs)
     after = story_for(patched, client=client, port=port)
     works = _reaches_goal(after, client_ip)

@@ -210,7 +210,7 @@ def _family(ev: Evidence, edit: Edit, n: int) -> Family:
         except ValueError as e:
             raise _err(n, f"unknown family {edit.family!r} (ipv4 or ipv6)", edit.family) from e
     try:
-        return Family.IPV6 if ipaddress.ip_address(ev.pod_ip).version == 6 else Family.IPV4
+        return Family.IPV6 if ipaddress.ip_address(ev.pod_ip or "").version == 6 else Family.IPV4
     except ValueError:
         return Family.IPV4
 

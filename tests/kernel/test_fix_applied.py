@@ -152,10 +152,8 @@ def test_patched_evidence_delivers_the_client_ip_in_the_kernel(
     patched = result.to_dict()["patched"]
     # 2. A fresh pod built from the patched evidence alone.
     with PodNet("legacy") as net:
+        # `patched` is complete: its rules and routes alone (no replay of the original pod's) rebuild the pod.
         ip_cmds = [c.split() for c in patched["ip_rule"] + patched["ip_route"]]
-        # A fresh namespace lacks whatever the broken pod had from before (its own routes are in ip_route's
-        # listing, not in the commands): replay the ones the original evidence had.
-        ip_cmds = [list(c) for c in routes] + ip_cmds
         for key, value in patched["sysctl"].items():
             if key in SYSCTL_KEYS:
                 net.sysctl(key, value)

@@ -60,7 +60,7 @@ def test_fix_json_has_diagnosis_patches_patched_before_after(tmp_path: Path) -> 
     }
     assert out["works"] is True and out["after"]["app_peer_ip"] == "10.1.1.1"
     assert {p["key"] for p in out["patches"]} == {"envoyfilter-original-src", "ip-rule-fwmark"}
-    assert out["patched"]["ip_rule"] == ["rule add fwmark 1337 lookup 133"]
+    assert out["patched"]["ip_rule"] == ["rule add pref 32765 from all fwmark 0x539 lookup 133"]
 
 
 def test_compare_json_lists_rows_for_both_modes(tmp_path: Path) -> None:

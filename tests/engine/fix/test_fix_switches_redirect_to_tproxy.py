@@ -16,6 +16,6 @@ def test_switch_to_tproxy_is_offered_verified_with_the_annotation() -> None:
     patched = r.to_dict()["patched"]
     assert any("-j TPROXY" in ln and "--on-port 15006" in ln for ln in patched["iptables_save"].splitlines())
     assert patched["proxy_uid"] == 0 and patched["proxy_gid"] == 1337
-    assert patched["ip_rule"] == ["rule add fwmark 1337 lookup 133"]
-    assert patched["ip_route"] == ["route add local default dev lo table 133"]
+    assert patched["ip_rule"] == ["rule add pref 32765 from all fwmark 0x539 lookup 133"]
+    assert "route replace local default dev lo table 133 scope host" in patched["ip_route"]
     assert {a["key"] for a in r.to_dict()["alternatives"]} == {"x-forwarded-for", "proxy-protocol"}
