@@ -170,6 +170,49 @@ def parse_listen(spec: str) -> Socket:
     return Socket(**kw)
 
 
+#: Evidence kinds the commands take: (argument attribute, keyword of the engine's facade).
+EVIDENCE_ARGS = (
+    ("iptables", "iptables"),
+    ("ip6tables", "ip6tables"),
+    ("ip_rule", "ip_rule"),
+    ("ip6_rule", "ip6_rule"),
+    ("ip_route", "ip_route"),
+    ("ip6_route", "ip6_route"),
+    ("sysctl", "sysctl"),
+    ("addr", "addr"),
+)
+
+
+def _evidence_texts(args: argparse.Namespace, *, envoy: bool = True) -> tuple[dict[str, Any], dict[str, str]]:
+    """The evidence files named on the command line, read, and their names (for errors)."""
+    texts: dict[str, Any] = {}  # str | None each
+    sources: dict[str, str] = {}
+    kinds = EVIDENCE_ARGS + ((("envoy", "envoy"),) if envoy else ())
+    for attr, key in kinds:
+        path = getattr(args, attr, None)
+        texts[key] = _read(path) if path else None
+        sources[key] = path or ""
+    return texts, sources
+
+
+def _add_evidence_files(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--iptables", help="iptables-save output (IPv4; IPv6 too when both are in one file)")
+    sp.add_argument("--ip6tables", help="ip6tables-save output")
+    sp.add_argument("--ip-rule", help="ip rule output (or ip rule add commands)")
+    sp.add_argument("--ip6-rule", help="ip -6 rule output")
+    sp.add_argument("--ip-route", help="ip route show table all output")
+    sp.add_argument("--ip6-route", help="ip -6 route show table all output")
+    sp.add_argument("--addr", help="ip -o addr output (optional: interfaces and their addresses)")
+    sp.add_argument("--sysctl")
+
+
+def _need_rules(args: argparse.Namespace) -> bool:
+    if not args.iptables and not args.ip6tables:
+        print("error: give --iptables and/or --ip6tables", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     try:
         src, sport = split_host_port(args.src)
@@ -183,22 +226,12 @@ def cmd_trace(args: argparse.Namespace) -> int:
             "error: give either --in-iface (received packet) or --local-uid/--local-gid (sent locally)", file=sys.stderr
         )
         return 1
+    if not _need_rules(args):
+        return 1
     sockets = tuple(parse_listen(s) for s in args.listen) if args.listen else None
     pod_ip = args.pod_ip or (str(dst) if not local else None)
-    loaded = load_snapshot(
-        iptables=_read(args.iptables),
-        ip_rule=_read(args.ip_rule) if args.ip_rule else None,
-        ip_route=_read(args.ip_route) if args.ip_route else None,
-        sysctl=_read(args.sysctl) if args.sysctl else None,
-        pod_ip=pod_ip,
-        sockets=sockets,
-        sources={
-            "iptables": args.iptables,
-            "ip_rule": args.ip_rule or "",
-            "ip_route": args.ip_route or "",
-            "sysctl": args.sysctl or "",
-        },
-    )
+    texts, sources = _evidence_texts(args, envoy=False)
+    loaded = load_snapshot(**texts, pod_ip=pod_ip, sockets=sockets, sources=sources)
     if loaded.errors:
         _print_errors(loaded.errors, args.format)
         return 2
@@ -216,7 +249,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
         sender = Sender(uid=args.local_uid, gid=args.local_gid, mark=args.mark, transparent=args.transparent)
         traces = trace(loaded.snapshot, packet, sender=sender)
     else:
-        traces = trace(loaded.snapshot, packet, in_iface=args.in_iface or "eth0")
+        iface = args.in_iface or _pod_iface_of(loaded.snapshot, pod_ip)
+        traces = trace(loaded.snapshot, packet, in_iface=iface)
     if args.format == "json":
         print(
             json.dumps(
@@ -237,6 +271,14 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pod_iface_of(snapshot: Any, pod_ip: str | None) -> str:
+    from meshviz.engine.profile import DEFAULT_POD_IFACE, pod_interface
+
+    if pod_ip is None:
+        return DEFAULT_POD_IFACE
+    return pod_interface(snapshot, ipaddress.ip_address(pod_ip)) or DEFAULT_POD_IFACE
+
+
 def cmd_story(args: argparse.Namespace) -> int:
     from meshviz.engine.api import run_story
 
@@ -246,19 +288,12 @@ def cmd_story(args: argparse.Namespace) -> int:
     if args.direction == "outbound" and (args.dst is None or args.app_uid is None or args.app_gid is None):
         print("error: an outbound story needs --dst IP:PORT, --app-uid N and --app-gid N", file=sys.stderr)
         return 1
+    if not _need_rules(args):
+        return 1
+    texts, sources = _evidence_texts(args)
     result = run_story(
-        iptables=_read(args.iptables),
-        ip_rule=_read(args.ip_rule) if args.ip_rule else None,
-        ip_route=_read(args.ip_route) if args.ip_route else None,
-        sysctl=_read(args.sysctl) if args.sysctl else None,
-        envoy=_read(args.envoy) if args.envoy else None,
-        sources={
-            "iptables": args.iptables,
-            "ip_rule": args.ip_rule or "",
-            "ip_route": args.ip_route or "",
-            "sysctl": args.sysctl or "",
-            "envoy": args.envoy or "",
-        },
+        **texts,
+        sources=sources,
         pod_ip=args.pod_ip,
         proxy_uid=args.proxy_uid,
         proxy_gid=args.proxy_gid,
@@ -304,13 +339,18 @@ def cmd_story(args: argparse.Namespace) -> int:
 def _evidence(args: argparse.Namespace) -> Any:
     from meshviz.engine.evidence import Evidence
 
+    t, _ = _evidence_texts(args)
     return Evidence(
-        iptables=_read(args.iptables),
+        iptables=t["iptables"] or "",
         pod_ip=args.pod_ip,
-        ip_rule=_read(args.ip_rule) if args.ip_rule else None,
-        ip_route=_read(args.ip_route) if args.ip_route else None,
-        sysctl=_read(args.sysctl) if args.sysctl else None,
-        envoy=_read(args.envoy) if args.envoy else None,
+        ip_rule=t["ip_rule"],
+        ip_route=t["ip_route"],
+        sysctl=t["sysctl"],
+        envoy=t["envoy"],
+        ip6tables=t["ip6tables"],
+        ip6_rule=t["ip6_rule"],
+        ip6_route=t["ip6_route"],
+        addr=t["addr"],
         proxy_uid=args.proxy_uid,
         proxy_gid=args.proxy_gid,
         app_ports=tuple(args.app_port),
@@ -329,6 +369,8 @@ def cmd_fix(args: argparse.Namespace) -> int:
             "error: fix needs --client IP[:PORT] and --port N (the connection whose client IP must be kept)",
             file=sys.stderr,
         )
+        return 1
+    if not _need_rules(args):
         return 1
     try:
         result = fix(_evidence(args), client=args.client, port=args.port, goal=args.goal)
@@ -363,6 +405,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.client is None or args.port is None:
         print("error: compare needs --client IP[:PORT] and --port N", file=sys.stderr)
         return 1
+    if not _need_rules(args):
+        return 1
     try:
         out = compare(_evidence(args), [(args.client, args.port)])
     except EngineInputError as e:
@@ -386,12 +430,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _add_evidence_args(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--iptables", required=True)
-    sp.add_argument("--ip-rule")
-    sp.add_argument("--ip-route")
-    sp.add_argument("--sysctl")
+    _add_evidence_files(sp)
     sp.add_argument("--envoy", help="Envoy /config_dump JSON")
-    sp.add_argument("--pod-ip", required=True)
+    sp.add_argument("--pod-ip", help="the pod's IP (default: Envoy's node id, or the only address the routes show)")
     sp.add_argument("--proxy-uid", type=int)
     sp.add_argument("--proxy-gid", type=int)
     sp.add_argument("--app-port", type=int, action="append", default=[])
@@ -419,13 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
     pp.set_defaults(func=cmd_parse)
 
     tp = sub.add_parser("trace", help="trace one packet through the pod's kernel")
-    tp.add_argument("--iptables", required=True)
-    tp.add_argument("--ip-rule")
-    tp.add_argument("--ip-route")
-    tp.add_argument("--sysctl")
-    tp.add_argument("--src", required=True, help="IP[:PORT]")
-    tp.add_argument("--dst", required=True, help="IP:PORT")
-    tp.add_argument("--in-iface", help="the packet arrives on this interface (default eth0)")
+    _add_evidence_files(tp)
+    tp.add_argument("--src", required=True, help="IP[:PORT] ([IPv6]:PORT)")
+    tp.add_argument("--dst", required=True, help="IP:PORT ([IPv6]:PORT)")
+    tp.add_argument("--in-iface", help="the packet arrives on this interface (default: the one holding the pod IP)")
     tp.add_argument("--local-uid", type=int, help="sent by a local process with this uid")
     tp.add_argument("--local-gid", type=int, help="... and this gid")
     tp.add_argument("--mark", type=lambda s: int(s, 0), default=0, help="SO_MARK of the sending socket")
@@ -468,5 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:  # a usage error the engine found (an address that is not one, no pod IP, ...)
         print(f"error: {e}", file=sys.stderr)
         return 1

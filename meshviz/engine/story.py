@@ -187,17 +187,20 @@ def envoy_sockets(
             f"no Envoy config given: assuming Istio's standard sidecar listeners on {ports[0]} (outbound) and "
             f"{ports[1]} (inbound){', transparent (TPROXY)' if tproxy else ''}"
         )
+        families = sorted({a.version for a in (ctx.pod_ips or (ctx.pod_ip,))})
         for port, role in ((ports[0], "virtualOutbound"), (ports[1], "virtualInbound")):
-            out.append(
-                Socket(
-                    protocol="tcp",
-                    local_port=port,
-                    transparent=tproxy,
-                    uid=ctx.proxy_uid,
-                    gid=ctx.proxy_gid,
-                    name=f"envoy listener {role}",
+            for v in families:
+                out.append(
+                    Socket(
+                        protocol="tcp",
+                        local_port=port,
+                        transparent=tproxy,
+                        uid=ctx.proxy_uid,
+                        gid=ctx.proxy_gid,
+                        name=f"envoy listener {role}",
+                        family=Family.IPV6 if v == 6 else Family.IPV4,
+                    )
                 )
-            )
         return out, notes
     for lst in envoy.listeners:
         if lst.state != "active" or not lst.bind_to_port or lst.address is None or lst.address.port is None:
@@ -331,7 +334,7 @@ def inbound_story(
             b.find("fact", f"the client's SYN to {dst} is captured {capture[0]}", capture[1])
             b.find(
                 "cause",
-                f"nothing listens on {fp.dst}:{fp.dport}: {_missing_listener(envoy, fp.dport)}; the "
+                f"nothing listens on {Endpoint(fp.dst, fp.dport)}: {_missing_listener(envoy, fp.dport)}; the "
                 "kernel answers the client with a TCP reset (connection refused)",
             )
         else:
