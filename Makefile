@@ -13,12 +13,13 @@ PG_TEST_URL := postgres://postgres@127.0.0.1:5432/test
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not kernel"'
 PYTEST_ARGS ?=
 
-.PHONY: help venv sysdeps lint test run bench clean
+.PHONY: help venv sysdeps lint test run bench clean kernel-fuzz
 
 help:
 	@echo "make run    - set up and run the app on http://127.0.0.1:8000/"
 	@echo "make test   - set up, lint and run all tests (kernel tests need root + network namespaces)"
 	@echo "make lint   - ruff check, ruff format --check, mypy"
+	@echo "make kernel-fuzz N=1000 SEED=3 - the differential kernel fuzzer (engine vs the real kernel)"
 	@echo "make venv | sysdeps | bench | clean"
 
 venv: $(STAMP)
@@ -38,6 +39,7 @@ sysdeps:
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	command -v conntrack >/dev/null 2>&1 || missing="$$missing conntrack"; \
 	command -v ipset >/dev/null 2>&1 || missing="$$missing ipset"; \
+	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium fonts-liberation"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != "0" ]; then \
@@ -72,6 +74,12 @@ test: venv sysdeps
 		*) echo "database: $$DATABASE_URL";; \
 	esac; \
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The differential kernel fuzzer over N random pods (root + network namespaces): make kernel-fuzz N=1000 SEED=3
+N ?= 200
+SEED ?= 1
+kernel-fuzz: venv sysdeps
+	$(BIN)/python -m tests.kernel.fuzz --n $(N) --seed $(SEED)
 
 run: venv sysdeps
 	$(BIN)/python manage.py migrate --noinput

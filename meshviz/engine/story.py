@@ -203,24 +203,28 @@ def envoy_sockets(
                 )
         return out, notes
     for lst in envoy.listeners:
-        if lst.state != "active" or not lst.bind_to_port or lst.address is None or lst.address.port is None:
+        if lst.state != "active" or not lst.bind_to_port:
             continue
-        ip = lst.address.ip
-        if ip is None:
-            continue
-        transparent = bool(lst.transparent)
-        out.append(
-            Socket(
-                protocol="tcp",
-                local_port=lst.address.port,
-                local_addr=None if ip.is_unspecified else ip,
-                transparent=transparent,
-                uid=ctx.proxy_uid,
-                gid=ctx.proxy_gid,
-                name=f"envoy listener {lst.name}",
-                family=Family.of(ip),
-            )
-        )
+        # One socket per address (a dual-stack listener has `additional_addresses`); `::` with ipv4_compat
+        # takes IPv4 connections too.
+        for a in lst.addresses:
+            ip = a.ip
+            if ip is None or a.port is None:
+                continue
+            fams = [Family.of(ip)] + ([Family.IPV4] if ip.version == 6 and ip.is_unspecified and a.ipv4_compat else [])
+            for fam in fams:
+                out.append(
+                    Socket(
+                        protocol="tcp",
+                        local_port=a.port,
+                        local_addr=None if ip.is_unspecified else ip,
+                        transparent=bool(lst.transparent),
+                        uid=ctx.proxy_uid,
+                        gid=ctx.proxy_gid,
+                        name=f"envoy listener {lst.name}",
+                        family=fam,
+                    )
+                )
     return out, notes
 
 

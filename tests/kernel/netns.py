@@ -51,24 +51,37 @@ CLIENT_IP2 = "10.80.1.1"
 PREFIX_LEN = 24
 IFACE = "eth0"
 
-#: Sysctls written in the pod namespace at setup, in this order, so tests are
-#: deterministic whatever the host's defaults are.
-POD_SYSCTL_DEFAULTS: tuple[tuple[str, str], ...] = (
-    ("net.ipv4.ip_forward", "0"),
-    ("net.ipv4.conf.all.rp_filter", "0"),
-    ("net.ipv4.conf.default.rp_filter", "0"),
-    (f"net.ipv4.conf.{IFACE}.rp_filter", "0"),
-    ("net.ipv4.conf.all.route_localnet", "0"),
-    ("net.ipv4.conf.default.route_localnet", "0"),
-    (f"net.ipv4.conf.{IFACE}.route_localnet", "0"),
-    ("net.ipv4.conf.lo.route_localnet", "0"),
-    ("net.ipv4.tcp_fwmark_accept", "0"),
-)
-CLIENT_SYSCTL_DEFAULTS: tuple[tuple[str, str], ...] = (
-    ("net.ipv4.conf.all.rp_filter", "0"),
-    ("net.ipv4.conf.default.rp_filter", "0"),
-    (f"net.ipv4.conf.{IFACE}.rp_filter", "0"),
-)
+CLIENT_IP6 = "fd00:80::1"
+POD_IP6 = "fd00:80::10"
+PREFIX_LEN6 = 64
+
+
+def pod_sysctl_defaults(iface: str = IFACE) -> tuple[tuple[str, str], ...]:
+    """Sysctls written in the pod namespace at setup, in this order, so tests are
+    deterministic whatever the host's defaults are."""
+    return (
+        ("net.ipv4.ip_forward", "0"),
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "0"),
+        (f"net.ipv4.conf.{iface}.rp_filter", "0"),
+        ("net.ipv4.conf.all.route_localnet", "0"),
+        ("net.ipv4.conf.default.route_localnet", "0"),
+        (f"net.ipv4.conf.{iface}.route_localnet", "0"),
+        ("net.ipv4.conf.lo.route_localnet", "0"),
+        ("net.ipv4.tcp_fwmark_accept", "0"),
+    )
+
+
+def client_sysctl_defaults(iface: str = IFACE) -> tuple[tuple[str, str], ...]:
+    return (
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "0"),
+        (f"net.ipv4.conf.{iface}.rp_filter", "0"),
+    )
+
+
+POD_SYSCTL_DEFAULTS = pod_sysctl_defaults()
+CLIENT_SYSCTL_DEFAULTS = client_sysctl_defaults()
 
 _counter = itertools.count(1)
 _live: set[PodNet] = set()
@@ -548,16 +561,33 @@ class PodNet:
     iface: str = IFACE
 
     def __init__(
-        self, backend: Backend = DEFAULT_BACKEND, *, second_client_net: bool = True, python: str | None = None
+        self,
+        backend: Backend = DEFAULT_BACKEND,
+        *,
+        second_client_net: bool = True,
+        python: str | None = None,
+        iface: str = IFACE,
+        ipv6: bool = False,
+        ipv4: bool = True,
+        extra_iface: str | None = None,
     ) -> None:
+        """`iface` names the pod's veth end (real pods: eth0, ens4, net1, vethXXXX); `ipv6` adds the IPv6 pair
+        (fd00:80::1 / fd00:80::10, nodad) and Istio's `::6` on lo; `ipv4=False` leaves IPv4 out (an IPv6-only
+        pod); `extra_iface` adds a second pod interface (a dummy with 10.81.0.10/24 and fd00:81::10/64, no peer:
+        what leaves through it is counted and lost)."""
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         self.backend: Backend = backend
         self.second_client_net = second_client_net
         self.python = python or sys.executable
+        self.iface = iface
+        self.ipv6 = ipv6
+        self.ipv4 = ipv4
+        self.extra_iface = extra_iface
         n = next(_counter)
         base = f"{NS_PREFIX}{os.getpid()}x{n}"
         self.client_ns = base + "c"
+        self.sink_ns = base + "x"
         self.pod_ns = base + "p"
         self._processes: list[_StandinProcess] = []
         self._created: list[str] = []
@@ -586,27 +616,46 @@ class PodNet:
         # The veth pair is created inside the client namespace with its peer
         # placed directly in the pod namespace, so both ends can be called eth0
         # without ever existing (or clashing) in the host namespace.
-        client_cmds = [
-            f"link add {IFACE} type veth peer name {IFACE} netns {self.pod_ns}",
-            f"addr add {CLIENT_IP}/{PREFIX_LEN} dev {IFACE}",
-        ]
-        if self.second_client_net:
-            client_cmds.append(f"addr add {CLIENT_IP2}/{PREFIX_LEN} dev {IFACE}")
-        client_cmds += [
-            "link set lo up",
-            f"link set {IFACE} up",
-            f"route add default via {POD_IP} dev {IFACE}",
-        ]
+        # The client side's end is always eth0; the pod's end carries the pod's interface name.
+        client_cmds = [f"link add {IFACE} type veth peer name {self.iface} netns {self.pod_ns}"]
+        if self.ipv4:
+            client_cmds.append(f"addr add {CLIENT_IP}/{PREFIX_LEN} dev {IFACE}")
+            if self.second_client_net:
+                client_cmds.append(f"addr add {CLIENT_IP2}/{PREFIX_LEN} dev {IFACE}")
+        if self.ipv6:
+            client_cmds.append(f"addr add {CLIENT_IP6}/{PREFIX_LEN6} dev {IFACE} nodad")
+        client_cmds += ["link set lo up", f"link set {IFACE} up"]
+        if self.ipv4:
+            client_cmds.append(f"route add default via {POD_IP} dev {IFACE}")
+        if self.ipv6:
+            client_cmds.append(f"route add default via {POD_IP6} dev {IFACE}")
         _run(["ip", "-n", self.client_ns, "-batch", "-"], input="\n".join(client_cmds) + "\n")
-        pod_cmds = [
-            f"addr add {POD_IP}/{PREFIX_LEN} dev {IFACE}",
-            "link set lo up",
-            f"link set {IFACE} up",
-            f"route add default via {CLIENT_IP} dev {IFACE}",
-        ]
+        pod_cmds: list[str] = []
+        if self.ipv4:
+            pod_cmds.append(f"addr add {POD_IP}/{PREFIX_LEN} dev {self.iface}")
+        if self.ipv6:
+            pod_cmds += [f"addr add {POD_IP6}/{PREFIX_LEN6} dev {self.iface} nodad", "addr add ::6/128 dev lo nodad"]
+        pod_cmds += ["link set lo up", f"link set {self.iface} up"]
+        if self.ipv4:
+            pod_cmds.append(f"route add default via {CLIENT_IP} dev {self.iface}")
+        if self.ipv6:
+            pod_cmds.append(f"route add default via {CLIENT_IP6} dev {self.iface}")
+        if self.extra_iface:
+            # A second interface: a veth whose peer sits in a third namespace that owns no address of ours, so
+            # whatever the pod sends out of it is counted (tx_packets) and lost.
+            x = self.extra_iface
+            _run(["ip", "netns", "add", self.sink_ns])
+            self._created.append(self.sink_ns)
+            pod_cmds += [f"link add {x} type veth peer name sink netns {self.sink_ns}", f"link set {x} up"]
+            if self.ipv4:
+                pod_cmds.append(f"addr add 10.81.0.10/24 dev {x}")
+            if self.ipv6:
+                pod_cmds.append(f"addr add fd00:81::10/64 dev {x} nodad")
         _run(["ip", "-n", self.pod_ns, "-batch", "-"], input="\n".join(pod_cmds) + "\n")
-        self._sysctl_many(self.pod_ns, POD_SYSCTL_DEFAULTS)
-        self._sysctl_many(self.client_ns, CLIENT_SYSCTL_DEFAULTS)
+        if self.extra_iface:
+            _run(["ip", "-n", self.sink_ns, "link", "set", "sink", "up"])
+        self._sysctl_many(self.pod_ns, pod_sysctl_defaults(self.iface))
+        self._sysctl_many(self.client_ns, client_sysctl_defaults())
         self.setup_seconds = time.monotonic() - started
 
     def close(self) -> None:
@@ -678,6 +727,21 @@ class PodNet:
     def ip_route_show_all(self) -> str:
         """The text of `ip -4 route show table all` in the pod."""
         return self.ip("-4", "route", "show", "table", "all")
+
+    def ip6_rule_list(self) -> str:
+        return self.ip("-6", "rule", "list")
+
+    def ip6_route_show_all(self) -> str:
+        return self.ip("-6", "route", "show", "table", "all")
+
+    def ip_addr(self) -> str:
+        """`ip -o addr` in the pod."""
+        return self.ip("-o", "addr")
+
+    def tx_packets(self, iface: str) -> int:
+        """Packets the pod sent out of `iface` (its kernel counter)."""
+        out = self.run_pod(["cat", f"/sys/class/net/{iface}/statistics/tx_packets"]).stdout
+        return int(out.strip() or 0)
 
     def _sysctl_many(self, ns: str, items: Iterable[tuple[str, str]]) -> None:
         args = [f"{key}={value}" for key, value in items]

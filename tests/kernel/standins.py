@@ -63,7 +63,9 @@ import time
 from typing import Any
 
 SOL_IP = 0
+SOL_IPV6 = 41
 IP_TRANSPARENT = 19
+IPV6_TRANSPARENT = 75
 IP_RECVORIGDSTADDR = 20
 SO_ORIGINAL_DST = 80
 SO_MARK = 36
@@ -92,7 +94,30 @@ def errno_name(exc: BaseException) -> str | None:
 
 
 def addr(sockaddr: Any) -> list[Any]:
-    return [sockaddr[0], sockaddr[1]]
+    host = str(sockaddr[0])
+    if host.startswith("::ffff:") and "." in host:  # an IPv4 peer of a dual-stack socket
+        host = host[len("::ffff:") :]
+    return [host, sockaddr[1]]
+
+
+def family_of(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def tcp_socket(host: str) -> socket.socket:
+    """A TCP socket of the address family of `host`."""
+    return socket.socket(family_of(host), socket.SOCK_STREAM)
+
+
+def set_transparent(sock: socket.socket) -> None:
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(SOL_IPV6, IPV6_TRANSPARENT, 1)
+    else:
+        sock.setsockopt(SOL_IP, IP_TRANSPARENT, 1)
+
+
+def wildcard_of(host: str) -> str:
+    return "::" if ":" in host else "0.0.0.0"
 
 
 def _set_net_caps_effective() -> None:
@@ -135,11 +160,11 @@ def open_listener(
     """
     stage = "socket"
     try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = tcp_socket(bind_addr)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if transparent:
             stage = "IP_TRANSPARENT"
-            sock.setsockopt(SOL_IP, IP_TRANSPARENT, 1)
+            set_transparent(sock)
         stage = "bind"
         sock.bind((bind_addr, port))
         stage = "listen"
@@ -172,7 +197,16 @@ def drop_privileges(uid: int, gid: int, keep_caps: bool) -> None:
 
 
 def original_dst(conn: socket.socket) -> tuple[list[Any] | None, str | None]:
-    """SO_ORIGINAL_DST (getsockopt(SOL_IP, 80)) parsed as a sockaddr_in."""
+    """SO_ORIGINAL_DST (getsockopt(SOL_IP, 80)) parsed as a sockaddr_in; IP6T_SO_ORIGINAL_DST (SOL_IPV6, 80) as a
+    sockaddr_in6 for an IPv6 connection (not a v4-mapped one)."""
+    peer = conn.getpeername()[0] if conn.family == socket.AF_INET6 else ""
+    if conn.family == socket.AF_INET6 and not str(peer).startswith("::ffff:"):
+        try:
+            raw6 = conn.getsockopt(SOL_IPV6, SO_ORIGINAL_DST, 28)
+        except OSError as exc:
+            return None, errno_name(exc)
+        port6 = struct.unpack_from("!H", raw6, 2)[0]
+        return [socket.inet_ntop(socket.AF_INET6, raw6[8:24]), port6], None
     try:
         raw = conn.getsockopt(SOL_IP, SO_ORIGINAL_DST, 16)
     except OSError as exc:
@@ -290,16 +324,16 @@ def cmd_connect(cfg: Json) -> int:
     try:
         drop_privileges(uid, gid, keep_caps)
         stage = "socket"
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = tcp_socket(dst)
         if mark:
             stage = "SO_MARK"
             sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
         if transparent:
             stage = "IP_TRANSPARENT"
-            sock.setsockopt(SOL_IP, IP_TRANSPARENT, 1)
+            set_transparent(sock)
         if src is not None or sport is not None:
             stage = "bind"
-            sock.bind((str(src) if src is not None else "0.0.0.0", int(sport or 0)))
+            sock.bind((str(src) if src is not None else wildcard_of(dst), int(sport or 0)))
     except OSError as exc:
         result.update(outcome="error", errno=errno_name(exc), stage=stage, message=str(exc))
         print(json.dumps(result, sort_keys=True))
@@ -461,7 +495,7 @@ PROXY_ERROR = "PROXY-ERROR"
 
 def _parse_hostport(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
-    return host, int(port)
+    return host.strip("[]"), int(port)
 
 
 def upstream_target(spec: str, orig: list[Any] | None) -> tuple[str, int] | None:
@@ -611,10 +645,10 @@ class _Sidecar:
         started: float | None = None
         try:
             for _attempt in range(8):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock = tcp_socket(target[0])
                 if self.up_transparent:
                     result["stage"] = "IP_TRANSPARENT"
-                    sock.setsockopt(SOL_IP, IP_TRANSPARENT, 1)
+                    set_transparent(sock)
                 if self.up_mark:
                     result["stage"] = "SO_MARK"
                     sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self.up_mark)
@@ -642,7 +676,8 @@ class _Sidecar:
                     local = sock.getsockname()
                     result["upstream_local"] = addr(local)
                     if local[1]:
-                        key = (str(local[0]), int(local[1]))
+                        norm = addr(local)
+                        key = (str(norm[0]), int(norm[1]))
                         self.inflight[key] = seq
             if rc not in (0, errno.EINPROGRESS):
                 raise OSError(rc, os.strerror(rc))
@@ -744,7 +779,8 @@ def cmd_sidecar(cfg: Json) -> int:
         record = sidecar.accepted(conn, peer, seq)
         # Taking the lock waits for an upstream connect() in progress to register its address.
         with sidecar.lock:
-            upstream_seq = sidecar.inflight.get((str(peer[0]), int(peer[1])))
+            norm = addr(peer)
+            upstream_seq = sidecar.inflight.get((str(norm[0]), int(norm[1])))
             overflow = upstream_seq is None and sidecar.active >= sidecar.max_inflight
             if upstream_seq is None and not overflow:
                 sidecar.active += 1
@@ -777,12 +813,12 @@ def cmd_request(cfg: Json) -> int:
     }
     started = time.monotonic()
     buf = b""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = tcp_socket(dst)
     try:
         if src is not None or sport is not None:
             result["stage"] = "bind"
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((str(src) if src is not None else "0.0.0.0", int(sport or 0)))
+            sock.bind((str(src) if src is not None else wildcard_of(dst), int(sport or 0)))
         result["stage"] = "connect"
         sock.settimeout(timeout)
         sock.connect((dst, port))

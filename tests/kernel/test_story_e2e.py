@@ -23,6 +23,7 @@ from meshviz.engine.api import run_story
 
 from .conformance import SYSCTL_KEYS, TPROXY_ROUTES, fixture, to_kernel_text
 from .conftest import require_netns
+from .fuzz import CLIENT_SPORT, kernel_verdict, observable, observe
 from .netns import CLIENT_IP, POD_IP, E2EResult, PodNet
 
 pytestmark = pytest.mark.kernel
@@ -319,11 +320,12 @@ def test_story_matches_what_the_application_really_sees(case: E2ECase) -> None:
         for key, value in case.sysctls:
             net.sysctl(key, value)
         net.load_iptables(to_kernel_text(case.rules), backend=case.backend)  # type: ignore[arg-type]
-        for p in (8080, *case.extra_app_ports):
-            net.listen(f"app:{p}", p, uid=1000, gid=1000)
+        observe(net, case.port, [net.iface])
+        apps = {p: net.listen(f"app:{p}", p, uid=1000, gid=1000) for p in (8080, *case.extra_app_ports)}
         sc = case.sidecar
+        proc = None
         if sc is not None:
-            net.sidecar(
+            proc = net.sidecar(
                 port=sc.port,
                 transparent=sc.transparent,
                 uid=sc.uid,
@@ -335,7 +337,8 @@ def test_story_matches_what_the_application_really_sees(case: E2ECase) -> None:
                 upstream_mark=sc.mark,
                 upstream_timeout=1.0,
             )
-        got = net.request_from_client(POD_IP, case.port, timeout=3.0)
+        got = net.request_from_client(POD_IP, case.port, sport=CLIENT_SPORT, timeout=3.0)
+        kernel_full, raw = kernel_verdict(net, got, apps[case.port], proc, CLIENT_IP, [net.iface])
         envoy = (sc or Sidecar(port=1)).envoy_json(case.mode) if sc is not None else _no_listener_dump(case.mode)
         result = run_story(
             iptables=net.iptables_save(backend=case.backend),  # type: ignore[arg-type]
@@ -346,7 +349,7 @@ def test_story_matches_what_the_application_really_sees(case: E2ECase) -> None:
             pod_ip=POD_IP,
             proxy_uid=sc.uid if sc else None,
             proxy_gid=sc.gid if sc else None,
-            client=f"{CLIENT_IP}:40000",
+            client=f"{CLIENT_IP}:{CLIENT_SPORT}",
             port=case.port,
             app_ports=(8080, *case.extra_app_ports),
         )
@@ -357,6 +360,8 @@ def test_story_matches_what_the_application_really_sees(case: E2ECase) -> None:
     ctx = f"\nkernel: {got}\nengine: {json.dumps(result.story.to_dict()['verdict'])}\n{result.story.summary}"
     assert engine == kernel, ctx
     assert kernel == case.expect, "scenario no longer shows what it was written for" + ctx
+    # Every verdict field, not only the class: what the kernel showed against what the engine says.
+    assert observable(result.story.verdict) == kernel_full, f"{ctx}\nkernel (all fields): {kernel_full}\n{raw}"
 
 
 def _no_listener_dump(mode: str) -> str:
