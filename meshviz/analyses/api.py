@@ -200,9 +200,15 @@ class ConnectionSerializer(serializers.Serializer):
 
 
 class AnalysisCreateSerializer(serializers.Serializer):
-    iptables = EvidenceField(help_text="iptables-save output from the pod (text or file)")
+    iptables = EvidenceField(
+        required=False, help_text="iptables-save output from the pod (text or file); ip6tables alone for IPv6-only pods"
+    )
     ip_rule = EvidenceField(required=False, help_text="`ip rule` output")
     ip_route = EvidenceField(required=False, help_text="`ip route show table all` output")
+    ip6tables = EvidenceField(required=False, help_text="ip6tables-save output (IPv6 rules)")
+    ip6_rule = EvidenceField(required=False, help_text="`ip -6 rule` output")
+    ip6_route = EvidenceField(required=False, help_text="`ip -6 route show table all` output")
+    addr = EvidenceField(required=False, help_text="`ip -o addr` output (interfaces and addresses)")
     sysctl = EvidenceField(required=False, help_text="`sysctl -a` output")
     envoy_config_dump = EvidenceField(
         required=False, help_text="Envoy /config_dump JSON; secrets are redacted before it is stored"
@@ -218,11 +224,22 @@ class AnalysisCreateSerializer(serializers.Serializer):
     )
     connections = ConnectionSerializer(many=True, required=False)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        data = kwargs.get("data")
+        # iptables is required unless ip6tables is given (an IPv6-only pod)
+        if not (hasattr(data, "get") and data.get("ip6tables")):
+            self.fields["iptables"].required = True
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         errors, warnings = services.validate_evidence(
-            iptables=attrs["iptables"],
+            iptables=attrs.get("iptables") or "",
             ip_rule=attrs.get("ip_rule"),
             ip_route=attrs.get("ip_route"),
+            ip6tables=attrs.get("ip6tables"),
+            ip6_rule=attrs.get("ip6_rule"),
+            ip6_route=attrs.get("ip6_route"),
+            addr=attrs.get("addr"),
             sysctl=attrs.get("sysctl"),
             envoy_config_dump=attrs.get("envoy_config_dump"),
             pod_ip=attrs["pod_ip"],
@@ -337,6 +354,8 @@ def represent(analysis: Analysis, request: Request, *, full: bool = True) -> dic
                 "labels": analysis.labels,
                 "app_ports": analysis.app_ports,
                 "envoy_redactions": analysis.envoy_redactions,
+                # what the engine read from the evidence: interface, sidecar identity, mark and table, ports
+                "profile": (stories[0].get("facts") or {}).get("profile") if stories else None,
             },
             "connections": analysis.connections,
             "verdicts": [
@@ -414,10 +433,14 @@ class AnalysisViewSet(viewsets.GenericViewSet):
         ser.is_valid(raise_exception=True)
         data = dict(ser.validated_data)
         analysis = services.create_analysis(
-            iptables=data["iptables"],
+            iptables=data.get("iptables") or "",
             pod_ip=data["pod_ip"],
             ip_rule=data.get("ip_rule", ""),
             ip_route=data.get("ip_route", ""),
+            ip6tables=data.get("ip6tables", ""),
+            ip6_rule=data.get("ip6_rule", ""),
+            ip6_route=data.get("ip6_route", ""),
+            addr=data.get("addr", ""),
             sysctl=data.get("sysctl", ""),
             envoy_config_dump=data.get("envoy_config_dump", ""),
             pod_name=data["pod_name"],

@@ -57,6 +57,10 @@ class Analysis(models.Model):
     iptables = models.TextField()
     ip_rule = models.TextField(blank=True, default="")
     ip_route = models.TextField(blank=True, default="")
+    ip6tables = models.TextField(blank=True, default="")
+    ip6_rule = models.TextField(blank=True, default="")
+    ip6_route = models.TextField(blank=True, default="")
+    addr = models.TextField(blank=True, default="", help_text="`ip -o addr` output")
     sysctl = models.TextField(blank=True, default="")
     # Stored redacted (meshviz.engine.envoy.redact): secrets never reach the database.
     envoy_config_dump = models.TextField(blank=True, default="")

@@ -6,6 +6,7 @@ connections are simulated.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from django.db import transaction
 
 from meshviz.engine import whatif
+from meshviz.engine.addr_parser import parse_ip_addr
 from meshviz.engine.compare import compare
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.redact import redact_config_dump_text
@@ -20,6 +22,7 @@ from meshviz.engine.evidence import Evidence, connection_story
 from meshviz.engine.evidence import verdict_line as engine_verdict_line
 from meshviz.engine.fix import fix
 from meshviz.engine.iptables_parser import parse_iptables
+from meshviz.engine.model import Family
 from meshviz.engine.modes import mode_of
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.story import Story
@@ -36,12 +39,26 @@ DEFAULT_CLIENT = whatif.DEFAULT_CLIENT
 DEFAULT_OUTBOUND_DST = whatif.DEFAULT_OUTBOUND_DST
 verdict_line = engine_verdict_line
 
-EVIDENCE_FIELDS = ("iptables", "ip_rule", "ip_route", "sysctl", "envoy_config_dump")
+EVIDENCE_FIELDS = (
+    "iptables",
+    "ip6tables",
+    "ip_rule",
+    "ip6_rule",
+    "ip_route",
+    "ip6_route",
+    "addr",
+    "sysctl",
+    "envoy_config_dump",
+)
 #: The `source` named in errors for each evidence field (the engine's names).
 SOURCES = {
     "iptables": "iptables",
+    "ip6tables": "ip6tables",
     "ip_rule": "ip-rule",
+    "ip6_rule": "ip6-rule",
     "ip_route": "ip-route",
+    "ip6_route": "ip6-route",
+    "addr": "ip-addr",
     "sysctl": "sysctl",
     "envoy_config_dump": "envoy",
 }
@@ -50,8 +67,12 @@ SOURCES = {
 #: The engine's parser for each evidence field (each returns errors and warnings besides what it parsed).
 PARSERS: dict[str, Callable[..., Any]] = {
     "iptables": parse_iptables,
+    "ip6tables": functools.partial(parse_iptables, family=Family.IPV6),
     "ip_rule": parse_ip_rules,
+    "ip6_rule": functools.partial(parse_ip_rules, family=Family.IPV6),
     "ip_route": parse_ip_routes,
+    "ip6_route": functools.partial(parse_ip_routes, family=Family.IPV6),
+    "addr": parse_ip_addr,
     "sysctl": parse_sysctls,
     "envoy_config_dump": parse_config_dump,
 }
@@ -70,6 +91,10 @@ def validate_evidence(
     sysctl: str | None = None,
     envoy_config_dump: str | None = None,
     pod_ip: str | None = None,
+    ip6tables: str | None = None,
+    ip6_rule: str | None = None,
+    ip6_route: str | None = None,
+    addr: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Parse every piece of evidence with the engine; returns (errors, warnings) as dicts.
 
@@ -83,12 +108,22 @@ def validate_evidence(
             ipaddress.ip_address(pod_ip)
         except ValueError:
             errors.append(error("pod_ip", f"not an IP address: {pod_ip!r}", text=pod_ip))
-    if not iptables or not iptables.strip():
-        errors.append(error("iptables", "iptables evidence is required (the output of iptables-save in the pod)"))
+    if (not iptables or not iptables.strip()) and (not ip6tables or not ip6tables.strip()):
+        errors.append(
+            error(
+                "iptables",
+                "iptables evidence is required (the output of iptables-save in the pod, or ip6tables-save for an "
+                "IPv6-only pod)",
+            )
+        )
     given = {
         "iptables": iptables if iptables and iptables.strip() else None,
+        "ip6tables": ip6tables,
         "ip_rule": ip_rule,
+        "ip6_rule": ip6_rule,
         "ip_route": ip_route,
+        "ip6_route": ip6_route,
+        "addr": addr,
         "sysctl": sysctl,
         "envoy_config_dump": envoy_config_dump,
     }
@@ -108,6 +143,10 @@ def create_analysis(
     ip_route: str = "",
     sysctl: str = "",
     envoy_config_dump: str = "",
+    ip6tables: str = "",
+    ip6_rule: str = "",
+    ip6_route: str = "",
+    addr: str = "",
     pod_name: str = "",
     namespace: str = "",
     proxy_uid: int | None = None,
@@ -136,6 +175,10 @@ def create_analysis(
         ip_route=ip_route,
         sysctl=sysctl,
         envoy_config_dump=envoy_config_dump,
+        ip6tables=ip6tables,
+        ip6_rule=ip6_rule,
+        ip6_route=ip6_route,
+        addr=addr,
         envoy_redactions=redactions,
         pod_ip=pod_ip,
         pod_name=pod_name,
@@ -164,6 +207,10 @@ def evidence_of(analysis: Analysis) -> Evidence:
         pod_ip=str(analysis.pod_ip),
         ip_rule=analysis.ip_rule or None,
         ip_route=analysis.ip_route or None,
+        ip6tables=analysis.ip6tables or None,
+        ip6_rule=analysis.ip6_rule or None,
+        ip6_route=analysis.ip6_route or None,
+        addr=analysis.addr or None,
         sysctl=analysis.sysctl or None,
         envoy=analysis.envoy_config_dump or None,
         proxy_uid=analysis.proxy_uid,

@@ -7,7 +7,7 @@ patched evidence is always something a user could have uploaded.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,8 @@ from meshviz.engine.story import Story
 
 if TYPE_CHECKING:
     from meshviz.engine.api import Pod
+    from meshviz.engine.envoy.model import EnvoyConfig
+    from meshviz.engine.model import Snapshot
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,40 @@ def profile_of(ev: Evidence) -> PodProfile:
     if pod.profile is None:
         raise ValueError("the pod IP is not in the evidence: give it")
     return pod.profile
+
+
+@dataclass(frozen=True)
+class SimulatedPod:
+    """The evidence as the explorer simulates single packets on it: the snapshot with the sockets the story
+    assumes (Envoy's listeners and the application's), the sidecar's identity and the assumptions made."""
+
+    evidence: Evidence
+    snapshot: Snapshot
+    envoy: EnvoyConfig | None
+    profile: PodProfile
+    proxy_uid: int
+    proxy_gid: int
+    mode: str
+    socket_notes: tuple[str, ...] = ()
+
+
+@lru_cache(maxsize=16)
+def simulated_pod(ev: Evidence, default_app_port: int) -> SimulatedPod:
+    """Parse `ev` once (cached by content) and add the sockets the story would assume."""
+    from meshviz.engine.story import PodContext, app_sockets, envoy_sockets
+
+    pod = pod_of(ev)
+    profile = profile_of(ev)
+    ctx = PodContext.of(profile)
+    tproxy = profile.mode == "TPROXY"
+    e_socks, e_notes = envoy_sockets(pod.envoy, ctx, tproxy, (profile.outbound_port, profile.inbound_port))
+    given = profile.app_ports
+    a_socks, a_notes = app_sockets(
+        ctx, given, {s.local_port for s in e_socks}, assumed=() if given else (default_app_port,)
+    )
+    snapshot = replace(pod.snapshot, sockets=tuple(e_socks + a_socks))
+    notes = tuple(profile.assumptions) + tuple(e_notes) + tuple(a_notes)
+    return SimulatedPod(ev, snapshot, pod.envoy, profile, profile.proxy_uid, profile.proxy_gid, profile.mode, notes)
 
 
 def connection_story(ev: Evidence, connection: Mapping[str, Any]) -> Story:

@@ -24,8 +24,7 @@ import ipaddress
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,16 +41,12 @@ from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
 from meshviz.engine import analysis_diff, structure, whatif
 from meshviz.engine import render as render_module
-from meshviz.engine.api import load_snapshot, trace
-from meshviz.engine.envoy.model import EnvoyConfig
-from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.evidence import Evidence
+from meshviz.engine.api import trace
+from meshviz.engine.evidence import Evidence, SimulatedPod, simulated_pod
 from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.model import Family, Packet, Ruleset, Snapshot
-from meshviz.engine.modes import mode_of
+from meshviz.engine.model import Family, Packet, Ruleset
 from meshviz.engine.render import DiagramError
 from meshviz.engine.simulate import Sender
-from meshviz.engine.story import PodContext, app_sockets, envoy_sockets, proxy_identity
 from meshviz.engine.trace import Trace
 
 logger = logging.getLogger(__name__)
@@ -108,37 +103,12 @@ def _bad_input_response(request: HttpRequest, exc: BadInput, template: str, cont
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Pod:
-    """The parsed evidence of one analysis: the snapshot with Envoy's and the application's sockets."""
-
-    evidence: Evidence
-    snapshot: Snapshot
-    envoy: EnvoyConfig | None
-    proxy_uid: int
-    proxy_gid: int
-    mode: str
-    socket_notes: tuple[str, ...] = ()
+Pod = SimulatedPod
 
 
-@lru_cache(maxsize=16)
 def pod_of(ev: Evidence) -> Pod:
-    """Parse `ev` once (cached by content): snapshot, Envoy config and the sockets the story would assume."""
-    loaded = load_snapshot(ev.iptables, ev.ip_rule, ev.ip_route, ev.sysctl, pod_ip=ev.pod_ip)
-    envoy = parse_config_dump(ev.envoy, source="envoy").config if ev.envoy else None
-    uid, gid, net_admin, notes = proxy_identity(envoy, loaded.snapshot, ev.proxy_uid, ev.proxy_gid)
-    mode = mode_of(ev)
-    ctx = PodContext(
-        pod_ip=ipaddress.ip_address(ev.pod_ip),
-        proxy_uid=uid,
-        proxy_gid=gid,
-        proxy_net_admin=net_admin,
-        app_ports=ev.app_ports,
-    )
-    e_socks, e_notes = envoy_sockets(envoy, ctx, mode == "TPROXY")
-    a_socks, a_notes = app_sockets(ctx, ev.app_ports or (services.DEFAULT_APP_PORT,), {s.local_port for s in e_socks})
-    snapshot = replace(loaded.snapshot, sockets=tuple(e_socks + a_socks))
-    return Pod(ev, snapshot, envoy, uid, gid, mode, tuple(notes + e_notes + a_notes))
+    """The parsed evidence of one analysis with the sockets the story would assume (engine: simulated_pod)."""
+    return simulated_pod(ev, services.DEFAULT_APP_PORT)
 
 
 def _pod(analysis: Analysis) -> Pod:
@@ -782,7 +752,11 @@ def whatif_save(request: HttpRequest, slug: str) -> HttpResponse:
         ip_route=ev.ip_route or "",
         sysctl=ev.sysctl or "",
         envoy_config_dump=ev.envoy or "",
-        pod_ip=ev.pod_ip,
+        ip6tables=ev.ip6tables or "",
+        ip6_rule=ev.ip6_rule or "",
+        ip6_route=ev.ip6_route or "",
+        addr=ev.addr or "",
+        pod_ip=str(analysis.pod_ip),
         pod_name=analysis.pod_name,
         namespace=analysis.namespace,
         proxy_uid=analysis.proxy_uid,
