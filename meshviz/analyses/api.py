@@ -9,6 +9,7 @@ the caller owns or shares through a team; a public one is reached only through i
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -226,9 +227,9 @@ class AnalysisCreateSerializer(serializers.Serializer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        data = kwargs.get("data")
+        data: Any = kwargs.get("data")
         # iptables is required unless ip6tables is given (an IPv6-only pod)
-        if not (hasattr(data, "get") and data.get("ip6tables")):
+        if not (isinstance(data, Mapping) and data.get("ip6tables")):
             self.fields["iptables"].required = True
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
