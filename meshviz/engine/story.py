@@ -900,8 +900,9 @@ def _finish(direction: str, verdict: dict[str, Any], b: _Builder, what: str) -> 
             summary = f"{what}: LOOP - Envoy's upstream connection is captured by Envoy again"
         elif verdict["failure"]:
             summary = f"{what}: fails ({verdict['failure']})"
-            if peer:
-                summary += f"; the application would see {peer}"
+            would = verdict.get("app_would_see") or peer
+            if would:
+                summary += f"; the application would see {would}"
         elif verdict["app_reached"]:
             summary = f"{what}: the application sees {peer}"
         else:

@@ -49,6 +49,14 @@ GIDS = (1337, 1000730000, 3000)
 MARKS = ((1337, 133), (0x100, 200), (1337, 133))
 APP_PORTS = (8080, 9080, 5432)
 CLIENT_SPORT = 40000
+OTHER_FILTER = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp -m tcp --dport {port} -j DROP
+-A INPUT -m conntrack --ctstate INVALID -j DROP
+COMMIT
+"""
 REQUEST_TIMEOUT = 2.0
 UPSTREAM_TIMEOUT = 0.6
 
@@ -79,6 +87,9 @@ class Scenario:
     src_valid_mark: int
     give_pod_ip: bool
     give_addr: bool
+    flavour: str = "capture"  # capture (istio-init) | cni-plugin (the istio-cni plugin's rule shape)
+    exclude_iface: bool = False  # istio-iptables --exclude-interfaces names the pod's interface
+    other_backend: str = "none"  # none | filter: the other iptables backend holds a filter table too
 
     @property
     def v6(self) -> bool:
@@ -98,7 +109,8 @@ class Scenario:
             f"{'+' + self.extra_iface if self.extra_iface else ''} uid={self.proxy_uid}/{self.proxy_gid} "
             f"mark={self.mark:#x}/t{self.table} inbound={self.inbound} policy={self.policy} bind={self.bind} "
             f"target={self.target} sidecar={self.sidecar} app={self.app_port} fwmark_accept={self.tcp_fwmark_accept} "
-            f"localnet={self.route_localnet} rp={self.rp_filter} svm={self.src_valid_mark}"
+            f"localnet={self.route_localnet} rp={self.rp_filter} svm={self.src_valid_mark} {self.flavour}"
+            f"{' exclude-iface' if self.exclude_iface else ''}{' +other-backend' if self.other_backend != 'none' else ''}"
         )
 
 
@@ -135,6 +147,9 @@ def draw(seed: int) -> Scenario:
         src_valid_mark=rng.choice((0, 1)),
         give_pod_ip=rng.random() > 0.3,
         give_addr=rng.random() > 0.5,
+        flavour=rng.choice(("capture", "capture", "cni-plugin")),
+        exclude_iface=rng.random() < 0.1,
+        other_backend=rng.choice(("none", "none", "none", "filter")),
     )
 
 
@@ -161,12 +176,13 @@ def capture_settings(s: Scenario) -> CaptureSettings:
         inbound_tproxy_mark=s.mark,
         inbound_tproxy_route_table=s.table,
         enable_ipv6=s.v6,
+        exclude_interfaces=(s.iface,) if s.exclude_iface else (),
     )
 
 
 def rules(s: Scenario) -> tuple[str, str | None, list[list[str]]]:
     """iptables-restore text (IPv4, IPv6) and the `ip` commands of the scenario's policy routing."""
-    g = generate(capture_settings(s))
+    g = generate(capture_settings(s), flavour=s.flavour)  # type: ignore[arg-type]
     assert not g.errors, g.errors
     v4 = "".join(render_ruleset(rs) for rs in g.rulesets if rs.family == Family.IPV4)
     v6 = "".join(render_ruleset(rs) for rs in g.rulesets if rs.family == Family.IPV6) or None
@@ -435,13 +451,19 @@ def run_kernel(s: Scenario) -> KernelRun:
         net.load_iptables(v4, backend=s.backend)  # type: ignore[arg-type]
         if v6 is not None:
             net.run_pod([f"ip6tables-{s.backend}-restore", "-w", "10"], input=v6)
+        other = "nft" if s.backend == "legacy" else "legacy"
+        if s.other_backend == "filter":
+            # Rules of another program (a host firewall, kube-proxy) in the other backend: both backends' tables
+            # run in the kernel, and the evidence holds both saves.
+            net.load_iptables(OTHER_FILTER.format(port=7777), backend=other)  # type: ignore[arg-type]
         observe(net, s.app_port, ifaces)
         app = net.listen("app", s.app_port, addr="::" if s.v6 else "0.0.0.0", uid=s.app_uid, gid=s.app_gid)
         sc = net.sidecar(**sidecar_config(s)) if s.sidecar else None
         got = net.request_from_client(s.pod_ip, s.app_port, sport=CLIENT_SPORT, timeout=REQUEST_TIMEOUT)
         verdict, raw = kernel_verdict(net, got, app, sc, s.client_ip, ifaces)
         evidence = {
-            "iptables": net.iptables_save(backend=s.backend),  # type: ignore[arg-type]
+            "iptables": net.iptables_save(backend=s.backend)  # type: ignore[arg-type]
+            + (net.iptables_save(backend=other) if s.other_backend == "filter" else ""),  # type: ignore[arg-type]
             "ip6tables": net.run_pod([f"ip6tables-{s.backend}-save"]).stdout if s.v6 else None,
             "ip_rule": net.ip_rule_list(),
             "ip_route": net.ip_route_show_all(),
