@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from meshviz.engine.evidence import Evidence, story_for
+from meshviz.engine.evidence import Evidence, profile_of, story_for
 from meshviz.engine.modes import evidence_in_mode, mode_of
+from meshviz.engine.profile import DEFAULT_PROXY_UID
 from meshviz.engine.story import Story
 
 ASPECTS = (
@@ -27,20 +28,23 @@ ASPECTS = (
     ("outcome", "outcome"),
 )
 
-COSTS = {
-    "REDIRECT": [
-        "no extra privileges: the sidecar runs as uid 1337 without NET_ADMIN",
-        "the application sees 127.0.0.6 (Istio >= 1.10) or 127.0.0.1 instead of the client address",
-        "no policy routing; conntrack NAT (REDIRECT) on every inbound connection",
-    ],
-    "TPROXY": [
-        "the sidecar needs NET_ADMIN and runs as uid 0 (gid 1337): `-m owner --uid-owner 1337` rules no longer "
-        "match Envoy's traffic, only the gid rules do",
-        "needs the policy route `ip rule fwmark 1337 lookup 133` / `ip route local default dev lo table 133` and "
-        "the CONNMARK save/restore rules; any mark 1337 used elsewhere in the pod collides",
-        "the application sees the client address (original_src); the reply path depends on mark 1337",
-    ],
-}
+
+def costs(uid: int, gid: int, mark: int, table: int) -> dict[str, list[str]]:
+    """What each mode costs, in the pod's own identity, mark and table."""
+    return {
+        "REDIRECT": [
+            f"no extra privileges: the sidecar runs as uid {uid} without NET_ADMIN",
+            "the application sees 127.0.0.6 (Istio >= 1.10) or 127.0.0.1 instead of the client address",
+            "no policy routing; conntrack NAT (REDIRECT) on every inbound connection",
+        ],
+        "TPROXY": [
+            f"the sidecar needs NET_ADMIN and runs as uid 0 (gid {gid}): `-m owner --uid-owner {uid}` rules no "
+            "longer match Envoy's traffic, only the gid rules do",
+            f"needs the policy route `ip rule fwmark {mark} lookup {table}` / `ip route local default dev lo table "
+            f"{table}` and the CONNMARK save/restore rules; any mark {mark} used elsewhere in the pod collides",
+            f"the application sees the client address (original_src); the reply path depends on mark {mark}",
+        ],
+    }
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,9 @@ def compare(ev: Evidence, connections: list[tuple[str, int]]) -> dict[str, Any]:
                 "stories": {mode: a.story.to_dict(), other_mode: b.story.to_dict()},
             }
         )
+    prof = profile_of(ev)
     envoy_change = (
-        "transparent listeners and original_src (mark 1337) on virtualInbound"
+        f"transparent listeners and original_src (mark {prof.tproxy_mark}) on virtualInbound"
         if other_mode == "TPROXY"
         else "original_src and transparent removed"
     )
@@ -109,5 +114,13 @@ def compare(ev: Evidence, connections: list[tuple[str, int]]) -> dict[str, Any]:
         "as_uploaded": mode,
         "derived": {"mode": other_mode, "how": how},
         "connections": out_conns,
-        "costs": {m: COSTS[m] for m in (mode, other_mode)},
+        "costs": {
+            m: costs(
+                prof.proxy_uid if prof.proxy_uid else DEFAULT_PROXY_UID,
+                prof.proxy_gid,
+                prof.tproxy_mark,
+                prof.tproxy_table,
+            )[m]
+            for m in (mode, other_mode)
+        },
     }

@@ -118,7 +118,7 @@ def _accept_and_reply(sim: Simulation, syn: Trace, listener: Socket) -> tuple[So
     return child, sim.send(synack, sender)
 
 
-def connect_from_network(sim: Simulation, client: Endpoint, dst: Endpoint, iface: str = "eth0") -> ConnectionResult:
+def connect_from_network(sim: Simulation, client: Endpoint, dst: Endpoint, iface: str) -> ConnectionResult:
     """A client outside the pod connects to `dst`; its packets arrive on `iface`."""
     syn = Packet(src=client.addr, dst=dst.addr, protocol="tcp", sport=client.port, dport=dst.port)
     t = sim.receive(syn, iface)

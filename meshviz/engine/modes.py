@@ -18,7 +18,8 @@ from meshviz.engine.envoy.patch import to_mode
 from meshviz.engine.evidence import Evidence
 from meshviz.engine.iptables_parser import parse_iptables
 from meshviz.engine.istio.settings import CaptureSettings, InterceptionMode
-from meshviz.engine.model import Chain, Family, Rule, Ruleset
+from meshviz.engine.model import Chain, Family, Rule, Ruleset, Snapshot
+from meshviz.engine.profile import _tproxy_mark
 
 
 def _chain(rs: Ruleset, table: str, name: str) -> Chain | None:
@@ -126,8 +127,18 @@ def settings_from_rules(iptables: str, notes: list[str]) -> CaptureSettings:
             kw["proxy_uids"] = tuple(dict.fromkeys(uids))
         if gids:
             kw["proxy_gids"] = tuple(dict.fromkeys(gids))
+    # The TPROXY mark and its route table, as the rules and `ip rule` say (the pod's profile reads both).
+    snap = _snapshot_for_marks(iptables)
+    tm = _tproxy_mark(snap)
+    if tm is not None:
+        kw["inbound_tproxy_mark"] = tm[0]
     fields = {f.name for f in dataclasses.fields(CaptureSettings)}
     return replace(base, **{k: v for k, v in kw.items() if k in fields})  # type: ignore[arg-type]
+
+
+def _snapshot_for_marks(iptables: str) -> Snapshot:
+    r = parse_iptables(iptables, source="evidence")
+    return Snapshot(rulesets=r.rulesets)
 
 
 def _generate(settings: CaptureSettings) -> tuple[str, list[str], list[str]]:
@@ -153,16 +164,19 @@ def evidence_in_mode(ev: Evidence, mode: str, notes: list[str]) -> Evidence:
         rule_text += "\n" + "\n".join(f"ip {c}" for c in ip_rule)
     if ip_route:
         route_text += "\n" + "\n".join(f"ip {c}" for c in ip_route)
-    envoy = to_mode(ev.envoy, mode).text if ev.envoy else None
+    envoy = to_mode(ev.envoy, mode, settings.inbound_tproxy_mark).text if ev.envoy else None
     tproxy = target == InterceptionMode.TPROXY
+    # Istio runs a TPROXY sidecar as root; a REDIRECT one as the uid its rules exempt.
+    uid = 0 if tproxy else int(settings.proxy_uids[0]) if settings.proxy_uids[0].isdigit() else None
+    gid = int(settings.proxy_gids[0]) if settings.proxy_gids and settings.proxy_gids[0].isdigit() else None
     return replace(
         ev,
         iptables=rules,
         ip_rule=(rule_text + "\n") if ip_rule or ev.ip_rule else None,
         ip_route=(route_text + "\n") if ip_route or ev.ip_route else None,
         envoy=envoy,
-        proxy_uid=0 if tproxy else 1337,
-        proxy_gid=1337,
+        proxy_uid=uid,
+        proxy_gid=gid,
         proxy_net_admin=tproxy,
     )
 

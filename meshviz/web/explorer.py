@@ -45,6 +45,7 @@ from meshviz.engine.api import trace
 from meshviz.engine.evidence import Evidence, SimulatedPod, simulated_pod
 from meshviz.engine.iptables_parser import parse_iptables
 from meshviz.engine.model import Family, Packet, Ruleset
+from meshviz.engine.profile import DEFAULT_POD_IFACE
 from meshviz.engine.render import DiagramError
 from meshviz.engine.simulate import Sender
 from meshviz.engine.trace import Trace
@@ -354,7 +355,7 @@ class Composition:
 
     packet: Packet
     entry: str
-    iface: str = "eth0"
+    iface: str = DEFAULT_POD_IFACE
     uid: int | None = None
     gid: int | None = None
     mark: int = 0
@@ -367,7 +368,7 @@ def composer_defaults(analysis: Analysis) -> dict[str, str]:
     client, _, cport = services.DEFAULT_CLIENT.partition(":")
     return {
         "entry": "iface",
-        "iface": "eth0",
+        "iface": _pod(analysis).profile.pod_iface,
         "proto": "tcp",
         "src": client,
         "sport": cport,

@@ -19,7 +19,7 @@ COMMIT
 def test_first_packet_is_new_and_the_reply_is_established() -> None:
     snap = pod(STATE_RULES, sockets=(listener(80, name="app"),))
     r = connect_from_network(
-        sim(snap), Endpoint(ipaddress.ip_address(CLIENT), 40000), Endpoint(ipaddress.ip_address(POD), 80)
+        sim(snap), Endpoint(ipaddress.ip_address(CLIENT), 40000), Endpoint(ipaddress.ip_address(POD), 80), "eth0"
     )
     assert r.outcome == "connected"
     assert r.syn is not None and r.syn.final_packet is not None and r.syn.final_packet.mark == 0x1

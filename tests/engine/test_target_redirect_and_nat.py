@@ -33,7 +33,9 @@ def test_redirect_in_output_goes_to_127_0_0_1() -> None:
 def test_redirect_reply_is_rewritten_back_to_the_original_port() -> None:
     snap = pod(REDIRECT, sockets=(listener(15006, name="envoy"),))
     s = sim(snap)
-    r = connect_from_network(s, Endpoint(ipaddress.ip_address(CLIENT), 40000), Endpoint(ipaddress.ip_address(POD), 80))
+    r = connect_from_network(
+        s, Endpoint(ipaddress.ip_address(CLIENT), 40000), Endpoint(ipaddress.ip_address(POD), 80), "eth0"
+    )
     assert r.outcome == "connected"
     assert r.synack is not None and r.synack.final_packet is not None
     assert r.synack.final_packet.sport == 80  # the client sees its own destination port

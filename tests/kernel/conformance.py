@@ -24,7 +24,7 @@ from meshviz.engine.simulate import Host, Sender, Simulation
 from meshviz.engine.sockets import SocketTable
 from meshviz.engine.trace import render_text
 
-from .netns import CLIENT_IP, POD_IP, ConnectResult, PodNet
+from .netns import CLIENT_IP, IFACE, POD_IP, ConnectResult, PodNet
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SYSCTL_KEYS = (
@@ -165,7 +165,7 @@ def predict(net: PodNet, case: Case, sport: int) -> tuple[Observation, Connectio
     sim = Simulation(Host(loaded.snapshot), SocketTable.of(loaded.snapshot.sockets))
     dst = Endpoint(ipaddress.ip_address(case.dst), case.port)
     if case.origin == "client":
-        r = connect_from_network(sim, Endpoint(ipaddress.ip_address(CLIENT_IP), sport), dst)
+        r = connect_from_network(sim, Endpoint(ipaddress.ip_address(CLIENT_IP), sport), dst, IFACE)
     else:
         sender = Sender(uid=case.uid, gid=case.gid, mark=case.mark, transparent=case.transparent, name="connector")
         bind = ipaddress.ip_address(case.bind) if case.bind else None

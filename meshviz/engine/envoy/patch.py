@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshviz.engine.envoy.model import ORIGINAL_DST, ORIGINAL_SRC
+from meshviz.engine.profile import DEFAULT_TPROXY_MARK
 
 ORIGINAL_SRC_TYPE = "type.googleapis.com/envoy.extensions.filters.listener.original_src.v3.OriginalSrc"
 _SKIP = {"error_state", "errorState", "draining_state", "drainingState"}
@@ -174,7 +175,7 @@ def patch_dump(
     return PatchResult(json.dumps(dump, indent=2), changes)
 
 
-def to_mode(text: str, mode: str, mark: int = 1337) -> PatchResult:
+def to_mode(text: str, mode: str, mark: int = DEFAULT_TPROXY_MARK) -> PatchResult:
     """The same sidecar as Istio configures it in the other interception mode.
 
     TPROXY: `transparent: true` on the capturing listeners and `original_src` (mark 1337) on virtualInbound.
