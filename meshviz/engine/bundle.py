@@ -70,14 +70,14 @@ class Bundle:
     notes: tuple[str, ...] = ()
 
 
-def _json_member(files: Mapping[str, bytes], name: str, source: str) -> Any:
-    text = member_text(files[name], source, name)
+def _json_member(files: Mapping[str, bytes], name: str, source: str, prefix: str) -> Any:
+    text = member_text(files[name], source, prefix + name)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         line = text.splitlines()[exc.lineno - 1] if 0 < exc.lineno <= len(text.splitlines()) else ""
         raise ArchiveError(
-            source, name, f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}: {line[:120]!r}"
+            source, prefix + name, f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}: {line[:120]!r}"
         ) from exc
 
 
@@ -117,7 +117,7 @@ def read_bundle(data: bytes, *, source: str = "bundle", limits: ArchiveLimits | 
     files = {n[len(prefix) :]: b for n, b in raw.items() if n.startswith(prefix) and "/" not in n[len(prefix) :]}
     if "manifest.json" not in files:
         raise ArchiveError(source, f"{prefix}manifest.json", "missing: not a meshviz bundle (collect.sh writes one)")
-    manifest = _json_member(files, "manifest.json", source)
+    manifest = _json_member(files, "manifest.json", source, prefix)
     m = f"{prefix}manifest.json"
     if not isinstance(manifest, dict):
         raise ArchiveError(source, m, "expected a JSON object")
@@ -131,7 +131,7 @@ def read_bundle(data: bytes, *, source: str = "bundle", limits: ArchiveLimits | 
 
     pod: dict[str, Any] | None = None
     if "pod.json" in files:
-        obj = _json_member(files, "pod.json", source)
+        obj = _json_member(files, "pod.json", source, prefix)
         if not isinstance(obj, dict) or obj.get("kind", "Pod") != "Pod":
             raise ArchiveError(source, f"{prefix}pod.json", "expected a Pod object (kubectl get pod -o json)")
         pod = obj
