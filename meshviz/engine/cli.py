@@ -50,6 +50,9 @@ class _Given(str):
         obj.text = text
         return obj
 
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copies keep the text
+        return (str(self), self.text)
+
 
 def _read(path: str) -> str:
     if isinstance(path, _Given):

@@ -111,6 +111,8 @@ def merge_envoy_inputs(inputs: list[tuple[str, str]]) -> MergeResult:
                     )
                     continue
                 name = _name(item)
+                if not name:  # unnamed (static listeners of some bootstraps): only an identical copy is the same
+                    name = "\0" + json.dumps(item, sort_keys=True)
                 seen = items[kind].get(name)
                 if seen is None:
                     items[kind][name] = (source, item)
@@ -132,7 +134,7 @@ def merge_envoy_inputs(inputs: list[tuple[str, str]]) -> MergeResult:
         entries: list[dict[str, Any]] = []
         for name, (_, item) in items[kind].items():
             if kind == "listener":
-                entries.append({"name": name, "active_state": {"listener": item}})
+                entries.append({"name": _name(item), "active_state": {"listener": item}})
             elif kind == "cluster":
                 entries.append({"cluster": item})
             elif kind == "route":
