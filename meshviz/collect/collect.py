@@ -64,7 +64,7 @@ from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.redact import redact_config_dump_text
 from meshviz.engine.errors import ParseError
 from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.istio.pod import settings_from_pod
+from meshviz.engine.istio.reconstruct import ReconstructionError, reconstruct_from_pod
 from meshviz.engine.podspec import app_ports, effective_id, pod_ips
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.sysctl_parser import parse_sysctls
@@ -865,34 +865,22 @@ def _body_text(resp: Any) -> str:
 def _reconstruct(run: _Run, pod: Mapping[str, Any], reason: str, notes: list[str]) -> _Capture:
     step = "reconstruct"
     run.emit(step, "started", f"capture refused ({reason}); regenerating the rules from the pod spec")
-    ps = settings_from_pod(pod)
-    if not ps.applies or ps.errors:
-        why = "; ".join(f"{e.name}: {e.message}" for e in ps.errors) or "; ".join(ps.notes) or "nothing programs it"
-        run.emit(step, "failed", why)
+    try:
+        r = reconstruct_from_pod(pod, f"the capture container was refused ({reason})")
+    except ReconstructionError as e:
+        run.emit(step, "failed", e.why)
+        if e.kind == "bad_output":
+            raise CollectError("bad_output", step, str(e)) from e
         raise CollectError(
             "forbidden",
             step,
-            f"the capture container was refused ({reason}) and the rules cannot be reconstructed: {why}",
+            f"the capture container was refused ({reason}) and the rules cannot be reconstructed: {e.why}",
             retryable=False,
-        )
-    gen = ps.generate()
-    if gen.errors:
-        run.emit(step, "failed", _first_error(gen.errors))
-        raise CollectError("bad_output", step, f"the regenerated rules do not parse: {_first_error(gen.errors)}")
-    iptables = "".join(gen.text(f) for f in gen.families)
-    rules = [c for c in gen.ip_commands() if c.startswith("ip rule") or c.startswith("ip -6 rule")]
-    routes = [c for c in gen.ip_commands() if " route " in c]
-    source = "istio-init's arguments" if ps.flavour != "cni-plugin" else "the istio-cni annotations"
-    notes.append(
-        f"reconstructed, not captured: the capture container was refused ({reason}); the iptables rules"
-        + (" and policy routing" if rules else "")
-        + f" were regenerated from {source} with meshviz's Istio generator ({gen.flavour} layout). "
-        "They show what Istio programs, not what the pod has now; main/local routes and sysctls were not "
-        "collected, so the engine assumes kernel defaults for them."
-    )
-    notes.extend(f"reconstruction: {n}" for n in (*ps.notes, *gen.notes))
-    run.emit(step, "done", f"{len(iptables.splitlines())} lines regenerated from {source}")
-    return _Capture(iptables, "".join(r + "\n" for r in rules), "".join(r + "\n" for r in routes), "")
+        ) from e
+    iptables = r.iptables + r.ip6tables
+    notes.extend(r.notes)
+    run.emit(step, "done", f"{len(iptables.splitlines())} lines regenerated from {r.source}")
+    return _Capture(iptables, r.ip_rule + r.ip6_rule, r.ip_route + r.ip6_route, "")
 
 
 # --------------------------------------------------------------------------

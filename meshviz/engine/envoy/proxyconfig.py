@@ -132,7 +132,7 @@ def merge_envoy_inputs(inputs: list[tuple[str, str]]) -> MergeResult:
         if not items[kind]:
             continue
         entries: list[dict[str, Any]] = []
-        for name, (_, item) in items[kind].items():
+        for _, item in items[kind].values():
             if kind == "listener":
                 entries.append({"name": _name(item), "active_state": {"listener": item}})
             elif kind == "cluster":

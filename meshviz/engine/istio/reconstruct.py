@@ -19,7 +19,13 @@ RECONSTRUCTED = "reconstructed, not captured"
 
 
 class ReconstructionError(ValueError):
-    """The pod spec does not say how the capture was programmed (or the regenerated rules do not parse)."""
+    """The pod spec does not say how the capture was programmed (`unknown`), or the regenerated rules do not
+    parse (`bad_output`, a bug in the generator); `why` is the reason without the preamble."""
+
+    def __init__(self, kind: str, why: str, message: str) -> None:
+        self.kind = kind
+        self.why = why
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,9 @@ class Reconstruction:
     ip_rule: str
     ip_route: str
     notes: tuple[str, ...]
+    ip6_rule: str = ""
+    ip6_route: str = ""
+    source: str = ""  # "istio-init's arguments" or "the istio-cni annotations"
 
 
 def reconstruct_from_pod(pod: Mapping[str, Any], reason: str) -> Reconstruction:
@@ -36,18 +45,21 @@ def reconstruct_from_pod(pod: Mapping[str, Any], reason: str) -> Reconstruction:
     ps = settings_from_pod(pod)
     if not ps.applies or ps.errors:
         why = "; ".join(f"{e.name}: {e.message}" for e in ps.errors) or "; ".join(ps.notes) or "nothing programs it"
-        raise ReconstructionError(f"the rules cannot be reconstructed from the pod spec: {why}")
+        raise ReconstructionError("unknown", why, f"the rules cannot be reconstructed from the pod spec: {why}")
     gen = ps.generate()
     if gen.errors:
         e = gen.errors[0]
-        raise ReconstructionError(f"the regenerated rules do not parse: {e.source}:{e.line}: {e.message}")
+        why = f"{e.source}:{e.line}:{e.column}: {e.message}: {e.text.strip()[:200]}"
+        raise ReconstructionError("bad_output", why, f"the regenerated rules do not parse: {why}")
     commands = gen.ip_commands()
     rules = [c for c in commands if c.startswith(("ip rule", "ip -4 rule"))]
     routes = [c for c in commands if c.startswith(("ip route", "ip -4 route"))]
+    rules6 = [c for c in commands if c.startswith("ip -6 rule")]
+    routes6 = [c for c in commands if c.startswith("ip -6 route")]
     source = "istio-init's arguments" if ps.flavour != "cni-plugin" else "the istio-cni annotations"
     notes = (
         f"{RECONSTRUCTED}: {reason}; the iptables rules"
-        + (" and policy routing" if rules else "")
+        + (" and policy routing" if rules or rules6 else "")
         + f" were regenerated from {source} with meshviz's Istio generator ({gen.flavour} layout). They show "
         "what Istio programs, not what the pod has now; main/local routes and sysctls were not collected, so "
         "the engine assumes kernel defaults for them.",
@@ -59,4 +71,7 @@ def reconstruct_from_pod(pod: Mapping[str, Any], reason: str) -> Reconstruction:
         ip_rule="".join(r + "\n" for r in rules),
         ip_route="".join(r + "\n" for r in routes),
         notes=notes,
+        ip6_rule="".join(r + "\n" for r in rules6),
+        ip6_route="".join(r + "\n" for r in routes6),
+        source=source,
     )
