@@ -71,8 +71,11 @@ printf '{"securityContext": {"runAsUser": 0, "runAsNonRoot": false, "allowPrivil
 capture=captured; how="kubectl debug -c $cname --image=$image --target=istio-proxy --profile=netadmin (root, NET_ADMIN+NET_RAW)"
 if ! "$K" debug -n "$ns" "$pod" -c "$cname" --image="$image" --image-pull-policy=IfNotPresent --target=istio-proxy \
     --profile=netadmin --custom="$tmp/custom.json" --quiet -- sh -c "$script" >/dev/null 2>"$tmp/err"; then
-  capture=refused; msg=$(head -c 600 "$tmp/err")
-  failed netfilter "$how" "the capture container was refused: $msg"
+  msg=$(head -c 600 "$tmp/err")
+  case "$msg" in
+    *"unknown flag"*) capture=failed; failed netfilter "$how" "this kubectl lacks kubectl debug --custom (1.31+): $msg";;
+    *) capture=refused; failed netfilter "$how" "the capture container was refused: $msg";;
+  esac
   say "meshviz will reconstruct the rules from the pod spec (marked \"reconstructed, not captured\")"
 else
   say "capture container $cname started ($image); waiting for it (at most ${timeout}s)"

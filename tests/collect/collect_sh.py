@@ -65,7 +65,9 @@ class CollectRun:
             return sorted(m.name.split("/", 1)[-1] for m in tar.getmembers() if m.isfile())
 
 
-def run_collect_sh(fake: FakeApiServer, tmp_path: Path, namespace: str, pod: str, *args: str) -> CollectRun:
+def run_collect_sh(
+    fake: FakeApiServer, tmp_path: Path, namespace: str, pod: str, *args: str, kubectl: str | None = None
+) -> CollectRun:
     """`sh collect.sh -n NAMESPACE [args] POD` in `tmp_path` with the fake's kubeconfig; the bundle if written."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(fake.kubeconfig)
@@ -75,7 +77,7 @@ def run_collect_sh(fake: FakeApiServer, tmp_path: Path, namespace: str, pod: str
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
         "KUBECONFIG": str(kubeconfig),
-        "KUBECTL": kubectl_binary(),
+        "KUBECTL": kubectl or kubectl_binary(),
         "LC_ALL": "C",
     }
     proc = subprocess.run(

@@ -11,7 +11,7 @@ from meshviz.engine.bundle import read_bundle
 from tests.kube.fake_apiserver import FakeApiServer
 from tests.kube.helpers import POD, REDIRECT_NS, TPROXY_NS
 
-from .collect_sh import run_collect_sh
+from .collect_sh import kubectl_binary, run_collect_sh
 
 
 @pytest.mark.parametrize("refusal", ["rbac", "pod-security"])
@@ -51,3 +51,19 @@ def test_redirect_pod_refused_capture_still_has_its_dump_and_identity(
     bundle = read_bundle(run.bundle.read_bytes(), source=run.bundle.name)
     assert bundle.reconstructed and bundle.identity.interception_mode == "REDIRECT"
     assert "-j REDIRECT" in bundle.evidence["iptables"] and "envoy" in bundle.evidence
+
+
+def test_a_kubectl_without_debug_custom_is_named(tls_apiserver: FakeApiServer, tmp_path: Path) -> None:
+    # the real kubectl for everything, except that `debug` answers like kubectl < 1.31 does
+    old = tmp_path / "kubectl-1.29"
+    old.write_text(
+        '#!/bin/sh\nif [ "$1" = debug ]; then echo "error: unknown flag: --custom" >&2; exit 1; fi\n'
+        f'exec {kubectl_binary()} "$@"\n'
+    )
+    old.chmod(0o755)
+    run = run_collect_sh(tls_apiserver, tmp_path, REDIRECT_NS, POD, kubectl=str(old))
+    manifest = run.manifest()
+    assert manifest["capture"]["status"] == "failed"
+    why = next(f["why"] for f in manifest["failed"] if f["what"] == "netfilter")
+    assert "lacks kubectl debug --custom (1.31+)" in why
+    assert run.bundle is not None and read_bundle(run.bundle.read_bytes()).reconstructed
