@@ -281,12 +281,28 @@ class AnalysisCreateSerializer(serializers.Serializer):
     )
     connections = ConnectionSerializer(many=True, required=False)
 
+    def to_internal_value(self, data: Any) -> Any:
+        # without a bundle, iptables and pod_ip are required: reported with the other fields' errors
+        missing: dict[str, Any] = {}
+        if hasattr(data, "get") and not data.get("bundle"):
+            missing = {
+                k: [serializers.Field.default_error_messages["required"]]
+                for k in ("iptables", "pod_ip")
+                if data.get(k) in (None, "")
+            }
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if missing and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**missing, **exc.detail}) from exc
+            raise
+        if missing:
+            raise serializers.ValidationError(missing)
+        return value
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "bundle" in attrs:
             return self._from_bundle(attrs)
-        missing = {k: "required (or send a bundle)" for k in ("iptables", "pod_ip") if not attrs.get(k)}
-        if missing:
-            raise serializers.ValidationError(missing)
         errors, warnings = services.validate_evidence(
             iptables=attrs["iptables"],
             ip_rule=attrs.get("ip_rule"),
