@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from tests.engine.envoy.test_proxy_config_outputs_merge_into_one_dump import proxy_config
+from tests.engine.envoy.proxy_config_outputs import proxy_config
 
 from .helpers import APP_PORT, ENVOY_REDIRECT, POD_IP, REDIRECT_RULES
 

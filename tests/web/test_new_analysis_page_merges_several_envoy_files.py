@@ -12,7 +12,7 @@ from django.test import Client
 
 from meshviz.analyses.models import Analysis
 from tests.analyses.helpers import ENVOY_REDIRECT, POD_IP, REDIRECT_RULES
-from tests.engine.envoy.test_proxy_config_outputs_merge_into_one_dump import proxy_config
+from tests.engine.envoy.proxy_config_outputs import proxy_config
 
 pytestmark = pytest.mark.django_db
 

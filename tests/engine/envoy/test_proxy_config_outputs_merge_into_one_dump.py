@@ -15,30 +15,12 @@ import pytest
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.proxyconfig import merge_envoy_inputs
 from meshviz.engine.evidence import Evidence, story_for
+from tests.engine.envoy.proxy_config_outputs import proxy_config
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 DUMP = (FIXTURES / "scenarios" / "01-redirect-istio-1.18-app-sees-127.0.0.6" / "envoy.json").read_text()
 RULES = (FIXTURES / "corpus" / "istio-cni" / "plugin" / "basic.txt.golden").read_text()
 POD_IP = "172.16.188.31"
-
-
-def proxy_config(dump: str) -> dict[str, list[dict[str, Any]]]:
-    """What `istioctl proxy-config listener|cluster|route -o json` print for this dump (lists of resources)."""
-    out: dict[str, list[dict[str, Any]]] = {"listener": [], "cluster": [], "route": []}
-    for section in json.loads(dump)["configs"]:
-        kind = section["@type"].rsplit(".", 1)[-1]
-        if kind == "ListenersConfigDump":
-            out["listener"] += [x["listener"] for x in section.get("static_listeners", [])]
-            out["listener"] += [
-                x["active_state"]["listener"] for x in section.get("dynamic_listeners", []) if "active_state" in x
-            ]
-        elif kind == "ClustersConfigDump":
-            out["cluster"] += [x["cluster"] for x in section.get("static_clusters", [])]
-            out["cluster"] += [x["cluster"] for x in section.get("dynamic_active_clusters", [])]
-        elif kind == "RoutesConfigDump":
-            out["route"] += [x["route_config"] for x in section.get("static_route_configs", [])]
-            out["route"] += [x["route_config"] for x in section.get("dynamic_route_configs", [])]
-    return out
 
 
 def verdict(envoy: str) -> dict[str, Any]:
