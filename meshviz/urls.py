@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from meshviz.analyses.api import AnalysisViewSet
 from meshviz.analyses.api import router as api_router
-from meshviz.web import explorer, pages, views
+from meshviz.web import evidence_pages, explorer, pages, views
 
 
 class DiagramFormat:
@@ -26,12 +26,20 @@ register_converter(DiagramFormat, "diagramfmt")
 from meshviz.clusters.api import register  # noqa: E402
 
 register(api_router)
+# istioctl bug-report archives (meshviz/analyses/bugreport_api.py)
+from meshviz.analyses.bugreport_api import BugReportViewSet  # noqa: E402
+
+api_router.register("bug-reports", BugReportViewSet, basename="bug-report")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("new/", pages.new_analysis, name="new-analysis"),
     path("new/example/<str:name>/", pages.new_from_example, name="new-from-example"),
+    # evidence from where users have it (meshviz/web/evidence_pages.py, docs/collecting-evidence.md)
+    path("new/bug-report/", evidence_pages.new_bug_report, name="new-bug-report"),
+    path("collect/", evidence_pages.collect_page, name="collect-page"),
+    path("collect.sh", evidence_pages.collect_sh, name="collect-sh"),
     path("a/<slug:slug>/", pages.analysis_page, name="analysis"),
     path("a/<slug:slug>/sharing/", pages.share_analysis, name="analysis-page-sharing"),
     path("a/<slug:slug>/rerun/", pages.rerun_analysis, name="analysis-page-rerun"),

@@ -9,7 +9,6 @@ the caller owns or shares through a team; a public one is reached only through i
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +27,7 @@ from drf_spectacular.utils import (
 from rest_framework import exceptions, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
@@ -37,7 +36,7 @@ from rest_framework.views import exception_handler
 from meshviz.accounts.models import Team
 from meshviz.web.explorer_api import ExplorerViewSet
 
-from . import access, diagrams, services
+from . import access, bundles, diagrams, services
 from .models import Analysis
 from .permissions import ReadPublicOrAuthenticated
 from .tasks import enqueue
@@ -120,7 +119,24 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 class EvidenceField(serializers.Field):
     """Evidence text: a JSON/form string or an uploaded file (multipart), UTF-8 text only."""
 
+    def get_value(self, dictionary: Any) -> Any:
+        # several Envoy inputs (istioctl proxy-config listener/cluster/route -o json) as repeated multipart parts
+        if self.field_name == "envoy_config_dump" and hasattr(dictionary, "getlist"):
+            values = dictionary.getlist(self.field_name)
+            if len(values) > 1:
+                return values
+        return super().get_value(dictionary)
+
     def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, list) and self.field_name == "envoy_config_dump":
+            inputs = [(getattr(d, "name", "") or f"envoy_config_dump[{i}]", self._text(d)) for i, d in enumerate(data)]
+            merged, errors = bundles.merge_envoy(inputs)
+            if errors:
+                raise EvidenceInvalid(errors)
+            return merged
+        return self._text(data)
+
+    def _text(self, data: Any) -> str:
         name = services.SOURCES.get(self.field_name or "", self.field_name or "evidence")
         limit = settings.MESHVIZ_MAX_UPLOAD_BYTES
         if isinstance(data, UploadedFile):
@@ -200,9 +216,56 @@ class ConnectionSerializer(serializers.Serializer):
         }
 
 
+@extend_schema_field(OpenApiTypes.BINARY)
+class BundleField(serializers.Field):
+    """A collect.sh bundle (meshviz-NS-POD.tar.gz): an uploaded file, or the raw `application/gzip` body."""
+
+    def to_internal_value(self, data: Any) -> tuple[str, bytes]:
+        limit = settings.MESHVIZ_MAX_UPLOAD_BYTES
+        if isinstance(data, UploadedFile):
+            if data.size is not None and data.size > limit:
+                raise EvidenceTooLarge("bundle", data.size)
+            raw: bytes = data.read(limit + 1)
+            name = data.name or bundles.BUNDLE_SOURCE
+        elif isinstance(data, bytes):
+            raw, name = data, bundles.BUNDLE_SOURCE
+        else:
+            raise serializers.ValidationError("expected a .tar.gz file (multipart) or an application/gzip body")
+        if len(raw) > limit:
+            raise EvidenceTooLarge("bundle", len(raw))
+        return name, raw
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
+
+
+class GzipBundleParser(BaseParser):
+    """An `application/gzip` request body is a bundle; the other fields may come as query parameters."""
+
+    media_type = "application/gzip"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict[str, Any]:
+        limit = settings.MESHVIZ_MAX_UPLOAD_BYTES
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise EvidenceTooLarge("bundle", len(raw))
+        request = (parser_context or {}).get("request")
+        params = dict(request.query_params.items()) if request is not None else {}
+        return {**params, "bundle": raw}
+
+
+class XGzipBundleParser(GzipBundleParser):
+    media_type = "application/x-gzip"
+
+
 class AnalysisCreateSerializer(serializers.Serializer):
+    bundle = BundleField(
+        required=False,
+        help_text="a collect.sh bundle (meshviz-NS-POD.tar.gz) in place of the evidence files and pod fields",
+    )
     iptables = EvidenceField(
-        required=False, help_text="iptables-save output from the pod (text or file); ip6tables alone for IPv6-only pods"
+        required=False,
+        help_text="iptables-save output from the pod (required without bundle; ip6tables alone for IPv6-only pods)",
     )
     ip_rule = EvidenceField(required=False, help_text="`ip rule` output")
     ip_route = EvidenceField(required=False, help_text="`ip route show table all` output")
@@ -214,7 +277,7 @@ class AnalysisCreateSerializer(serializers.Serializer):
     envoy_config_dump = EvidenceField(
         required=False, help_text="Envoy /config_dump JSON; secrets are redacted before it is stored"
     )
-    pod_ip = serializers.IPAddressField()
+    pod_ip = serializers.IPAddressField(required=False, help_text="required without bundle")
     pod_name = serializers.CharField(required=False, allow_blank=True, max_length=253, default="")
     namespace = serializers.CharField(required=False, allow_blank=True, max_length=63, default="")
     proxy_uid = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
@@ -225,14 +288,28 @@ class AnalysisCreateSerializer(serializers.Serializer):
     )
     connections = ConnectionSerializer(many=True, required=False)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        data: Any = kwargs.get("data")
-        # iptables is required unless ip6tables is given (an IPv6-only pod)
-        if not (isinstance(data, Mapping) and data.get("ip6tables")):
-            self.fields["iptables"].required = True
+    def to_internal_value(self, data: Any) -> Any:
+        # without a bundle, iptables (or ip6tables) and pod_ip are required: reported with the other fields' errors
+        missing: dict[str, Any] = {}
+        if hasattr(data, "get") and not data.get("bundle"):
+            missing = {
+                k: [serializers.Field.default_error_messages["required"]]
+                for k in ("iptables", "pod_ip")
+                if data.get(k) in (None, "") and not (k == "iptables" and data.get("ip6tables"))
+            }
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if missing and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**missing, **exc.detail}) from exc
+            raise
+        if missing:
+            raise serializers.ValidationError(missing)
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "bundle" in attrs:
+            return self._from_bundle(attrs)
         errors, warnings = services.validate_evidence(
             iptables=attrs.get("iptables") or "",
             ip_rule=attrs.get("ip_rule"),
@@ -249,6 +326,25 @@ class AnalysisCreateSerializer(serializers.Serializer):
             raise EvidenceInvalid(errors)
         attrs["warnings"] = warnings
         return attrs
+
+    def _from_bundle(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [f for f in services.EVIDENCE_FIELDS if attrs.get(f)]
+        if given:
+            raise serializers.ValidationError(
+                {"bundle": f"send either a bundle or the evidence files, not both (also got: {', '.join(given)})"}
+            )
+        name, raw = attrs.pop("bundle")
+        bundle, errors = bundles.read_uploaded_bundle(raw, name)
+        if bundle is None:
+            raise EvidenceInvalid(errors)
+        fields, errors, warnings = bundles.bundle_analysis_fields(bundle)
+        if errors:
+            raise EvidenceInvalid(errors)
+        # what the request says explicitly wins over what the bundle's pod spec says
+        for key in ("pod_ip", "pod_name", "namespace", "proxy_uid", "proxy_gid", "labels", "app_ports"):
+            if attrs.get(key) not in (None, "", {}, []):
+                fields[key] = attrs[key]
+        return {**attrs, **fields, "warnings": warnings}
 
 
 class AnalysisCreatedSerializer(serializers.Serializer):
@@ -393,7 +489,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     queryset = Analysis.objects.all()
     lookup_field = "slug"
     lookup_value_regex = r"[A-Za-z0-9_-]{16,64}"
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [JSONParser, MultiPartParser, FormParser, GzipBundleParser, XGzipBundleParser]
     serializer_class = AnalysisCreateSerializer
     permission_classes = [ReadPublicOrAuthenticated]
     pagination_class = AnalysisPagination
@@ -426,7 +522,11 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             raise EvidenceTooLarge("the request body", int(length))
 
     @extend_schema(
-        request={"application/json": AnalysisCreateSerializer, "multipart/form-data": AnalysisCreateSerializer},
+        request={
+            "application/json": AnalysisCreateSerializer,
+            "multipart/form-data": AnalysisCreateSerializer,
+            "application/gzip": OpenApiTypes.BINARY,
+        },
         responses={201: AnalysisCreatedSerializer, **ERROR_RESPONSES},
     )
     def create(self, request: Request) -> Response:
@@ -453,6 +553,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             connections=data.get("connections"),
             warnings=data["warnings"],
             owner=access.owner_for(request),
+            **{k: data[k] for k in ("origin", "origin_notes") if k in data},
         )
         enqueue(analysis)
         analysis.refresh_from_db()

@@ -64,7 +64,8 @@ from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.redact import redact_config_dump_text
 from meshviz.engine.errors import ParseError
 from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.istio.pod import settings_from_pod
+from meshviz.engine.istio.reconstruct import ReconstructionError, reconstruct_from_pod
+from meshviz.engine.podspec import app_ports, effective_id, pod_ips
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.sysctl_parser import parse_sysctls
 
@@ -340,36 +341,6 @@ class _Run:
 def _first_error(errors: tuple[ParseError, ...] | list[ParseError]) -> str:
     e = errors[0]
     return f"{e.source}:{e.line}:{e.column}: {e.message}: {e.text.strip()[:200]}"
-
-
-def _effective_id(container: Mapping[str, Any], pod: Mapping[str, Any], key: str) -> int | None:
-    spec = pod.get("spec") or {}
-    for sc in (container.get("securityContext") or {}, spec.get("securityContext") or {}):
-        value = sc.get(key) if isinstance(sc, Mapping) else None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def _app_ports(pod: Mapping[str, Any]) -> list[int]:
-    ports: set[int] = set()
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        if not isinstance(c, Mapping) or c.get("name") == PROXY_CONTAINER:
-            continue
-        for p in c.get("ports") or []:
-            if isinstance(p, Mapping) and str(p.get("protocol", "TCP")).upper() == "TCP":
-                port = p.get("containerPort")
-                if isinstance(port, int) and 0 < port < 65536:
-                    ports.add(port)
-    return sorted(ports)
-
-
-def _pod_ips(pod: Mapping[str, Any]) -> list[str]:
-    status = pod.get("status") or {}
-    ips = [str(p.get("ip")) for p in status.get("podIPs") or [] if isinstance(p, Mapping) and p.get("ip")]
-    if not ips and status.get("podIP"):
-        ips = [str(status["podIP"])]
-    return ips
 
 
 def _proxy_state(pod: Mapping[str, Any]) -> tuple[bool, str]:
@@ -760,7 +731,7 @@ def _netfilter(
     container also reads Envoy's config dump (exec was not possible)."""
     v1 = k8s.CoreV1Api(api)
     step = "netfilter"
-    ipv6 = any(":" in ip for ip in _pod_ips(pod))
+    ipv6 = any(":" in ip for ip in pod_ips(pod))
     cname = f"{CAPTURE_PREFIX}{secrets.token_hex(5)}"
     extra = " and the Envoy config dump" if want_dump else ""
     run.emit(step, "started", f"ephemeral container {cname} (image {image}: {why}) reading the rules{extra}")
@@ -894,34 +865,22 @@ def _body_text(resp: Any) -> str:
 def _reconstruct(run: _Run, pod: Mapping[str, Any], reason: str, notes: list[str]) -> _Capture:
     step = "reconstruct"
     run.emit(step, "started", f"capture refused ({reason}); regenerating the rules from the pod spec")
-    ps = settings_from_pod(pod)
-    if not ps.applies or ps.errors:
-        why = "; ".join(f"{e.name}: {e.message}" for e in ps.errors) or "; ".join(ps.notes) or "nothing programs it"
-        run.emit(step, "failed", why)
+    try:
+        r = reconstruct_from_pod(pod, f"the capture container was refused ({reason})")
+    except ReconstructionError as e:
+        run.emit(step, "failed", e.why)
+        if e.kind == "bad_output":
+            raise CollectError("bad_output", step, str(e)) from e
         raise CollectError(
             "forbidden",
             step,
-            f"the capture container was refused ({reason}) and the rules cannot be reconstructed: {why}",
+            f"the capture container was refused ({reason}) and the rules cannot be reconstructed: {e.why}",
             retryable=False,
-        )
-    gen = ps.generate()
-    if gen.errors:
-        run.emit(step, "failed", _first_error(gen.errors))
-        raise CollectError("bad_output", step, f"the regenerated rules do not parse: {_first_error(gen.errors)}")
-    iptables = "".join(gen.text(f) for f in gen.families)
-    rules = [c for c in gen.ip_commands() if c.startswith("ip rule") or c.startswith("ip -6 rule")]
-    routes = [c for c in gen.ip_commands() if " route " in c]
-    source = "istio-init's arguments" if ps.flavour != "cni-plugin" else "the istio-cni annotations"
-    notes.append(
-        f"reconstructed, not captured: the capture container was refused ({reason}); the iptables rules"
-        + (" and policy routing" if rules else "")
-        + f" were regenerated from {source} with meshviz's Istio generator ({gen.flavour} layout). "
-        "They show what Istio programs, not what the pod has now; main/local routes and sysctls were not "
-        "collected, so the engine assumes kernel defaults for them."
-    )
-    notes.extend(f"reconstruction: {n}" for n in (*ps.notes, *gen.notes))
-    run.emit(step, "done", f"{len(iptables.splitlines())} lines regenerated from {source}")
-    return _Capture(iptables, "".join(r + "\n" for r in rules), "".join(r + "\n" for r in routes), "")
+        ) from e
+    iptables = r.iptables + r.ip6tables
+    notes.extend(r.notes)
+    run.emit(step, "done", f"{len(iptables.splitlines())} lines regenerated from {r.source}")
+    return _Capture(iptables, r.ip_rule + r.ip6_rule, r.ip_route + r.ip6_route, "")
 
 
 # --------------------------------------------------------------------------
@@ -959,7 +918,7 @@ def collect_pod(
             raise
         proxy = proxy_container(obj) or {}
         meta = obj.get("metadata") or {}
-        ips = _pod_ips(obj)
+        ips = pod_ips(obj)
         run.emit("pod", "done", f"pod IP {ips[0] if ips else '?'}, node {(obj.get('spec') or {}).get('nodeName')}")
 
         # exec first: when it works the capture container does not read the dump a second time
@@ -1004,9 +963,9 @@ def collect_pod(
         node=str((obj.get("spec") or {}).get("nodeName") or ""),
         labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
         annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
-        proxy_uid=_effective_id(proxy, obj, "runAsUser"),
-        proxy_gid=_effective_id(proxy, obj, "runAsGroup"),
-        app_ports=_app_ports(obj),
+        proxy_uid=effective_id(proxy, obj, "runAsUser"),
+        proxy_gid=effective_id(proxy, obj, "runAsGroup"),
+        app_ports=app_ports(obj),
         interception_mode=interception_mode(obj),
         istio_version=istio_version(obj),
         reconstructed=reconstructed,

@@ -10,6 +10,11 @@
         --pod-ip IP [--proxy-uid N] [--proxy-gid N] --format json|text
         ( --client IP[:PORT] --port N | --direction outbound --app-uid N --app-gid N --dst IP:PORT )
 
+    python -m meshviz.engine story --bundle meshviz-NS-POD.tar.gz [the flags above override it] ...
+        (a collect.sh bundle: evidence, pod IP, proxy uid/gid, app ports, labels from it)
+    --envoy may be given several times: `istioctl proxy-config listener|cluster|route|all -o json` outputs
+    are merged into one config dump
+
     python -m meshviz.engine fix <the same inputs as story> --goal preserve-client-ip --format json|text
     python -m meshviz.engine compare <the same inputs as story> --format json|text
 
@@ -35,7 +40,23 @@ from meshviz.engine.simulate import Sender
 from meshviz.engine.trace import render_text
 
 
+class _Given(str):
+    """Evidence already in memory (a bundle member, merged Envoy inputs): the str is its name, `.text` the text."""
+
+    text: str
+
+    def __new__(cls, name: str, text: str) -> _Given:
+        obj = super().__new__(cls, name)
+        obj.text = text
+        return obj
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copies keep the text
+        return (str(self), self.text)
+
+
 def _read(path: str) -> str:
+    if isinstance(path, _Given):
+        return path.text
     if path == "-":
         return sys.stdin.read()
     return Path(path).read_text(encoding="utf-8", errors="replace")
@@ -430,9 +451,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _add_evidence_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--bundle", help="a collect.sh bundle (meshviz-NS-POD.tar.gz) in place of the files below")
     _add_evidence_files(sp)
-    sp.add_argument("--envoy", help="Envoy /config_dump JSON")
-    sp.add_argument("--pod-ip", help="the pod's IP (default: Envoy's node id, or the only address the routes show)")
+    sp.add_argument(
+        "--envoy",
+        action="append",
+        help="Envoy /config_dump JSON or istioctl proxy-config ... -o json output; repeat to merge several",
+    )
+    sp.add_argument("--pod-ip", help="the pod's IP (default: the bundle, Envoy's node id, or the routes' only address)")
     sp.add_argument("--proxy-uid", type=int)
     sp.add_argument("--proxy-gid", type=int)
     sp.add_argument("--app-port", type=int, action="append", default=[])
@@ -501,9 +527,53 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _resolve_inputs(args: argparse.Namespace) -> int:
+    """--bundle and repeated --envoy into the single inputs the commands read; 0, or an exit status."""
+    from meshviz.engine.archive import ArchiveError
+    from meshviz.engine.bundle import read_bundle
+    from meshviz.engine.envoy.proxyconfig import merge_envoy_inputs
+
+    if getattr(args, "bundle", None):
+        try:
+            bundle = read_bundle(Path(args.bundle).read_bytes(), source=args.bundle)
+        except ArchiveError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for kind, flag in EVIDENCE_ARGS:
+            if getattr(args, flag) is None and kind in bundle.evidence:
+                setattr(
+                    args, flag, _Given(bundle.members[kind] or f"{args.bundle} (reconstructed)", bundle.evidence[kind])
+                )
+        if args.envoy is None and "envoy" in bundle.evidence:
+            args.envoy = [_Given(bundle.members["envoy"], bundle.evidence["envoy"])]
+        ident = bundle.identity
+        args.pod_ip = args.pod_ip or ident.pod_ip
+        args.proxy_uid = ident.proxy_uid if args.proxy_uid is None else args.proxy_uid
+        args.proxy_gid = ident.proxy_gid if args.proxy_gid is None else args.proxy_gid
+        args.app_port = args.app_port or list(ident.app_ports)
+        args.label = args.label or [f"{k}={v}" for k, v in sorted(ident.labels.items())]
+        args.namespace = args.namespace or ident.namespace or None
+        args.workload = args.workload or ident.workload or None
+        for note in bundle.notes:
+            print(f"bundle: {note}", file=sys.stderr)
+    if getattr(args, "envoy", None) is not None and isinstance(args.envoy, list):
+        if len(args.envoy) == 1:
+            args.envoy = args.envoy[0]
+        else:
+            merged = merge_envoy_inputs([(str(e), _read(e)) for e in args.envoy])
+            if merged.errors:
+                _print_errors(merged.errors, args.format)
+                return 2
+            args.envoy = _Given(" + ".join(str(e) for e in args.envoy), merged.text)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        status = _resolve_inputs(args)
+        if status:
+            return status
         return int(args.func(args))
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
-from meshviz.analyses import services
+from meshviz.analyses import bundles, services
 
 #: (field, label, help) for each piece of evidence, in the form's order
 EVIDENCE = (
@@ -26,8 +26,32 @@ EVIDENCE = (
 FIELD_OF_SOURCE = {source: field for field, source in services.SOURCES.items()} | {"pod_ip": "pod_ip"}
 
 
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one input (the Envoy config: several `istioctl proxy-config ... -o json` outputs)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> Any:
+        if isinstance(data, list | tuple):
+            return [super(MultipleFileField, self).clean(d, initial) for d in data] or None
+        return super().clean(data, initial)
+
+
 class NewAnalysisForm(forms.Form):
-    pod_ip = forms.GenericIPAddressField(label="Pod IP", help_text="the pod's own address, e.g. 172.16.188.31")
+    bundle = forms.FileField(
+        label="or upload a collect.sh bundle",
+        required=False,
+        help_text="meshviz-<namespace>-<pod>.tar.gz from /collect.sh: evidence, pod IP and ports from it",
+    )
+    pod_ip = forms.GenericIPAddressField(
+        label="Pod IP", required=False, help_text="the pod's own address, e.g. 172.16.188.31 (not with a bundle)"
+    )
     app_ports = forms.CharField(
         label="Application ports",
         required=False,
@@ -40,10 +64,14 @@ class NewAnalysisForm(forms.Form):
             self.fields[name] = forms.CharField(
                 label=label, required=False, help_text=help_text, widget=forms.Textarea(attrs={"rows": 6})
             )
-            self.fields[f"{name}_file"] = forms.FileField(label=f"or upload {label}", required=False)
+            upload = MultipleFileField if name == "envoy_config_dump" else forms.FileField
+            self.fields[f"{name}_file"] = upload(label=f"or upload {label}", required=False)
         # the engine's errors, by field: [{line, column, text, message}]
         self.evidence_errors: dict[str, list[dict[str, Any]]] = {}
         self.warnings: list[dict[str, Any]] = []
+        # create_analysis fields read from a bundle (None: the evidence is in the text/file fields)
+        self.bundle_fields: dict[str, Any] | None = None
+        self.bundle_errors: list[dict[str, Any]] = []
 
     def evidence_fields(self) -> list[tuple[forms.BoundField, forms.BoundField, list[dict[str, Any]]]]:
         """(text field, file field, engine errors) for each piece of evidence, for the template."""
@@ -61,7 +89,20 @@ class NewAnalysisForm(forms.Form):
         return ports
 
     def _evidence_text(self, name: str) -> str:
-        upload: UploadedFile | None = self.cleaned_data.get(f"{name}_file")
+        upload: Any = self.cleaned_data.get(f"{name}_file")
+        if isinstance(upload, list) and len(upload) == 1:
+            upload = upload[0]
+        if isinstance(upload, list):  # several Envoy inputs: merged into one dump
+            inputs = []
+            for f in upload:
+                text = self._upload_text(name, f)
+                if text is None:
+                    return ""
+                inputs.append((f.name or name, text))
+            merged, errors = bundles.merge_envoy(inputs)
+            for err in errors:
+                self.add_error(f"{name}_file", f"{err['source']}:{err['line']}:{err['column']}: {err['message']}")
+            return merged
         if upload is not None:
             if upload.size is not None and upload.size > settings.MESHVIZ_MAX_UPLOAD_BYTES:
                 self.add_error(f"{name}_file", f"larger than the {settings.MESHVIZ_MAX_UPLOAD_BYTES}-byte limit")
@@ -81,8 +122,55 @@ class NewAnalysisForm(forms.Form):
             return ""
         return text
 
+    def _upload_text(self, name: str, upload: UploadedFile) -> str | None:
+        if upload.size is not None and upload.size > settings.MESHVIZ_MAX_UPLOAD_BYTES:
+            self.add_error(
+                f"{name}_file", f"{upload.name}: larger than the {settings.MESHVIZ_MAX_UPLOAD_BYTES}-byte limit"
+            )
+            return None
+        try:
+            text: str = upload.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.add_error(f"{name}_file", f"{upload.name}: not UTF-8 text (byte {exc.start})")
+            return None
+        if "\x00" in text:
+            self.add_error(f"{name}_file", f"{upload.name}: contains NUL bytes: not a text file")
+            return None
+        return text
+
+    def _clean_bundle(self, data: dict[str, Any], upload: UploadedFile) -> dict[str, Any]:
+        given = [label for name, label, _ in EVIDENCE if data.get(name) or data.get(f"{name}_file")]
+        if given or data.get("pod_ip"):
+            self.add_error("bundle", "a bundle replaces the evidence and the pod IP: leave them empty")
+            return data
+        limit = settings.MESHVIZ_MAX_UPLOAD_BYTES
+        raw = upload.read(limit + 1)
+        if len(raw) > limit:
+            self.add_error("bundle", f"larger than the {limit}-byte limit")
+            return data
+        bundle, errors = bundles.read_uploaded_bundle(raw, upload.name or bundles.BUNDLE_SOURCE)
+        if bundle is not None:
+            fields, errors, self.warnings = bundles.bundle_analysis_fields(bundle)
+            if data.get("app_ports"):
+                fields["app_ports"] = data["app_ports"]
+            self.bundle_fields = fields
+        self.bundle_errors = errors
+        for err in errors:
+            if err.get("line"):  # a parse error in a member: "bundle:member: line L, column C: message | text"
+                self.add_error(
+                    "bundle",
+                    f"{err['source']}: line {err['line']}, column {err['column']}: {err['message']}: {err['text']}",
+                )
+            else:  # the archive itself: the message names the member
+                self.add_error("bundle", str(err["message"]))
+        return data
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or self.cleaned_data
+        if data.get("bundle") is not None:
+            return self._clean_bundle(data, data["bundle"])
+        if not data.get("pod_ip") and "pod_ip" not in self.errors:
+            self.add_error("pod_ip", "required (or upload a bundle)")
         for name, _, _ in EVIDENCE:
             data[name] = self._evidence_text(name)
         if self.errors:

@@ -238,6 +238,10 @@ def fix_artifact(request: HttpRequest, slug: str, patch: int, artifact: int) -> 
 def new_analysis(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = NewAnalysisForm(request.POST, request.FILES)
+        if form.is_valid() and form.bundle_fields is not None:
+            analysis = services.create_analysis(**form.bundle_fields, warnings=form.warnings, owner=request.user)
+            enqueue(analysis)
+            return redirect(analysis.permalink_path)
         if form.is_valid():
             data = form.cleaned_data
             analysis = services.create_analysis(

@@ -15,7 +15,9 @@ Endpoints: `GET /api/v1/namespaces`, `GET /api/v1/namespaces/{ns}/pods`, `GET ..
 `PATCH .../pods/{name}/ephemeralcontainers` (strategic merge, JSON merge or JSON patch, as sent),
 `GET .../pods/{name}/log?container=`, `GET .../pods/{name}:15000/proxy/config_dump`,
 `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`, and exec (`GET|POST .../pods/{name}/exec`)
-upgraded to a websocket with subprotocol `v4.channel.k8s.io` (channel 1 stdout, 2 stderr, 3 the status).
+upgraded to a websocket with subprotocol `v4.channel.k8s.io` or `v5.channel.k8s.io` (kubectl's; channel 1
+stdout, 2 stderr, 3 the status).  Discovery (`/api`, `/api/v1`, `/apis`, `/version`) is served for kubectl, and
+`FakeApiServer(tls=True)` serves HTTPS with a throwaway certificate (kubectl sends no bearer token over HTTP).
 
 What the pods are (`Scenario.istio()`): namespace `hr2` holds `geo-5c54dcd5bd-z5ghf`, an Istio 1.18.2 pod
 in REDIRECT mode, and `redis-0` without a sidecar; namespace `hr2-tproxy` holds the same workload in TPROXY
@@ -68,6 +70,7 @@ import re
 import shlex
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -369,6 +372,13 @@ class PodData:
     config_dump: str
     iptables_nft: str = NFT_EMPTY
     ip6tables_legacy: str = ""
+    ip6_rule: str = "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n"
+    ip6_route: str = "local ::1 dev lo table local proto kernel metric 0 pref medium\n"
+    addr: str = (
+        "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n"
+        f"3: eth0    inet {POD_IP}/32 scope global eth0\\       valid_lft forever preferred_lft forever\n"
+    )
+    nft_ruleset: str = "table ip nat {\n}\n"
 
 
 def redirect_data() -> PodData:
@@ -503,8 +513,15 @@ _STUBS = {
         'case "$*" in\n'
         '  "rule show"|"rule"|"rule list") cat "$MESHVIZ_FAKE/ip-rule";;\n'
         '  "route show table all") cat "$MESHVIZ_FAKE/ip-route";;\n'
+        '  "-6 rule show"|"-6 rule") cat "$MESHVIZ_FAKE/ip6-rule";;\n'
+        '  "-6 route show table all") cat "$MESHVIZ_FAKE/ip6-route";;\n'
+        '  "-o addr"|"-o addr show") cat "$MESHVIZ_FAKE/addr";;\n'
         '  *) echo "ip: unexpected arguments: $*" >&2; exit 255;;\n'
         "esac"
+    ),
+    "nft": (
+        '[ "$*" = "list ruleset" ] || { echo "nft: unexpected arguments: $*" >&2; exit 1; }\n'
+        'cat "$MESHVIZ_FAKE/nft-ruleset"'
     ),
     # pilot-agent request talks to Envoy's admin port on localhost: it works from any container sharing the
     # pod's network namespace (istio-proxy itself, or the capture container).
@@ -537,10 +554,11 @@ _BASE_UTILS = ("cat", "grep", "tr")
 #: Every stubbed tool (what `run_capture_command` offers unless told otherwise).
 ALL_TOOLS: frozenset[str] = frozenset(_STUBS)
 _NETFILTER = frozenset(t for t in _STUBS if t.startswith(("iptables", "ip6tables")) or t == "ip")
+# (`nft` is not in Istio's proxyv2 image, which has the iptables package but not nftables; netshoot has it.)
 #: Istio's proxyv2 (Ubuntu base: iptables legacy+nft, iproute2, curl; pilot-agent; no procps, so no sysctl).
 PROXYV2_TOOLS: frozenset[str] = _NETFILTER | {"pilot-agent", "curl"}
 #: nicolaka/netshoot (Alpine: iptables, iproute2, procps, curl, busybox wget; no pilot-agent).
-NETSHOOT_TOOLS: frozenset[str] = _NETFILTER | {"sysctl", "curl", "wget"}
+NETSHOOT_TOOLS: frozenset[str] = _NETFILTER | {"sysctl", "curl", "wget", "nft"}
 #: Any other image: a shell, iptables and iproute2 only.
 MINIMAL_TOOLS: frozenset[str] = _NETFILTER
 
@@ -606,6 +624,10 @@ def run_capture_command(
         "ip-rule": data.ip_rule,
         "ip-route": data.ip_route,
         "config_dump": data.config_dump,
+        "ip6-rule": data.ip6_rule,
+        "ip6-route": data.ip6_route,
+        "addr": data.addr,
+        "nft-ruleset": data.nft_ruleset,
     }
     for name, text in files.items():
         (data_dir / name).write_text(text)
@@ -841,21 +863,76 @@ def _status(code: int, message: str, reason: str = "") -> dict[str, Any]:
     }
 
 
+#: Legacy discovery documents, enough for `kubectl get/logs/debug` (kubectl maps `pod` to a resource with them).
+DISCOVERY: dict[str, dict[str, Any]] = {
+    "/version": {"major": "1", "minor": "30", "gitVersion": "v1.30.0", "platform": "linux/amd64"},
+    "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
+    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": []},
+    "/api/v1": {
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {
+                "name": "namespaces",
+                "singularName": "namespace",
+                "namespaced": False,
+                "kind": "Namespace",
+                "verbs": ["get", "list"],
+                "shortNames": ["ns"],
+            },
+            {
+                "name": "pods",
+                "singularName": "pod",
+                "namespaced": True,
+                "kind": "Pod",
+                "verbs": ["get", "list"],
+                "shortNames": ["po"],
+                "categories": ["all"],
+            },
+            {
+                "name": "pods/ephemeralcontainers",
+                "singularName": "",
+                "namespaced": True,
+                "kind": "Pod",
+                "verbs": ["get", "patch", "update"],
+            },
+            {
+                "name": "pods/exec",
+                "singularName": "",
+                "namespaced": True,
+                "kind": "PodExecOptions",
+                "verbs": ["create", "get"],
+            },
+            {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
+            {"name": "pods/proxy", "singularName": "", "namespaced": True, "kind": "PodProxyOptions", "verbs": ["get"]},
+        ],
+    },
+}
+
 POD_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/:]+)(?::(?P<port>\d+))?(?:/(?P<rest>.*))?$")
 
 
 class FakeApiServer:
     """The server (see the module doc).  Use as a context manager or call start()/stop()."""
 
-    def __init__(self, scenario: Scenario | None = None, token: str = TOKEN) -> None:
+    def __init__(self, scenario: Scenario | None = None, token: str = TOKEN, tls: bool = False) -> None:
         self.scenario = scenario or Scenario.istio()
         self.token = token
+        self.ca_pem = ""
         self.requests: list[RecordedRequest] = []
         self.captures: dict[str, CaptureRun] = {}
         self._lock = threading.RLock()
         self._workdir = Path(tempfile.mkdtemp(prefix="meshviz-fake-apiserver-"))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
+        if tls:  # kubectl sends no bearer token over plain HTTP: serve HTTPS with a fresh self-signed certificate
+            cert, key = self_signed_certificate("127.0.0.1")
+            (self._workdir / "tls.crt").write_text(cert)
+            (self._workdir / "tls.key").write_text(key)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self._workdir / "tls.crt", self._workdir / "tls.key")
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            self.ca_pem = cert
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-apiserver", daemon=True)
 
     # -- lifecycle
@@ -878,11 +955,11 @@ class FakeApiServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self.ca_pem else 'http'}://{host!s}:{port}"
 
     @property
     def kubeconfig(self) -> str:
-        return kubeconfig_text(self.url, self.token)
+        return kubeconfig_text(self.url, self.token, self.ca_pem)
 
     def requests_to(self, method: str, path_regex: str) -> list[RecordedRequest]:
         pattern = re.compile(path_regex)
@@ -956,7 +1033,39 @@ class FakeApiServer:
             return pod
 
 
-def kubeconfig_text(url: str, token: str) -> str:
+def self_signed_certificate(ip: str) -> tuple[str, str]:
+    """A throwaway self-signed server certificate for `ip` (PEM certificate, PEM key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-apiserver")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+def kubeconfig_text(url: str, token: str, ca_pem: str = "") -> str:
+    ca = f"    certificate-authority-data: {base64.b64encode(ca_pem.encode()).decode()}\n" if ca_pem else ""
     return (
         "apiVersion: v1\n"
         "kind: Config\n"
@@ -964,6 +1073,7 @@ def kubeconfig_text(url: str, token: str) -> str:
         "- name: fake\n"
         "  cluster:\n"
         f"    server: {url}\n"
+        f"{ca}"
         "contexts:\n"
         "- name: fake\n"
         "  context:\n"
@@ -1059,6 +1169,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method: str, path: str, query: dict[str, list[str]], ctype: str, body: Any, ws: bool) -> None:
         fake = self.server_fake
         sc = fake.scenario
+        if method == "GET" and path in DISCOVERY:
+            self._send(200, DISCOVERY[path])
+            return
         if method == "POST" and path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
             attrs = ((body or {}).get("spec") or {}).get("resourceAttributes") or {}
             allowed = fake.allowed(attrs.get("verb", ""), attrs.get("resource", ""), attrs.get("subresource", ""))
@@ -1210,7 +1323,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "Upgrade request required")
             return
         offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        if "v4.channel.k8s.io" not in offered:
+        # v5 (kubectl >= 1.30, websockets) is v4 plus a stdin-close signal this fake never needs
+        protocol = next((p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered), None)
+        if protocol is None:
             self._error(400, "unable to upgrade connection: no supported subprotocol")
             return
         key = self.headers.get("Sec-WebSocket-Key", "")
@@ -1219,7 +1334,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Upgrade", "websocket")
         self.send_header("Connection", "Upgrade")
         self.send_header("Sec-WebSocket-Accept", accept)
-        self.send_header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
+        self.send_header("Sec-WebSocket-Protocol", protocol)
         self.end_headers()
         self.wfile.flush()
         if self._record is not None:

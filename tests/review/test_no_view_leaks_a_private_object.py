@@ -186,6 +186,12 @@ def matrix(w: World) -> list[Req]:
         Req("GET", f"/api/v1/collections/?cluster={c}", NONE, api=True),
         Req("GET", f"/api/v1/collections/?pod={w.job.pod}", NONE, api=True),
         Req("GET", "/api/v1/watched-pods/", NONE, api=True),
+        # evidence from where users have it: the collector script, bug-report archives (an unknown token, no archive)
+        Req("GET", "/collect/", NONE),
+        Req("GET", "/collect.sh", NONE),
+        Req("GET", "/new/bug-report/", NONE),
+        Req("POST", "/new/bug-report/", NONE, {"token": "0" * 32, "pods": ["hr2/geo"]}),
+        Req("POST", "/api/v1/bug-reports/", NONE, {"pods": ["hr2/geo"]}, api=True),
         Req("POST", "/logout/", NONE),  # last: it ends the session (the runner logs back in)
     ]
     return reqs

@@ -72,7 +72,7 @@ def test_login_needs_the_csrf_token(world: World) -> None:
 def test_post_only_pages_refuse_get(world: World) -> None:
     client = _csrf_client(world.alice)
     before, counts = snapshot(world), _counts()
-    get_ok = {"/new/", "/clusters/", "/watched-pods/", "/login/"}
+    get_ok = {"/new/", "/new/bug-report/", "/clusters/", "/watched-pods/", "/login/"}  # forms served by GET
     wrong = []
     for req in _owner_posts(world):
         if req.path in get_ok:
