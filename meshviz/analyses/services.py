@@ -18,7 +18,7 @@ from meshviz.engine.addr_parser import parse_ip_addr
 from meshviz.engine.compare import compare
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.redact import redact_config_dump_text
-from meshviz.engine.evidence import Evidence, connection_story
+from meshviz.engine.evidence import Evidence, connection_story, identity_of
 from meshviz.engine.evidence import verdict_line as engine_verdict_line
 from meshviz.engine.fix import fix
 from meshviz.engine.iptables_parser import parse_iptables
@@ -194,6 +194,11 @@ def create_analysis(
         origin_notes=list(origin_notes or []),
         derived_from=derived_from,
     )
+    # Who the pod is, when the upload did not say: the dump's node metadata (name, namespace, labels).
+    ident = identity_of(evidence_of(analysis))
+    analysis.pod_name = analysis.pod_name or ident.name
+    analysis.namespace = analysis.namespace or ident.namespace
+    analysis.labels = analysis.labels or dict(ident.labels)
     analysis.interception_mode = mode_of(evidence_of(analysis))
     analysis.connections = list(connections) if connections else default_connections(analysis)
     analysis.save()

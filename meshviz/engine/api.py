@@ -36,12 +36,12 @@ from meshviz.engine.routing import default_policy_rules, default_routing, interf
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.simulate import Host, Sender, Simulation, explore
 from meshviz.engine.sockets import SocketTable
+from meshviz.engine.story import Story
 from meshviz.engine.sysctl_parser import parse_sysctls
 from meshviz.engine.trace import Trace
 
 if TYPE_CHECKING:
     from meshviz.engine.envoy.model import EnvoyConfig
-    from meshviz.engine.story import Story
 
 
 @dataclass(frozen=True)
@@ -492,4 +492,40 @@ def run_story(
             host=host,
         )
     st = replace(st, facts={**st.facts, "profile": pod.profile.to_dict(), "profile_facts": list(facts)})
-    return StoryResult(st, pod.errors, pod.warnings)
+    return StoryResult(with_evidence_findings(st, pod, port), pod.errors, pod.warnings)
+
+
+def with_evidence_findings(st: Story, pod: Pod, port: int | None) -> Story:
+    """The story with what the evidence itself says put first (meshviz.engine.checks): a pod that is not a
+    sidecar's, a capture listener Envoy rejected (the real cause of what the kernel then does), then the
+    inconsistencies between the pieces of evidence.  The one-line summary leads with the real cause."""
+    from meshviz.engine.checks import inconsistencies, rejected, scope
+    from meshviz.engine.podspec import PodIdentity, identity_from_node
+    from meshviz.engine.story import Finding
+
+    identity = (
+        identity_from_node(dict(pod.envoy.node_metadata), pod.envoy.node_id) if pod.envoy is not None else PodIdentity()
+    )
+    sc = scope(pod.snapshot, pod.envoy)
+    ports = {p for p in (port, *(((pod.profile.inbound_port, pod.profile.outbound_port)) if pod.profile else ())) if p}
+    rej = rejected(pod.envoy)
+    relevant = tuple(
+        f
+        for f in rej
+        if f.kind == "cause" and (any(f"(port {p})" in f.text for p in ports) or "listener virtual" in f.text)
+    )
+    failed = bool(st.verdict.get("failure")) or not sc.sidecar
+    inc = inconsistencies(pod, identity)
+    # When the connection fails, a dump configured for the other interception mode is the cause to fix first.
+    mode_clash = tuple(replace(f, kind="cause") for f in inc if failed and "INTERCEPTION_MODE" in f.text)
+    lead: tuple[Finding, ...] = (*sc.findings, *relevant, *mode_clash)
+    rest = tuple(f for f in rej if f not in relevant) + tuple(
+        f for f in inc if "INTERCEPTION_MODE" not in f.text or not failed
+    )
+    if not lead and not rest:
+        return st
+    summary = st.summary
+    if lead and failed:
+        summary = f"{st.summary.split(' - ')[0]} - {lead[0].text}"
+    facts = {**st.facts, "scope": sc.kind}
+    return replace(st, findings=(*lead, *st.findings, *rest), summary=summary, facts=facts)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from meshviz.engine.api import Pod
     from meshviz.engine.envoy.model import EnvoyConfig
     from meshviz.engine.model import Snapshot
+    from meshviz.engine.podspec import PodIdentity
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,10 @@ class Evidence:
     workload: str | None = None  # e.g. "deployment/reviews-v1", for kubectl patches
 
 
-def story_for(ev: Evidence, *, client: str, port: int) -> Story:
-    """The inbound story of `client` -> pod:`port` on this evidence (raises on input errors)."""
-    return _story(ev, direction="inbound", client=client, port=port)
+def story_for(ev: Evidence, *, client: str, port: int, client_tls: bool = False) -> Story:
+    """The inbound story of `client` -> pod:`port` on this evidence (raises on input errors); `client_tls`: the
+    client speaks mTLS (a meshed client)."""
+    return _story(ev, direction="inbound", client=client, port=port, client_tls=client_tls)
 
 
 def outbound_story_for(ev: Evidence, *, dst: str, app_uid: int, app_gid: int) -> Story:
@@ -110,6 +112,33 @@ def profile_of(ev: Evidence) -> PodProfile:
     if pod.profile is None:
         raise ValueError("the pod IP is not in the evidence: give it")
     return pod.profile
+
+
+def identity_of(ev: Evidence) -> PodIdentity:
+    """Who the pod is according to the Envoy dump's node metadata (empty when there is no dump)."""
+    from meshviz.engine.podspec import PodIdentity, identity_from_node
+
+    if not ev.envoy:
+        return PodIdentity()
+    config = pod_of(ev).envoy
+    if config is None:
+        return PodIdentity()
+    return identity_from_node(dict(config.node_metadata), config.node_id)
+
+
+def with_identity(ev: Evidence) -> Evidence:
+    """`ev` with what the user did not give filled in from the dump's node metadata: the pod's name, namespace,
+    workload (for `kubectl -n NS patch deployment/NAME`), labels (an EnvoyFilter's workload selector) and the
+    application's ports (INCLUDE_INBOUND_PORTS / POD_PORTS)."""
+    ident = identity_of(ev)
+    return replace(
+        ev,
+        pod_name=ev.pod_name or ident.name or None,
+        namespace=ev.namespace or ident.namespace or None,
+        workload=ev.workload or ident.workload or None,
+        labels=ev.labels or tuple(sorted(ident.labels.items())),
+        app_ports=ev.app_ports or ident.app_ports,
+    )
 
 
 @dataclass(frozen=True)

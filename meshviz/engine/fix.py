@@ -23,8 +23,9 @@ from functools import lru_cache
 from typing import Any
 
 from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.envoy.patch import patch_dump
-from meshviz.engine.evidence import Evidence, profile_of, story_for
+from meshviz.engine.envoy.patch import patch_dump, upgrade_inbound_clusters
+from meshviz.engine.errors import EngineInputError
+from meshviz.engine.evidence import Evidence, pod_of, profile_of, story_for, with_identity
 from meshviz.engine.iptables_parser import IptablesParseResult, parse_iptables
 from meshviz.engine.iptables_render import render_ruleset
 from meshviz.engine.model import (
@@ -81,6 +82,7 @@ class FixResult:
     patched: Evidence | None
     after_summary: str = ""
     notes: list[str] = field(default_factory=list)
+    tried: list[dict[str, Any]] = field(default_factory=list)  # every candidate plan re-simulated, and its outcome
 
     def to_dict(self) -> dict[str, Any]:
         patches = [
@@ -99,6 +101,7 @@ class FixResult:
             "after": self.after,
             "after_summary": self.after_summary,
             "notes": self.notes,
+            "tried": self.tried,
         }
         if self.patched is not None:
             out["patched"] = patched_evidence(self.patched, self.repairs)
@@ -623,11 +626,98 @@ def _reaches_goal(story: Story, client_ip: str) -> bool:
     )
 
 
-def fix(ev: Evidence, *, client: str, port: int, goal: str = "preserve-client-ip") -> FixResult:
+def _scope(ev: Evidence) -> str | None:
+    """Why sidecar repairs do not apply to this evidence (ambient, no Istio rules, a gateway/waypoint dump)."""
+    from meshviz.engine.checks import scope
+
+    pod = pod_of(ev)
+    sc = scope(pod.snapshot, pod.envoy)
+    if sc.sidecar:
+        return None
+    return "no fix is offered: " + (sc.findings[0].text if sc.findings else sc.kind)
+
+
+@dataclass
+class Plan:
+    """One way to reach the goal: repairs applied together, then re-simulated."""
+
+    title: str
+    repairs: list[Repair]
+
+
+def _upgrade_repair(ev: Evidence) -> Repair:
+    ns = f" -n {ev.namespace}" if ev.namespace else ""
+    workload = ev.workload or "deployment/<your-workload>"
+    return Repair(
+        "upgrade-istio",
+        "upgrade the sidecar to Istio 1.10 or later",
+        "Before Istio 1.10 Envoy's inbound clusters dial the application on 127.0.0.1, so with original_src the "
+        "application answers from 127.0.0.1 to the client's address, a loopback source the kernel will not route "
+        "out of a pod interface. From 1.10 on, Envoy dials the pod IP (the connection's original destination). "
+        "Upgrade the control plane, then restart the workload so its sidecar is injected anew.",
+        lambda e: replace(e, envoy=upgrade_inbound_clusters(e.envoy).text) if e.envoy else e,
+        (
+            Artifact(
+                "kubectl-patch",
+                "after upgrading the control plane (istioctl upgrade, or your Helm/operator procedure), restart the "
+                "workload so the new sidecar is injected",
+                f"kubectl{ns} rollout restart {workload}",
+            ),
+        ),
+    )
+
+
+def _plans(ev: Evidence, fam: Family, notes: list[str]) -> list[Plan]:
+    """The candidate plans, in the order they are tried: what the pod lacks as it is; for a REDIRECT pod
+    whose Envoy (Istio < 1.10) dials 127.0.0.1, upgrading and then switching to TPROXY; switching to TPROXY with
+    every repair the switched pod still lacks (original_src's mark, the MARK/CONNMARK rules, route_localnet)."""
+    first, n = candidate_repairs(ev, fam)
+    notes += n
+    plans = [Plan(" + ".join(r.title for r in first) if first else "no repair", first)]
+    if _mode(ev) == "REDIRECT" and first:
+        switch = first[0]
+        if _dials_loopback(ev):
+            up = _upgrade_repair(ev)
+            plans.append(Plan("upgrade to Istio >= 1.10, then TPROXY", [up, switch]))
+        switched = switch.apply(ev)
+        more, _ = candidate_repairs(switched, fam)
+        if more:
+            plans.append(Plan("TPROXY with every repair the switched pod still lacks", [switch, *more]))
+    return plans
+
+
+def _minimise(
+    ev: Evidence, repairs: list[Repair], client: str, port: int, client_ip: str, tls: bool
+) -> tuple[list[Repair], list[str]]:
+    kept = list(repairs)
+    dropped: list[str] = []
+    if len(kept) > 1:
+        for r in list(repairs):
+            trial = [k for k in kept if k is not r]
+            if _reaches_goal(story_for(_apply_all(ev, trial), client=client, port=port, client_tls=tls), client_ip):
+                kept = trial
+                dropped.append(f"{r.title}: the goal is reached without it")
+    return kept, dropped
+
+
+def fix(
+    ev: Evidence, *, client: str, port: int, goal: str = "preserve-client-ip", client_tls: bool = False
+) -> FixResult:
     if goal not in GOALS:
         raise ValueError(f"unknown goal {goal!r}; known: {', '.join(GOALS)}")
     client_ip = str(split_host_port(client)[0])
-    before = story_for(ev, client=client, port=port)
+    ev = with_identity(ev)
+    tls = client_tls
+    before = story_for(ev, client=client, port=port, client_tls=tls)
+    notes: list[str] = []
+    if not tls and before.verdict.get("failure") == "DOWNSTREAM_TLS_REQUIRED":
+        # The pod accepts only mTLS: only meshed clients reach it at all, so the goal is theirs.
+        tls = True
+        before = story_for(ev, client=client, port=port, client_tls=tls)
+        notes.append(
+            "the pod's inbound listener requires mutual TLS, so plaintext clients never reach the application: the "
+            "fix is for a meshed client (one whose sidecar speaks mTLS)"
+        )
     diagnosis = [f.to_dict() for f in before.findings if f.kind != "assumption"]
     if _reaches_goal(before, client_ip):
         return FixResult(
@@ -643,27 +733,52 @@ def fix(ev: Evidence, *, client: str, port: int, goal: str = "preserve-client-ip
             ALTERNATIVES,
             None,
             before.summary,
-            ["the goal is already met: nothing to change"],
+            [*notes, "the goal is already met: nothing to change"],
         )
     fam = Family.IPV6 if ":" in client_ip else Family.IPV4
-    repairs, notes = candidate_repairs(ev, fam)
+    scope = _scope(ev)
+    if scope is not None:
+        notes.append(scope)
+        return FixResult(
+            goal, client, port, diagnosis, before.verdict, None, False, [], [], ALTERNATIVES, None, "", notes
+        )
+    tried: list[dict[str, Any]] = []
+    chosen: tuple[list[Repair], Evidence, Story] | None = None
+    for plan in _plans(ev, fam, notes):
+        if not plan.repairs:
+            continue
+        try:
+            trial = _apply_all(ev, plan.repairs)
+            after = story_for(trial, client=client, port=port, client_tls=tls)
+        except (ValueError, EngineInputError) as exc:
+            tried.append({"plan": plan.title, "works": False, "why": f"cannot be applied: {exc}"})
+            continue
+        ok = _reaches_goal(after, client_ip)
+        tried.append(
+            {
+                "plan": plan.title,
+                "repairs": [r.key for r in plan.repairs],
+                "works": ok,
+                "after": after.verdict,
+                "why": "the re-simulated connection reaches the goal" if ok else after.summary,
+            }
+        )
+        if ok:
+            chosen = (plan.repairs, trial, after)
+            break
+    if chosen is None:
+        notes.append(
+            "meshviz found no fix its re-simulation proves: " + "; ".join(f"{t['plan']}: {t['why']}" for t in tried)
+            if tried
+            else "meshviz found no repair it can verify for this configuration"
+        )
+        return FixResult(
+            goal, client, port, diagnosis, before.verdict, None, False, [], [], ALTERNATIVES, None, "", notes, tried
+        )
+    repairs, dropped = _minimise(ev, chosen[0], client, port, client_ip, tls)
     patched = _apply_all(ev, repairs)
-    after = story_for(patched, client=client, port=port)
+    after = story_for(patched, client=client, port=port, client_tls=tls)
     works = _reaches_goal(after, client_ip)
-    dropped: list[str] = []
-    if works and len(repairs) > 1:
-        kept = list(repairs)
-        for r in list(repairs):
-            trial = [k for k in kept if k is not r]
-            if _reaches_goal(story_for(_apply_all(ev, trial), client=client, port=port), client_ip):
-                kept = trial
-                dropped.append(f"{r.title}: the goal is reached without it")
-        repairs = kept
-        patched = _apply_all(ev, repairs)
-        after = story_for(patched, client=client, port=port)
-        works = _reaches_goal(after, client_ip)
-    if not repairs:
-        notes.append("meshviz found no repair it can verify for this configuration")
     return FixResult(
         goal,
         client,
@@ -678,4 +793,5 @@ def fix(ev: Evidence, *, client: str, port: int, goal: str = "preserve-client-ip
         patched,
         after.summary,
         notes,
+        tried,
     )

@@ -213,3 +213,115 @@ def pod_identity(pod: Mapping[str, Any]) -> PodIdentity:
         istio_version=istio_version(pod) if sidecar else "",
         workload=_workload(meta),
     )
+
+
+# --------------------------------------------------------------------------
+# Who the pod is, from the Envoy config dump's node metadata
+# --------------------------------------------------------------------------
+
+#: Istio's own ports on a sidecar (15000-15090): never the application's unless asked for.
+ISTIO_PORT_RANGE: Final = range(15000, 15091)
+#: Labels Kubernetes adds to every pod of a workload: not for a workload selector.
+_NOISY_LABELS: Final = ("pod-template-hash", "controller-revision-hash", "pod-template-generation")
+
+
+def _json_value(text: str | None) -> Any:
+    import json
+
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def workload_of_owner(owner: str) -> str:
+    """Istio's OWNER (`kubernetes://apis/apps/v1/namespaces/NS/deployments/NAME`) as `deployment/NAME`."""
+    parts = [p for p in owner.split("/") if p]
+    if len(parts) >= 2:
+        kind, name = parts[-2], parts[-1]
+        singular = {
+            "deployments": "deployment",
+            "statefulsets": "statefulset",
+            "daemonsets": "daemonset",
+            "replicasets": "replicaset",
+            "jobs": "job",
+            "cronjobs": "cronjob",
+            "pods": "pod",
+        }.get(kind)
+        if singular:
+            return f"{singular}/{name}"
+    return ""
+
+
+def _ports_of(text: str | None) -> list[int]:
+    """INCLUDE_INBOUND_PORTS (`9080,9090` or `*`) or POD_PORTS (a JSON list of container ports)."""
+    value = _json_value(text)
+    out: list[int] = []
+    if isinstance(value, list):
+        for p in value:
+            if isinstance(p, Mapping) and str(p.get("protocol", "TCP")).upper() == "TCP":
+                port = p.get("containerPort")
+                if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
+                    out.append(port)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        out.append(value)
+    elif isinstance(value, str):
+        for part in value.split(","):
+            part = part.strip()
+            if part.isdigit() and 0 < int(part) < 65536:
+                out.append(int(part))
+    return out
+
+
+def identity_from_node(metadata: Mapping[str, str], node_id: str | None = None) -> PodIdentity:
+    """The pod's identity from the node metadata Istio's agent puts in Envoy's bootstrap: POD_NAME (or NAME),
+    NAMESPACE, OWNER (the workload), LABELS, ISTIO_VERSION, INTERCEPTION_MODE, INCLUDE_INBOUND_PORTS and
+    POD_PORTS (the application's ports, Istio's own 15000-15090 left out), INSTANCE_IPS; the pod IP also from the
+    node id (`sidecar~IP~pod.ns~...`)."""
+    name = metadata.get("POD_NAME") or metadata.get("NAME") or ""
+    namespace = metadata.get("NAMESPACE") or ""
+    ips = [i.strip() for i in (metadata.get("INSTANCE_IPS") or "").split(",") if i.strip()]
+    ips = [i for i in ips if not i.lower().startswith("fe80:")]
+    if node_id:
+        parts = node_id.split("~")
+        if len(parts) >= 3:
+            if not ips and parts[1]:
+                ips = [parts[1]]
+            if not name and "." in parts[2]:
+                name, _, ns = parts[2].partition(".")
+                namespace = namespace or ns
+    labels_value = _json_value(metadata.get("LABELS"))
+    labels = (
+        {str(k): str(v) for k, v in labels_value.items() if k not in _NOISY_LABELS}
+        if isinstance(labels_value, Mapping)
+        else {}
+    )
+    include = metadata.get("INCLUDE_INBOUND_PORTS")
+    ports = [] if include in (None, "", "*") else _ports_of(include)
+    if not ports:
+        ports = _ports_of(metadata.get("POD_PORTS"))
+    ports = sorted(p for p in dict.fromkeys(ports) if p not in ISTIO_PORT_RANGE)
+    mode = (metadata.get("INTERCEPTION_MODE") or "").upper()
+    return PodIdentity(
+        name=name,
+        namespace=namespace,
+        pod_ip=ips[0] if ips else "",
+        pod_ips=tuple(ips),
+        labels=labels,
+        has_sidecar=bool(node_id and node_id.startswith("sidecar~")),
+        app_ports=tuple(ports),
+        interception_mode=mode if mode in _MODES else "",
+        istio_version=metadata.get("ISTIO_VERSION") or "",
+        workload=workload_of_owner(metadata.get("OWNER") or "")
+        or (f"deployment/{metadata['WORKLOAD_NAME']}" if metadata.get("WORKLOAD_NAME") else ""),
+    )
+
+
+def istio_minor(version: str) -> tuple[int, int] | None:
+    """`1.3.0-rc.2` -> (1, 3); `1.4-alpha.945b...` -> (1, 4); None when it is not a version."""
+    import re
+
+    m = re.match(r"(\d+)\.(\d+)", version or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None

@@ -823,14 +823,53 @@ def inbound_cluster_ports(envoy: str | None) -> list[int]:
 def default_connections(ev: Evidence) -> list[dict[str, Any]]:
     """One inbound connection per application port (`app_ports`, else the dump's inbound clusters, else 8080) and
     one outbound connection, in the stored shape (mirrors meshviz.analyses.services.default_connections)."""
-    ports = list(ev.app_ports) or inbound_cluster_ports(ev.envoy) or [DEFAULT_APP_PORT]
+    from meshviz.engine.evidence import identity_of
+    from meshviz.engine.podspec import ISTIO_PORT_RANGE
+
+    # The application's ports: given, else the dump's INCLUDE_INBOUND_PORTS / POD_PORTS, else its inbound
+    # clusters; never Istio's own 15000-15090 (a user asks for those explicitly).
+    ports = (
+        list(ev.app_ports)
+        or list(identity_of(ev).app_ports)
+        or [p for p in inbound_cluster_ports(ev.envoy) if p not in ISTIO_PORT_RANGE]
+        or [DEFAULT_APP_PORT]
+    )
     conns: list[dict[str, Any]] = [
         {"direction": "inbound", "client": DEFAULT_CLIENT, "port": p} for p in ports[:MAX_DEFAULT_INBOUND]
     ]
     conns.append(
-        {"direction": "outbound", "dst": DEFAULT_OUTBOUND_DST, "app_uid": DEFAULT_APP_UID, "app_gid": DEFAULT_APP_GID}
+        {
+            "direction": "outbound",
+            "dst": outbound_destination(ev),
+            "app_uid": DEFAULT_APP_UID,
+            "app_gid": DEFAULT_APP_GID,
+        }
     )
     return conns
+
+
+def outbound_destination(ev: Evidence) -> str:
+    """A destination the rules capture: inside the first range Istio's outbound rules include
+    (`--include-outbound-ip-ranges`: `-A ISTIO_OUTPUT -d RANGE -j ISTIO_REDIRECT`), else the default (captured
+    when everything is)."""
+    import ipaddress as _ip
+
+    from meshviz.engine.evidence import pod_of
+
+    for rs in pod_of(ev).snapshot.rulesets:
+        nat = rs.table("nat")
+        chain = nat.chain("ISTIO_OUTPUT") if nat else None
+        for rule in chain.rules if chain else ():
+            if rule.target is None or rule.target.name != "ISTIO_REDIRECT":
+                continue
+            if rule.dst is None or rule.dst.negated:
+                return DEFAULT_OUTBOUND_DST
+            net = rule.dst.network
+            if net.num_addresses > 2:
+                host = net.network_address + min(10, net.num_addresses - 2)
+                port = DEFAULT_OUTBOUND_DST.rsplit(":", 1)[1]
+                return f"[{host}]:{port}" if isinstance(host, _ip.IPv6Address) else f"{host}:{port}"
+    return DEFAULT_OUTBOUND_DST
 
 
 @dataclass(frozen=True)

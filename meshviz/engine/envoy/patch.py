@@ -194,3 +194,53 @@ def inbound_listener_ports(text: str) -> list[int]:
         if p is not None and _binds(lst):
             out.append(p)
     return out
+
+
+def iter_clusters(obj: Any) -> Iterator[dict[str, Any]]:
+    """Cluster objects of a dump (`dynamic_active_clusters[].cluster`, `static_clusters[].cluster`, or an
+    `istioctl proxy-config cluster -o json` list)."""
+    if isinstance(obj, dict):
+        clusterish = "type" in obj or "load_assignment" in obj or "loadAssignment" in obj
+        listenerish = "filter_chains" in obj or "filterChains" in obj
+        if isinstance(obj.get("name"), str) and clusterish and not listenerish:
+            yield obj
+            return
+        for k, v in obj.items():
+            if k in _SKIP:
+                continue
+            yield from iter_clusters(v)
+    elif isinstance(obj, list):
+        for item in obj:
+            yield from iter_clusters(item)
+
+
+def _loopback_endpoint(cluster: dict[str, Any]) -> bool:
+    la = cluster.get("load_assignment") or cluster.get("loadAssignment") or {}
+    for group in la.get("endpoints") or []:
+        for ep in group.get("lb_endpoints") or group.get("lbEndpoints") or []:
+            sa = (((ep.get("endpoint") or {}).get("address") or {}).get("socket_address")) or (
+                ((ep.get("endpoint") or {}).get("address") or {}).get("socketAddress")
+            )
+            if isinstance(sa, dict) and str(sa.get("address", "")) in ("127.0.0.1", "::1"):
+                return True
+    return False
+
+
+def upgrade_inbound_clusters(text: str, bind: str | None = "127.0.0.6") -> PatchResult:
+    """Istio >= 1.10's inbound clusters: the pre-1.10 `inbound|PORT||` clusters that dial the application on
+    127.0.0.1 become ORIGINAL_DST clusters (Envoy dials the pod IP, the connection's original destination),
+    bound to `bind` (127.0.0.6) as 1.10 does in REDIRECT mode (TPROXY's original_src overrides the bind)."""
+    dump = json.loads(text)
+    changes: list[str] = []
+    for c in iter_clusters(dump):
+        name = str(c.get("name"))
+        if not name.startswith("inbound|") or not _loopback_endpoint(c):
+            continue
+        for k in ("load_assignment", "loadAssignment", "hosts"):
+            c.pop(k, None)
+        c["type"] = "ORIGINAL_DST"
+        c["lb_policy"] = "CLUSTER_PROVIDED"
+        if bind is not None:
+            c["upstream_bind_config"] = {"source_address": {"address": bind, "port_value": 0}}
+        changes.append(f"cluster {name}: dials the original destination (the pod IP) instead of 127.0.0.1")
+    return PatchResult(json.dumps(dump, indent=2), changes)
