@@ -258,9 +258,12 @@ def compute_results(analysis: Analysis) -> dict[str, Any]:
         comparison = compare(ev, [(conn["client"], int(conn["port"]))])
         fix_result = fix(ev, client=conn["client"], port=int(conn["port"])).to_dict()
         summary = verdict_line(story)
-        if fix_result["patches"]:
+        # Only a fix whose re-simulation reaches the goal is ever named; otherwise the cause leads.
+        if fix_result["works"] and fix_result["patches"]:
             titles = "; ".join(p["title"] for p in fix_result["patches"])
-            summary += f"; fix{' (verified)' if fix_result['works'] else ' (not verified)'}: {titles}"
+            summary += f"; verified fix: {titles}"
+        elif not fix_result["works"]:
+            summary += f"; no verified fix ({len(fix_result.get('tried') or [])} plans tried)"
     elif stories:
         summary = stories[0]["verdict_line"]
     else:

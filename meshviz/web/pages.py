@@ -120,6 +120,19 @@ def _fix(fix: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**fix, "verdict_rows": verdicts}
 
 
+#: Parser warnings about evidence the engine reads but does not simulate: shown last, collapsed.
+_NOT_MODELLED = ("not modelled", "not modeled", "ignored", "skipped", "unknown field", "not simulated", "kept as")
+
+
+def warning_groups(warnings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Parser warnings in two groups: what may change the answer first, "present but not modelled" after."""
+    groups: dict[str, list[dict[str, Any]]] = {"affects": [], "not_modelled": []}
+    for w in warnings:
+        msg = str(w.get("message", "")).lower()
+        groups["not_modelled" if any(k in msg for k in _NOT_MODELLED) else "affects"].append(w)
+    return groups
+
+
 def _comparison_tables(comparison: dict[str, Any], modes: list[str]) -> list[dict[str, Any]]:
     """Each compared connection as rows of (label, value per mode, differs) in `modes` order."""
     tables = []
@@ -171,6 +184,7 @@ def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
         "compare_modes": modes,
         "comparison_tables": _comparison_tables(comparison, modes),
         "fix": _fix(results.get("fix")),
+        "warning_groups": warning_groups(analysis.parse_warnings or []),
         "rulesets": _rules(analysis, stories) if analysis.iptables else [],
         "stale": bool(results) and not analysis.results_are_current() and not pending,
         **_sharing(request, analysis),

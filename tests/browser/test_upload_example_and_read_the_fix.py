@@ -42,7 +42,7 @@ def test_start_from_the_missing_policy_route_example_and_copy_the_fix(live_serve
     verdict = page.locator("h1.verdict")
     expect(verdict).to_be_visible()
     expect(verdict).to_contain_text("fails (REPLY_ESCAPES_VIA_eth0)")
-    expect(verdict).to_contain_text("fix (verified): ip rule: fwmark 1337 lookup 133")
+    expect(verdict).to_contain_text("verified fix: ip rule: fwmark 1337 lookup 133")
     expect(page.locator(".state")).to_have_text("done")
     page.screenshot(path=str(ARTIFACTS / "missing-policy-route-page.png"), full_page=True)
 

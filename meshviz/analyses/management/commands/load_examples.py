@@ -2,8 +2,8 @@
 
 The loaded examples are public (read-only for everyone: they hold no one's data) and owned by `--owner`
 (default: the demo user, when it exists). Idempotent: an example counts as loaded when a public analysis holds
-exactly its evidence (the Envoy dump as stored, i.e. redacted), pod IP, ports and proxy ids, with no pod name
-or namespace and its connections untouched (revision 1). A user's own run of an example (the /new/ button)
+exactly its evidence (the Envoy dump as stored, i.e. redacted), pod IP, ports and proxy ids (its pod name and
+namespace come from that evidence) with its connections untouched (revision 1). A user's own run of an example (the /new/ button)
 is private to them and never counts.
 """
 
@@ -36,8 +36,6 @@ def find_loaded(example: examples.Example) -> Analysis | None:
         pod_ip=example.pod_ip,
         proxy_uid=example.proxy_uid,
         proxy_gid=example.proxy_gid,
-        pod_name="",
-        namespace="",
         revision=1,
         public=True,
     ).order_by("created")
