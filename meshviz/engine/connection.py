@@ -207,13 +207,7 @@ def connect_from_pod(
     )
     if t.disposition not in (Disposition.ACCEPTED_TO_SOCKET, Disposition.DELIVERED_LOCAL):
         if t.disposition == Disposition.EXITS_INTERFACE:
-            fp = t.final_packet
-            return ConnectionResult(
-                "left_pod",
-                f"the SYN {t.detail}; what answers it is outside the pod",
-                local_seen=Endpoint(fp.src, fp.sport) if fp else None,
-                syn=t,
-            )
+            return _left_pod(sim, t, me)
         return _syn_failure(t)
     if t.disposition == Disposition.DELIVERED_LOCAL:
         return ConnectionResult("connected", f"{t.detail} (socket table unknown)", syn=t)
@@ -236,6 +230,37 @@ def connect_from_pod(
         where = f"it leaves the pod on {back.interface}"
     return _accepted(
         "timeout", f"the application accepted, but its SYN-ACK never comes back: {where}", listener, child, t, back
+    )
+
+
+def _left_pod(sim: Simulation, t: Trace, me: Socket) -> ConnectionResult:
+    """The SYN left the pod.  What answers it is outside the evidence; assuming the destination accepts, its
+    SYN-ACK comes back on the interface the SYN left by and must find its way to the connecting socket through
+    the pod's rules and routing (conntrack reverses any NAT; reverse-path filtering, marks and TPROXY apply)."""
+    fp = t.final_packet
+    assert fp is not None
+    local = Endpoint(fp.src, fp.sport)
+    # The connecting socket as the kernel knows it after the SYN was sent (source chosen, NAT undone on return).
+    mine = replace(me, local_addr=t.packet.src if not t.packet.src.is_unspecified else fp.src)
+    sim.sockets.add(mine)
+    synack = Packet(
+        src=fp.dst, dst=fp.src, protocol="tcp", sport=fp.dport, dport=fp.sport, tcp_flags=frozenset({"SYN", "ACK"})
+    )
+    back = sim.receive(synack, t.interface or "")
+    if back.disposition == Disposition.ACCEPTED_TO_SOCKET and back.socket == mine.describe():
+        return ConnectionResult(
+            "left_pod",
+            f"the SYN {t.detail}; the destination's answer (assumed) comes back to the connecting socket",
+            local_seen=local,
+            syn=t,
+            synack=back,
+        )
+    return ConnectionResult(
+        "timeout",
+        f"the SYN {t.detail}, but the destination's SYN-ACK never reaches the connecting socket: {back.detail}",
+        local_seen=local,
+        syn=t,
+        synack=back,
     )
 
 

@@ -890,6 +890,8 @@ def _failure_code(r: ConnectionResult) -> str:
         return "UNSUPPORTED"
     if r.synack is not None and r.synack.disposition == Disposition.EXITS_INTERFACE:
         return f"REPLY_ESCAPES_VIA_{r.synack.interface}"
+    if r.synack is not None and r.synack.disposition in (Disposition.DROPPED, Disposition.REJECTED):
+        return "REPLY_DROPPED"
     return "UPSTREAM_CONNECT_FAILURE" if r.outcome == "error" else "TIMEOUT"
 
 

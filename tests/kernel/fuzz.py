@@ -90,6 +90,7 @@ class Scenario:
     flavour: str = "capture"  # capture (istio-init) | cni-plugin (the istio-cni plugin's rule shape)
     exclude_iface: bool = False  # istio-iptables --exclude-interfaces names the pod's interface
     other_backend: str = "none"  # none | filter: the other iptables backend holds a filter table too
+    direction: str = "inbound"  # inbound: a client's request; outbound: the application calls a server outside
 
     @property
     def v6(self) -> bool:
@@ -111,6 +112,7 @@ class Scenario:
             f"target={self.target} sidecar={self.sidecar} app={self.app_port} fwmark_accept={self.tcp_fwmark_accept} "
             f"localnet={self.route_localnet} rp={self.rp_filter} svm={self.src_valid_mark} {self.flavour}"
             f"{' exclude-iface' if self.exclude_iface else ''}{' +other-backend' if self.other_backend != 'none' else ''}"
+            f"{' OUTBOUND' if self.direction == 'outbound' else ''}"
         )
 
 
@@ -150,6 +152,7 @@ def draw(seed: int) -> Scenario:
         flavour=rng.choice(("capture", "capture", "cni-plugin")),
         exclude_iface=rng.random() < 0.1,
         other_backend=rng.choice(("none", "none", "none", "filter")),
+        direction=rng.choice(("inbound", "inbound", "inbound", "outbound")),
     )
 
 
@@ -307,19 +310,72 @@ def envoy_dump(s: Scenario) -> str:
         }
     ]
     if s.sidecar:
+        listeners = [{"name": "virtualInbound", "active_state": {"listener": listener}}]
+        clusters = [{"cluster": cluster}]
+        if s.direction == "outbound":
+            listeners.append({"name": "virtualOutbound", "active_state": {"listener": _outbound_listener(s)}})
+            clusters.append(
+                {
+                    "cluster": {
+                        "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+                        "name": "PassthroughCluster",
+                        "type": "ORIGINAL_DST",
+                        "lb_policy": "CLUSTER_PROVIDED",
+                    }
+                }
+            )
         configs.append(
-            {
-                "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
-                "dynamic_listeners": [{"name": "virtualInbound", "active_state": {"listener": listener}}],
-            }
+            {"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump", "dynamic_listeners": listeners}
         )
         configs.append(
-            {
-                "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
-                "dynamic_active_clusters": [{"cluster": cluster}],
-            }
+            {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump", "dynamic_active_clusters": clusters}
         )
     return json.dumps({"configs": configs}, indent=1)
+
+
+def _outbound_listener(s: Scenario) -> dict[str, Any]:
+    """Istio's virtualOutbound: 15001, hands connections to the listener of their original destination, else
+    passes them through to it (PassthroughCluster)."""
+    listener: dict[str, Any] = {
+        "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+        "name": "virtualOutbound",
+        "address": {"socket_address": {"address": "::" if s.v6 else "0.0.0.0", "port_value": 15001}},
+        "use_original_dst": True,
+        "filter_chains": [
+            {
+                "name": "PassthroughFilterChain",
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.tcp_proxy",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                            "stat_prefix": "PassthroughCluster",
+                            "cluster": "PassthroughCluster",
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    if s.mode == "TPROXY":
+        listener["transparent"] = True
+    return listener
+
+
+def outbound_sidecar_config(s: Scenario) -> dict[str, Any]:
+    tproxy = s.mode == "TPROXY"
+    return {
+        "name": "envoy-outbound",
+        "port": 15001,
+        "addr": "::" if s.v6 else "0.0.0.0",
+        "transparent": tproxy,
+        "uid": 0 if tproxy else s.proxy_uid,
+        "gid": s.proxy_gid,
+        "orig_dst": "so_original_dst",
+        "upstream_target": "original_dst",
+        "upstream_bind": None,
+        "upstream_timeout": UPSTREAM_TIMEOUT,
+    }
 
 
 def sysctl_keys(s: Scenario) -> list[str]:
@@ -433,6 +489,37 @@ def kernel_verdict(
     return verdict, raw
 
 
+def _outbound_kernel(net: PodNet, s: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The application (app uid/gid) calls a server in the client namespace on app_port, through the outbound
+    sidecar on 15001 when the rules capture it.  The verdict's outbound fields: intercepted (the sidecar accepted
+    the application's connection), loop, destination_reached / destination_peer_ip (the server accepted, its
+    getpeername), failure (APP_<outcome> when the application's connect failed, LOOP, UPSTREAM_FAILURE)."""
+    server = net.listen("server", s.app_port, addr="::" if s.v6 else "0.0.0.0", side="client")
+    sc = net.sidecar(**outbound_sidecar_config(s)) if s.sidecar else None
+    got = net.connect_from_pod(s.client_ip, s.app_port, uid=s.app_uid, gid=s.app_gid, timeout=REQUEST_TIMEOUT)
+    time.sleep(0.05)
+    accepted = server.accepted(timeout=0.0, count=1)
+    events = sc.events(timeout=0.0, kinds=None, count=0) if sc is not None else []
+    loops = [e for e in events if e.get("event") == "loop"]
+    upstreams = [e for e in events if e.get("event") == "upstream"]
+    intercepted = any(e.get("event") == "accepted" for e in events)
+    verdict: dict[str, Any] = {
+        "intercepted": intercepted,
+        "loop": bool(loops),
+        "destination_reached": bool(accepted),
+        "destination_peer_ip": accepted[0].peer[0] if accepted else None,
+        "failure": None,
+    }
+    if not got.connected:
+        verdict["failure"] = f"APP_{got.outcome.upper()}"
+    elif loops:
+        verdict["failure"] = "LOOP"
+    elif upstreams and upstreams[0].get("outcome") != "connected":
+        verdict["failure"] = "UPSTREAM_FAILURE"
+    raw = {"connect": asdict(got), "sidecar_events": events, "server_accepted": [asdict(a) for a in accepted]}
+    return verdict, raw
+
+
 def run_kernel(s: Scenario) -> KernelRun:
     v4, v6, ip_cmds = rules(s)
     ifaces = [s.iface, *([s.extra_iface] if s.extra_iface else [])]
@@ -456,11 +543,14 @@ def run_kernel(s: Scenario) -> KernelRun:
             # Rules of another program (a host firewall, kube-proxy) in the other backend: both backends' tables
             # run in the kernel, and the evidence holds both saves.
             net.load_iptables(OTHER_FILTER.format(port=7777), backend=other)  # type: ignore[arg-type]
-        observe(net, s.app_port, ifaces)
-        app = net.listen("app", s.app_port, addr="::" if s.v6 else "0.0.0.0", uid=s.app_uid, gid=s.app_gid)
-        sc = net.sidecar(**sidecar_config(s)) if s.sidecar else None
-        got = net.request_from_client(s.pod_ip, s.app_port, sport=CLIENT_SPORT, timeout=REQUEST_TIMEOUT)
-        verdict, raw = kernel_verdict(net, got, app, sc, s.client_ip, ifaces)
+        if s.direction == "outbound":
+            verdict, raw = _outbound_kernel(net, s)
+        else:
+            observe(net, s.app_port, ifaces)
+            app = net.listen("app", s.app_port, addr="::" if s.v6 else "0.0.0.0", uid=s.app_uid, gid=s.app_gid)
+            sc = net.sidecar(**sidecar_config(s)) if s.sidecar else None
+            got = net.request_from_client(s.pod_ip, s.app_port, sport=CLIENT_SPORT, timeout=REQUEST_TIMEOUT)
+            verdict, raw = kernel_verdict(net, got, app, sc, s.client_ip, ifaces)
         evidence = {
             "iptables": net.iptables_save(backend=s.backend)  # type: ignore[arg-type]
             + (net.iptables_save(backend=other) if s.other_backend == "filter" else ""),  # type: ignore[arg-type]
@@ -477,7 +567,15 @@ def run_kernel(s: Scenario) -> KernelRun:
 
 
 def run_engine(s: Scenario, evidence: dict[str, Any]) -> dict[str, Any]:
+    conn: dict[str, Any]
+    if s.direction == "outbound":
+        dst = f"[{s.client_ip}]:{s.app_port}" if s.v6 else f"{s.client_ip}:{s.app_port}"
+        conn = {"direction": "outbound", "dst": dst}
+    else:
+        client = f"[{s.client_ip}]:{CLIENT_SPORT}" if s.v6 else f"{s.client_ip}:{CLIENT_SPORT}"
+        conn = {"client": client, "port": s.app_port}
     result = run_story(
+        **conn,
         iptables=evidence["iptables"],
         ip6tables=evidence["ip6tables"],
         ip_rule=evidence["ip_rule"],
@@ -488,9 +586,7 @@ def run_engine(s: Scenario, evidence: dict[str, Any]) -> dict[str, Any]:
         sysctl=evidence["sysctl"],
         envoy=evidence["envoy"],
         pod_ip=s.pod_ip if s.give_pod_ip else None,
-        client=f"[{s.client_ip}]:{CLIENT_SPORT}" if s.v6 else f"{s.client_ip}:{CLIENT_SPORT}",
-        port=s.app_port,
-        app_ports=(s.app_port,),
+        app_ports=(s.app_port,) if s.direction == "inbound" else (),
         app_uid=s.app_uid,
         app_gid=s.app_gid,
     )
@@ -504,6 +600,13 @@ def observable(verdict: dict[str, Any]) -> dict[str, Any]:
     the upstream failures Envoy reports as 503 UF as one."""
     v = dict(verdict)
     f = v.get("failure")
+    if "client_connected" not in v:  # outbound
+        if f and f != "LOOP":
+            if v["intercepted"]:
+                v["failure"] = "UPSTREAM_FAILURE"
+            else:
+                v["failure"] = {"NO_LISTENER": "APP_REFUSED", "NO_ROUTE": "APP_UNREACHABLE"}.get(f, "APP_TIMEOUT")
+        return v
     if not v["client_connected"]:
         v["failure"] = {
             "NO_LISTENER": "CLIENT_REFUSED",
@@ -552,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
             o = run(s)
             ok = not o.diff
             agree += ok
-            kinds[f"{s.mode} {s.family} -> {o.kernel['failure'] or 'ok'}"] += 1
+            kinds[f"{s.mode} {s.family} {s.direction} -> {o.kernel['failure'] or 'ok'}"] += 1
             fh.write(
                 json.dumps(
                     {
