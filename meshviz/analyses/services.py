@@ -15,6 +15,7 @@ from django.db import transaction
 
 from meshviz.engine import whatif
 from meshviz.engine.addr_parser import parse_ip_addr
+from meshviz.engine.api import EVIDENCE_SOURCES
 from meshviz.engine.compare import compare
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.redact import redact_config_dump_text
@@ -51,17 +52,7 @@ EVIDENCE_FIELDS = (
     "envoy_config_dump",
 )
 #: The `source` named in errors for each evidence field (the engine's names).
-SOURCES = {
-    "iptables": "iptables",
-    "ip6tables": "ip6tables",
-    "ip_rule": "ip-rule",
-    "ip6_rule": "ip6-rule",
-    "ip_route": "ip-route",
-    "ip6_route": "ip6-route",
-    "addr": "ip-addr",
-    "sysctl": "sysctl",
-    "envoy_config_dump": "envoy",
-}
+SOURCES = {field: EVIDENCE_SOURCES["envoy" if field == "envoy_config_dump" else field] for field in EVIDENCE_FIELDS}
 
 
 #: The engine's parser for each evidence field (each returns errors and warnings besides what it parsed).

@@ -44,6 +44,20 @@ if TYPE_CHECKING:
     from meshviz.engine.envoy.model import EnvoyConfig
 
 
+#: Each evidence kind and the `source` its errors name when the caller gives no file name.
+EVIDENCE_SOURCES: dict[str, str] = {
+    "iptables": "iptables",
+    "ip6tables": "ip6tables",
+    "ip_rule": "ip-rule",
+    "ip6_rule": "ip6-rule",
+    "ip_route": "ip-route",
+    "ip6_route": "ip6-route",
+    "addr": "ip-addr",
+    "sysctl": "sysctl",
+    "envoy": "envoy",
+}
+
+
 @dataclass(frozen=True)
 class LoadResult:
     snapshot: Snapshot
@@ -75,16 +89,7 @@ def load_snapshot(
     IPv6 evidence comes beside the IPv4 one: `ip6tables` (ip6tables-save), `ip6_rule` (`ip -6 rule`) and
     `ip6_route` (`ip -6 route show table all`); `addr` is optional `ip -o addr` / `ip addr` output.
     """
-    src = {
-        "iptables": "iptables",
-        "ip6tables": "ip6tables",
-        "ip_rule": "ip-rule",
-        "ip6_rule": "ip6-rule",
-        "ip_route": "ip-route",
-        "ip6_route": "ip6-route",
-        "sysctl": "sysctl",
-        "addr": "ip-addr",
-    }
+    src = dict(EVIDENCE_SOURCES)
     src.update(sources or {})
     errors: list[ParseError] = []
     warnings: list[ParseWarning] = []

@@ -55,26 +55,30 @@ def outbound_story_for(ev: Evidence, *, dst: str, app_uid: int, app_gid: int) ->
     return _story(ev, direction="outbound", dst=dst, app_uid=app_uid, app_gid=app_gid)
 
 
+def _pod_arguments(ev: Evidence) -> dict[str, Any]:
+    """The evidence as the facade's keyword arguments (`load_pod`, `run_story`)."""
+    return {
+        "iptables": ev.iptables,
+        "ip_rule": ev.ip_rule,
+        "ip_route": ev.ip_route,
+        "sysctl": ev.sysctl,
+        "envoy": ev.envoy,
+        "ip6tables": ev.ip6tables,
+        "ip6_rule": ev.ip6_rule,
+        "ip6_route": ev.ip6_route,
+        "addr": ev.addr,
+        "pod_ip": ev.pod_ip,
+        "proxy_uid": ev.proxy_uid,
+        "proxy_gid": ev.proxy_gid,
+        "proxy_net_admin": ev.proxy_net_admin,
+        "app_ports": ev.app_ports,
+    }
+
+
 def _story(ev: Evidence, **connection: Any) -> Story:
     from meshviz.engine.api import run_story
 
-    r = run_story(
-        iptables=ev.iptables,
-        ip_rule=ev.ip_rule,
-        ip_route=ev.ip_route,
-        sysctl=ev.sysctl,
-        envoy=ev.envoy,
-        ip6tables=ev.ip6tables,
-        ip6_rule=ev.ip6_rule,
-        ip6_route=ev.ip6_route,
-        addr=ev.addr,
-        pod_ip=ev.pod_ip,
-        proxy_uid=ev.proxy_uid,
-        proxy_gid=ev.proxy_gid,
-        proxy_net_admin=ev.proxy_net_admin,
-        app_ports=ev.app_ports,
-        **connection,
-    )
+    r = run_story(**_pod_arguments(ev), **connection)
     if r.errors:
         raise EngineInputError(list(r.errors))
     assert r.story is not None
@@ -86,22 +90,7 @@ def pod_of(ev: Evidence) -> Pod:
     """The evidence parsed once (cached by content): snapshot, Envoy config and the pod's profile."""
     from meshviz.engine.api import load_pod
 
-    return load_pod(
-        iptables=ev.iptables,
-        ip_rule=ev.ip_rule,
-        ip_route=ev.ip_route,
-        sysctl=ev.sysctl,
-        envoy=ev.envoy,
-        ip6tables=ev.ip6tables,
-        ip6_rule=ev.ip6_rule,
-        ip6_route=ev.ip6_route,
-        addr=ev.addr,
-        pod_ip=ev.pod_ip,
-        proxy_uid=ev.proxy_uid,
-        proxy_gid=ev.proxy_gid,
-        proxy_net_admin=ev.proxy_net_admin,
-        app_ports=ev.app_ports,
-    )
+    return load_pod(**_pod_arguments(ev))
 
 
 def profile_of(ev: Evidence) -> PodProfile:

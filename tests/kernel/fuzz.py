@@ -230,6 +230,20 @@ def sidecar_config(s: Scenario) -> dict[str, Any]:
     }
 
 
+def _tcp_proxy_chain(name: str, cluster: str) -> dict[str, Any]:
+    """A filter chain whose tcp_proxy sends everything to `cluster`."""
+    tcp_proxy = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+    return {
+        "name": name,
+        "filters": [
+            {
+                "name": "envoy.filters.network.tcp_proxy",
+                "typed_config": {"@type": tcp_proxy, "stat_prefix": cluster, "cluster": cluster},
+            }
+        ],
+    }
+
+
 def envoy_dump(s: Scenario) -> str:
     """The Envoy config dump that describes the stand-in sidecar (what a user would upload)."""
     sc = sidecar_config(s)
@@ -254,21 +268,7 @@ def envoy_dump(s: Scenario) -> str:
         "name": "virtualInbound",
         "address": {"socket_address": {"address": "::" if s.v6 else "0.0.0.0", "port_value": 15006}},
         "listener_filters": filters,
-        "filter_chains": [
-            {
-                "name": cluster_name,
-                "filters": [
-                    {
-                        "name": "envoy.filters.network.tcp_proxy",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                            "stat_prefix": "inbound",
-                            "cluster": cluster_name,
-                        },
-                    }
-                ],
-            }
-        ],
+        "filter_chains": [_tcp_proxy_chain(cluster_name, cluster_name)],
     }
     if sc["transparent"]:
         listener["transparent"] = True
@@ -341,21 +341,7 @@ def _outbound_listener(s: Scenario) -> dict[str, Any]:
         "name": "virtualOutbound",
         "address": {"socket_address": {"address": "::" if s.v6 else "0.0.0.0", "port_value": 15001}},
         "use_original_dst": True,
-        "filter_chains": [
-            {
-                "name": "PassthroughFilterChain",
-                "filters": [
-                    {
-                        "name": "envoy.filters.network.tcp_proxy",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                            "stat_prefix": "PassthroughCluster",
-                            "cluster": "PassthroughCluster",
-                        },
-                    }
-                ],
-            }
-        ],
+        "filter_chains": [_tcp_proxy_chain("PassthroughFilterChain", "PassthroughCluster")],
     }
     if s.mode == "TPROXY":
         listener["transparent"] = True

@@ -85,18 +85,27 @@ CASES = [
 ]
 
 
-def sidecar_from_envoy(dump: dict[str, Any]) -> dict[str, Any]:
-    """Configure the stand-in exactly as the engine reads the (patched) Envoy config."""
+def sidecar_from_envoy(dump: dict[str, Any], port: int = 8080, tls: bool = False) -> dict[str, Any]:
+    """Configure the stand-in exactly as the engine reads the (patched) Envoy config for a client of `port`
+    (speaking mTLS when `tls`, as a meshed client does)."""
     cfg = parse_config_dump(json.dumps(dump)).config
-    lst = next(x for x in cfg.listeners if x.name == "virtualInbound")
+    lst = next(x for x in cfg.listeners if x.name == "virtualInbound" and x.state == "active")
     client = ipaddress.ip_address(CLIENT_IP)
     pod = ipaddress.ip_address(POD_IP)
-    sel = select_filter_chain(lst, ConnInfo(dst_ip=pod, dst_port=8080, src_ip=client, src_port=40000))
+    info = ConnInfo(
+        dst_ip=pod,
+        dst_port=port,
+        src_ip=client,
+        src_port=40000,
+        direct_src_ip=client,
+        transport_protocol="tls" if tls else "raw_buffer",
+    )
+    sel = select_filter_chain(lst, info)
     assert sel.chain is not None
-    cs = cluster_for(sel.chain, config=cfg)
+    cs = cluster_for(sel.chain, host=str(pod), path="/", config=cfg)
     assert cs.cluster is not None
     ub = upstream_binding(cfg, lst, cs.cluster, client, chain=sel.chain)
-    target = upstream_target(cs.cluster, (pod, 8080)).as_tuple()
+    target = upstream_target(cs.cluster, (pod, port)).as_tuple()
     assert target is not None
     bind: str | None
     if ub.bind_ip == client:

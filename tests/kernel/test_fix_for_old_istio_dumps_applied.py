@@ -12,20 +12,17 @@ client's address.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from typing import Any
 
 import pytest
 
-from meshviz.engine.envoy.matching import ConnInfo, cluster_for, select_filter_chain, upstream_binding, upstream_target
-from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.evidence import Evidence
 from meshviz.engine.fix import fix
 
 from .conformance import SYSCTL_KEYS, fixture, to_kernel_text
 from .conftest import require_netns
 from .netns import CLIENT_IP, POD_IP, PodNet
+from .test_fix_applied import sidecar_from_envoy
 
 pytestmark = pytest.mark.kernel
 
@@ -37,37 +34,6 @@ DUMPS = {
     "envoy/istio-1.3-sidecar-productpage-bookinfo.json": "172.30.150.216",
     "envoy/istio-1.4-sidecar-productpage.json": "172.30.144.174",
 }
-
-
-def sidecar_from_dump(dump: dict[str, Any], tls: bool) -> dict[str, Any]:
-    """The stand-in sidecar configured as the engine reads the dump for this pod and client."""
-    cfg = parse_config_dump(json.dumps(dump)).config
-    lst = next(x for x in cfg.listeners if x.name == "virtualInbound" and x.state == "active")
-    client, pod = ipaddress.ip_address(CLIENT_IP), ipaddress.ip_address(POD_IP)
-    info = ConnInfo(
-        dst_ip=pod,
-        dst_port=PORT,
-        src_ip=client,
-        src_port=40000,
-        direct_src_ip=client,
-        transport_protocol="tls" if tls else "raw_buffer",
-    )
-    sel = select_filter_chain(lst, info)
-    assert sel.chain is not None
-    cs = cluster_for(sel.chain, host=str(pod), path="/", config=cfg)
-    assert cs.cluster is not None
-    target = upstream_target(cs.cluster, (pod, PORT)).as_tuple()
-    assert target is not None
-    ub = upstream_binding(cfg, lst, cs.cluster, client, chain=sel.chain)
-    bind = "downstream_src" if ub.bind_ip == client else (str(ub.bind_ip) if ub.bind_ip else None)
-    return {
-        "port": lst.address.port if lst.address else 15006,
-        "transparent": bool(lst.transparent),
-        "upstream_target": "original_dst" if cs.cluster.type == "ORIGINAL_DST" else f"{target[0]}:{target[1]}",
-        "upstream_bind": bind,
-        "upstream_transparent": ub.transparent,
-        "upstream_mark": ub.mark,
-    }
 
 
 @pytest.mark.parametrize("dump_path", list(DUMPS))
@@ -83,7 +49,7 @@ def test_the_fix_for_an_old_istio_dump_delivers_the_client_ip_in_the_kernel(dump
             gid=1337,
             orig_dst="so_original_dst",
             upstream_timeout=1.0,
-            **sidecar_from_dump(json.loads(dump_text), tls),
+            **sidecar_from_envoy(json.loads(dump_text), PORT, tls),
         )
         broken = net.request_from_client(POD_IP, PORT, timeout=3.0)
         ev = Evidence(
@@ -115,7 +81,7 @@ def test_the_fix_for_an_old_istio_dump_delivers_the_client_ip_in_the_kernel(dump
             gid=patched["proxy_gid"] if patched["proxy_gid"] is not None else 1337,
             orig_dst="getsockname" if tproxy else "so_original_dst",
             upstream_timeout=1.0,
-            **sidecar_from_dump(patched["envoy_config_dump"], tls),
+            **sidecar_from_envoy(patched["envoy_config_dump"], PORT, tls),
         )
         fixed = net.request_from_client(POD_IP, PORT, timeout=3.0)
     assert fixed.ok and fixed.app_peer is not None, fixed
