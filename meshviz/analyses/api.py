@@ -277,7 +277,11 @@ class AnalysisCreateSerializer(serializers.Serializer):
     envoy_config_dump = EvidenceField(
         required=False, help_text="Envoy /config_dump JSON; secrets are redacted before it is stored"
     )
-    pod_ip = serializers.IPAddressField(required=False, help_text="required without bundle")
+    pod_ip = serializers.IPAddressField(
+        required=False,
+        help_text="the pod's IP; optional when the evidence says it (Envoy's node id, or a single pod address in the "
+        "routes or `ip addr`)",
+    )
     pod_name = serializers.CharField(required=False, allow_blank=True, max_length=253, default="")
     namespace = serializers.CharField(required=False, allow_blank=True, max_length=63, default="")
     proxy_uid = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
@@ -289,14 +293,11 @@ class AnalysisCreateSerializer(serializers.Serializer):
     connections = ConnectionSerializer(many=True, required=False)
 
     def to_internal_value(self, data: Any) -> Any:
-        # without a bundle, iptables (or ip6tables) and pod_ip are required: reported with the other fields' errors
+        # without a bundle, iptables (or ip6tables) is required: reported with the other fields' errors
         missing: dict[str, Any] = {}
-        if hasattr(data, "get") and not data.get("bundle"):
-            missing = {
-                k: [serializers.Field.default_error_messages["required"]]
-                for k in ("iptables", "pod_ip")
-                if data.get(k) in (None, "") and not (k == "iptables" and data.get("ip6tables"))
-            }
+        if hasattr(data, "get") and not data.get("bundle") and data.get("iptables") in (None, ""):
+            if not data.get("ip6tables"):
+                missing = {"iptables": [serializers.Field.default_error_messages["required"]]}
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
@@ -320,10 +321,22 @@ class AnalysisCreateSerializer(serializers.Serializer):
             addr=attrs.get("addr"),
             sysctl=attrs.get("sysctl"),
             envoy_config_dump=attrs.get("envoy_config_dump"),
-            pod_ip=attrs["pod_ip"],
+            pod_ip=attrs.get("pod_ip"),
         )
         if errors:
             raise EvidenceInvalid(errors)
+        if not attrs.get("pod_ip"):
+            attrs["pod_ip"] = services.pod_ip_from_evidence(attrs)
+            if attrs["pod_ip"] is None:
+                raise EvidenceInvalid(
+                    [
+                        services.error(
+                            "pod_ip",
+                            "the pod IP is not in the evidence (no Envoy node id, no single pod address in the routes "
+                            "or ip addr output): give pod_ip",
+                        )
+                    ]
+                )
         attrs["warnings"] = warnings
         return attrs
 

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from meshviz.engine import whatif
 from meshviz.engine.addr_parser import parse_ip_addr
-from meshviz.engine.api import EVIDENCE_SOURCES
+from meshviz.engine.api import EVIDENCE_SOURCES, load_pod
 from meshviz.engine.compare import compare
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.redact import redact_config_dump_text
@@ -124,6 +124,22 @@ def validate_evidence(
             errors += [e.to_dict() for e in parsed.errors]
             warnings += [w.to_dict() for w in parsed.warnings]
     return errors, warnings
+
+
+def pod_ip_from_evidence(texts: dict[str, Any]) -> str | None:
+    """The pod IP the evidence determines (Envoy's node id, or the routes' / `ip addr`'s only pod address)."""
+    pod = load_pod(
+        iptables=texts.get("iptables") or None,
+        ip6tables=texts.get("ip6tables") or None,
+        ip_rule=texts.get("ip_rule") or None,
+        ip6_rule=texts.get("ip6_rule") or None,
+        ip_route=texts.get("ip_route") or None,
+        ip6_route=texts.get("ip6_route") or None,
+        addr=texts.get("addr") or None,
+        sysctl=texts.get("sysctl") or None,
+        envoy=texts.get("envoy_config_dump") or None,
+    )
+    return str(pod.profile.pod_ip) if pod.profile is not None and pod.profile.pod_ip is not None else None
 
 
 def create_analysis(
