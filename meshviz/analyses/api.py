@@ -295,9 +295,9 @@ class AnalysisCreateSerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> Any:
         # without a bundle, iptables (or ip6tables) is required: reported with the other fields' errors
         missing: dict[str, Any] = {}
-        if hasattr(data, "get") and not data.get("bundle") and data.get("iptables") in (None, ""):
-            if not data.get("ip6tables"):
-                missing = {"iptables": [serializers.Field.default_error_messages["required"]]}
+        no_rules = hasattr(data, "get") and data.get("iptables") in (None, "") and not data.get("ip6tables")
+        if no_rules and not data.get("bundle"):
+            missing = {"iptables": [serializers.Field.default_error_messages["required"]]}
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
