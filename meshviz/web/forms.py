@@ -50,7 +50,9 @@ class NewAnalysisForm(forms.Form):
         help_text="meshviz-<namespace>-<pod>.tar.gz from /collect.sh: evidence, pod IP and ports from it",
     )
     pod_ip = forms.GenericIPAddressField(
-        label="Pod IP", required=False, help_text="the pod's own address, e.g. 172.16.188.31 (not with a bundle)"
+        label="Pod IP",
+        required=False,
+        help_text="the pod's own address, e.g. 172.16.188.31; optional with an Envoy config dump or a bundle",
     )
     app_ports = forms.CharField(
         label="Application ports",
@@ -169,8 +171,6 @@ class NewAnalysisForm(forms.Form):
         data = super().clean() or self.cleaned_data
         if data.get("bundle") is not None:
             return self._clean_bundle(data, data["bundle"])
-        if not data.get("pod_ip") and "pod_ip" not in self.errors:
-            self.add_error("pod_ip", "required (or upload a bundle)")
         for name, _, _ in EVIDENCE:
             data[name] = self._evidence_text(name)
         if self.errors:
@@ -199,4 +199,12 @@ class NewAnalysisForm(forms.Form):
             raise forms.ValidationError(
                 f"the evidence has {len(errors)} error{'s' if len(errors) != 1 else ''}: see the marked inputs"
             )
+        if not data.get("pod_ip"):
+            data["pod_ip"] = services.pod_ip_from_evidence(data)
+            if data["pod_ip"] is None:
+                self.add_error(
+                    "pod_ip",
+                    "the evidence does not say the pod IP (no Envoy config dump, no single pod address in the "
+                    "routes): enter it, or upload a bundle",
+                )
         return data
