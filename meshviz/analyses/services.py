@@ -340,14 +340,20 @@ def set_sharing(analysis: Analysis, *, public: bool | None = None, teams: list[A
 
 
 def summary_line(analysis: Analysis, permalink: str) -> str:
-    """One line fit for a chat message: the verdict (or the state) and the permalink."""
+    """One line fit for a chat message: who the pod is, the verdict (or the state) and the permalink."""
+    who = (
+        f"{analysis.namespace}/{analysis.pod_name}: "
+        if analysis.pod_name and analysis.namespace
+        else (f"{analysis.pod_name}: " if analysis.pod_name else "")
+    )
     if analysis.state == Analysis.State.FAILED:
-        return f"meshviz: the analysis failed ({analysis.error.splitlines()[0] if analysis.error else 'unknown error'}) - {permalink}"
+        why = analysis.error.splitlines()[0] if analysis.error else "unknown error"
+        return f"meshviz: {who}the analysis failed ({why}) - {permalink}"
     if analysis.results and analysis.state == Analysis.State.DONE:
-        return f"meshviz: {analysis.results['summary']} - {permalink}"
+        return f"meshviz: {who}{analysis.results['summary']} - {permalink}"
     if analysis.results:
-        return f"meshviz ({analysis.state}, previous result): {analysis.results['summary']} - {permalink}"
-    return f"meshviz: analysis {analysis.state} - {permalink}"
+        return f"meshviz ({analysis.state}, previous result): {who}{analysis.results['summary']} - {permalink}"
+    return f"meshviz: {who}analysis {analysis.state} - {permalink}"
 
 
 class ExampleInvalid(ValueError):

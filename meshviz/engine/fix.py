@@ -114,7 +114,8 @@ def patched_evidence(ev: Evidence, repairs: list[Repair]) -> dict[str, Any]:
     `iptables_save` / `ip6tables_save` are whole rulesets for iptables-restore.  `ip_rule` / `ip6_rule` hold every
     policy rule the pod has beyond the kernel's defaults (the ones it already had and the new ones) as `rule add`
     commands with explicit priorities; `ip_route` / `ip6_route` every route the kernel does not create by itself
-    from the interfaces' addresses, as idempotent `route replace` commands.  `repairs` is kept for the artifacts.
+    from the interfaces' addresses, as idempotent `route replace` commands (IPv6 ones start with `-6`: each is
+    the arguments of one `ip` command).  `repairs` is kept for the artifacts.
     """
     from meshviz.engine.api import load_snapshot
 
@@ -132,7 +133,8 @@ def patched_evidence(ev: Evidence, repairs: list[Repair]) -> dict[str, Any]:
         if _rule_key(pr) in defaults:
             continue
         body = render_rule(replace(pr, table_name=None)).split(":\t", 1)[1]
-        rules[pr.family].append(f"rule add pref {pr.priority} {body}")
+        six = "-6 " if pr.family == Family.IPV6 else ""
+        rules[pr.family].append(f"{six}rule add pref {pr.priority} {body}")
     routes = {Family.IPV4: [], Family.IPV6: []}  # type: dict[Family, list[str]]
     for rt in snap.routing.routes:
         if rt.proto == "kernel" and rt.table in (TABLE_IDS["local"], TABLE_IDS["main"]):
@@ -142,7 +144,8 @@ def patched_evidence(ev: Evidence, repairs: list[Repair]) -> dict[str, Any]:
         text = render_route(replace(rt, table_name=None, proto=None if rt.proto == "kernel" else rt.proto))
         if rt.table != TABLE_IDS["main"] and " table " not in f" {text} ":
             text += f" table {rt.table}"
-        routes[Family.of(rt.dst)].append(f"route replace {text}")
+        six = "-6 " if Family.of(rt.dst) == Family.IPV6 else ""
+        routes[Family.of(rt.dst)].append(f"{six}route replace {text}")
     return {
         "iptables_save": v4,
         "ip6tables_save": v6 or None,
