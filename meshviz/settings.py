@@ -80,6 +80,17 @@ DATABASES: dict[str, dict[str, Any]] = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default under concurrent uploads: WAL lets readers and one writer work at once, writers wait for
+    # the lock (busy timeout) instead of failing with "database is locked", and transactions take the write lock
+    # when they begin (IMMEDIATE), so two of them never deadlock upgrading a read lock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+        }
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -132,6 +143,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["meshviz.accounts.auth.PerKeyRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": [
+        "meshviz.web.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 
 # --- accounts ---
@@ -167,6 +183,26 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
 }
 # With late acknowledgement, a worker reserves one task at a time, so a dying worker strands at most one.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Publishing gives up quickly when the broker is down (the analysis stays queued; beat re-dispatches it).
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_TRANSPORT_OPTIONS.update({"socket_connect_timeout": 3, "socket_timeout": 10})
+# Bounded work: a task past the soft limit is stopped with a reason (SoftTimeLimitExceeded); past the hard limit its
+# process is killed (the reaper then requeues it, at most MESHVIZ_TASK_MAX_ATTEMPTS runs).
+CELERY_TASK_SOFT_TIME_LIMIT: int = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
+CELERY_TASK_TIME_LIMIT: int = env.int("CELERY_TASK_TIME_LIMIT", default=150)
+# A worker process is replaced after this many tasks, or when it holds more than MESHVIZ_WORKER_MEMORY_MB after one.
+CELERY_WORKER_MAX_TASKS_PER_CHILD: int = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=50)
+# Address space of each worker process (RLIMIT_AS, set in meshviz/celery.py): a task needing more gets MemoryError
+# and fails with the reason instead of taking the machine down. 0 = no limit.
+MESHVIZ_WORKER_MEMORY_MB: int = env.int("MESHVIZ_WORKER_MEMORY_MB", default=2048)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD: int | None = (MESHVIZ_WORKER_MEMORY_MB * 1024 // 2) or None  # KiB
+# Nothing lost (meshviz.analyses.tasks): heartbeat of a running analysis, when it counts as stale, runs allowed.
+MESHVIZ_HEARTBEAT_SECONDS: float = env.float("MESHVIZ_HEARTBEAT_SECONDS", default=10.0)
+MESHVIZ_STALE_SECONDS: float = env.float("MESHVIZ_STALE_SECONDS", default=40.0)
+MESHVIZ_TASK_MAX_ATTEMPTS: int = env.int("MESHVIZ_TASK_MAX_ATTEMPTS", default=3)
+MESHVIZ_REDISPATCH_GRACE_SECONDS: float = env.float("MESHVIZ_REDISPATCH_GRACE_SECONDS", default=5.0)
+# Largest results one analysis may store (PostgreSQL's jsonb limit is 256 MB); more is a failure with the reason.
+MESHVIZ_MAX_RESULT_BYTES: int = env.int("MESHVIZ_MAX_RESULT_BYTES", default=16 * 1024 * 1024)
 
 # --- live collection (meshviz.clusters) ---
 # Fernet key(s), comma-separated, newest first: kubeconfigs are encrypted at rest with them. Required when DEBUG
@@ -183,6 +219,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "meshviz.clusters.recollect_watched_pods",
         "schedule": env.float("MESHVIZ_WATCH_TICK_SECONDS", default=60.0),
     },
+    # Nothing lost: send analyses the broker never accepted; requeue running ones whose worker died.
+    "meshviz-redispatch-queued": {"task": "meshviz.analyses.redispatch_queued", "schedule": 15.0},
+    "meshviz-reap-stale-running": {"task": "meshviz.analyses.reap_stale_running", "schedule": 15.0},
 }
 # --- end live collection ---
 

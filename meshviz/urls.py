@@ -40,7 +40,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     # explorer (meshviz/web/explorer.py, docs/explorer.md)
     path("a/<slug:slug>/structure/", explorer.structure_page, name="explorer-structure"),
     path("a/<slug:slug>/rules/", explorer.rules_page, name="explorer-rules"),
-    path("a/<slug:slug>/rules/<str:table>/<str:chain>/<int:index>", explorer.rule_page, name="explorer-rule"),
+    # `path`: iptables chain names may contain "/" (any character but whitespace)
+    path("a/<slug:slug>/rules/<str:table>/<path:chain>/<int:index>", explorer.rule_page, name="explorer-rule"),
     path("a/<slug:slug>/compose/", explorer.compose_page, name="explorer-compose"),
     path("a/<slug:slug>/whatif/", explorer.whatif_page, name="explorer-whatif"),
     path("a/<slug:slug>/whatif/patch.txt", explorer.whatif_patch, name="explorer-whatif-patch"),

@@ -27,7 +27,7 @@ from drf_spectacular.utils import (
 from rest_framework import exceptions, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
@@ -35,11 +35,14 @@ from rest_framework.views import exception_handler
 
 from meshviz.accounts.models import Team
 from meshviz.web.explorer_api import ExplorerViewSet
+from meshviz.web.parsers import BoundedJSONParser
 
 from . import access, diagrams, services
 from .models import Analysis
 from .permissions import ReadPublicOrAuthenticated
 from .tasks import enqueue
+
+MAX_CONNECTIONS = services.MAX_CONNECTIONS
 
 # --------------------------------------------------------------------------
 # errors: always {"errors": [{source, line, column, text, message}]}
@@ -161,14 +164,23 @@ class EvidenceField(serializers.Field):
 
 def _check_host_port(value: str, name: str) -> str:
     host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
     try:
-        ipaddress.ip_address(host)
+        address = ipaddress.ip_address(host)
     except ValueError as exc:
         raise serializers.ValidationError({name: f"expected IP:PORT, got {value!r}"}) from exc
+    if address.version == 6 and not bracketed:
+        raise serializers.ValidationError({name: f"an IPv6 address needs brackets: [{host}]:{port}, got {value!r}"})
+    if address.version == 4 and bracketed:
+        raise serializers.ValidationError({name: f"expected IP:PORT (brackets are for IPv6), got {value!r}"})
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise serializers.ValidationError({name: f"expected IP:PORT with a port in 1-65535, got {value!r}"})
     return value
+
+
+#: Linux uids and gids: 0 to 4294967294 ((uid_t)-1 means "no change" to the kernel).
+MAX_ID = 2**32 - 2
 
 
 class ConnectionSerializer(serializers.Serializer):
@@ -176,8 +188,8 @@ class ConnectionSerializer(serializers.Serializer):
     client = serializers.CharField(required=False, help_text="inbound: the client's IP:PORT")
     port = serializers.IntegerField(required=False, min_value=1, max_value=65535, help_text="inbound: pod port")
     dst = serializers.CharField(required=False, help_text="outbound: the destination IP:PORT")
-    app_uid = serializers.IntegerField(required=False, min_value=0, default=services.DEFAULT_APP_UID)
-    app_gid = serializers.IntegerField(required=False, min_value=0, default=services.DEFAULT_APP_GID)
+    app_uid = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, default=services.DEFAULT_APP_UID)
+    app_gid = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, default=services.DEFAULT_APP_GID)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["direction"] == "inbound":
@@ -210,13 +222,16 @@ class AnalysisCreateSerializer(serializers.Serializer):
     pod_ip = serializers.IPAddressField()
     pod_name = serializers.CharField(required=False, allow_blank=True, max_length=253, default="")
     namespace = serializers.CharField(required=False, allow_blank=True, max_length=63, default="")
-    proxy_uid = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
-    proxy_gid = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+    proxy_uid = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_ID, default=None)
+    proxy_gid = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_ID, default=None)
     labels = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
     app_ports = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=65535), required=False, default=list
+        child=serializers.IntegerField(min_value=1, max_value=65535),
+        required=False,
+        default=list,
+        max_length=MAX_CONNECTIONS,
     )
-    connections = ConnectionSerializer(many=True, required=False)
+    connections = ConnectionSerializer(many=True, required=False, max_length=MAX_CONNECTIONS)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         errors, warnings = services.validate_evidence(
@@ -373,7 +388,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     queryset = Analysis.objects.all()
     lookup_field = "slug"
     lookup_value_regex = r"[A-Za-z0-9_-]{16,64}"
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
     serializer_class = AnalysisCreateSerializer
     permission_classes = [ReadPublicOrAuthenticated]
     pagination_class = AnalysisPagination
@@ -430,9 +445,14 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             warnings=data["warnings"],
             owner=access.owner_for(request),
         )
-        enqueue(analysis)
+        dispatched = enqueue(analysis)
         analysis.refresh_from_db()
-        return Response(represent(analysis, request, full=False), status=status.HTTP_201_CREATED)
+        # 202 when the broker did not take the task (it is down): the analysis is stored and queued, and the
+        # re-dispatcher sends it when the broker is back; the client polls its URL as usual.
+        return Response(
+            represent(analysis, request, full=False),
+            status=status.HTTP_202_ACCEPTED if dispatched.sent is False else status.HTTP_201_CREATED,
+        )
 
     @extend_schema(responses={200: AnalysisSerializer, **ERROR_RESPONSES})
     def retrieve(self, request: Request, slug: str | None = None) -> Response:
@@ -447,7 +467,10 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     def connections(self, request: Request, slug: str | None = None) -> Response:
         ser = ConnectionSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        analysis = services.add_connection(self.get_object(), dict(ser.validated_data))
+        try:
+            analysis = services.add_connection(self.get_object(), dict(ser.validated_data))
+        except services.TooManyConnections as exc:
+            raise exceptions.ValidationError({"connections": str(exc)}) from exc
         enqueue(analysis)
         analysis.refresh_from_db()
         return Response(represent(analysis, request), status=status.HTTP_202_ACCEPTED)

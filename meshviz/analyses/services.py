@@ -7,9 +7,12 @@ connections are simulated.
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from meshviz.engine import whatif
@@ -20,6 +23,7 @@ from meshviz.engine.evidence import Evidence, connection_story
 from meshviz.engine.evidence import verdict_line as engine_verdict_line
 from meshviz.engine.fix import fix
 from meshviz.engine.iptables_parser import parse_iptables
+from meshviz.engine.limits import MAX_CONNECTIONS
 from meshviz.engine.modes import mode_of
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.story import Story
@@ -27,6 +31,8 @@ from meshviz.engine.sysctl_parser import parse_sysctls
 
 from . import examples
 from .models import ENGINE_VERSION, Analysis
+
+logger = logging.getLogger(__name__)
 
 # The default connections (and their constants) are the engine's: the explorer's what-if re-traces the same ones.
 DEFAULT_APP_GID = whatif.DEFAULT_APP_GID
@@ -94,7 +100,14 @@ def validate_evidence(
     }
     for field, text in given.items():
         if text:
-            parsed = PARSERS[field](text, source=SOURCES[field])
+            try:
+                parsed = PARSERS[field](text, source=SOURCES[field])
+            except (RecursionError, ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+                # The engine's parsers never raise on bad input (the fuzz tests hold them to it); should one still
+                # do so, the visitor gets a 400 naming the file rather than a 500, and the bug is logged.
+                logger.exception("validate_evidence: the %s parser raised", field)
+                errors.append(error(SOURCES[field], f"meshviz could not read this input ({type(exc).__name__})"))
+                continue
             errors += [e.to_dict() for e in parsed.errors]
             warnings += [w.to_dict() for w in parsed.warnings]
     return errors, warnings
@@ -223,13 +236,32 @@ def compute_results(analysis: Analysis) -> dict[str, Any]:
     }
 
 
+class ResultTooLarge(Exception):
+    """The results are larger than MESHVIZ_MAX_RESULT_BYTES: a failure, never retried."""
+
+
+class TooManyConnections(ValueError):
+    """More connections than MAX_CONNECTIONS for one analysis."""
+
+
+def check_result_size(results: dict[str, Any]) -> None:
+    limit = int(settings.MESHVIZ_MAX_RESULT_BYTES)
+    size = len(json.dumps(results, default=str).encode("utf-8"))
+    if size > limit:
+        raise ResultTooLarge(
+            f"the results take {size:,} bytes, more than the {limit:,}-byte limit (MESHVIZ_MAX_RESULT_BYTES): "
+            f"simulate fewer connections ({len(results.get('stories') or [])} were asked for) or simpler rules"
+        )
+
+
 def run_analysis(analysis: Analysis) -> Analysis:
     """Compute the results and store them; the previous results stay until the new ones are saved.
 
-    Raises whatever the engine raises: the caller (the task) records failures.
+    Raises whatever the engine raises, and ResultTooLarge: the caller (the task) records failures.
     """
     revision = analysis.revision
     results = compute_results(analysis)
+    check_result_size(results)
     with transaction.atomic():
         current = Analysis.objects.select_for_update().get(pk=analysis.pk)
         if current.revision != revision:
@@ -248,6 +280,10 @@ def add_connection(analysis: Analysis, conn: dict[str, Any]) -> Analysis:
     """Append a connection and queue a re-run (old results are kept until the new ones exist)."""
     with transaction.atomic():
         current = Analysis.objects.select_for_update().get(pk=analysis.pk)
+        if len(current.connections) >= MAX_CONNECTIONS:
+            raise TooManyConnections(
+                f"an analysis simulates at most {MAX_CONNECTIONS} connections; it has {len(current.connections)}"
+            )
         current.connections = [*current.connections, conn]
         current.revision += 1
         current.state = Analysis.State.QUEUED

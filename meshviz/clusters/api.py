@@ -17,7 +17,7 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import BaseRouter
@@ -26,6 +26,7 @@ from meshviz.analyses import services as analyses
 from meshviz.analyses.api import ERRORS, EvidenceField, api_exception_handler
 from meshviz.analyses.models import Analysis
 from meshviz.collect.errors import CollectError
+from meshviz.web.parsers import BoundedJSONParser
 
 from . import crypto, services
 from .models import Cluster, CollectionJob, WatchedPod
@@ -319,7 +320,7 @@ class OwnedViewSet(viewsets.GenericViewSet):
     """Only the caller's own objects exist for them; everything else is a 404."""
 
     permission_classes = [permissions.IsAuthenticated]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
     noun = "object"
 
     def get_exception_handler(self) -> Any:

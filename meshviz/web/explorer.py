@@ -40,7 +40,7 @@ from meshviz.analyses import access, diagrams, services
 from meshviz.analyses.access import login_first
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
-from meshviz.engine import analysis_diff, structure, whatif
+from meshviz.engine import analysis_diff, safejson, structure, whatif
 from meshviz.engine import render as render_module
 from meshviz.engine.api import load_snapshot, trace
 from meshviz.engine.envoy.model import EnvoyConfig
@@ -594,7 +594,7 @@ def parse_edits(text: str) -> list[whatif.Edit]:
     if len(text) > MAX_EDITS_CHARS:
         raise BadInput([_error("edits", f"the edits are longer than {MAX_EDITS_CHARS} characters")])
     try:
-        data = json.loads(text)
+        data = safejson.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput(
             [
