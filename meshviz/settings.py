@@ -150,6 +150,13 @@ REST_FRAMEWORK = {
     ],
 }
 
+# --- rate limits for pages (meshviz.web.ratelimit); the API has MESHVIZ_API_RATE ---
+# Login attempts per client address and per user name.
+MESHVIZ_LOGIN_RATE: str = env.str("MESHVIZ_LOGIN_RATE", default="10/min")
+# What-if and packet-composer runs (they simulate in the web request): anonymous visitors per address, users each.
+MESHVIZ_WHATIF_ANON_RATE: str = env.str("MESHVIZ_WHATIF_ANON_RATE", default="10/min")
+MESHVIZ_WHATIF_RATE: str = env.str("MESHVIZ_WHATIF_RATE", default="60/min")
+
 # --- accounts ---
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -213,6 +220,15 @@ MESHVIZ_ENCRYPTION_KEY: str = env.str("MESHVIZ_ENCRYPTION_KEY", default="")
 MESHVIZ_COLLECT_TIMEOUT: float = env.float("MESHVIZ_COLLECT_TIMEOUT", default=120.0)
 MESHVIZ_COLLECT_RETRIES: int = env.int("MESHVIZ_COLLECT_RETRIES", default=3)
 MESHVIZ_COLLECT_TASK_RETRIES: int = env.int("MESHVIZ_COLLECT_TASK_RETRIES", default=3)
+# Least privilege: who may use meshviz's own in-cluster service account (staff always; members of this group too).
+MESHVIZ_IN_CLUSTER_GROUP: str = env.str("MESHVIZ_IN_CLUSTER_GROUP", default="")
+# API servers on loopback, link-local and metadata addresses are never contacted; private ones (RFC 1918, ULA,
+# CGNAT) only when this is true. MESHVIZ_COLLECT_ALLOWED_NETWORKS (CIDRs) are allowed whatever they are.
+MESHVIZ_COLLECT_ALLOW_PRIVATE: bool = env.bool("MESHVIZ_COLLECT_ALLOW_PRIVATE", default=False)
+MESHVIZ_COLLECT_ALLOWED_NETWORKS: list[str] = env.list("MESHVIZ_COLLECT_ALLOWED_NETWORKS", default=[])
+# Connect and read timeouts (seconds) of every Kubernetes API request.
+MESHVIZ_KUBE_CONNECT_TIMEOUT: float = env.float("MESHVIZ_KUBE_CONNECT_TIMEOUT", default=5.0)
+MESHVIZ_KUBE_READ_TIMEOUT: float = env.float("MESHVIZ_KUBE_READ_TIMEOUT", default=15.0)
 # `celery -A meshviz beat`: re-collect watched pods that are due.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "meshviz-recollect-watched-pods": {
@@ -222,7 +238,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Nothing lost: send analyses the broker never accepted; requeue running ones whose worker died.
     "meshviz-redispatch-queued": {"task": "meshviz.analyses.redispatch_queued", "schedule": 15.0},
     "meshviz-reap-stale-running": {"task": "meshviz.analyses.reap_stale_running", "schedule": 15.0},
+    "meshviz-apply-retention": {"task": "meshviz.analyses.apply_retention", "schedule": 3600.0},
 }
+# Analyses older than this many days are deleted by beat (bundled examples excepted); 0 keeps them forever.
+MESHVIZ_RETENTION_DAYS: int = env.int("MESHVIZ_RETENTION_DAYS", default=0)
 # --- end live collection ---
 
 # --- logging: everything to stderr, which containers and CI collect ---

@@ -35,6 +35,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("a/<slug:slug>/", pages.analysis_page, name="analysis"),
     path("a/<slug:slug>/sharing/", pages.share_analysis, name="analysis-page-sharing"),
     path("a/<slug:slug>/rerun/", pages.rerun_analysis, name="analysis-page-rerun"),
+    path("a/<slug:slug>/delete/", pages.delete_analysis, name="analysis-page-delete"),
     path("a/<slug:slug>/diagram/<int:number>.<diagramfmt:fmt>", pages.analysis_diagram, name="analysis-diagram"),
     path("a/<slug:slug>/fix/<int:patch>/<int:artifact>.txt", pages.fix_artifact, name="fix-artifact"),
     # explorer (meshviz/web/explorer.py, docs/explorer.md)

@@ -475,6 +475,12 @@ class AnalysisViewSet(viewsets.GenericViewSet):
         analysis.refresh_from_db()
         return Response(represent(analysis, request), status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses={204: None, **ERROR_RESPONSES}, summary="Delete the analysis (owner only)")
+    def destroy(self, request: Request, slug: str | None = None) -> Response:
+        analysis = access.managed_analysis(request, str(slug))
+        services.delete_analysis(analysis, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @extend_schema(
         request=None,
         responses={202: AnalysisSerializer, **ERROR_RESPONSES},
@@ -514,7 +520,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
                 unknown = sorted(set(names) - {t.name for t in teams})
                 if unknown:
                     raise serializers.ValidationError({"teams": f"not a team of yours: {', '.join(unknown)}"})
-            services.set_sharing(analysis, public=ser.validated_data.get("public"), teams=teams)
+            services.set_sharing(analysis, public=ser.validated_data.get("public"), teams=teams, actor=request.user)
         return Response({"public": analysis.public, "teams": [t.name for t in analysis.teams.all()]})
 
     @extend_schema(

@@ -10,11 +10,14 @@ import ipaddress
 import json
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from meshviz.accounts import audit
 from meshviz.engine import whatif
 from meshviz.engine.compare import compare
 from meshviz.engine.envoy.parser import parse_config_dump
@@ -302,15 +305,52 @@ def queue_rerun(analysis: Analysis) -> Analysis:
     return current
 
 
-def set_sharing(analysis: Analysis, *, public: bool | None = None, teams: list[Any] | None = None) -> Analysis:
-    """Change who may see the analysis: the public flag and/or the teams (None leaves it as it is)."""
+def set_sharing(
+    analysis: Analysis, *, public: bool | None = None, teams: list[Any] | None = None, actor: Any = None
+) -> Analysis:
+    """Change who may see the analysis: the public flag and/or the teams (None leaves it as it is).
+
+    A change is recorded in the audit log of `actor` (and of the owner)."""
     with transaction.atomic():
+        before = (analysis.public, sorted(t.name for t in analysis.teams.all()))
         if public is not None and public != analysis.public:
             analysis.public = public
             analysis.save(update_fields=["public", "updated"])
         if teams is not None:
             analysis.teams.set(teams)
+        after = (analysis.public, sorted(t.name for t in analysis.teams.all()))
+        if after != before and actor is not None:
+            audit.record(
+                actor,
+                "analysis.share",
+                f"analysis {analysis.slug[:8]}… ({analysis.pod_name or analysis.pod_ip})",
+                also=[analysis.owner] if analysis.owner else [],
+                public=after[0],
+                teams=after[1],
+            )
     return analysis
+
+
+def delete_analysis(analysis: Analysis, *, actor: Any = None, why: str = "deleted") -> None:
+    """Delete an analysis (its evidence and results); recorded in the audit log."""
+    with transaction.atomic():
+        audit.record(
+            actor if actor is not None else analysis.owner,
+            "analysis.delete" if why == "deleted" else "analysis.expire",
+            f"analysis {analysis.slug[:8]}… ({analysis.pod_name or analysis.pod_ip})",
+            also=[analysis.owner] if analysis.owner else [],
+            why=why,
+        )
+        analysis.delete()
+
+
+def expired_analyses(now: Any = None) -> Any:
+    """Analyses older than MESHVIZ_RETENTION_DAYS (none when it is 0), bundled examples excepted."""
+    days = int(settings.MESHVIZ_RETENTION_DAYS)
+    if days <= 0:
+        return Analysis.objects.none()
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    return Analysis.objects.filter(created__lt=cutoff).exclude(origin=Analysis.Origin.EXAMPLE)
 
 
 def summary_line(analysis: Analysis, permalink: str) -> str:

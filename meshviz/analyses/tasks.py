@@ -226,3 +226,15 @@ def reap_stale_running() -> int:
             reaped += 1
             dispatch(analysis.pk)
     return reaped
+
+
+@shared_task(name="meshviz.analyses.apply_retention")
+def apply_retention() -> int:
+    """Beat: delete analyses older than MESHVIZ_RETENTION_DAYS (0: keep them); returns how many."""
+    from .services import delete_analysis, expired_analyses
+
+    deleted = 0
+    for analysis in expired_analyses().select_related("owner")[:1000]:
+        delete_analysis(analysis, why=f"older than the {settings.MESHVIZ_RETENTION_DAYS}-day retention")
+        deleted += 1
+    return deleted

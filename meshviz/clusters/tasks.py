@@ -11,6 +11,7 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from meshviz.analyses.models import Analysis
@@ -132,3 +133,32 @@ def recollect_watched_pods() -> dict[str, int]:
     compared = services.compare_pending()
     started = services.recollect_due()
     return {"compared": compared, "started": len(started)}
+
+
+@shared_task(
+    name="meshviz.clusters.check", acks_late=True, reject_on_worker_lost=True, soft_time_limit=90, time_limit=120
+)
+def check(cluster_id: int) -> str:
+    """Refresh what a connection may do (capabilities), in a worker; the result or error is stored on it."""
+    from .models import Cluster
+
+    cluster = Cluster.objects.select_related("owner").filter(pk=cluster_id).first()
+    if cluster is None:
+        return "missing"
+    services.check_cluster(cluster)
+    return "failed" if cluster.check_error else "checked"
+
+
+def queue_check(cluster: Any) -> None:
+    """Queue `check` once the transaction commits; with the broker down the check waits for the next request."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    pk = cluster.pk
+
+    def send() -> None:
+        try:
+            check.apply_async((pk,), retry=False)
+        except (BrokerError, OSError) as exc:
+            logger.warning("clusters: could not queue the check of cluster %s: %s", pk, exc)
+
+    transaction.on_commit(send)

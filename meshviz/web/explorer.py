@@ -25,10 +25,11 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -53,6 +54,7 @@ from meshviz.engine.render import DiagramError
 from meshviz.engine.simulate import Sender
 from meshviz.engine.story import PodContext, app_sockets, envoy_sockets, proxy_identity
 from meshviz.engine.trace import Trace
+from meshviz.web import ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,30 @@ PROTOCOLS = ("tcp", "udp")
 HOOKS = {hook for hook, _ in structure.HOOK_TABLES}
 #: the largest ?edits= accepted (characters of JSON)
 MAX_EDITS_CHARS = 64 * 1024
+MAX_EDITS = 100
+
+
+def simulation_throttled(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """What-if and the packet composer simulate in the web request: bounded by the engine's limits and throttled,
+    anonymous visitors per address (MESHVIZ_WHATIF_ANON_RATE), users each (MESHVIZ_WHATIF_RATE); 429 beyond."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.GET or request.method == "POST":
+            if request.user.is_authenticated:
+                wait = ratelimit.hit("simulate-user", str(request.user.pk), settings.MESHVIZ_WHATIF_RATE)
+            else:
+                wait = ratelimit.hit(
+                    "simulate-anon", ratelimit.client_address(request), settings.MESHVIZ_WHATIF_ANON_RATE
+                )
+            if wait is not None:
+                message = f"too many simulations: try again in {wait} seconds"
+                response: HttpResponse = JsonResponse({"errors": [_error("request", message)]}, status=429)
+                response["Retry-After"] = str(wait)
+                return response
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 # --------------------------------------------------------------------------
@@ -553,6 +579,7 @@ def composer_result(analysis: Analysis, query: dict[str, str]) -> dict[str, Any]
 
 @login_first
 @require_GET
+@simulation_throttled
 def compose_page(request: HttpRequest, slug: str) -> HttpResponse:
     analysis = access.readable_analysis(request, slug)
     query: dict[str, str] = {k: str(v) for k, v in request.GET.items() if k not in ("format", "fragment")}
@@ -609,6 +636,8 @@ def parse_edits(text: str) -> list[whatif.Edit]:
         ) from exc
     if not isinstance(data, list):
         raise BadInput([_error("edits", "the edits must be a JSON list of edits")])
+    if len(data) > MAX_EDITS:
+        raise BadInput([_error("edits", f"at most {MAX_EDITS} edits at a time ({len(data)} given)")])
     edits: list[whatif.Edit] = []
     errors: list[dict[str, Any]] = []
     for number, item in enumerate(data, 1):
@@ -701,6 +730,7 @@ def _whatif_url(analysis: Analysis, edits: list[dict[str, Any]]) -> str:
 
 @login_first
 @require_GET
+@simulation_throttled
 def whatif_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The scratch copy lives in `?edits=` (a JSON list); the add-an-edit form appends one and redirects there."""
     analysis = access.readable_analysis(request, slug)
@@ -749,6 +779,7 @@ def whatif_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_first
 @require_GET
+@simulation_throttled
 def whatif_patch(request: HttpRequest, slug: str) -> HttpResponse:
     analysis = access.readable_analysis(request, slug)
     try:
@@ -763,6 +794,7 @@ def whatif_patch(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@simulation_throttled
 def whatif_save(request: HttpRequest, slug: str) -> HttpResponse:
     """Save the scratch copy as a new analysis (owned by the user, derived from this one) and open it."""
     analysis = access.readable_analysis(request, slug)
