@@ -3,6 +3,7 @@ or (unless allowed) private addresses are refused before any connection is made.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from typing import Any
@@ -72,10 +73,8 @@ def test_a_name_resolving_to_loopback_is_refused_before_any_connection(user: Use
     accepted: list[object] = []
 
     def accept() -> None:
-        try:
+        with contextlib.suppress(OSError):
             accepted.append(listener.accept())
-        except OSError:
-            pass
 
     thread = threading.Thread(target=accept)
     thread.start()
