@@ -27,6 +27,29 @@ if not SECRET_KEY:
     SECRET_KEY = INSECURE_DEV_SECRET_KEY
 
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# Origins allowed to POST with a CSRF token when they differ from the Host (e.g. https://meshviz.example.com behind
+# a proxy that rewrites the host).
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- HTTPS (docs/deploy.md) ---
+# MESHVIZ_HTTPS=true: meshviz is served over HTTPS (usually behind a proxy that sets X-Forwarded-Proto): redirect
+# plain HTTP, send HSTS, mark the session and CSRF cookies Secure, and trust the proxy's X-Forwarded-Proto header.
+MESHVIZ_HTTPS: bool = env.bool("MESHVIZ_HTTPS", default=False)
+if MESHVIZ_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS: int = env.int("MESHVIZ_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool("MESHVIZ_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD: bool = env.bool("MESHVIZ_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # /healthz answers plain HTTP probes from inside the cluster or the host
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -47,6 +70,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "meshviz.web.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -143,6 +167,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["meshviz.accounts.auth.PerKeyRateThrottle"],
+    # The browsable API (HTML forms over the API) only in development.
+    "DEFAULT_RENDERER_CLASSES": (
+        ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
+        if DEBUG
+        else ["rest_framework.renderers.JSONRenderer"]
+    ),
     "DEFAULT_PARSER_CLASSES": [
         "meshviz.web.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
