@@ -256,9 +256,8 @@ MESHVIZ_IN_CLUSTER_GROUP: str = env.str("MESHVIZ_IN_CLUSTER_GROUP", default="")
 # CGNAT) only when this is true. MESHVIZ_COLLECT_ALLOWED_NETWORKS (CIDRs) are allowed whatever they are.
 MESHVIZ_COLLECT_ALLOW_PRIVATE: bool = env.bool("MESHVIZ_COLLECT_ALLOW_PRIVATE", default=False)
 MESHVIZ_COLLECT_ALLOWED_NETWORKS: list[str] = env.list("MESHVIZ_COLLECT_ALLOWED_NETWORKS", default=[])
-# Connect and read timeouts (seconds) of every Kubernetes API request.
-MESHVIZ_KUBE_CONNECT_TIMEOUT: float = env.float("MESHVIZ_KUBE_CONNECT_TIMEOUT", default=5.0)
-MESHVIZ_KUBE_READ_TIMEOUT: float = env.float("MESHVIZ_KUBE_READ_TIMEOUT", default=15.0)
+# Timeout (seconds; for connecting and for each read) of every Kubernetes API request meshviz makes.
+MESHVIZ_KUBE_TIMEOUT: float = env.float("MESHVIZ_KUBE_TIMEOUT", default=10.0)
 # `celery -A meshviz beat`: re-collect watched pods that are due.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "meshviz-recollect-watched-pods": {

@@ -135,9 +135,7 @@ def api_for(cluster: Cluster, *, timeout: float | None = None) -> Any:
     owner's rights, which may have been withdrawn since the connection was made.
     """
     if timeout is None:
-        timeout = min(
-            REQUEST_TIMEOUT, float(settings.MESHVIZ_KUBE_READ_TIMEOUT), float(settings.MESHVIZ_COLLECT_TIMEOUT)
-        )
+        timeout = min(REQUEST_TIMEOUT, float(settings.MESHVIZ_KUBE_TIMEOUT), float(settings.MESHVIZ_COLLECT_TIMEOUT))
     if cluster.kind == Cluster.Kind.IN_CLUSTER:
         if not may_use_in_cluster(cluster.owner):
             raise CollectError(
@@ -154,10 +152,15 @@ def api_for(cluster: Cluster, *, timeout: float | None = None) -> Any:
     )
 
 
+#: Browsing (namespaces, pods) is the one place a web request talks to a cluster: 5 s per request, and the
+#: library's at most 4 tries with backoff, stay under gunicorn's 30 s.
+BROWSE_TIMEOUT = 5.0
+
+
 @contextmanager
-def connected(cluster: Cluster) -> Iterator[Any]:
+def connected(cluster: Cluster, timeout: float | None = None) -> Iterator[Any]:
     """`api_for(cluster)`, closed afterwards (its connection pool and in-memory credential files)."""
-    api = api_for(cluster)
+    api = api_for(cluster, timeout=timeout)
     try:
         yield api
     finally:
@@ -181,13 +184,13 @@ def check_cluster(cluster: Cluster) -> Cluster:
 
 def namespaces(cluster: Cluster) -> list[str]:
     """The cluster's namespaces; raises CollectError."""
-    with connected(cluster) as api:
+    with connected(cluster, timeout=min(BROWSE_TIMEOUT, float(settings.MESHVIZ_KUBE_TIMEOUT))) as api:
         return list(list_namespaces(api))
 
 
 def pods(cluster: Cluster, namespace: str, *, sidecar_only: bool = True) -> list[dict[str, Any]]:
     """The namespace's pods (with an Istio sidecar unless `sidecar_only` is false), as dicts; raises CollectError."""
-    with connected(cluster) as api:
+    with connected(cluster, timeout=min(BROWSE_TIMEOUT, float(settings.MESHVIZ_KUBE_TIMEOUT))) as api:
         return [p.to_dict() for p in list_pods(api, namespace, sidecar_only=sidecar_only)]
 
 

@@ -27,7 +27,7 @@ def _settings(settings: Any) -> None:
 
     settings.MESHVIZ_ENCRYPTION_KEY = Fernet.generate_key().decode()
     settings.MESHVIZ_COLLECT_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    settings.MESHVIZ_KUBE_READ_TIMEOUT = 1.0
+    settings.MESHVIZ_KUBE_TIMEOUT = 1.0
 
 
 def _serve(handle: Callable[[socket.socket], None]) -> Iterator[int]:
