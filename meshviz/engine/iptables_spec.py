@@ -954,7 +954,7 @@ def _parse_address(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
     addr, sep, mask = text.partition("/")
     try:
         packed = socket.inet_pton(socket.AF_INET, addr)  # strict dotted quad, the common case
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL (found by tests/fuzz)
         pass
     else:
         value = int.from_bytes(packed, "big")
@@ -1011,7 +1011,7 @@ def _v_ip(v: str) -> tuple[str | None, Family | None]:
     for af, fam in ((socket.AF_INET, Family.IPV4), (socket.AF_INET6, Family.IPV6)):
         try:
             socket.inet_pton(af, v)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: an embedded NUL
             continue
         return None, fam
     return f"bad IP address `{v}'", None

@@ -28,6 +28,7 @@ def _check(target: str, parse: Callable[..., Any], text: str) -> None:
 @given(s.iptables_text)
 @example(s.fan_out(20, False))
 @example("*filter\n-A INPUT -j a/b\nCOMMIT\n")
+@example("*filter\n-A INPUT -d \x00192.168.0.2/32 -j DROP\nCOMMIT\n")  # found by make fuzz: ValueError from inet_pton
 @settings(max_examples=examples("iptables", 25))
 def test_iptables(text: str) -> None:
     _check("iptables", parse_iptables, text)
