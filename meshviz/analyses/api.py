@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import UploadedFile
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -92,6 +94,14 @@ def _flatten(detail: Any, source: str) -> list[dict[str, Any]]:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError):
+        # The database is briefly unavailable (restarting, unreachable): nothing was stored, try again shortly.
+        response = Response(
+            {"errors": [services.error("request", "the database is unavailable; nothing was stored, try again")]},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = "5"
+        return response
     if isinstance(exc, RequestDataTooBig):
         exc = EvidenceTooLarge("the request body")
     if isinstance(exc, Http404):

@@ -31,7 +31,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -260,14 +259,14 @@ def _structure_svg(
         family=family,
     )
     key = STRUCTURE_CACHE_PREFIX + render_module.diagram_key(dot, "svg")
-    svg = cache.get(key)
+    svg = diagrams.cache_get(key)
     if not isinstance(svg, bytes):
         try:
             svg = structure.render_structure_svg(dot)
         except DiagramError as exc:
             logger.warning("analysis %s: structure diagram: %s", analysis.slug, exc)
             return None, str(exc)
-        cache.set(key, svg, diagrams.CACHE_SECONDS)
+        diagrams.cache_set(key, svg)
     return diagrams.inline_svg(svg), ""
 
 

@@ -4,10 +4,25 @@ cover.  `hit` counts one request and says how long to wait when the window is fu
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 
 from django.core.cache import cache
 from django.http import HttpRequest
+
+logger = logging.getLogger(__name__)
+
+
+def cache_errors() -> tuple[type[BaseException], ...]:
+    """What the cache raises when its server (Redis) is unreachable: rate limits then fail open, logged, rather
+    than turning every request into a 500 while the cache is down."""
+    errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # pragma: no cover - redis is a requirement
+        return errors
+    return (*errors, RedisError)
+
 
 _PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
@@ -32,12 +47,16 @@ def hit(scope: str, ident: str, rate: str) -> int | None:
     window = now - now % period
     digest = hashlib.sha256(ident.encode("utf-8", "replace")).hexdigest()[:32]
     key = f"ratelimit:{scope}:{digest}:{window}"
-    cache.add(key, 0, timeout=period + 5)
     try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=period + 5)
-        count = 1
+        cache.add(key, 0, timeout=period + 5)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # evicted between add and incr
+            cache.set(key, 1, timeout=period + 5)
+            count = 1
+    except cache_errors() as exc:
+        logger.warning("rate limit %s not enforced: the cache is unavailable (%s)", scope, exc)
+        return None
     if count > limit:
         return max(1, window + period - now)
     return None
