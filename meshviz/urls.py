@@ -26,6 +26,10 @@ register_converter(DiagramFormat, "diagramfmt")
 from meshviz.clusters.api import register  # noqa: E402
 
 register(api_router)
+# the caller's audit log (meshviz.accounts.audit)
+from meshviz.accounts.api import AuditLogViewSet  # noqa: E402
+
+api_router.register("audit", AuditLogViewSet, basename="audit")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),

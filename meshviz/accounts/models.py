@@ -100,7 +100,8 @@ class AuditEvent(models.Model):
     """Something that changed who may see or do what: sharing, API keys, clusters, team memberships, deletions.
 
     Each event is kept for the user whose log it belongs to (`user`): the one who acted and, when someone else is
-    affected (an invitee, the members of a team), for them too.  Shown on the account page and `/api/v1/audit/`.
+    affected (an invitee, the members of a team), for them too.  Shown on the account page and by
+    `GET /api/v1/audit/`.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="audit_events")

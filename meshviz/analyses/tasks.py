@@ -24,7 +24,7 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from .models import Analysis
@@ -74,7 +74,7 @@ class _Heartbeat:
         except DatabaseError:
             logger.warning("analyse: heartbeat of analysis %s could not be written", self.pk)
         finally:
-            close_old_connections()
+            connection.close()  # this thread's own database connection
 
     def __enter__(self) -> _Heartbeat:
         self.thread.start()

@@ -8,6 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth.models import User
 from django.test import Client
+from rest_framework.test import APIClient
 
 from meshviz.accounts.models import ApiKey, AuditEvent, Team, TeamInvitation
 from meshviz.analyses import services
@@ -49,6 +50,12 @@ def test_every_kind_of_change_is_in_the_owners_log(user: User, other_user: User,
     page = client.get("/account/").content.decode()
     for action in actions:
         assert f"<code>{action}</code>" in page
+    api = APIClient()
+    api.force_authenticate(user)
+    listed = api.get("/api/v1/audit/").json()
+    assert [e["action"] for e in listed] == list(reversed(actions))
+    assert listed[0]["actor"] == user.username and listed[0]["subject"].startswith("analysis ")
+    assert APIClient().get("/api/v1/audit/").status_code == 401
     # the invitee's own log has the invitation and their joining; nothing of the owner's keys
     theirs = set(AuditEvent.objects.filter(user=other_user).values_list("action", flat=True))
     assert theirs == {"team.invite", "team.join"}

@@ -166,6 +166,7 @@ def matrix(w: World) -> list[Req]:
         Req("POST", f"/account/teams/{w.team.pk}/members/", PRIVATE, {"username": w.mallory.username}),
         Req("POST", f"/account/teams/{w.team.pk}/leave/", PRIVATE),
         Req("POST", f"/account/invitations/{w.invitation.pk}/accept/", PRIVATE),
+        Req("GET", "/api/v1/audit/", NONE, api=True),
         # no object of alice's: the caller's lists and forms
         Req("GET", "/", NONE),
         Req("GET", "/healthz", NONE),
