@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "meshviz.web.ratelimit.PageRateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -186,6 +187,9 @@ MESHVIZ_LOGIN_RATE: str = env.str("MESHVIZ_LOGIN_RATE", default="10/min")
 # What-if and packet-composer runs (they simulate in the web request): anonymous visitors per address, users each.
 MESHVIZ_WHATIF_ANON_RATE: str = env.str("MESHVIZ_WHATIF_ANON_RATE", default="10/min")
 MESHVIZ_WHATIF_RATE: str = env.str("MESHVIZ_WHATIF_RATE", default="60/min")
+# Every other page (not /api/, static files or /healthz): anonymous visitors per address, users each.
+MESHVIZ_PAGE_ANON_RATE: str = env.str("MESHVIZ_PAGE_ANON_RATE", default="300/min")
+MESHVIZ_PAGE_RATE: str = env.str("MESHVIZ_PAGE_RATE", default="1200/min")
 
 # --- accounts ---
 LOGIN_URL = "login"

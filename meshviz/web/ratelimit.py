@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 
+from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 logger = logging.getLogger(__name__)
 
@@ -60,3 +62,28 @@ def hit(scope: str, ident: str, rate: str) -> int | None:
     if count > limit:
         return max(1, window + period - now)
     return None
+
+
+class PageRateLimitMiddleware:
+    """Pages (not /api/, which DRF throttles per key, nor static files or /healthz) are limited per client address
+    for anonymous visitors (MESHVIZ_PAGE_ANON_RATE) and per user (MESHVIZ_PAGE_RATE): 429 with Retry-After."""
+
+    EXEMPT = ("/static/", "/api/", "/healthz")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(self.EXEMPT):
+            user = getattr(request, "user", None)
+            if user is not None and user.is_authenticated:
+                wait = hit("page-user", str(user.pk), settings.MESHVIZ_PAGE_RATE)
+            else:
+                wait = hit("page-anon", client_address(request), settings.MESHVIZ_PAGE_ANON_RATE)
+            if wait is not None:
+                response = HttpResponse(
+                    f"Too many requests: try again in {wait} seconds.\n", status=429, content_type="text/plain"
+                )
+                response["Retry-After"] = str(wait)
+                return response
+        return self.get_response(request)
