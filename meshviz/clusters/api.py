@@ -75,6 +75,13 @@ def clusters_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
         return Response({"errors": [collect_error(exc)]}, status=COLLECT_ERROR_STATUS.get(exc.kind, 502))
     if isinstance(exc, services.KubeconfigInvalid):
         return Response({"errors": [analyses.error("kubeconfig", exc.message)]}, status=400)
+    if isinstance(exc, services.BrowsePending):
+        response = Response(
+            {"state": "pending", "detail": "a worker is asking the cluster; ask again in a moment"},
+            status=status.HTTP_202_ACCEPTED,
+        )
+        response["Retry-After"] = "1"
+        return response
     if isinstance(exc, services.InClusterForbidden):
         return Response({"errors": [analyses.error("in_cluster", str(exc))]}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, crypto.EncryptionKeyMissing | crypto.EncryptionKeyInvalid):

@@ -116,15 +116,24 @@ def cluster_page(request: HttpRequest, pk: int) -> HttpResponse:
     cluster = _cluster(request, pk)
     namespaces: list[str] = []
     error: dict[str, Any] | None = None
+    pending = False
     try:
         namespaces = services.namespaces(cluster)
+    except services.BrowsePending:
+        pending = True  # a worker is listing them; the page reloads
     except CollectError as exc:
         error = exc.to_dict()
     capabilities = sorted((cluster.capabilities or {}).items())
     return render(
         request,
         "clusters/cluster.html",
-        {"cluster": cluster, "namespaces": namespaces, "error": error, "capabilities": capabilities},
+        {
+            "cluster": cluster,
+            "namespaces": namespaces,
+            "error": error,
+            "capabilities": capabilities,
+            "pending": pending or cluster.checked is None,
+        },
     )
 
 
@@ -155,8 +164,11 @@ def pods_page(request: HttpRequest, pk: int, namespace: str) -> HttpResponse:
     show_all = request.GET.get("all") == "1"
     pods: list[dict[str, Any]] = []
     error: dict[str, Any] | None = None
+    pending = False
     try:
         pods = services.pods(cluster, namespace, sidecar_only=not show_all)
+    except services.BrowsePending:
+        pending = True  # a worker is listing them; the page reloads
     except CollectError as exc:
         error = exc.to_dict()
     watched = set(
@@ -169,7 +181,14 @@ def pods_page(request: HttpRequest, pk: int, namespace: str) -> HttpResponse:
     return render(
         request,
         "clusters/pods.html",
-        {"cluster": cluster, "namespace": namespace, "pods": pods, "error": error, "show_all": show_all},
+        {
+            "cluster": cluster,
+            "namespace": namespace,
+            "pods": pods,
+            "error": error,
+            "show_all": show_all,
+            "pending": pending,
+        },
     )
 
 

@@ -182,16 +182,55 @@ def check_cluster(cluster: Cluster) -> Cluster:
     return cluster
 
 
-def namespaces(cluster: Cluster) -> list[str]:
-    """The cluster's namespaces; raises CollectError."""
+def list_now(cluster: Cluster, key: str) -> Any:
+    """Ask the cluster (in a worker: `tasks.browse`) for what `key` names; raises CollectError."""
     with connected(cluster, timeout=min(BROWSE_TIMEOUT, float(settings.MESHVIZ_KUBE_TIMEOUT))) as api:
-        return list(list_namespaces(api))
+        if key == "namespaces":
+            return list(list_namespaces(api))
+        _, namespace, sidecar_only = key.split(":")
+        return [p.to_dict() for p in list_pods(api, namespace, sidecar_only=sidecar_only == "1")]
+
+
+class BrowsePending(Exception):
+    """A worker is listing it: ask again in a moment."""
+
+
+#: How long a listing is shown before a fresh one is queued.
+BROWSE_TTL_SECONDS = 30
+
+
+def browse(cluster: Cluster, key: str) -> Any:
+    """The latest listing for `key` (younger than BROWSE_TTL_SECONDS), else queue one and raise BrowsePending.
+
+    With the embedded eager mode (no broker) the listing runs at once, in-process, like every task there.
+    """
+    from .models import BrowseResult
+    from .tasks import browse as browse_task
+
+    def latest() -> BrowseResult | None:
+        since = timezone.now() - timedelta(seconds=BROWSE_TTL_SECONDS)
+        return BrowseResult.objects.filter(cluster=cluster, key=key, created__gte=since).first()
+
+    found = latest()
+    if found is None:
+        browse_task.delay(cluster.pk, key)
+        found = latest()  # eager mode: it ran in place
+        if found is None:
+            raise BrowsePending(key)
+    if found.error:
+        raise CollectError.from_dict(found.error)
+    return found.result
+
+
+def namespaces(cluster: Cluster) -> list[str]:
+    """The cluster's namespaces as a worker last listed them; raises CollectError or BrowsePending."""
+    return list(browse(cluster, "namespaces"))
 
 
 def pods(cluster: Cluster, namespace: str, *, sidecar_only: bool = True) -> list[dict[str, Any]]:
-    """The namespace's pods (with an Istio sidecar unless `sidecar_only` is false), as dicts; raises CollectError."""
-    with connected(cluster, timeout=min(BROWSE_TIMEOUT, float(settings.MESHVIZ_KUBE_TIMEOUT))) as api:
-        return [p.to_dict() for p in list_pods(api, namespace, sidecar_only=sidecar_only)]
+    """The namespace's pods (with an Istio sidecar unless `sidecar_only` is false) as a worker last listed them;
+    raises CollectError or BrowsePending."""
+    return list(browse(cluster, f"pods:{namespace}:{int(sidecar_only)}"))
 
 
 def rotate_kubeconfigs() -> int:

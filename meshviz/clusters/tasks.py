@@ -162,3 +162,21 @@ def queue_check(cluster: Any) -> None:
             logger.warning("clusters: could not queue the check of cluster %s: %s", pk, exc)
 
     transaction.on_commit(send)
+
+
+@shared_task(name="meshviz.clusters.browse", soft_time_limit=60, time_limit=90)
+def browse(cluster_id: int, key: str) -> str:
+    """List a cluster's namespaces or a namespace's pods (`services.browse`) and store the result or the error."""
+    from .models import BrowseResult, Cluster
+
+    cluster = Cluster.objects.select_related("owner").filter(pk=cluster_id).first()
+    if cluster is None:
+        return "missing"
+    try:
+        stored = BrowseResult.objects.create(cluster=cluster, key=key, result=services.list_now(cluster, key))
+        outcome = "listed"
+    except CollectError as exc:
+        stored = BrowseResult.objects.create(cluster=cluster, key=key, error=exc.to_dict())
+        outcome = "failed"
+    BrowseResult.objects.filter(cluster=cluster, key=key, created__lt=stored.created).delete()
+    return outcome
