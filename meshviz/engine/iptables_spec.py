@@ -923,7 +923,10 @@ def _legacy_ipv4(text: str) -> tuple[int | None, str | None]:
     value = 0
     odd = len(parts) < 4
     for p in parts:
-        n = int(p, 8) if len(p) > 1 and p[0] == "0" else int(p)
+        try:
+            n = int(p, 8) if len(p) > 1 and p[0] == "0" else int(p)
+        except ValueError:  # a leading 0 with an 8 or 9 in it: not octal, not an address (found by tests/fuzz)
+            return None, None
         if n > 255:
             return None, None
         if len(p) > 1 and p[0] == "0":

@@ -29,6 +29,7 @@ def _check(target: str, parse: Callable[..., Any], text: str) -> None:
 @example(s.fan_out(20, False))
 @example("*filter\n-A INPUT -j a/b\nCOMMIT\n")
 @example("*filter\n-A INPUT -d \x00192.168.0.2/32 -j DROP\nCOMMIT\n")  # found by make fuzz: ValueError from inet_pton
+@example("*nat\n-A OUTPUT -d 127.04294967296.0.1/32 -j RETURN\nCOMMIT\n")  # found by make fuzz: "octal" with a 9
 @settings(max_examples=examples("iptables", 25))
 def test_iptables(text: str) -> None:
     _check("iptables", parse_iptables, text)
