@@ -40,6 +40,9 @@ class Figures:
 
 
 FIGURES: dict[str, Figures] = {}
+#: This run's entry in figures.json (rewritten every CHECKPOINT inputs, so an interrupted run keeps its figures).
+RUN_STARTED = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+CHECKPOINT = 2000
 
 
 def peak_rss_mb() -> float:
@@ -53,6 +56,8 @@ def bounded(target: str, describe: Any, fn: Callable[[], T]) -> T:
     elapsed = time.perf_counter() - started
     fig = FIGURES.setdefault(target, Figures())
     fig.inputs += 1
+    if sum(f.inputs for f in FIGURES.values()) % CHECKPOINT == 0:
+        write_figures()
     if elapsed > fig.slowest_seconds:
         fig.slowest_seconds = elapsed
         fig.slowest_input = repr(describe)[:300]
@@ -77,9 +82,10 @@ def write_figures() -> None:
             previous = json.loads(path.read_text())
         except ValueError:
             previous = {}
-    runs = previous.get("runs", [])
+    runs = [r for r in previous.get("runs", []) if r.get("started") != RUN_STARTED]
     runs.append(
         {
+            "started": RUN_STARTED,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "peak_rss_mb": round(peak_rss_mb()),
             "targets": {name: asdict(fig) for name, fig in sorted(FIGURES.items())},
