@@ -27,6 +27,29 @@ if not SECRET_KEY:
     SECRET_KEY = INSECURE_DEV_SECRET_KEY
 
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# Origins allowed to POST with a CSRF token when they differ from the Host (e.g. https://meshviz.example.com behind
+# a proxy that rewrites the host).
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- HTTPS (docs/deploy.md) ---
+# MESHVIZ_HTTPS=true: meshviz is served over HTTPS (usually behind a proxy that sets X-Forwarded-Proto): redirect
+# plain HTTP, send HSTS, mark the session and CSRF cookies Secure, and trust the proxy's X-Forwarded-Proto header.
+MESHVIZ_HTTPS: bool = env.bool("MESHVIZ_HTTPS", default=False)
+if MESHVIZ_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS: int = env.int("MESHVIZ_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool("MESHVIZ_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD: bool = env.bool("MESHVIZ_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # /healthz answers plain HTTP probes from inside the cluster or the host
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -47,11 +70,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "meshviz.web.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "meshviz.web.ratelimit.PageRateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -80,6 +105,17 @@ DATABASES: dict[str, dict[str, Any]] = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default under concurrent uploads: WAL lets readers and one writer work at once, writers wait for
+    # the lock (busy timeout) instead of failing with "database is locked", and transactions take the write lock
+    # when they begin (IMMEDIATE), so two of them never deadlock upgrading a read lock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+        }
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -132,7 +168,28 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["meshviz.accounts.auth.PerKeyRateThrottle"],
+    # The browsable API (HTML forms over the API) only in development.
+    "DEFAULT_RENDERER_CLASSES": (
+        ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"]
+        if DEBUG
+        else ["rest_framework.renderers.JSONRenderer"]
+    ),
+    "DEFAULT_PARSER_CLASSES": [
+        "meshviz.web.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
+
+# --- rate limits for pages (meshviz.web.ratelimit); the API has MESHVIZ_API_RATE ---
+# Login attempts per client address and per user name.
+MESHVIZ_LOGIN_RATE: str = env.str("MESHVIZ_LOGIN_RATE", default="10/min")
+# What-if and packet-composer runs (they simulate in the web request): anonymous visitors per address, users each.
+MESHVIZ_WHATIF_ANON_RATE: str = env.str("MESHVIZ_WHATIF_ANON_RATE", default="10/min")
+MESHVIZ_WHATIF_RATE: str = env.str("MESHVIZ_WHATIF_RATE", default="60/min")
+# Every other page (not /api/, static files or /healthz): anonymous visitors per address, users each.
+MESHVIZ_PAGE_ANON_RATE: str = env.str("MESHVIZ_PAGE_ANON_RATE", default="300/min")
+MESHVIZ_PAGE_RATE: str = env.str("MESHVIZ_PAGE_RATE", default="1200/min")
 
 # --- accounts ---
 LOGIN_URL = "login"
@@ -167,6 +224,26 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
 }
 # With late acknowledgement, a worker reserves one task at a time, so a dying worker strands at most one.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Publishing gives up quickly when the broker is down (the analysis stays queued; beat re-dispatches it).
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_TRANSPORT_OPTIONS.update({"socket_connect_timeout": 3, "socket_timeout": 10})
+# Bounded work: a task past the soft limit is stopped with a reason (SoftTimeLimitExceeded); past the hard limit its
+# process is killed (the reaper then requeues it, at most MESHVIZ_TASK_MAX_ATTEMPTS runs).
+CELERY_TASK_SOFT_TIME_LIMIT: int = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
+CELERY_TASK_TIME_LIMIT: int = env.int("CELERY_TASK_TIME_LIMIT", default=150)
+# A worker process is replaced after this many tasks, or when it holds more than MESHVIZ_WORKER_MEMORY_MB after one.
+CELERY_WORKER_MAX_TASKS_PER_CHILD: int = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=50)
+# Address space of each worker process (RLIMIT_AS, set in meshviz/celery.py): a task needing more gets MemoryError
+# and fails with the reason instead of taking the machine down. 0 = no limit.
+MESHVIZ_WORKER_MEMORY_MB: int = env.int("MESHVIZ_WORKER_MEMORY_MB", default=2048)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD: int | None = (MESHVIZ_WORKER_MEMORY_MB * 1024 // 2) or None  # KiB
+# Nothing lost (meshviz.analyses.tasks): heartbeat of a running analysis, when it counts as stale, runs allowed.
+MESHVIZ_HEARTBEAT_SECONDS: float = env.float("MESHVIZ_HEARTBEAT_SECONDS", default=10.0)
+MESHVIZ_STALE_SECONDS: float = env.float("MESHVIZ_STALE_SECONDS", default=40.0)
+MESHVIZ_TASK_MAX_ATTEMPTS: int = env.int("MESHVIZ_TASK_MAX_ATTEMPTS", default=3)
+MESHVIZ_REDISPATCH_GRACE_SECONDS: float = env.float("MESHVIZ_REDISPATCH_GRACE_SECONDS", default=5.0)
+# Largest results one analysis may store (PostgreSQL's jsonb limit is 256 MB); more is a failure with the reason.
+MESHVIZ_MAX_RESULT_BYTES: int = env.int("MESHVIZ_MAX_RESULT_BYTES", default=16 * 1024 * 1024)
 
 # --- live collection (meshviz.clusters) ---
 # Fernet key(s), comma-separated, newest first: kubeconfigs are encrypted at rest with them. Required when DEBUG
@@ -177,13 +254,27 @@ MESHVIZ_ENCRYPTION_KEY: str = env.str("MESHVIZ_ENCRYPTION_KEY", default="")
 MESHVIZ_COLLECT_TIMEOUT: float = env.float("MESHVIZ_COLLECT_TIMEOUT", default=120.0)
 MESHVIZ_COLLECT_RETRIES: int = env.int("MESHVIZ_COLLECT_RETRIES", default=3)
 MESHVIZ_COLLECT_TASK_RETRIES: int = env.int("MESHVIZ_COLLECT_TASK_RETRIES", default=3)
+# Least privilege: who may use meshviz's own in-cluster service account (staff always; members of this group too).
+MESHVIZ_IN_CLUSTER_GROUP: str = env.str("MESHVIZ_IN_CLUSTER_GROUP", default="")
+# API servers on loopback, link-local and metadata addresses are never contacted; private ones (RFC 1918, ULA,
+# CGNAT) only when this is true. MESHVIZ_COLLECT_ALLOWED_NETWORKS (CIDRs) are allowed whatever they are.
+MESHVIZ_COLLECT_ALLOW_PRIVATE: bool = env.bool("MESHVIZ_COLLECT_ALLOW_PRIVATE", default=False)
+MESHVIZ_COLLECT_ALLOWED_NETWORKS: list[str] = env.list("MESHVIZ_COLLECT_ALLOWED_NETWORKS", default=[])
+# Timeout (seconds; for connecting and for each read) of every Kubernetes API request meshviz makes.
+MESHVIZ_KUBE_TIMEOUT: float = env.float("MESHVIZ_KUBE_TIMEOUT", default=10.0)
 # `celery -A meshviz beat`: re-collect watched pods that are due.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "meshviz-recollect-watched-pods": {
         "task": "meshviz.clusters.recollect_watched_pods",
         "schedule": env.float("MESHVIZ_WATCH_TICK_SECONDS", default=60.0),
     },
+    # Nothing lost: send analyses the broker never accepted; requeue running ones whose worker died.
+    "meshviz-redispatch-queued": {"task": "meshviz.analyses.redispatch_queued", "schedule": 15.0},
+    "meshviz-reap-stale-running": {"task": "meshviz.analyses.reap_stale_running", "schedule": 15.0},
+    "meshviz-apply-retention": {"task": "meshviz.analyses.apply_retention", "schedule": 3600.0},
 }
+# Analyses older than this many days are deleted by beat (bundled examples excepted); 0 keeps them forever.
+MESHVIZ_RETENTION_DAYS: int = env.int("MESHVIZ_RETENTION_DAYS", default=0)
 # --- end live collection ---
 
 # --- logging: everything to stderr, which containers and CI collect ---

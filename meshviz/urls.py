@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from meshviz.analyses.api import AnalysisViewSet
 from meshviz.analyses.api import router as api_router
@@ -30,6 +30,10 @@ register(api_router)
 from meshviz.analyses.bugreport_api import BugReportViewSet  # noqa: E402
 
 api_router.register("bug-reports", BugReportViewSet, basename="bug-report")
+# the caller's audit log (meshviz.accounts.audit)
+from meshviz.accounts.api import AuditLogViewSet  # noqa: E402
+
+api_router.register("audit", AuditLogViewSet, basename="audit")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
@@ -43,12 +47,14 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("a/<slug:slug>/", pages.analysis_page, name="analysis"),
     path("a/<slug:slug>/sharing/", pages.share_analysis, name="analysis-page-sharing"),
     path("a/<slug:slug>/rerun/", pages.rerun_analysis, name="analysis-page-rerun"),
+    path("a/<slug:slug>/delete/", pages.delete_analysis, name="analysis-page-delete"),
     path("a/<slug:slug>/diagram/<int:number>.<diagramfmt:fmt>", pages.analysis_diagram, name="analysis-diagram"),
     path("a/<slug:slug>/fix/<int:patch>/<int:artifact>.txt", pages.fix_artifact, name="fix-artifact"),
     # explorer (meshviz/web/explorer.py, docs/explorer.md)
     path("a/<slug:slug>/structure/", explorer.structure_page, name="explorer-structure"),
     path("a/<slug:slug>/rules/", explorer.rules_page, name="explorer-rules"),
-    path("a/<slug:slug>/rules/<str:table>/<str:chain>/<int:index>", explorer.rule_page, name="explorer-rule"),
+    # `path`: iptables chain names may contain "/" (any character but whitespace)
+    path("a/<slug:slug>/rules/<str:table>/<path:chain>/<int:index>", explorer.rule_page, name="explorer-rule"),
     path("a/<slug:slug>/compose/", explorer.compose_page, name="explorer-compose"),
     path("a/<slug:slug>/whatif/", explorer.whatif_page, name="explorer-whatif"),
     path("a/<slug:slug>/whatif/patch.txt", explorer.whatif_patch, name="explorer-whatif-patch"),
@@ -65,7 +71,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("meshviz.clusters.urls")),  # live collection pages
     path("api/v1/", include(api_router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # the split view serves its init script from a URL: no inline script (Content-Security-Policy)
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("meshviz.accounts.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -42,3 +42,11 @@ def api_client_for(key: str) -> APIClient:
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     return api
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Every test starts with empty rate-limit windows (they live in the per-process cache)."""
+    from django.core.cache import cache
+
+    cache.clear()

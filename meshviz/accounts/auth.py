@@ -5,6 +5,7 @@ Bots send `Authorization: Api-Key mvz_...` (or `Bearer mvz_...`). The browser us
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +13,11 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, throttling
 from rest_framework.request import Request
 
+from meshviz.web import ratelimit
+
 from .models import ApiKey
+
+logger = logging.getLogger(__name__)
 
 SCHEMES = ("api-key", "bearer")
 #: Write `last_used` at most this often per key (seconds), not on every request.
@@ -59,7 +64,12 @@ class PerKeyRateThrottle(throttling.SimpleRateThrottle):
     def allow_request(self, request: Request, view: Any) -> bool:
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return bool(super().allow_request(request, view))
+        try:
+            return bool(super().allow_request(request, view))
+        except ratelimit.cache_errors() as exc:
+            # The cache (Redis) is down: serve the request unthrottled rather than fail it (logged).
+            logger.warning("API throttle not enforced: the cache is unavailable (%s)", exc)
+            return True
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         if isinstance(request.auth, ApiKey):

@@ -76,3 +76,45 @@ class ApiKey(models.Model):
         if not key.user.is_active:
             return None
         return key
+
+
+class TeamInvitation(models.Model):
+    """A member asked `invitee` to join `team`; membership begins only when the invitee accepts."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    invitee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_invitations")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="team_invitations_sent"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created",)
+        constraints = [models.UniqueConstraint(fields=("team", "invitee"), name="one_invitation_per_team_and_user")]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.invitee} to {self.team}"
+
+
+class AuditEvent(models.Model):
+    """Something that changed who may see or do what: sharing, API keys, clusters, team memberships, deletions.
+
+    Each event is kept for the user whose log it belongs to (`user`): the one who acted and, when someone else is
+    affected (an invitee, the members of a team), for them too.  Shown on the account page and by
+    `GET /api/v1/audit/`.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="audit_events_caused"
+    )
+    action = models.CharField(max_length=40)  # e.g. analysis.share, key.create, cluster.delete, team.join
+    subject = models.CharField(max_length=300)
+    details = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ("-created", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M} {self.action} {self.subject}"

@@ -4,7 +4,7 @@ from django.urls import URLPattern, path
 from . import views
 
 urlpatterns: list[URLPattern] = [
-    path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
+    path("login/", views.RateLimitedLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", views.account, name="account"),
     path("account/keys/", views.create_key, name="account-create-key"),
@@ -12,4 +12,9 @@ urlpatterns: list[URLPattern] = [
     path("account/teams/", views.create_team, name="account-create-team"),
     path("account/teams/<int:team_id>/members/", views.add_member, name="account-add-member"),
     path("account/teams/<int:team_id>/leave/", views.leave_team, name="account-leave-team"),
+    path(
+        "account/invitations/<int:invitation_id>/<str:answer>/",
+        views.answer_invitation,
+        name="account-answer-invitation",
+    ),
 ]

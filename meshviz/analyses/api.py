@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import UploadedFile
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -27,7 +29,7 @@ from drf_spectacular.utils import (
 from rest_framework import exceptions, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
@@ -35,11 +37,14 @@ from rest_framework.views import exception_handler
 
 from meshviz.accounts.models import Team
 from meshviz.web.explorer_api import ExplorerViewSet
+from meshviz.web.parsers import BoundedJSONParser
 
 from . import access, bundles, diagrams, services
 from .models import Analysis
 from .permissions import ReadPublicOrAuthenticated
 from .tasks import enqueue
+
+MAX_CONNECTIONS = services.MAX_CONNECTIONS
 
 # --------------------------------------------------------------------------
 # errors: always {"errors": [{source, line, column, text, message}]}
@@ -89,6 +94,14 @@ def _flatten(detail: Any, source: str) -> list[dict[str, Any]]:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError):
+        # The database is briefly unavailable (restarting, unreachable): nothing was stored, try again shortly.
+        response = Response(
+            {"errors": [services.error("request", "the database is unavailable; nothing was stored, try again")]},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = "5"
+        return response
     if isinstance(exc, RequestDataTooBig):
         exc = EvidenceTooLarge("the request body")
     if isinstance(exc, Http404):
@@ -178,14 +191,23 @@ class EvidenceField(serializers.Field):
 
 def _check_host_port(value: str, name: str) -> str:
     host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
     try:
-        ipaddress.ip_address(host)
+        address = ipaddress.ip_address(host)
     except ValueError as exc:
         raise serializers.ValidationError({name: f"expected IP:PORT, got {value!r}"}) from exc
+    if address.version == 6 and not bracketed:
+        raise serializers.ValidationError({name: f"an IPv6 address needs brackets: [{host}]:{port}, got {value!r}"})
+    if address.version == 4 and bracketed:
+        raise serializers.ValidationError({name: f"expected IP:PORT (brackets are for IPv6), got {value!r}"})
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise serializers.ValidationError({name: f"expected IP:PORT with a port in 1-65535, got {value!r}"})
     return value
+
+
+#: Linux uids and gids: 0 to 4294967294 ((uid_t)-1 means "no change" to the kernel).
+MAX_ID = 2**32 - 2
 
 
 class ConnectionSerializer(serializers.Serializer):
@@ -193,8 +215,8 @@ class ConnectionSerializer(serializers.Serializer):
     client = serializers.CharField(required=False, help_text="inbound: the client's IP:PORT")
     port = serializers.IntegerField(required=False, min_value=1, max_value=65535, help_text="inbound: pod port")
     dst = serializers.CharField(required=False, help_text="outbound: the destination IP:PORT")
-    app_uid = serializers.IntegerField(required=False, min_value=0, default=services.DEFAULT_APP_UID)
-    app_gid = serializers.IntegerField(required=False, min_value=0, default=services.DEFAULT_APP_GID)
+    app_uid = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, default=services.DEFAULT_APP_UID)
+    app_gid = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, default=services.DEFAULT_APP_GID)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["direction"] == "inbound":
@@ -284,13 +306,16 @@ class AnalysisCreateSerializer(serializers.Serializer):
     )
     pod_name = serializers.CharField(required=False, allow_blank=True, max_length=253, default="")
     namespace = serializers.CharField(required=False, allow_blank=True, max_length=63, default="")
-    proxy_uid = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
-    proxy_gid = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+    proxy_uid = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_ID, default=None)
+    proxy_gid = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_ID, default=None)
     labels = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
     app_ports = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=65535), required=False, default=list
+        child=serializers.IntegerField(min_value=1, max_value=65535),
+        required=False,
+        default=list,
+        max_length=MAX_CONNECTIONS,
     )
-    connections = ConnectionSerializer(many=True, required=False)
+    connections = ConnectionSerializer(many=True, required=False, max_length=MAX_CONNECTIONS)
 
     def to_internal_value(self, data: Any) -> Any:
         # without a bundle, iptables (or ip6tables) is required: reported with the other fields' errors
@@ -502,7 +527,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     queryset = Analysis.objects.all()
     lookup_field = "slug"
     lookup_value_regex = r"[A-Za-z0-9_-]{16,64}"
-    parser_classes = [JSONParser, MultiPartParser, FormParser, GzipBundleParser, XGzipBundleParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser, GzipBundleParser, XGzipBundleParser]
     serializer_class = AnalysisCreateSerializer
     permission_classes = [ReadPublicOrAuthenticated]
     pagination_class = AnalysisPagination
@@ -568,9 +593,14 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             owner=access.owner_for(request),
             **{k: data[k] for k in ("origin", "origin_notes") if k in data},
         )
-        enqueue(analysis)
+        dispatched = enqueue(analysis)
         analysis.refresh_from_db()
-        return Response(represent(analysis, request, full=False), status=status.HTTP_201_CREATED)
+        # 202 when the broker did not take the task (it is down): the analysis is stored and queued, and the
+        # re-dispatcher sends it when the broker is back; the client polls its URL as usual.
+        return Response(
+            represent(analysis, request, full=False),
+            status=status.HTTP_202_ACCEPTED if dispatched.sent is False else status.HTTP_201_CREATED,
+        )
 
     @extend_schema(responses={200: AnalysisSerializer, **ERROR_RESPONSES})
     def retrieve(self, request: Request, slug: str | None = None) -> Response:
@@ -585,10 +615,19 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     def connections(self, request: Request, slug: str | None = None) -> Response:
         ser = ConnectionSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        analysis = services.add_connection(self.get_object(), dict(ser.validated_data))
+        try:
+            analysis = services.add_connection(self.get_object(), dict(ser.validated_data))
+        except services.TooManyConnections as exc:
+            raise exceptions.ValidationError({"connections": str(exc)}) from exc
         enqueue(analysis)
         analysis.refresh_from_db()
         return Response(represent(analysis, request), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={204: None, **ERROR_RESPONSES}, summary="Delete the analysis (owner only)")
+    def destroy(self, request: Request, slug: str | None = None) -> Response:
+        analysis = access.managed_analysis(request, str(slug))
+        services.delete_analysis(analysis, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         request=None,
@@ -629,7 +668,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
                 unknown = sorted(set(names) - {t.name for t in teams})
                 if unknown:
                     raise serializers.ValidationError({"teams": f"not a team of yours: {', '.join(unknown)}"})
-            services.set_sharing(analysis, public=ser.validated_data.get("public"), teams=teams)
+            services.set_sharing(analysis, public=ser.validated_data.get("public"), teams=teams, actor=request.user)
         return Response({"public": analysis.public, "teams": [t.name for t in analysis.teams.all()]})
 
     @extend_schema(

@@ -7,6 +7,7 @@ story (in any analysis) is rendered once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any
@@ -17,6 +18,7 @@ from django.http import HttpResponse, JsonResponse
 from meshviz.engine import render
 from meshviz.engine.story import Finding, Story, StoryHop
 from meshviz.engine.trace import Trace
+from meshviz.web import ratelimit
 
 from . import services
 from .models import Analysis
@@ -67,12 +69,25 @@ def rendered(dot_text: str, fmt: str) -> tuple[bytes, bool]:
     if fmt not in FORMATS:
         raise render.DiagramError(f"unsupported diagram format {fmt!r} (svg or png)")
     key = CACHE_PREFIX + render.diagram_key(dot_text, fmt)
-    data = cache.get(key)
+    data = cache_get(key)
     if isinstance(data, bytes):
         return data, True
     data = render.render_svg(dot_text) if fmt == "svg" else render.render_png(dot_text)
-    cache.set(key, data, CACHE_SECONDS)
+    cache_set(key, data)
     return data, False
+
+
+def cache_get(key: str) -> Any:
+    """The cached value, or None (also when the cache server is down: diagrams are then rendered every time)."""
+    try:
+        return cache.get(key)
+    except ratelimit.cache_errors():
+        return None
+
+
+def cache_set(key: str, value: Any) -> None:
+    with contextlib.suppress(*ratelimit.cache_errors()):
+        cache.set(key, value, CACHE_SECONDS)
 
 
 _PROLOG = re.compile(rb"\A(?:\s*<\?xml[^>]*\?>|\s*<!DOCTYPE[^>]*>|\s*<!--.*?-->)*\s*", re.S)

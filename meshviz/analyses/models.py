@@ -72,8 +72,9 @@ class Analysis(models.Model):
     namespace = models.CharField(max_length=63, blank=True, default="")
     # Derived from the iptables rules: REDIRECT or TPROXY.
     interception_mode = models.CharField(max_length=16, blank=True, default="")
-    proxy_uid = models.PositiveIntegerField(null=True, blank=True)
-    proxy_gid = models.PositiveIntegerField(null=True, blank=True)
+    # Linux uids and gids are 32-bit unsigned (0 to 4294967294): stored as 64-bit so every valid one fits.
+    proxy_uid = models.PositiveBigIntegerField(null=True, blank=True)
+    proxy_gid = models.PositiveBigIntegerField(null=True, blank=True)
     labels = models.JSONField(default=dict, blank=True)
     app_ports = models.JSONField(default=list, blank=True)
 
@@ -89,6 +90,15 @@ class Analysis(models.Model):
     # {"engine_version", "revision", "stories", "comparison", "fix", "summary"}; kept while a re-run is under way.
     results = models.JSONField(null=True, blank=True)
     engine_version = models.CharField(max_length=16, blank=True, default="")
+
+    # --- delivery (meshviz.analyses.tasks): nothing is lost when the broker or a worker is down ---
+    # When the broker accepted the task for the current state (null: not yet; the re-dispatcher in beat sends it).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    # Set by the worker running it, refreshed every few seconds; the reaper requeues a `running` analysis whose
+    # heartbeat stopped (its worker died).
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    # Runs started for the current request; past MESHVIZ_TASK_MAX_ATTEMPTS the analysis fails with the reason.
+    attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ("-created",)

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
+import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from meshviz.accounts import audit
 from meshviz.engine import whatif
 from meshviz.engine.addr_parser import parse_ip_addr
 from meshviz.engine.api import EVIDENCE_SOURCES, load_pod
@@ -23,6 +29,7 @@ from meshviz.engine.evidence import Evidence, connection_story, identity_of
 from meshviz.engine.evidence import verdict_line as engine_verdict_line
 from meshviz.engine.fix import fix
 from meshviz.engine.iptables_parser import parse_iptables
+from meshviz.engine.limits import MAX_CONNECTIONS
 from meshviz.engine.model import Family
 from meshviz.engine.modes import mode_of
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
@@ -31,6 +38,8 @@ from meshviz.engine.sysctl_parser import parse_sysctls
 
 from . import examples
 from .models import ENGINE_VERSION, Analysis
+
+logger = logging.getLogger(__name__)
 
 # The default connections (and their constants) are the engine's: the explorer's what-if re-traces the same ones.
 DEFAULT_APP_GID = whatif.DEFAULT_APP_GID
@@ -120,7 +129,14 @@ def validate_evidence(
     }
     for field, text in given.items():
         if text:
-            parsed = PARSERS[field](text, source=SOURCES[field])
+            try:
+                parsed = PARSERS[field](text, source=SOURCES[field])
+            except (RecursionError, ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+                # The engine's parsers never raise on bad input (the fuzz tests hold them to it); should one still
+                # do so, the visitor gets a 400 naming the file rather than a 500, and the bug is logged.
+                logger.exception("validate_evidence: the %s parser raised", field)
+                errors.append(error(SOURCES[field], f"meshviz could not read this input ({type(exc).__name__})"))
+                continue
             errors += [e.to_dict() for e in parsed.errors]
             warnings += [w.to_dict() for w in parsed.warnings]
     return errors, warnings
@@ -285,13 +301,32 @@ def compute_results(analysis: Analysis) -> dict[str, Any]:
     }
 
 
+class ResultTooLarge(Exception):
+    """The results are larger than MESHVIZ_MAX_RESULT_BYTES: a failure, never retried."""
+
+
+class TooManyConnections(ValueError):
+    """More connections than MAX_CONNECTIONS for one analysis."""
+
+
+def check_result_size(results: dict[str, Any]) -> None:
+    limit = int(settings.MESHVIZ_MAX_RESULT_BYTES)
+    size = len(json.dumps(results, default=str).encode("utf-8"))
+    if size > limit:
+        raise ResultTooLarge(
+            f"the results take {size:,} bytes, more than the {limit:,}-byte limit (MESHVIZ_MAX_RESULT_BYTES): "
+            f"simulate fewer connections ({len(results.get('stories') or [])} were asked for) or simpler rules"
+        )
+
+
 def run_analysis(analysis: Analysis) -> Analysis:
     """Compute the results and store them; the previous results stay until the new ones are saved.
 
-    Raises whatever the engine raises: the caller (the task) records failures.
+    Raises whatever the engine raises, and ResultTooLarge: the caller (the task) records failures.
     """
     revision = analysis.revision
     results = compute_results(analysis)
+    check_result_size(results)
     with transaction.atomic():
         current = Analysis.objects.select_for_update().get(pk=analysis.pk)
         if current.revision != revision:
@@ -310,6 +345,10 @@ def add_connection(analysis: Analysis, conn: dict[str, Any]) -> Analysis:
     """Append a connection and queue a re-run (old results are kept until the new ones exist)."""
     with transaction.atomic():
         current = Analysis.objects.select_for_update().get(pk=analysis.pk)
+        if len(current.connections) >= MAX_CONNECTIONS:
+            raise TooManyConnections(
+                f"an analysis simulates at most {MAX_CONNECTIONS} connections; it has {len(current.connections)}"
+            )
         current.connections = [*current.connections, conn]
         current.revision += 1
         current.state = Analysis.State.QUEUED
@@ -328,15 +367,52 @@ def queue_rerun(analysis: Analysis) -> Analysis:
     return current
 
 
-def set_sharing(analysis: Analysis, *, public: bool | None = None, teams: list[Any] | None = None) -> Analysis:
-    """Change who may see the analysis: the public flag and/or the teams (None leaves it as it is)."""
+def set_sharing(
+    analysis: Analysis, *, public: bool | None = None, teams: list[Any] | None = None, actor: Any = None
+) -> Analysis:
+    """Change who may see the analysis: the public flag and/or the teams (None leaves it as it is).
+
+    A change is recorded in the audit log of `actor` (and of the owner)."""
     with transaction.atomic():
+        before = (analysis.public, sorted(t.name for t in analysis.teams.all()))
         if public is not None and public != analysis.public:
             analysis.public = public
             analysis.save(update_fields=["public", "updated"])
         if teams is not None:
             analysis.teams.set(teams)
+        after = (analysis.public, sorted(t.name for t in analysis.teams.all()))
+        if after != before and actor is not None:
+            audit.record(
+                actor,
+                "analysis.share",
+                f"analysis {analysis.slug[:8]}… ({analysis.pod_name or analysis.pod_ip})",
+                also=[analysis.owner] if analysis.owner else [],
+                public=after[0],
+                teams=after[1],
+            )
     return analysis
+
+
+def delete_analysis(analysis: Analysis, *, actor: Any = None, why: str = "deleted") -> None:
+    """Delete an analysis (its evidence and results); recorded in the audit log."""
+    with transaction.atomic():
+        audit.record(
+            actor if actor is not None else analysis.owner,
+            "analysis.delete" if why == "deleted" else "analysis.expire",
+            f"analysis {analysis.slug[:8]}… ({analysis.pod_name or analysis.pod_ip})",
+            also=[analysis.owner] if analysis.owner else [],
+            why=why,
+        )
+        analysis.delete()
+
+
+def expired_analyses(now: Any = None) -> Any:
+    """Analyses older than MESHVIZ_RETENTION_DAYS (none when it is 0), bundled examples excepted."""
+    days = int(settings.MESHVIZ_RETENTION_DAYS)
+    if days <= 0:
+        return Analysis.objects.none()
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    return Analysis.objects.filter(created__lt=cutoff).exclude(origin=Analysis.Origin.EXAMPLE)
 
 
 def summary_line(analysis: Analysis, permalink: str) -> str:

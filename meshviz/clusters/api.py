@@ -17,18 +17,21 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import BaseRouter
 
+from meshviz.accounts import audit
 from meshviz.analyses import services as analyses
 from meshviz.analyses.api import ERRORS, EvidenceField, api_exception_handler
 from meshviz.analyses.models import Analysis
 from meshviz.collect.errors import CollectError
+from meshviz.web.parsers import BoundedJSONParser
 
 from . import crypto, services
 from .models import Cluster, CollectionJob, WatchedPod
+from .tasks import queue_check
 
 #: HTTP status for an error reported by the cluster, by CollectError.kind. The cluster is upstream: when it
 #: cannot be reached or answers garbage that is a gateway error (502/504), never a 500.
@@ -72,6 +75,15 @@ def clusters_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
         return Response({"errors": [collect_error(exc)]}, status=COLLECT_ERROR_STATUS.get(exc.kind, 502))
     if isinstance(exc, services.KubeconfigInvalid):
         return Response({"errors": [analyses.error("kubeconfig", exc.message)]}, status=400)
+    if isinstance(exc, services.BrowsePending):
+        response = Response(
+            {"state": "pending", "detail": "a worker is asking the cluster; ask again in a moment"},
+            status=status.HTTP_202_ACCEPTED,
+        )
+        response["Retry-After"] = "1"
+        return response
+    if isinstance(exc, services.InClusterForbidden):
+        return Response({"errors": [analyses.error("in_cluster", str(exc))]}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, crypto.EncryptionKeyMissing | crypto.EncryptionKeyInvalid):
         return Response(
             {"errors": [analyses.error("MESHVIZ_ENCRYPTION_KEY", str(exc))]},
@@ -319,7 +331,7 @@ class OwnedViewSet(viewsets.GenericViewSet):
     """Only the caller's own objects exist for them; everything else is a 404."""
 
     permission_classes = [permissions.IsAuthenticated]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
     noun = "object"
 
     def get_exception_handler(self) -> Any:
@@ -368,7 +380,11 @@ class ClusterViewSet(mixins.DestroyModelMixin, OwnedViewSet):
             in_cluster=data["in_cluster"],
             kubeconfig=data.get("kubeconfig") or "",
             context=data["context"],
+            check=False,
         )
+        # What the connection may do is checked by a worker (no Kubernetes call in a web request): poll `checked`.
+        queue_check(cluster)
+        audit.record(request.user, "cluster.create", f"cluster {cluster.name}", kind=cluster.kind)
         return Response(represent_cluster(cluster, request), status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: ClusterSerializer, **ERROR_RESPONSES})
@@ -377,6 +393,8 @@ class ClusterViewSet(mixins.DestroyModelMixin, OwnedViewSet):
 
     @extend_schema(responses={204: None, **ERROR_RESPONSES}, summary="Forget a cluster (and its kubeconfig)")
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        cluster = self.get_object()
+        audit.record(request.user, "cluster.delete", f"cluster {cluster.name}")
         return super().destroy(request, *args, **kwargs)
 
     @extend_schema(
@@ -386,7 +404,9 @@ class ClusterViewSet(mixins.DestroyModelMixin, OwnedViewSet):
     )
     @action(detail=True, methods=["post"])
     def check(self, request: Request, pk: str | None = None) -> Response:
-        return Response(represent_cluster(services.check_cluster(self.get_object()), request))
+        cluster = self.get_object()
+        queue_check(cluster)
+        return Response(represent_cluster(cluster, request), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         responses={

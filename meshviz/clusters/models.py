@@ -133,3 +133,21 @@ class WatchedPod(models.Model):
 
     def __str__(self) -> str:
         return f"watched {self.namespace}/{self.pod}"
+
+
+class BrowseResult(models.Model):
+    """What a worker found when it listed a cluster's namespaces or a namespace's pods (`tasks.browse`).
+
+    Web requests never talk to a cluster: they show the latest result younger than BROWSE_TTL_SECONDS and queue a
+    fresh listing when there is none.  `error` is a CollectError's dict when the listing failed.
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="browse_results")
+    key = models.CharField(max_length=200)  # "namespaces" or "pods:<namespace>:<sidecar_only>"
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ("-created",)
+        indexes = [models.Index(fields=("cluster", "key", "created"))]

@@ -16,11 +16,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from meshviz.accounts import audit
 from meshviz.collect.errors import CollectError
 
 from . import crypto, services
 from .api import NAMESPACE_RE, POD_RE, provenance
 from .models import Cluster, CollectionJob, WatchedPod
+from .tasks import queue_check
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +93,17 @@ def clusters_page(request: HttpRequest) -> HttpResponse:
                         in_cluster=bool(data.get("in_cluster")),
                         kubeconfig=data["kubeconfig_text"],
                         context=data.get("context") or "",
+                        check=False,
                     )
+                except services.InClusterForbidden as exc:
+                    form.add_error(None, str(exc))
                 except services.KubeconfigInvalid as exc:
                     form.add_error("kubeconfig", exc.message)
                 except (crypto.EncryptionKeyMissing, crypto.EncryptionKeyInvalid) as exc:
                     form.add_error(None, str(exc))
                 else:
+                    queue_check(cluster)
+                    audit.record(_owner(request), "cluster.create", f"cluster {cluster.name}", kind=cluster.kind)
                     return redirect("cluster-page", pk=cluster.pk)
         status = 400
     clusters = Cluster.objects.filter(owner=_owner(request))
@@ -109,29 +116,41 @@ def cluster_page(request: HttpRequest, pk: int) -> HttpResponse:
     cluster = _cluster(request, pk)
     namespaces: list[str] = []
     error: dict[str, Any] | None = None
+    pending = False
     try:
         namespaces = services.namespaces(cluster)
+    except services.BrowsePending:
+        pending = True  # a worker is listing them; the page reloads
     except CollectError as exc:
         error = exc.to_dict()
     capabilities = sorted((cluster.capabilities or {}).items())
     return render(
         request,
         "clusters/cluster.html",
-        {"cluster": cluster, "namespaces": namespaces, "error": error, "capabilities": capabilities},
+        {
+            "cluster": cluster,
+            "namespaces": namespaces,
+            "error": error,
+            "capabilities": capabilities,
+            "pending": pending or cluster.checked is None,
+        },
     )
 
 
 @login_required
 @require_POST
 def check_cluster(request: HttpRequest, pk: int) -> HttpResponse:
-    services.check_cluster(_cluster(request, pk))
+    queue_check(_cluster(request, pk))  # a worker checks it: no Kubernetes call in a web request
+    messages.info(request, "Checking what the connection may do; reload in a few seconds.")
     return redirect("cluster-page", pk=pk)
 
 
 @login_required
 @require_POST
 def delete_cluster(request: HttpRequest, pk: int) -> HttpResponse:
-    _cluster(request, pk).delete()
+    cluster = _cluster(request, pk)
+    audit.record(_owner(request), "cluster.delete", f"cluster {cluster.name}")
+    cluster.delete()
     messages.info(request, "The cluster and its kubeconfig were deleted.")
     return redirect("clusters-page")
 
@@ -145,8 +164,11 @@ def pods_page(request: HttpRequest, pk: int, namespace: str) -> HttpResponse:
     show_all = request.GET.get("all") == "1"
     pods: list[dict[str, Any]] = []
     error: dict[str, Any] | None = None
+    pending = False
     try:
         pods = services.pods(cluster, namespace, sidecar_only=not show_all)
+    except services.BrowsePending:
+        pending = True  # a worker is listing them; the page reloads
     except CollectError as exc:
         error = exc.to_dict()
     watched = set(
@@ -159,7 +181,14 @@ def pods_page(request: HttpRequest, pk: int, namespace: str) -> HttpResponse:
     return render(
         request,
         "clusters/pods.html",
-        {"cluster": cluster, "namespace": namespace, "pods": pods, "error": error, "show_all": show_all},
+        {
+            "cluster": cluster,
+            "namespace": namespace,
+            "pods": pods,
+            "error": error,
+            "show_all": show_all,
+            "pending": pending,
+        },
     )
 
 

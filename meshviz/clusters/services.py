@@ -26,7 +26,7 @@ from meshviz.collect.collect import collect_pod
 from meshviz.collect.discover import list_namespaces, list_pods
 from meshviz.collect.errors import CollectError
 
-from . import crypto
+from . import crypto, netguard
 from .models import Cluster, CollectionJob, WatchedPod
 
 logger = logging.getLogger(__name__)
@@ -65,17 +65,51 @@ def _contexts_of(kubeconfig: str, context: str) -> list[str]:
     return names
 
 
-def create_cluster(*, owner: Any, name: str, in_cluster: bool, kubeconfig: str = "", context: str = "") -> Cluster:
-    """Store a connection (the kubeconfig encrypted) and check what it may do.
+class InClusterForbidden(PermissionError):
+    """Only staff (or members of MESHVIZ_IN_CLUSTER_GROUP) may use meshviz's own service account."""
 
-    Raises KubeconfigInvalid for an unusable kubeconfig and crypto.EncryptionKeyMissing when kubeconfigs
+
+def may_use_in_cluster(user: Any) -> bool:
+    """meshviz's service account can exec into pods: only staff and the operator-configured group may use it."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    group = settings.MESHVIZ_IN_CLUSTER_GROUP
+    return bool(group) and user.groups.filter(name=group).exists()
+
+
+def server_of(kubeconfig: str, context: str) -> str:
+    """The API server URL the kubeconfig's chosen context names (the kubeconfig already validated)."""
+    data = kube._load_yaml(kubeconfig)
+    selected = kube._validate(data, context or None)
+    return str(next(c["cluster"]["server"] for c in data["clusters"] if c["name"] == selected.cluster))
+
+
+def create_cluster(
+    *, owner: Any, name: str, in_cluster: bool, kubeconfig: str = "", context: str = "", check: bool = True
+) -> Cluster:
+    """Store a connection (the kubeconfig encrypted) and, with `check`, check what it may do at once.
+
+    Web requests pass `check=False` and queue `tasks.check_cluster` instead: no Kubernetes call is made in a
+    web request.  Raises InClusterForbidden when `owner` may not use the service account, KubeconfigInvalid for
+    an unusable kubeconfig or a refused server address (netguard) and crypto.EncryptionKeyMissing when kubeconfigs
     cannot be encrypted; nothing is stored then.
     """
     crypto.require_key()
     if in_cluster:
+        if not may_use_in_cluster(owner):
+            raise InClusterForbidden(
+                "only staff (or members of the group the operator set in MESHVIZ_IN_CLUSTER_GROUP) may use "
+                "meshviz's own service account; upload a kubeconfig instead"
+            )
         cluster = Cluster.objects.create(owner=owner, name=name, kind=Cluster.Kind.IN_CLUSTER, context="")
     else:
         names = _contexts_of(kubeconfig, context)
+        try:
+            netguard.check_literal(server_of(kubeconfig, context))
+        except CollectError as exc:
+            raise KubeconfigInvalid(exc.message) from None
         cluster = Cluster.objects.create(
             owner=owner,
             name=name,
@@ -84,7 +118,8 @@ def create_cluster(*, owner: Any, name: str, in_cluster: bool, kubeconfig: str =
             context=context,
             contexts=names,
         )
-    check_cluster(cluster)
+    if check:
+        check_cluster(cluster)
     return cluster
 
 
@@ -94,21 +129,38 @@ REQUEST_TIMEOUT = 30.0
 
 
 def api_for(cluster: Cluster, *, timeout: float | None = None) -> Any:
-    """A Kubernetes API client for the connection (the kubeconfig decrypted in memory only)."""
-    timeout = min(REQUEST_TIMEOUT, float(settings.MESHVIZ_COLLECT_TIMEOUT)) if timeout is None else float(timeout)
+    """A Kubernetes API client for the connection (the kubeconfig decrypted in memory only).
+
+    The server's addresses are checked (netguard) before any connection; in-cluster use is re-checked against the
+    owner's rights, which may have been withdrawn since the connection was made.
+    """
+    if timeout is None:
+        timeout = min(REQUEST_TIMEOUT, float(settings.MESHVIZ_KUBE_TIMEOUT), float(settings.MESHVIZ_COLLECT_TIMEOUT))
     if cluster.kind == Cluster.Kind.IN_CLUSTER:
-        return kube.api_client(kubeconfig=None, context=None, in_cluster=True, timeout=timeout)
+        if not may_use_in_cluster(cluster.owner):
+            raise CollectError(
+                "forbidden", "kubeconfig", "the owner may no longer use meshviz's own service account", retryable=False
+            )
+        return kube.api_client(kubeconfig=None, context=None, in_cluster=True, timeout=float(timeout))
     try:
         kubeconfig = crypto.decrypt(cluster.kubeconfig_encrypted)
     except crypto.DecryptionFailed as exc:
         raise CollectError("invalid_kubeconfig", "kubeconfig", str(exc), retryable=False) from None
-    return kube.api_client(kubeconfig=kubeconfig, context=cluster.context or None, in_cluster=False, timeout=timeout)
+    netguard.check_resolved(server_of(kubeconfig, cluster.context))
+    return kube.api_client(
+        kubeconfig=kubeconfig, context=cluster.context or None, in_cluster=False, timeout=float(timeout)
+    )
+
+
+#: Browsing (namespaces, pods) is the one place a web request talks to a cluster: 5 s per request, and the
+#: library's at most 4 tries with backoff, stay under gunicorn's 30 s.
+BROWSE_TIMEOUT = 5.0
 
 
 @contextmanager
-def connected(cluster: Cluster) -> Iterator[Any]:
+def connected(cluster: Cluster, timeout: float | None = None) -> Iterator[Any]:
     """`api_for(cluster)`, closed afterwards (its connection pool and in-memory credential files)."""
-    api = api_for(cluster)
+    api = api_for(cluster, timeout=timeout)
     try:
         yield api
     finally:
@@ -130,16 +182,55 @@ def check_cluster(cluster: Cluster) -> Cluster:
     return cluster
 
 
+def list_now(cluster: Cluster, key: str) -> Any:
+    """Ask the cluster (in a worker: `tasks.browse`) for what `key` names; raises CollectError."""
+    with connected(cluster, timeout=min(BROWSE_TIMEOUT, float(settings.MESHVIZ_KUBE_TIMEOUT))) as api:
+        if key == "namespaces":
+            return list(list_namespaces(api))
+        _, namespace, sidecar_only = key.split(":")
+        return [p.to_dict() for p in list_pods(api, namespace, sidecar_only=sidecar_only == "1")]
+
+
+class BrowsePending(Exception):
+    """A worker is listing it: ask again in a moment."""
+
+
+#: How long a listing is shown before a fresh one is queued.
+BROWSE_TTL_SECONDS = 30
+
+
+def browse(cluster: Cluster, key: str) -> Any:
+    """The latest listing for `key` (younger than BROWSE_TTL_SECONDS), else queue one and raise BrowsePending.
+
+    With the embedded eager mode (no broker) the listing runs at once, in-process, like every task there.
+    """
+    from .models import BrowseResult
+    from .tasks import browse as browse_task
+
+    def latest() -> BrowseResult | None:
+        since = timezone.now() - timedelta(seconds=BROWSE_TTL_SECONDS)
+        return BrowseResult.objects.filter(cluster=cluster, key=key, created__gte=since).first()
+
+    found = latest()
+    if found is None:
+        browse_task.delay(cluster.pk, key)
+        found = latest()  # eager mode: it ran in place
+        if found is None:
+            raise BrowsePending(key)
+    if found.error:
+        raise CollectError.from_dict(found.error)
+    return found.result
+
+
 def namespaces(cluster: Cluster) -> list[str]:
-    """The cluster's namespaces; raises CollectError."""
-    with connected(cluster) as api:
-        return list(list_namespaces(api))
+    """The cluster's namespaces as a worker last listed them; raises CollectError or BrowsePending."""
+    return list(browse(cluster, "namespaces"))
 
 
 def pods(cluster: Cluster, namespace: str, *, sidecar_only: bool = True) -> list[dict[str, Any]]:
-    """The namespace's pods (with an Istio sidecar unless `sidecar_only` is false), as dicts; raises CollectError."""
-    with connected(cluster) as api:
-        return [p.to_dict() for p in list_pods(api, namespace, sidecar_only=sidecar_only)]
+    """The namespace's pods (with an Istio sidecar unless `sidecar_only` is false) as a worker last listed them;
+    raises CollectError or BrowsePending."""
+    return list(browse(cluster, f"pods:{namespace}:{int(sidecar_only)}"))
 
 
 def rotate_kubeconfigs() -> int:

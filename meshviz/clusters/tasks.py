@@ -11,6 +11,7 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from meshviz.analyses.models import Analysis
@@ -132,3 +133,50 @@ def recollect_watched_pods() -> dict[str, int]:
     compared = services.compare_pending()
     started = services.recollect_due()
     return {"compared": compared, "started": len(started)}
+
+
+@shared_task(
+    name="meshviz.clusters.check", acks_late=True, reject_on_worker_lost=True, soft_time_limit=90, time_limit=120
+)
+def check(cluster_id: int) -> str:
+    """Refresh what a connection may do (capabilities), in a worker; the result or error is stored on it."""
+    from .models import Cluster
+
+    cluster = Cluster.objects.select_related("owner").filter(pk=cluster_id).first()
+    if cluster is None:
+        return "missing"
+    services.check_cluster(cluster)
+    return "failed" if cluster.check_error else "checked"
+
+
+def queue_check(cluster: Any) -> None:
+    """Queue `check` once the transaction commits; with the broker down the check waits for the next request."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    pk = cluster.pk
+
+    def send() -> None:
+        try:
+            check.apply_async((pk,), retry=False)
+        except (BrokerError, OSError) as exc:
+            logger.warning("clusters: could not queue the check of cluster %s: %s", pk, exc)
+
+    transaction.on_commit(send)
+
+
+@shared_task(name="meshviz.clusters.browse", soft_time_limit=60, time_limit=90)
+def browse(cluster_id: int, key: str) -> str:
+    """List a cluster's namespaces or a namespace's pods (`services.browse`) and store the result or the error."""
+    from .models import BrowseResult, Cluster
+
+    cluster = Cluster.objects.select_related("owner").filter(pk=cluster_id).first()
+    if cluster is None:
+        return "missing"
+    try:
+        stored = BrowseResult.objects.create(cluster=cluster, key=key, result=services.list_now(cluster, key))
+        outcome = "listed"
+    except CollectError as exc:
+        stored = BrowseResult.objects.create(cluster=cluster, key=key, error=exc.to_dict())
+        outcome = "failed"
+    BrowseResult.objects.filter(cluster=cluster, key=key, created__lt=stored.created).delete()
+    return outcome

@@ -305,21 +305,39 @@ def default_timeout(api: k8s.ApiClient) -> float:
 # --------------------------------------------------------------------------
 
 
-def status_message(e: ApiException) -> str:
-    """The API server's Status message, else the HTTP reason."""
+def _status_object(e: ApiException) -> dict[str, Any] | None:
+    """The answer's Kubernetes `Status` object, or None when the body is not one (then it is never shown)."""
     body = e.body
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
-    if isinstance(body, str) and body.strip():
-        try:
-            import json
+    if not isinstance(body, str) or not body.strip() or len(body) > 1_000_000:
+        return None
+    import json
 
-            data = json.loads(body)
-            if isinstance(data, dict) and data.get("message"):
-                return str(data["message"])
-        except ValueError:
-            return body.strip().splitlines()[0][:300]
-    return str(e.reason or f"HTTP {e.status}")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, dict) and data.get("kind") == "Status":
+        return data
+    return None
+
+
+def status_message(e: ApiException) -> str:
+    """The API server's Status message, else the HTTP status; never the body of an answer that is not a Status
+    (whatever answered may not be Kubernetes, and its body must not be reflected)."""
+    data = _status_object(e)
+    if data is not None and data.get("message"):
+        return str(data["message"])[:4000]
+    return f"HTTP {e.status}"
+
+
+#: The one message for every failure to talk to a Kubernetes API server: refused, reset, timed out, not TLS, or an
+#: answer that is not from Kubernetes.  One message, so that errors do not tell open ports from closed ones.
+UNREACHABLE: Final = (
+    "no Kubernetes API server answered at that address (the connection failed or timed out, or what answered "
+    "is not a Kubernetes API server)"
+)
 
 
 _NOT_RUNNING_HINTS: Final = (
@@ -346,6 +364,9 @@ def error_for(exc: BaseException, step: str, what: str) -> CollectError:
     """A CollectError for an exception from the client; `what` says what was being done ("read pod x/y")."""
     if isinstance(exc, CollectError):
         return exc
+    if isinstance(exc, ApiException) and (exc.status == 0 or _status_object(exc) is None) and exc.status != 401:
+        # No Kubernetes Status in the answer: a connection failure or something else listening on that port.
+        return CollectError("unreachable", step, f"{what}: {UNREACHABLE}")
     if isinstance(exc, ApiException):
         msg = status_message(exc)
         if exc.status == 401:
@@ -363,11 +384,8 @@ def error_for(exc: BaseException, step: str, what: str) -> CollectError:
         if exc.status >= 500 or exc.status == 429:
             return CollectError("unreachable", step, f"{what}: the API server kept failing ({exc.status}): {msg}")
         return CollectError("bad_output", step, f"{what}: unexpected answer {exc.status}: {msg}", retryable=False)
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError | socket.timeout | TimeoutError):
-        return CollectError("timeout", step, f"{what}: the API server did not answer in time")
-    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | OSError):
-        reason = getattr(exc, "reason", None) or exc
-        return CollectError("unreachable", step, f"{what}: cannot reach the API server: {type(reason).__name__}")
+    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | OSError | socket.timeout | TimeoutError):
+        return CollectError("unreachable", step, f"{what}: {UNREACHABLE}")
     return CollectError("bad_output", step, f"{what}: {type(exc).__name__}: {exc}", retryable=False)
 
 

@@ -811,7 +811,10 @@ def _legacy_ipv4(text: str) -> tuple[int | None, str | None]:
     value = 0
     odd = len(parts) < 4
     for p in parts:
-        n = int(p, 8) if len(p) > 1 and p[0] == "0" else int(p)
+        try:
+            n = int(p, 8) if len(p) > 1 and p[0] == "0" else int(p)
+        except ValueError:  # a leading 0 with an 8 or 9 in it: not octal, not an address (found by tests/fuzz)
+            return None, None
         if n > 255:
             return None, None
         if len(p) > 1 and p[0] == "0":
@@ -842,7 +845,7 @@ def _parse_address(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
     addr, sep, mask = text.partition("/")
     try:
         packed = socket.inet_pton(socket.AF_INET, addr)  # strict dotted quad, the common case
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL (found by tests/fuzz)
         pass
     else:
         value = int.from_bytes(packed, "big")
@@ -899,7 +902,7 @@ def _v_ip(v: str) -> tuple[str | None, Family | None]:
     for af, fam in ((socket.AF_INET, Family.IPV4), (socket.AF_INET6, Family.IPV6)):
         try:
             socket.inet_pton(af, v)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: an embedded NUL
             continue
         return None, fam
     return f"bad IP address `{v}'", None

@@ -19,6 +19,14 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from meshviz.engine.gcpause import gc_paused
+from meshviz.engine.limits import (
+    MAX_JUMP_DEPTH,
+    MAX_RULE_EVALUATIONS_PER_TRACE,
+    MAX_RULE_EVALUATIONS_PER_WALK,
+    LimitReached,
+    jump_depth_reached,
+    rule_budget_reached,
+)
 from meshviz.engine.matches import (
     CompiledMatch,
     EvalEnv,
@@ -31,8 +39,6 @@ from meshviz.engine.matches import (
 from meshviz.engine.model import IPAddress, Packet, Rule, Ruleset
 from meshviz.engine.netaddr import parse_ip
 from meshviz.engine.trace import Step, StepAction, StepKind
-
-MAX_JUMP_DEPTH = 64  # the kernel's limit on nested user chain calls is higher; a loop would be caught here
 
 
 class Journey(EvalEnv, Protocol):
@@ -266,16 +272,69 @@ def _rule_step(cr: CompiledRule, hook: str, action: StepAction, detail: str, pac
     )
 
 
-def walk_table(crs: CompiledRuleset, table: str, hook: str, journey: Journey, steps: list[Step]) -> TableVerdict:
-    """Run `table`'s base chain for `hook`.  Appends steps; mutates the journey's packet via callbacks."""
+@dataclass
+class WalkBudget:
+    """Rule evaluations one packet's trace has used so far (shared by every table walk of that trace)."""
+
+    used: int = 0
+    per_walk: int = MAX_RULE_EVALUATIONS_PER_WALK
+    per_trace: int = MAX_RULE_EVALUATIONS_PER_TRACE
+    jump_depth: int = MAX_JUMP_DEPTH
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A pending user-chain call: where it started, so that a call that changed nothing can be memoised."""
+
+    chain: str
+    generation: int
+    first_step: int
+
+
+# Actions that cannot change the packet, the connection or the sockets: a call made only of these is pure.
+_NO_STATE_CHANGE = frozenset({"LOG", "UNSUPPORTED_CONT"})
+
+
+def _limit_step(limit: LimitReached, hook: str, table: str, chain: str, steps: list[Step]) -> TableVerdict:
+    steps.append(Step(StepKind.LIMIT, StepAction.UNSUPPORTED, str(limit), hook=hook, table=table, chain=chain))
+    return TableVerdict("UNSUPPORTED", str(limit))
+
+
+def walk_table(
+    crs: CompiledRuleset,
+    table: str,
+    hook: str,
+    journey: Journey,
+    steps: list[Step],
+    budget: WalkBudget | None = None,
+) -> TableVerdict:
+    """Run `table`'s base chain for `hook`.  Appends steps; mutates the journey's packet via callbacks.
+
+    Bounded: at most `budget.per_walk` rule evaluations here, `budget.per_trace` over the packet's whole trace and
+    `budget.jump_depth` nested calls; past a bound the walk ends in a `StepKind.LIMIT` step.  A user-chain call that
+    returned without changing anything (no target with an effect, no statistic branch) is memoised: jumping to the
+    same chain again before anything changed gives the same result, so it is recorded in one step instead of being
+    walked again (this is what keeps "every chain jumps twice to the next" linear instead of exponential).
+    """
+    budget = budget if budget is not None else WalkBudget()
     base = crs.chain(table, hook)
     if base is None:
         return TableVerdict("ACCEPT", "table has no such chain")
     steps.append(Step(StepKind.TABLE, StepAction.ENTER, f"{table} {hook}", hook=hook, table=table, chain=hook))
-    # Frames: (chain, iterator over candidate rule positions)
-    stack: list[tuple[CompiledChain, Iterator[int]]] = []
+    # Frames: (chain, iterator over candidate rule positions, the call that left this frame)
+    stack: list[tuple[CompiledChain, Iterator[int], _Call]] = []
+    generation = 0  # bumped by every target with an effect; memo entries of older generations are stale
+    memo: dict[tuple[str, int], int] = {}  # (chain called, generation) -> step index of the call's first step
+    evaluations = 0
     chain = base
     it = chain.candidates(journey.packet.dst)
+
+    def back_to_caller() -> tuple[CompiledChain, Iterator[int]]:
+        caller, caller_it, call = stack.pop()
+        if call.generation == generation and not any(s.kind == StepKind.BRANCH for s in steps[call.first_step :]):
+            memo[(call.chain, generation)] = call.first_step
+        return caller, caller_it
+
     while True:
         pos = next(it, None)
         if pos is None:
@@ -292,8 +351,18 @@ def walk_table(crs: CompiledRuleset, table: str, hook: str, journey: Journey, st
                     chain=chain.name,
                 )
             )
-            chain, it = stack.pop()
+            chain, it = back_to_caller()
             continue
+        evaluations += 1
+        budget.used += 1
+        if evaluations > budget.per_walk:
+            return _limit_step(
+                rule_budget_reached(f"{table} {hook}", budget.per_walk, "walk"), hook, table, chain.name, steps
+            )
+        if budget.used > budget.per_trace:
+            return _limit_step(
+                rule_budget_reached("this packet's trace", budget.per_trace, "trace"), hook, table, chain.name, steps
+            )
         cr = chain.rule(pos)
         if cr.match is None:
             steps.append(_rule_step(cr, hook, StepAction.UNSUPPORTED, f"rule cannot be evaluated: {cr.error}"))
@@ -319,9 +388,20 @@ def walk_table(crs: CompiledRuleset, table: str, hook: str, journey: Journey, st
             if target is None:
                 steps.append(_rule_step(cr, hook, StepAction.UNSUPPORTED, f"jump to unknown chain {a.chain}"))
                 return TableVerdict("UNSUPPORTED", f"jump to unknown chain {a.chain}")
-            if len(stack) >= MAX_JUMP_DEPTH:
-                steps.append(_rule_step(cr, hook, StepAction.DROP, "too many nested chain jumps (loop?)"))
-                return TableVerdict("DROP", "chain jump depth exceeded")
+            if k == "JUMP" and len(stack) >= budget.jump_depth:
+                return _limit_step(jump_depth_reached(target.name, budget.jump_depth), hook, table, chain.name, steps)
+            if k == "JUMP" and (target.name, generation) in memo:
+                first = memo[(target.name, generation)]
+                steps.append(
+                    _rule_step(
+                        cr,
+                        hook,
+                        StepAction.JUMP,
+                        f"jump {target.name}: entered again with the same packet and state, so it returns without "
+                        f"changing anything, as it did the first time (step {first} of this hook; not walked again)",
+                    )
+                )
+                continue
             steps.append(
                 _rule_step(
                     cr,
@@ -331,7 +411,7 @@ def walk_table(crs: CompiledRuleset, table: str, hook: str, journey: Journey, st
                 )
             )
             if k == "JUMP":
-                stack.append((chain, it))
+                stack.append((chain, it, _Call(target.name, generation, len(steps) - 1)))
             chain = target
             it = chain.candidates(journey.packet.dst)
             continue
@@ -340,7 +420,7 @@ def walk_table(crs: CompiledRuleset, table: str, hook: str, journey: Journey, st
                 steps.append(_rule_step(cr, hook, StepAction.RETURN, f"RETURN from built-in chain {chain.name}"))
                 return _policy(chain, hook, steps)
             steps.append(_rule_step(cr, hook, StepAction.RETURN, f"return to {stack[-1][0].name}"))
-            chain, it = stack.pop()
+            chain, it = back_to_caller()
             continue
         if k == "ACCEPT":
             steps.append(_rule_step(cr, hook, StepAction.ACCEPT, "ACCEPT"))
@@ -352,6 +432,8 @@ def walk_table(crs: CompiledRuleset, table: str, hook: str, journey: Journey, st
             with_ = a.get("reject-with") or "icmp-port-unreachable"
             steps.append(_rule_step(cr, hook, StepAction.REJECT, f"REJECT with {with_}"))
             return TableVerdict("REJECT", f"rejected by {table}/{chain.name} rule {cr.index}", reject_with=with_)
+        if k not in _NO_STATE_CHANGE:
+            generation += 1
         result = _apply(cr, a, hook, journey, steps)
         if result is not None:
             return result

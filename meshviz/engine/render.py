@@ -237,6 +237,7 @@ def _step_decides(s: Step) -> bool:
         StepKind.EXITS,
         StepKind.DROP,
         StepKind.UNSUPPORTED,
+        StepKind.LIMIT,
         StepKind.DELIVERED,
         StepKind.TRANSFORMATION,
         StepKind.BRANCH,

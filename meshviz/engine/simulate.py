@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from meshviz.engine.conntrack import ConntrackTable, CtEntry, Tuple5, classify_new
+from meshviz.engine.limits import MAX_PATHS, paths_reached
 from meshviz.engine.model import (
     CtDirection,
     CtState,
@@ -37,13 +38,13 @@ from meshviz.engine.model import (
     Snapshot,
     Socket,
 )
-from meshviz.engine.netfilter import CompiledRuleset, TableVerdict, walk_table
+from meshviz.engine.netfilter import CompiledRuleset, TableVerdict, WalkBudget, walk_table
 from meshviz.engine.routing import Flow, RouteDecision, route_input, route_output
 from meshviz.engine.sockets import SocketTable
 from meshviz.engine.trace import Disposition, Hop, Step, StepAction, StepKind, Trace
 
 MAX_LOOPBACK_PASSES = 8
-MAX_BRANCHES = 64
+MAX_BRANCHES = MAX_PATHS
 
 LOCAL_TYPES = (RouteType.LOCAL, RouteType.BROADCAST, RouteType.MULTICAST)
 
@@ -166,6 +167,12 @@ def explore(run: Callable[[Simulation], Trace], base: Simulation, max_branches: 
         full = prefix + [False] * (sim.n_choices - len(prefix))
         for i in range(sim.n_choices - 1, len(prefix) - 1, -1):
             stack.append([*full[:i], True])
+    if stack:
+        # More paths than the budget: say so in a named step at the end of the last trace shown.
+        limit = paths_reached(max_branches)
+        step = Step(StepKind.LIMIT, StepAction.UNSUPPORTED, str(limit))
+        last = traces[-1]
+        traces[-1] = replace(last, hops=(*last.hops, Hop(node="pod", name="simulation limit", steps=(step,))))
     return traces
 
 
@@ -202,6 +209,7 @@ class _Journey:
         self.route: RouteDecision | None = None
         self.loop_passes = 0
         self.sent_dst: tuple[IPAddress, int] | None = None
+        self.budget = WalkBudget()  # rule evaluations of this packet's trace (`limits.py`)
 
     # ---- EvalEnv ----
 
@@ -368,7 +376,7 @@ class _Journey:
                 continue
             if crs is None:
                 continue
-            v = walk_table(crs, table, hook, self, self.steps)
+            v = walk_table(crs, table, hook, self, self.steps, self.budget)
             self._verdict(v, table, hook)
 
     def _verdict(self, v: TableVerdict, table: str, hook: str) -> None:
@@ -439,7 +447,7 @@ class _Journey:
         done = e.nat_dst_done if manip == "DST" else e.nat_src_done
         if not done and self.ct_dir == CtDirection.ORIGINAL and self.packet.ctstate == CtState.NEW:
             if crs is not None:
-                v = walk_table(crs, "nat", hook, self, self.steps)
+                v = walk_table(crs, "nat", hook, self, self.steps, self.budget)
                 self._verdict(v, "nat", hook)
             if manip == "DST":
                 e.nat_dst_done = True

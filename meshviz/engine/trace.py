@@ -34,6 +34,7 @@ class StepKind(StrEnum):
     BRANCH = "Branch"
     ASSUMPTION = "Assumption"
     UNSUPPORTED = "Unsupported"
+    LIMIT = "Limit"  # a simulation bound was reached (`limits.py`): the trace stops here, explained
     DROP = "Drop"
 
 

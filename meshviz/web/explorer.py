@@ -25,11 +25,12 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -39,7 +40,7 @@ from meshviz.analyses import access, diagrams, services
 from meshviz.analyses.access import login_first
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
-from meshviz.engine import analysis_diff, structure, whatif
+from meshviz.engine import analysis_diff, safejson, structure, whatif
 from meshviz.engine import render as render_module
 from meshviz.engine.api import trace
 from meshviz.engine.evidence import Evidence, SimulatedPod, simulated_pod
@@ -49,6 +50,7 @@ from meshviz.engine.profile import DEFAULT_POD_IFACE
 from meshviz.engine.render import DiagramError
 from meshviz.engine.simulate import Sender
 from meshviz.engine.trace import Trace
+from meshviz.web import ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,30 @@ PROTOCOLS = ("tcp", "udp")
 HOOKS = {hook for hook, _ in structure.HOOK_TABLES}
 #: the largest ?edits= accepted (characters of JSON)
 MAX_EDITS_CHARS = 64 * 1024
+MAX_EDITS = 100
+
+
+def simulation_throttled(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """What-if and the packet composer simulate in the web request: bounded by the engine's limits and throttled,
+    anonymous visitors per address (MESHVIZ_WHATIF_ANON_RATE), users each (MESHVIZ_WHATIF_RATE); 429 beyond."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.GET or request.method == "POST":
+            if request.user.is_authenticated:
+                wait = ratelimit.hit("simulate-user", str(request.user.pk), settings.MESHVIZ_WHATIF_RATE)
+            else:
+                wait = ratelimit.hit(
+                    "simulate-anon", ratelimit.client_address(request), settings.MESHVIZ_WHATIF_ANON_RATE
+                )
+            if wait is not None:
+                message = f"too many simulations: try again in {wait} seconds"
+                response: HttpResponse = JsonResponse({"errors": [_error("request", message)]}, status=429)
+                response["Retry-After"] = str(wait)
+                return response
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 # --------------------------------------------------------------------------
@@ -205,14 +231,14 @@ def _structure_svg(
         family=family,
     )
     key = STRUCTURE_CACHE_PREFIX + render_module.diagram_key(dot, "svg")
-    svg = cache.get(key)
+    svg = diagrams.cache_get(key)
     if not isinstance(svg, bytes):
         try:
             svg = structure.render_structure_svg(dot)
         except DiagramError as exc:
             logger.warning("analysis %s: structure diagram: %s", analysis.slug, exc)
             return None, str(exc)
-        cache.set(key, svg, diagrams.CACHE_SECONDS)
+        diagrams.cache_set(key, svg)
     return diagrams.inline_svg(svg), ""
 
 
@@ -524,6 +550,7 @@ def composer_result(analysis: Analysis, query: dict[str, str]) -> dict[str, Any]
 
 @login_first
 @require_GET
+@simulation_throttled
 def compose_page(request: HttpRequest, slug: str) -> HttpResponse:
     analysis = access.readable_analysis(request, slug)
     query: dict[str, str] = {k: str(v) for k, v in request.GET.items() if k not in ("format", "fragment")}
@@ -565,7 +592,7 @@ def parse_edits(text: str) -> list[whatif.Edit]:
     if len(text) > MAX_EDITS_CHARS:
         raise BadInput([_error("edits", f"the edits are longer than {MAX_EDITS_CHARS} characters")])
     try:
-        data = json.loads(text)
+        data = safejson.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput(
             [
@@ -580,6 +607,8 @@ def parse_edits(text: str) -> list[whatif.Edit]:
         ) from exc
     if not isinstance(data, list):
         raise BadInput([_error("edits", "the edits must be a JSON list of edits")])
+    if len(data) > MAX_EDITS:
+        raise BadInput([_error("edits", f"at most {MAX_EDITS} edits at a time ({len(data)} given)")])
     edits: list[whatif.Edit] = []
     errors: list[dict[str, Any]] = []
     for number, item in enumerate(data, 1):
@@ -672,6 +701,7 @@ def _whatif_url(analysis: Analysis, edits: list[dict[str, Any]]) -> str:
 
 @login_first
 @require_GET
+@simulation_throttled
 def whatif_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The scratch copy lives in `?edits=` (a JSON list); the add-an-edit form appends one and redirects there."""
     analysis = access.readable_analysis(request, slug)
@@ -720,6 +750,7 @@ def whatif_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_first
 @require_GET
+@simulation_throttled
 def whatif_patch(request: HttpRequest, slug: str) -> HttpResponse:
     analysis = access.readable_analysis(request, slug)
     try:
@@ -734,6 +765,7 @@ def whatif_patch(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@simulation_throttled
 def whatif_save(request: HttpRequest, slug: str) -> HttpResponse:
     """Save the scratch copy as a new analysis (owned by the user, derived from this one) and open it."""
     analysis = access.readable_analysis(request, slug)

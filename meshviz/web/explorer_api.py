@@ -72,7 +72,7 @@ class ExplorerViewSet(viewsets.ViewSet):
         responses={200: _OK, 404: _ERRORS},
         summary="one rule: explanation, connections, steps around it",
     )
-    @action(detail=True, methods=["get"], url_path=r"rules/(?P<table>[^/]+)/(?P<chain>[^/]+)/(?P<index>\d+)")
+    @action(detail=True, methods=["get"], url_path=r"rules/(?P<table>[^/]+)/(?P<chain>.+)/(?P<index>\d+)")
     def rule(self, request: Request, slug: str, table: str, chain: str, index: str) -> Response:
         analysis = access.readable_analysis(request, slug)
         family = explorer._family(request, analysis)

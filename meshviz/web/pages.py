@@ -199,9 +199,19 @@ def share_analysis(request: HttpRequest, slug: str) -> HttpResponse:
     analysis = access.managed_analysis(request, slug)
     ids = {int(i) for i in request.POST.getlist("teams") if i.isdigit()}
     teams = list(Team.objects.filter(pk__in=ids, members=request.user.pk))
-    services.set_sharing(analysis, public=request.POST.get("public") == "on", teams=teams)
+    services.set_sharing(analysis, public=request.POST.get("public") == "on", teams=teams, actor=request.user)
     messages.success(request, "Sharing updated.")
     return redirect(analysis.permalink_path + "#sharing")
+
+
+@login_required
+@require_POST
+def delete_analysis(request: HttpRequest, slug: str) -> HttpResponse:
+    """The owner deletes the analysis (evidence and results); recorded in their audit log."""
+    analysis = access.managed_analysis(request, slug)
+    services.delete_analysis(analysis, actor=request.user)
+    messages.success(request, "The analysis was deleted.")
+    return redirect("home")
 
 
 @login_required

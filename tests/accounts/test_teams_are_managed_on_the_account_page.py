@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from meshviz.accounts.models import Team
+from meshviz.accounts.models import Team, TeamInvitation
 
 pytestmark = pytest.mark.django_db
 
@@ -18,6 +18,11 @@ def test_create_team_add_member_and_leave(user: User, other_user: User) -> None:
     client.post("/account/teams/", {"name": "payments-sre"})
     team = Team.objects.get(name="payments-sre")
     client.post(f"/account/teams/{team.pk}/members/", {"username": other_user.username})
+    assert set(team.members.all()) == {user}  # invited, not yet a member
+    invitee = Client()
+    invitee.force_login(other_user)
+    (invitation,) = TeamInvitation.objects.filter(team=team, invitee=other_user)
+    invitee.post(f"/account/invitations/{invitation.pk}/accept/")
 
     assert set(team.members.all()) == {user, other_user}
     assert "payments-sre" in client.get("/account/").content.decode()

@@ -10,7 +10,7 @@ def test_schema_documents_every_v1_endpoint(client: Client) -> None:
     document = client.get("/api/schema/", {"format": "json"}).json()
     paths = document["paths"]
     assert set(paths["/api/v1/analyses/"]) == {"get", "post"}
-    assert set(paths["/api/v1/analyses/{slug}/"]) == {"get"}
+    assert set(paths["/api/v1/analyses/{slug}/"]) == {"get", "delete"}  # delete: owner only
     assert set(paths["/api/v1/analyses/{slug}/connections/"]) == {"post"}
     assert set(paths["/api/v1/analyses/{slug}/comparison/"]) == {"get"}
     assert set(paths["/api/v1/analyses/{slug}/fix/"]) == {"get"}

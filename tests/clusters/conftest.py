@@ -36,3 +36,9 @@ def encryption_key(settings: Any) -> str:
 @pytest.fixture
 def cluster(user: User, fake_apiserver: FakeApiServer) -> Cluster:
     return services.create_cluster(owner=user, name="kind", in_cluster=False, kubeconfig=fake_apiserver.kubeconfig)
+
+
+@pytest.fixture(autouse=True)
+def loopback_api_server_allowed(settings: Any) -> None:
+    """The fake API server listens on loopback, which meshviz refuses by default (netguard): allow it here."""
+    settings.MESHVIZ_COLLECT_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]

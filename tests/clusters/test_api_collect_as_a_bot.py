@@ -25,9 +25,10 @@ def test_bot_collects_a_pod_and_reads_the_verdict(
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     upload = SimpleUploadedFile("kubeconfig.yaml", fake_apiserver.kubeconfig.encode(), "application/yaml")
-    response = bot.post("/api/v1/clusters/", {"name": "kind", "kubeconfig": upload}, format="multipart")
+    with django_capture_on_commit_callbacks(execute=True):  # the capability check runs in a worker
+        response = bot.post("/api/v1/clusters/", {"name": "kind", "kubeconfig": upload}, format="multipart")
     assert response.status_code == 201, response.content
-    cluster = response.json()
+    cluster = bot.get(f"/api/v1/clusters/{response.json()['id']}/").json()
     assert "kubeconfig" not in cluster and fake_apiserver.token not in response.content.decode()
     assert cluster["contexts"] == ["fake", "other"] and cluster["kind"] == "kubeconfig"
     assert cluster["capabilities"]["create_pods_exec"] is True and cluster["check_error"] is None

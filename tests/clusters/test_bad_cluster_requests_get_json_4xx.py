@@ -4,6 +4,8 @@ bad namespace/pod names, a missing ?namespace=, an unknown cluster."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
@@ -85,9 +87,13 @@ def test_bad_names_and_unknown_cluster(api: APIClient) -> None:
 
 
 @pytest.mark.django_db
-def test_unreachable_cluster_is_a_gateway_error_with_the_kind(api: APIClient) -> None:
+def test_unreachable_cluster_is_a_gateway_error_with_the_kind(
+    api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
     config = kubeconfig_for(f"http://127.0.0.1:{closed_port()}")
-    created = api.post("/api/v1/clusters/", {"name": "c", "kubeconfig": config}, format="json").json()
+    with django_capture_on_commit_callbacks(execute=True):  # the check runs in a worker (eager here)
+        created = api.post("/api/v1/clusters/", {"name": "c", "kubeconfig": config}, format="json").json()
+    created = api.get(f"/api/v1/clusters/{created['id']}/").json()
     assert created["check_error"]["kind"] == "unreachable" and created["capabilities"] == {}
     response = api.get(f"/api/v1/clusters/{created['id']}/namespaces/")
     assert response.status_code == 502
@@ -96,10 +102,15 @@ def test_unreachable_cluster_is_a_gateway_error_with_the_kind(api: APIClient) ->
 
 
 @pytest.mark.django_db
-def test_in_cluster_connection_outside_a_cluster_says_why(api: APIClient) -> None:
-    created = api.post("/api/v1/clusters/", {"name": "self", "in_cluster": True}, format="json")
+def test_in_cluster_connection_outside_a_cluster_says_why(
+    api: APIClient, user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    user.is_staff = True  # only staff may use meshviz's own service account
+    user.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        created = api.post("/api/v1/clusters/", {"name": "self", "in_cluster": True}, format="json")
     assert created.status_code == 201, created.content
-    data = created.json()
+    data = api.get(f"/api/v1/clusters/{created.json()['id']}/").json()
     assert data["kind"] == "in_cluster" and data["capabilities"] == {}
     assert data["check_error"]["kind"] == "invalid_kubeconfig"
     assert "not running inside a cluster" in data["check_error"]["message"]

@@ -29,7 +29,11 @@ def test_pods_page_lists_sidecar_pods(
     assert Cluster.objects.count() == 0
 
     fake_apiserver.scenario.forbid("patch", "pods", "ephemeralcontainers")
-    response = client.post("/clusters/", {"name": "kind", "kubeconfig": fake_apiserver.kubeconfig, "context": "fake"})
+    # the capability check runs in a worker once the cluster is stored (eager here: on commit)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/clusters/", {"name": "kind", "kubeconfig": fake_apiserver.kubeconfig, "context": "fake"}
+        )
     assert response.status_code == 302, response.content.decode()
     cluster = Cluster.objects.get()
     assert response["Location"] == f"/clusters/{cluster.pk}/"
@@ -42,7 +46,8 @@ def test_pods_page_lists_sidecar_pods(
     # "Check again" asks the cluster anew (one access review per capability)
     assert f'action="/clusters/{cluster.pk}/check/"' in page
     reviews = len(fake_apiserver.requests_to("POST", "selfsubjectaccessreviews"))
-    assert client.post(f"/clusters/{cluster.pk}/check/")["Location"] == f"/clusters/{cluster.pk}/"
+    with django_capture_on_commit_callbacks(execute=True):  # a worker checks (eager here)
+        assert client.post(f"/clusters/{cluster.pk}/check/")["Location"] == f"/clusters/{cluster.pk}/"
     assert len(fake_apiserver.requests_to("POST", "selfsubjectaccessreviews")) == 2 * reviews
 
     page = client.get(f"/clusters/{cluster.pk}/namespaces/{TPROXY_NS}/").content.decode()

@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from meshviz.accounts.models import ApiKey, Team
+from meshviz.accounts.models import ApiKey, Team, TeamInvitation
 from meshviz.analyses import examples, services
 from meshviz.analyses.models import Analysis
 from meshviz.clusters import services as cluster_services
@@ -78,11 +78,13 @@ class World:
     key_plaintext: str
     mallory_key: str
     kube_token: str
+    invitation: TeamInvitation  # alice is invited to another team (only alice may answer it)
 
 
 def build_world(alice: User, mallory: User, fake_apiserver: Any) -> World:
     team = Team.objects.create(name=TEAM_NAME)
     team.members.add(alice)
+    invitation = TeamInvitation.objects.create(team=Team.objects.create(name="inviting"), invitee=alice)
     private = _marked_analysis(alice, pod_name=PRIVATE_POD)
     shared = _marked_analysis(alice, pod_name=SHARED_POD)
     shared.teams.add(team)
@@ -112,6 +114,7 @@ def build_world(alice: User, mallory: User, fake_apiserver: Any) -> World:
         alice=alice,
         mallory=mallory,
         team=team,
+        invitation=invitation,
         private=private,
         shared=shared,
         public=public,

@@ -17,4 +17,7 @@ def test_api_docs_serves_swagger_ui_pointing_at_the_schema(client: Client) -> No
     assert response.status_code == 200
     page = response.content.decode()
     assert "swagger" in page.lower()
-    assert "/api/schema/" in page
+    # the init script (not inline: Content-Security-Policy) points the UI at the schema
+    assert '<script src="/api/docs/?script="></script>' in page
+    script = client.get("/api/docs/", {"script": ""}).content.decode()
+    assert "/api/schema/" in script

@@ -752,7 +752,11 @@ class _Parser:
         ts = _get(d, "transport_socket")
         transport: str | None = None
         if isinstance(ts, dict):
-            ts_name = _get(ts, "name") or ""
+            ts_name = _get(ts, "name")
+            if not isinstance(ts_name, str):
+                if ts_name is not None:
+                    self.warn(f"{path}.transport_socket.name is not a string; ignored")
+                ts_name = ""
             url, _cfg = _typed(ts)
             transport = "tls" if ("tls" in ts_name or (url and ".tls." in url)) else (ts_name or url)
         elif _get(d, "tls_context") is not None:
@@ -991,7 +995,8 @@ class _Parser:
             transport = None
             if _get(d, "transport_socket") is not None or _get(d, "tls_context") is not None:
                 ts = _get(d, "transport_socket")
-                ts_name = (_get(ts, "name") or "") if isinstance(ts, dict) else "tls"
+                ts_name = _get(ts, "name") if isinstance(ts, dict) else "tls"
+                ts_name = ts_name if isinstance(ts_name, str) else ""
                 transport = "tls" if "tls" in ts_name else ts_name
             if _get(d, "transport_socket_matches") is not None:
                 transport = (transport + " + " if transport else "") + "transport_socket_matches"

@@ -35,6 +35,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from meshviz.engine import safejson
+
 MARKER = "[redacted by meshviz]"
 
 #: What Envoy itself prints in place of private keys.
@@ -353,7 +355,7 @@ _KEY_BEFORE = re.compile(r'"([A-Za-z0-9_@.-]+)"\s*:\s*$')
 def redact(text: str) -> RedactionResult:
     """Redact `text`; also returns the parsed, redacted JSON when the text is JSON."""
     try:
-        obj = json.loads(text)
+        obj = safejson.loads(text)
     except json.JSONDecodeError as exc:
         redacted, count = _regex_redact(text)
         return RedactionResult(redacted, count, None, exc)

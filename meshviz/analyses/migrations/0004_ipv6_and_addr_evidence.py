@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("analyses", "0002_sharing_and_origin"),
+        ("analyses", "0003_uid_bigint_and_delivery"),
     ]
 
     operations = [
