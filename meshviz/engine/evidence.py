@@ -188,5 +188,22 @@ def connection_story(ev: Evidence, connection: Mapping[str, Any]) -> Story:
 
 
 def verdict_line(story: Story) -> str:
-    """The story's one-line verdict (its summary up to the explanation)."""
-    return story.summary.split(" - ")[0]
+    """The story's one-line verdict (its summary up to the explanation) - with the real cause when the evidence
+    itself names one (a listener Envoy rejected, evidence that is not a sidecar's, a dump for the other mode)."""
+    head = story.summary.split(" - ")[0]
+    lead = story.findings[0] if story.findings else None
+    evidence_cause = lead is not None and lead.kind == "cause" and lead.text.startswith(_EVIDENCE_CAUSES)
+    if evidence_cause and (story.verdict.get("failure") or story.facts.get("scope") not in (None, "sidecar")):
+        assert lead is not None
+        if lead.text.startswith("Envoy rejected"):
+            first = lead.text.split(": ", 1)[0]
+        elif lead.text.startswith("inconsistent evidence"):
+            first = lead.text.split(". ", 1)[0]
+        else:
+            first = lead.text.split(":", 1)[0]
+        return f"{head} - {first}"
+    return head
+
+
+#: How the findings `checks.py` puts first begin (meshviz.engine.checks).
+_EVIDENCE_CAUSES = ("Envoy rejected", "this Envoy config is", "these rules", "inconsistent evidence")
