@@ -31,6 +31,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from meshviz.engine.envoy.model import (
@@ -1401,8 +1402,12 @@ def _classify(item: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4)
 def parse_config_dump(text: str, source: str = "<config_dump>") -> EnvoyParseResult:
-    """Parse an Envoy config dump (redacting it first); never raises on bad input."""
+    """Parse an Envoy config dump (redacting it first); never raises on bad input.
+
+    The result is immutable and kept for the last few texts: a story, its fix's plans, the comparison and the
+    explorer ask about the same dump many times."""
     red = redact(text)
     if red.error is not None:
         exc = red.error
