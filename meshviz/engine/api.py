@@ -500,6 +500,15 @@ def run_story(
     return StoryResult(with_evidence_findings(st, pod, port), pod.errors, pod.warnings)
 
 
+def _short(cause: str) -> str:
+    """A lead cause as the one-line verdict quotes it: up to Envoy's message, or the first sentence."""
+    if cause.startswith("Envoy rejected"):
+        return cause.split(": ", 1)[0]
+    if cause.startswith("inconsistent evidence"):
+        return cause.split(". ", 1)[0]
+    return cause.split(":", 1)[0]
+
+
 def with_evidence_findings(st: Story, pod: Pod, port: int | None) -> Story:
     """The story with what the evidence itself says put first (meshviz.engine.checks): a pod that is not a
     sidecar's, a capture listener Envoy rejected (the real cause of what the kernel then does), then the
@@ -530,7 +539,8 @@ def with_evidence_findings(st: Story, pod: Pod, port: int | None) -> Story:
     if not lead and not rest:
         return st
     summary = st.summary
+    facts: dict[str, object] = {**st.facts, "scope": sc.kind}
     if lead and failed:
         summary = f"{st.summary.split(' - ')[0]} - {lead[0].text}"
-    facts = {**st.facts, "scope": sc.kind}
+        facts["evidence_cause"] = _short(lead[0].text)
     return replace(st, findings=(*lead, *st.findings, *rest), summary=summary, facts=facts)

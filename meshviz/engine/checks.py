@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from meshviz.engine.model import Snapshot
+from meshviz.engine.modes import rule_dports
 from meshviz.engine.podspec import ISTIO_PORT_RANGE, PodIdentity, istio_minor
 from meshviz.engine.profile import interception_mode
 from meshviz.engine.story import Finding
@@ -84,7 +85,7 @@ def scope(snapshot: Snapshot, envoy: EnvoyConfig | None) -> Scope:
                     "these rules are Istio ambient's in-pod redirection (istio-cni's ISTIO_PRERT/ISTIO_OUTPUT chains "
                     "and ztunnel's marks), not a sidecar's: traffic is redirected to ztunnel's in-pod sockets "
                     "(15001, 15006, 15008), which ztunnel owns from the node; there is no sidecar Envoy to configure, "
-                    "so meshviz gives no sidecar advice (no original_src EnvoyFilter, no fwmark 1337 policy route). "
+                    "so meshviz gives no sidecar advice (no original_src EnvoyFilter, no fwmark policy route). "
                     "The packet path below is simulated as the rules say",
                 ),
             ),
@@ -213,8 +214,6 @@ def inconsistencies(pod: Pod, identity: PodIdentity) -> tuple[Finding, ...]:
 
 
 def _excluded_inbound_ports(snapshot: Snapshot) -> set[int]:
-    from meshviz.engine.modes import _dports
-
     ports: set[int] = set()
     for rs in snapshot.rulesets:
         for table in ("nat", "mangle"):
@@ -222,5 +221,5 @@ def _excluded_inbound_ports(snapshot: Snapshot) -> set[int]:
             chain = t.chain("ISTIO_INBOUND") if t else None
             for r in chain.rules if chain else ():
                 if r.target is not None and r.target.name == "RETURN" and r.in_iface is None:
-                    ports.update(_dports(r))
+                    ports.update(rule_dports(r))
     return ports

@@ -154,7 +154,7 @@ def simulated_pod(ev: Evidence, default_app_port: int) -> SimulatedPod:
     profile = profile_of(ev)
     ctx = PodContext.of(profile)
     tproxy = profile.mode == "TPROXY"
-    e_socks, e_notes = envoy_sockets(pod.envoy, ctx, tproxy, (profile.outbound_port, profile.inbound_port))
+    e_socks, e_notes = envoy_sockets(pod.envoy, ctx, tproxy, (ctx.outbound_port, ctx.inbound_port))
     given = profile.app_ports
     a_socks, a_notes = app_sockets(
         ctx, given, {s.local_port for s in e_socks}, assumed=() if given else (default_app_port,)
@@ -189,21 +189,8 @@ def connection_story(ev: Evidence, connection: Mapping[str, Any]) -> Story:
 
 def verdict_line(story: Story) -> str:
     """The story's one-line verdict (its summary up to the explanation) - with the real cause when the evidence
-    itself names one (a listener Envoy rejected, evidence that is not a sidecar's, a dump for the other mode)."""
+    itself names one (`evidence_cause`: a listener Envoy rejected, evidence that is not a sidecar's, a dump for
+    the other mode; meshviz.engine.api.with_evidence_findings)."""
     head = story.summary.split(" - ")[0]
-    lead = story.findings[0] if story.findings else None
-    evidence_cause = lead is not None and lead.kind == "cause" and lead.text.startswith(_EVIDENCE_CAUSES)
-    if evidence_cause and (story.verdict.get("failure") or story.facts.get("scope") not in (None, "sidecar")):
-        assert lead is not None
-        if lead.text.startswith("Envoy rejected"):
-            first = lead.text.split(": ", 1)[0]
-        elif lead.text.startswith("inconsistent evidence"):
-            first = lead.text.split(". ", 1)[0]
-        else:
-            first = lead.text.split(":", 1)[0]
-        return f"{head} - {first}"
-    return head
-
-
-#: How the findings `checks.py` puts first begin (meshviz.engine.checks).
-_EVIDENCE_CAUSES = ("Envoy rejected", "this Envoy config is", "these rules", "inconsistent evidence")
+    cause = story.facts.get("evidence_cause")
+    return f"{head} - {cause}" if cause else head

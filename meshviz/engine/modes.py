@@ -3,9 +3,10 @@
 From a pod's evidence, infer the istio-iptables settings behind its rules
 (`settings_from_rules`), regenerate the rules in the other mode with the Istio
 generator (`meshviz.engine.istio`), and change what Istio changes with it:
-Envoy's listeners (TPROXY: `transparent` and `original_src` with mark 1337),
-the policy route (`ip rule fwmark 1337 lookup 133`, `ip route local default dev
-lo table 133`) and the sidecar's identity (REDIRECT 1337/1337; TPROXY 0/1337
+Envoy's listeners (TPROXY: `transparent` and `original_src` with the pod's TPROXY
+mark), the policy route for that mark and table (Istio's defaults: `ip rule fwmark
+1337 lookup 133`, `ip route local default dev lo table 133`) and the sidecar's
+identity (REDIRECT: the uid the rules exempt; TPROXY: root, the same gid
 with NET_ADMIN).
 """
 
@@ -19,7 +20,7 @@ from meshviz.engine.evidence import Evidence
 from meshviz.engine.iptables_parser import parse_iptables
 from meshviz.engine.istio.settings import CaptureSettings, InterceptionMode
 from meshviz.engine.model import Chain, Family, Rule, Ruleset, Snapshot
-from meshviz.engine.profile import _tproxy_mark
+from meshviz.engine.profile import tproxy_mark_of
 
 
 def _chain(rs: Ruleset, table: str, name: str) -> Chain | None:
@@ -27,7 +28,7 @@ def _chain(rs: Ruleset, table: str, name: str) -> Chain | None:
     return t.chain(name) if t else None
 
 
-def _dports(rule: Rule) -> list[int]:
+def rule_dports(rule: Rule) -> list[int]:
     out: list[int] = []
     for m in rule.matches:
         for o in m.options:
@@ -89,7 +90,7 @@ def settings_from_rules(iptables: str, notes: list[str]) -> CaptureSettings:
         target_chain = "ISTIO_TPROXY" if tproxy else "ISTIO_IN_REDIRECT"
         for rule in inbound.rules:
             t = rule.target.name if rule.target else ""
-            ports = _dports(rule)
+            ports = rule_dports(rule)
             if t == "RETURN" and ports and not rule.in_iface and not _owner_ids(rule, "uid-owner"):
                 excluded += ports
             elif t == target_chain:
@@ -129,7 +130,7 @@ def settings_from_rules(iptables: str, notes: list[str]) -> CaptureSettings:
             kw["proxy_gids"] = tuple(dict.fromkeys(gids))
     # The TPROXY mark and its route table, as the rules and `ip rule` say (the pod's profile reads both).
     snap = _snapshot_for_marks(iptables)
-    tm = _tproxy_mark(snap)
+    tm = tproxy_mark_of(snap)
     if tm is not None:
         kw["inbound_tproxy_mark"] = tm[0]
     fields = {f.name for f in dataclasses.fields(CaptureSettings)}

@@ -180,7 +180,7 @@ def _outbound_port(snapshot: Snapshot) -> int | None:
     return None
 
 
-def _tproxy_mark(snapshot: Snapshot) -> tuple[int, int, str] | None:
+def tproxy_mark_of(snapshot: Snapshot) -> tuple[int, int, str] | None:
     for _t, c, r in _rules(snapshot.rulesets, "mangle"):
         if _target_is(r, "TPROXY"):
             vm = _value_mask(_opt(r, "tproxy-mark", "on-mark") or "")
@@ -323,7 +323,7 @@ def derive_profile(
     net_admin = proxy_net_admin if proxy_net_admin is not None else (proxy_uid == 0 or tproxy)
 
     # TPROXY mark and policy route table
-    tm = _tproxy_mark(snapshot)
+    tm = tproxy_mark_of(snapshot)
     if tm is not None:
         mark, mask, ref = tm
         facts.append(f"the TPROXY mark is {mark:#x} ({ref})")

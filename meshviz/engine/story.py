@@ -125,6 +125,8 @@ class PodContext:
     tproxy_mark: int = DEFAULT_TPROXY_MARK
     tproxy_table: int = DEFAULT_TPROXY_TABLE
     mode: str = "REDIRECT"
+    outbound_port: int = DEFAULT_OUTBOUND_PORT  # Envoy's capture ports, as the rules redirect to them
+    inbound_port: int = DEFAULT_INBOUND_PORT
 
     @classmethod
     def of(cls, profile: PodProfile, *, client_tls: bool = False) -> PodContext:
@@ -143,6 +145,8 @@ class PodContext:
             tproxy_mark=profile.tproxy_mark,
             tproxy_table=profile.tproxy_table,
             mode=profile.mode,
+            outbound_port=profile.outbound_port,
+            inbound_port=profile.inbound_port,
         )
 
     def pod_ip_for(self, addr: IPAddress) -> IPAddress | None:
@@ -315,7 +319,7 @@ def inbound_story(
         b.find("cause", f"the pod has no {fam} address for the {fam} client {client.addr} to connect to")
         return _finish("inbound", verdict, b, f"{client} -> pod:{port}")
     tproxy = ctx.mode == "TPROXY" or (envoy is not None and envoy.interception_mode == "TPROXY")
-    e_socks, notes = envoy_sockets(envoy, ctx, tproxy, _capture_ports(snapshot))
+    e_socks, notes = envoy_sockets(envoy, ctx, tproxy, (ctx.outbound_port, ctx.inbound_port))
     given = tuple(ctx.app_ports)
     a_socks, notes2 = app_sockets(ctx, given, {s.local_port for s in e_socks}, assumed=() if given else (port,))
     for n in notes + notes2:
@@ -380,17 +384,6 @@ def inbound_story(
     b.find("fact", f"the client's SYN to {dst} is captured {capture[0]}", capture[1])
     _envoy_leg(b, sim, envoy, ctx, first, Endpoint(pod_ip, port), verdict, depth=0)
     return _finish("inbound", verdict, b, f"{client} -> {dst}")
-
-
-def _capture_ports(snapshot: Snapshot) -> tuple[int, int]:
-    """Envoy's outbound and inbound capture ports as the rules redirect to them (Istio's when they do not)."""
-    from meshviz.engine.profile import _capture_port, _outbound_port, interception_mode
-
-    mode = interception_mode(snapshot)
-    return (
-        _outbound_port(snapshot) or DEFAULT_OUTBOUND_PORT,
-        _capture_port(snapshot, mode) or DEFAULT_INBOUND_PORT,
-    )
 
 
 @dataclass
@@ -734,7 +727,7 @@ def outbound_story(
     for a in assumptions:
         b.find("assumption", a)
     tproxy = ctx.mode == "TPROXY" or (envoy is not None and envoy.interception_mode == "TPROXY")
-    e_socks, notes = envoy_sockets(envoy, ctx, tproxy, _capture_ports(snapshot))
+    e_socks, notes = envoy_sockets(envoy, ctx, tproxy, (ctx.outbound_port, ctx.inbound_port))
     # The same listeners as the inbound story: the evidence's application ports; a connection to the pod itself
     # on a port the evidence does not name assumes the application listens there, and says so.
     given = tuple(ctx.app_ports)
