@@ -61,6 +61,7 @@ lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy meshviz
+	$(BIN)/lint-imports --no-cache
 
 # Uses PostgreSQL when DATABASE_URL is unset and 127.0.0.1:5432 answers; SQLite otherwise.
 test: venv sysdeps

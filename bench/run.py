@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from meshviz.engine.api import load_snapshot, trace  # noqa: E402
-from meshviz.engine.iptables_parser import IptablesParseResult, parse_iptables  # noqa: E402
-from meshviz.engine.model import Packet  # noqa: E402
-from meshviz.engine.simulate import Host, Sender  # noqa: E402
+from meshviz.engine.core.model import Packet  # noqa: E402
+from meshviz.engine.netfilter.parser import IptablesParseResult, parse_iptables  # noqa: E402
+from meshviz.engine.pipeline.pod import load_snapshot, trace  # noqa: E402
+from meshviz.engine.sim.simulate import Host, Sender  # noqa: E402
 
 GENERATOR_CANDIDATES = (ROOT.parent / "shared" / "bench" / "gen_kube_proxy_rules.py",)
 

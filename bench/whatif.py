@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from meshviz.analyses.examples import get  # noqa: E402  (plain data, no Django)
-from meshviz.engine import whatif as whatif_module  # noqa: E402
-from meshviz.engine.evidence import Evidence  # noqa: E402
-from meshviz.engine.iptables_parser import parse_iptables  # noqa: E402
-from meshviz.engine.whatif import Edit, default_connections, retrace, whatif  # noqa: E402
+from meshviz.engine.explorer import whatif as whatif_module  # noqa: E402
+from meshviz.engine.explorer.whatif import Edit, default_connections, retrace, whatif  # noqa: E402
+from meshviz.engine.netfilter.parser import parse_iptables  # noqa: E402
+from meshviz.engine.pipeline.evidence import Evidence  # noqa: E402
 
 TARGET_MS = 200.0
 

@@ -3,7 +3,7 @@ from django.urls import URLPattern, URLResolver, include, path, register_convert
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from meshviz.analyses.api import AnalysisViewSet
-from meshviz.analyses.api import router as api_router
+from meshviz.api import router as api_router
 from meshviz.web import evidence_pages, explorer, pages, views
 
 
@@ -20,20 +20,6 @@ class DiagramFormat:
 
 
 register_converter(DiagramFormat, "diagramfmt")
-
-# live collection (meshviz.clusters): /api/v1/clusters/, /collections/, /watched-pods/ join the router before it is
-# included below; the pages (/clusters/, /collections/<id>/, /watched-pods/) are the include marked below.
-from meshviz.clusters.api import register  # noqa: E402
-
-register(api_router)
-# istioctl bug-report archives (meshviz/analyses/bugreport_api.py)
-from meshviz.analyses.bugreport_api import BugReportViewSet  # noqa: E402
-
-api_router.register("bug-reports", BugReportViewSet, basename="bug-report")
-# the caller's audit log (meshviz.accounts.audit)
-from meshviz.accounts.api import AuditLogViewSet  # noqa: E402
-
-api_router.register("audit", AuditLogViewSet, basename="audit")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),

@@ -19,11 +19,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from meshviz.engine.archive import ArchiveError
-from meshviz.engine.bugreport import pod_keys
+from meshviz.engine.api import ArchiveError, pod_keys
 
 from . import access, bundles
-from .api import ERROR_RESPONSES, EvidenceInvalid, EvidenceTooLarge, api_exception_handler, represent
+from .api import ERROR_RESPONSES, represent
+from .errors import EvidenceInvalid, EvidenceTooLarge, api_exception_handler
 from .tasks import enqueue
 
 

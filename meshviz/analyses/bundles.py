@@ -1,6 +1,6 @@
 """Evidence bundles, `istioctl bug-report` archives and merged Envoy inputs as analyses: the Django-side shell.
 
-The engine reads them (`meshviz.engine.bundle`, `meshviz.engine.bugreport`, `meshviz.engine.envoy.proxyconfig`,
+The engine reads them (`meshviz.engine.evidence.bundle`, `meshviz.engine.evidence.bugreport`, `meshviz.engine.envoy.proxyconfig`,
 all bounded and pure); this module maps the engine's evidence kinds onto the Analysis fields, validates
 with the same parsers as an upload (`services.validate_evidence`, errors renamed to the archive member they
 came from) and creates the analyses.
@@ -15,11 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from meshviz.engine.archive import ArchiveError
-from meshviz.engine.bugreport import PodEvidence, pod_evidence, read_bug_report
-from meshviz.engine.bundle import Bundle, read_bundle
-from meshviz.engine.envoy.proxyconfig import merge_envoy_inputs
-from meshviz.engine.podspec import PodIdentity
+from meshviz.engine.api import (
+    ArchiveError,
+    Bundle,
+    PodEvidence,
+    PodIdentity,
+    merge_envoy_inputs,
+    pod_evidence,
+    read_bug_report,
+    read_bundle,
+)
 
 from . import services
 from .models import Analysis

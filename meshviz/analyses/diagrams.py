@@ -1,4 +1,4 @@
-"""Flow diagrams of an analysis's connections: Graphviz through meshviz.engine.render, cached by content.
+"""Flow diagrams of an analysis's connections: Graphviz through meshviz.engine.render.dot, cached by content.
 
 Stored results hold each story as `Story.to_dict()`; `story_from_dict` rebuilds the Story the renderer
 draws. Rendered bytes are cached in Django's default cache under `diagram_key(dot, fmt)`, so the same
@@ -15,9 +15,7 @@ from typing import Any
 from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
 
-from meshviz.engine import render
-from meshviz.engine.story import Finding, Story, StoryHop
-from meshviz.engine.trace import Trace
+from meshviz.engine.api import Finding, Story, StoryHop, Trace, render
 from meshviz.web import ratelimit
 
 from . import services

@@ -19,22 +19,25 @@ from django.db import transaction
 from django.utils import timezone
 
 from meshviz.accounts import audit
-from meshviz.engine import whatif
-from meshviz.engine.addr_parser import parse_ip_addr
-from meshviz.engine.api import EVIDENCE_SOURCES, load_pod
-from meshviz.engine.compare import compare
-from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.envoy.redact import redact_config_dump_text
-from meshviz.engine.evidence import Evidence, connection_story, identity_of
-from meshviz.engine.evidence import verdict_line as engine_verdict_line
-from meshviz.engine.fix import fix
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.limits import MAX_CONNECTIONS
-from meshviz.engine.model import Family
-from meshviz.engine.modes import mode_of
-from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
-from meshviz.engine.story import Story
-from meshviz.engine.sysctl_parser import parse_sysctls
+from meshviz.engine.api import (
+    EVIDENCE_SOURCES,
+    MAX_CONNECTIONS,
+    Evidence,
+    Family,
+    analyse,
+    identity_of,
+    load_pod,
+    mode_of,
+    parse_config_dump,
+    parse_ip_addr,
+    parse_ip_routes,
+    parse_ip_rules,
+    parse_iptables,
+    parse_sysctls,
+    redact_config_dump_text,
+    whatif,
+)
+from meshviz.engine.api import verdict_line as engine_verdict_line
 
 from . import examples
 from .models import ENGINE_VERSION, Analysis
@@ -265,40 +268,9 @@ def connection_label(conn: dict[str, Any], pod_ip: str) -> str:
 
 
 def compute_results(analysis: Analysis) -> dict[str, Any]:
-    """Run every connection's story, the REDIRECT/TPROXY comparison and the fix for the first inbound one."""
-    ev = evidence_of(analysis)
-    stories: list[dict[str, Any]] = []
-    first_inbound: tuple[dict[str, Any], Story] | None = None
-    for conn in analysis.connections:
-        story = connection_story(ev, conn)
-        if first_inbound is None and conn["direction"] == "inbound":
-            first_inbound = (conn, story)
-        stories.append({"connection": dict(conn), "verdict_line": verdict_line(story), **story.to_dict()})
-    comparison: dict[str, Any] | None = None
-    fix_result: dict[str, Any] | None = None
-    if first_inbound is not None:
-        conn, story = first_inbound
-        comparison = compare(ev, [(conn["client"], int(conn["port"]))])
-        fix_result = fix(ev, client=conn["client"], port=int(conn["port"])).to_dict()
-        summary = verdict_line(story)
-        # Only a fix whose re-simulation reaches the goal is ever named; otherwise the cause leads.
-        if fix_result["works"] and fix_result["patches"]:
-            titles = "; ".join(p["title"] for p in fix_result["patches"])
-            summary += f"; verified fix: {titles}"
-        elif not fix_result["works"]:
-            summary += f"; no verified fix ({len(fix_result.get('tried') or [])} plans tried)"
-    elif stories:
-        summary = stories[0]["verdict_line"]
-    else:
-        summary = "no connections to simulate"
-    return {
-        "engine_version": ENGINE_VERSION,
-        "revision": analysis.revision,
-        "stories": stories,
-        "comparison": comparison,
-        "fix": fix_result,
-        "summary": summary,
-    }
+    """The engine's analysis of every connection (meshviz.engine.api.analyse), stamped with version and revision."""
+    result = analyse(evidence_of(analysis), analysis.connections)
+    return {"engine_version": ENGINE_VERSION, "revision": analysis.revision, **result.to_dict()}
 
 
 class ResultTooLarge(Exception):

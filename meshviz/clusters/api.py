@@ -24,12 +24,13 @@ from rest_framework.routers import BaseRouter
 
 from meshviz.accounts import audit
 from meshviz.analyses import services as analyses
-from meshviz.analyses.api import ERRORS, EvidenceField, api_exception_handler
+from meshviz.analyses.api import ERRORS, EvidenceField
+from meshviz.analyses.errors import api_exception_handler
 from meshviz.analyses.models import Analysis
 from meshviz.collect.errors import CollectError
 from meshviz.web.parsers import BoundedJSONParser
 
-from . import crypto, services
+from . import connect, crypto, services, steps
 from .models import Cluster, CollectionJob, WatchedPod
 from .tasks import queue_check
 
@@ -73,7 +74,7 @@ def clusters_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
         exc = exceptions.NotFound(f"no {noun} with that id (or it is not yours)")
     if isinstance(exc, CollectError):
         return Response({"errors": [collect_error(exc)]}, status=COLLECT_ERROR_STATUS.get(exc.kind, 502))
-    if isinstance(exc, services.KubeconfigInvalid):
+    if isinstance(exc, connect.KubeconfigInvalid):
         return Response({"errors": [analyses.error("kubeconfig", exc.message)]}, status=400)
     if isinstance(exc, services.BrowsePending):
         response = Response(
@@ -82,7 +83,7 @@ def clusters_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
         )
         response["Retry-After"] = "1"
         return response
-    if isinstance(exc, services.InClusterForbidden):
+    if isinstance(exc, connect.InClusterForbidden):
         return Response({"errors": [analyses.error("in_cluster", str(exc))]}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, crypto.EncryptionKeyMissing | crypto.EncryptionKeyInvalid):
         return Response(
@@ -535,7 +536,7 @@ class CollectionViewSet(OwnedViewSet):
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
         if job.verdict_changes is None and job.previous_analysis_id is not None:
-            services.compare_with_previous(job)
+            steps.compare_with_previous(job)
         return Response(represent_collection(job, request))
 
     @extend_schema(
@@ -596,7 +597,7 @@ class WatchedPodViewSet(mixins.DestroyModelMixin, OwnedViewSet):
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
         watched = self.get_object()
         for job in watched.collections.filter(verdict_changes__isnull=True, previous_analysis__isnull=False):
-            services.compare_with_previous(job)
+            steps.compare_with_previous(job)
         watched.refresh_from_db()
         return Response(represent_watched(watched, request))
 

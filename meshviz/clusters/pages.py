@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from meshviz.accounts import audit
 from meshviz.collect.errors import CollectError
 
-from . import crypto, services
+from . import connect, crypto, services, steps
 from .api import NAMESPACE_RE, POD_RE, provenance
 from .models import Cluster, CollectionJob, WatchedPod
 from .tasks import queue_check
@@ -95,9 +95,9 @@ def clusters_page(request: HttpRequest) -> HttpResponse:
                         context=data.get("context") or "",
                         check=False,
                     )
-                except services.InClusterForbidden as exc:
+                except connect.InClusterForbidden as exc:
                     form.add_error(None, str(exc))
-                except services.KubeconfigInvalid as exc:
+                except connect.KubeconfigInvalid as exc:
                     form.add_error("kubeconfig", exc.message)
                 except (crypto.EncryptionKeyMissing, crypto.EncryptionKeyInvalid) as exc:
                     form.add_error(None, str(exc))
@@ -239,7 +239,7 @@ def watch_pod(request: HttpRequest, pk: int) -> HttpResponse:
 def collection_page(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(request, pk)
     if job.verdict_changes is None and job.previous_analysis_id is not None:
-        services.compare_with_previous(job)
+        steps.compare_with_previous(job)
     return render(
         request,
         "clusters/collection.html",
@@ -282,7 +282,7 @@ def watched_pods_page(request: HttpRequest) -> HttpResponse:
         else:
             raise Http404("unknown operation")
         return redirect("watched-pods-page")
-    services.compare_pending(_owner(request))
+    steps.compare_pending(_owner(request))
     rows = []
     for w in WatchedPod.objects.filter(owner=_owner(request)).select_related("cluster"):
         latest = w.collections.select_related("analysis", "previous_analysis").order_by("-created").first()

@@ -17,7 +17,7 @@ from django.utils import timezone
 from meshviz.analyses.models import Analysis
 from meshviz.collect.errors import CollectError
 
-from . import crypto, services
+from . import crypto, steps
 from .models import CollectionJob
 
 logger = logging.getLogger(__name__)
@@ -74,11 +74,11 @@ def attempt(job_id: int, retries: int) -> str:
     )
     try:
         crypto.require_key()
-        collection = services.run_collection(job)
+        collection = steps.run_collection(job)
     except CollectError as exc:
         limit = int(settings.MESHVIZ_COLLECT_TASK_RETRIES)
         if exc.retryable and retries < limit:
-            services.progress_recorder(job.pk)(
+            steps.progress_recorder(job.pk)(
                 "retry", "retry", f"attempt {retries + 1} of {limit + 1} failed ({exc.kind}: {exc.message}); retrying"
             )
             logger.info("collect: collection %s attempt %d failed (%s); retrying", job.pk, retries + 1, exc.kind)
@@ -87,14 +87,14 @@ def attempt(job_id: int, retries: int) -> str:
         if exc.retryable:
             error["message"] = f"{exc.message} (gave up after {retries + 1} attempts)"
         logger.info("collect: collection %s failed: %s at %s", job.pk, exc.kind, exc.step)
-        services.fail(job.pk, error)
+        steps.fail(job.pk, error)
         return "failed"
     except crypto.EncryptionKeyMissing as exc:
-        services.fail(job.pk, {"kind": "configuration", "step": "connect", "message": str(exc), "retryable": False})
+        steps.fail(job.pk, {"kind": "configuration", "step": "connect", "message": str(exc), "retryable": False})
         return "failed"
     except Exception as exc:
         logger.exception("collect: collection %s failed unexpectedly", job.pk)
-        services.fail(
+        steps.fail(
             job.pk,
             {
                 "kind": "internal",
@@ -104,8 +104,13 @@ def attempt(job_id: int, retries: int) -> str:
             },
         )
         return "failed"
-    analysis = services.finish_collection(job, collection)
-    return "done" if analysis is not None else "failed"
+    analysis = steps.finish_collection(job, collection)
+    if analysis is None:
+        return "failed"
+    if job.previous_analysis_id is not None:
+        # a re-collection: flag the verdicts that changed once the new analysis has its results
+        transaction.on_commit(lambda: compare_verdicts.delay(job.pk))
+    return "done"
 
 
 @shared_task(bind=True, name="meshviz.clusters.compare_verdicts", max_retries=60)
@@ -116,7 +121,7 @@ def compare_verdicts(self: Any, job_id: int) -> str:
     job = CollectionJob.objects.filter(pk=job_id).first()
     if job is None or job.previous_analysis_id is None or job.analysis_id is None:
         return "nothing to compare"
-    changes = services.compare_with_previous(job)
+    changes = steps.compare_with_previous(job)
     if changes is not None:
         return f"{len(changes)} change(s)"
     pending = Analysis.objects.filter(
@@ -130,9 +135,17 @@ def compare_verdicts(self: Any, job_id: int) -> str:
 @shared_task(name="meshviz.clusters.recollect_watched_pods")
 def recollect_watched_pods() -> dict[str, int]:
     """The beat task: flag verdict changes of finished re-collections, then start the due collections."""
-    compared = services.compare_pending()
-    started = services.recollect_due()
+    compared = steps.compare_pending()
+    started = steps.recollect_due()
+    for job in started:
+        queue_collection(job)
     return {"compared": compared, "started": len(started)}
+
+
+def queue_collection(job: CollectionJob) -> None:
+    """Queue `collect` for the job once the transaction commits."""
+    pk = job.pk
+    transaction.on_commit(lambda: collect.delay(pk))
 
 
 @shared_task(
@@ -145,7 +158,7 @@ def check(cluster_id: int) -> str:
     cluster = Cluster.objects.select_related("owner").filter(pk=cluster_id).first()
     if cluster is None:
         return "missing"
-    services.check_cluster(cluster)
+    steps.check_cluster(cluster)
     return "failed" if cluster.check_error else "checked"
 
 
@@ -166,14 +179,14 @@ def queue_check(cluster: Any) -> None:
 
 @shared_task(name="meshviz.clusters.browse", soft_time_limit=60, time_limit=90)
 def browse(cluster_id: int, key: str) -> str:
-    """List a cluster's namespaces or a namespace's pods (`services.browse`) and store the result or the error."""
+    """List a cluster's namespaces or a namespace's pods (`steps.browse`) and store the result or the error."""
     from .models import BrowseResult, Cluster
 
     cluster = Cluster.objects.select_related("owner").filter(pk=cluster_id).first()
     if cluster is None:
         return "missing"
     try:
-        stored = BrowseResult.objects.create(cluster=cluster, key=key, result=services.list_now(cluster, key))
+        stored = BrowseResult.objects.create(cluster=cluster, key=key, result=steps.list_now(cluster, key))
         outcome = "listed"
     except CollectError as exc:
         stored = BrowseResult.objects.create(cluster=cluster, key=key, error=exc.to_dict())

@@ -60,14 +60,20 @@ from meshviz.collect.discover import (
 )
 from meshviz.collect.errors import CollectError
 from meshviz.collect.kube import Retry, error_for, get_json, is_transient, status_message
-from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.envoy.redact import redact_config_dump_text
-from meshviz.engine.errors import ParseError
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.istio.reconstruct import ReconstructionError, reconstruct_from_pod
-from meshviz.engine.podspec import app_ports, effective_id, pod_ips
-from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
-from meshviz.engine.sysctl_parser import parse_sysctls
+from meshviz.engine.api import (
+    ParseError,
+    ReconstructionError,
+    app_ports,
+    effective_id,
+    parse_config_dump,
+    parse_ip_routes,
+    parse_ip_rules,
+    parse_iptables,
+    parse_sysctls,
+    pod_ips,
+    reconstruct_from_pod,
+    redact_config_dump_text,
+)
 
 __all__ = [
     "CAPTURE_SCRIPT",

@@ -15,13 +15,8 @@ from kubernetes import client as k8s
 from meshviz.collect.kube import Retry, default_timeout, get_json
 
 # what a pod spec says (sidecar, mode, version) is the engine's: one implementation for every evidence path
-from meshviz.engine.podspec import (
-    PROXY_CONTAINER,
-    has_sidecar,
-    interception_mode,
-    istio_version,
-    proxy_container,
-)
+from meshviz.engine.api import PROXY_CONTAINER, has_sidecar, istio_version, proxy_container
+from meshviz.engine.api import spec_interception_mode as interception_mode
 
 __all__ = [
     "PROXY_CONTAINER",

@@ -32,12 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshviz.engine.api import load_snapshot, trace
-from meshviz.engine.errors import ParseError
-from meshviz.engine.model import Family, Packet, Socket
-from meshviz.engine.netaddr import split_host_port
-from meshviz.engine.simulate import Sender
-from meshviz.engine.trace import render_text
+from meshviz.engine.core.errors import ParseError
+from meshviz.engine.core.model import Family, Packet, Socket
+from meshviz.engine.core.netaddr import split_host_port
+from meshviz.engine.core.trace import render_text
+from meshviz.engine.pipeline.pod import load_snapshot, trace
+from meshviz.engine.sim.simulate import Sender
 
 
 class _Given(str):
@@ -70,10 +70,10 @@ def _print_errors(errors: Sequence[ParseError], fmt: str) -> None:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    from meshviz.engine.iptables_parser import parse_iptables
-    from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
-    from meshviz.engine.serialize import parse_summary, ruleset_to_dict
-    from meshviz.engine.sysctl_parser import parse_sysctls
+    from meshviz.engine.netfilter.parser import parse_iptables
+    from meshviz.engine.netfilter.serialize import parse_summary, ruleset_to_dict
+    from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
+    from meshviz.engine.routing.sysctl import parse_sysctls
 
     text = _read(args.file)
     source = args.file
@@ -293,7 +293,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def _pod_iface_of(snapshot: Any, pod_ip: str | None) -> str:
-    from meshviz.engine.profile import DEFAULT_POD_IFACE, pod_interface
+    from meshviz.engine.core.defaults import DEFAULT_POD_IFACE
+    from meshviz.engine.evidence.profile import pod_interface
 
     if pod_ip is None:
         return DEFAULT_POD_IFACE
@@ -301,7 +302,7 @@ def _pod_iface_of(snapshot: Any, pod_ip: str | None) -> str:
 
 
 def cmd_story(args: argparse.Namespace) -> int:
-    from meshviz.engine.api import run_story
+    from meshviz.engine.pipeline.pod import run_story
 
     if args.direction == "inbound" and (args.client is None or args.port is None):
         print("error: an inbound story needs --client IP[:PORT] and --port N", file=sys.stderr)
@@ -358,7 +359,7 @@ def cmd_story(args: argparse.Namespace) -> int:
 
 
 def _evidence(args: argparse.Namespace) -> Any:
-    from meshviz.engine.evidence import Evidence
+    from meshviz.engine.pipeline.evidence import Evidence
 
     t, _ = _evidence_texts(args)
     return Evidence(
@@ -382,8 +383,8 @@ def _evidence(args: argparse.Namespace) -> Any:
 
 
 def cmd_fix(args: argparse.Namespace) -> int:
-    from meshviz.engine.errors import EngineInputError
-    from meshviz.engine.fix import fix
+    from meshviz.engine.core.errors import EngineInputError
+    from meshviz.engine.fix.plans import fix
 
     if args.client is None or args.port is None:
         print(
@@ -420,8 +421,8 @@ def cmd_fix(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from meshviz.engine.compare import compare
-    from meshviz.engine.errors import EngineInputError
+    from meshviz.engine.core.errors import EngineInputError
+    from meshviz.engine.fix.compare import compare
 
     if args.client is None or args.port is None:
         print("error: compare needs --client IP[:PORT] and --port N", file=sys.stderr)
@@ -529,9 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _resolve_inputs(args: argparse.Namespace) -> int:
     """--bundle and repeated --envoy into the single inputs the commands read; 0, or an exit status."""
-    from meshviz.engine.archive import ArchiveError
-    from meshviz.engine.bundle import read_bundle
     from meshviz.engine.envoy.proxyconfig import merge_envoy_inputs
+    from meshviz.engine.evidence.archive import ArchiveError
+    from meshviz.engine.evidence.bundle import read_bundle
 
     if getattr(args, "bundle", None):
         try:

@@ -1,7 +1,7 @@
 """Evidence from where users already have it: the collect.sh script and its page, `istioctl bug-report` uploads.
 
 Thin shells: the script is a static file (`meshviz/collect/collect.sh`); archives are read by the engine
-(`meshviz.engine.bugreport`) through `meshviz.analyses.bundles`.
+(`meshviz.engine.evidence.bugreport`) through `meshviz.analyses.bundles`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from meshviz.analyses import bundles
 from meshviz.analyses.tasks import enqueue
-from meshviz.engine.archive import ArchiveError
-from meshviz.engine.bugreport import pod_keys
+from meshviz.engine.api import ArchiveError, pod_keys
 
 COLLECT_SH = Path(__file__).resolve().parents[1] / "collect" / "collect.sh"
 #: how long an uploaded bug-report archive waits for the user to pick pods (seconds)

@@ -40,16 +40,25 @@ from meshviz.analyses import access, diagrams, services
 from meshviz.analyses.access import login_first
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
-from meshviz.engine import analysis_diff, safejson, structure, whatif
-from meshviz.engine import render as render_module
-from meshviz.engine.api import trace
-from meshviz.engine.evidence import Evidence, SimulatedPod, simulated_pod
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.model import Family, Packet, Ruleset
-from meshviz.engine.profile import DEFAULT_POD_IFACE
-from meshviz.engine.render import DiagramError
-from meshviz.engine.simulate import Sender
-from meshviz.engine.trace import Trace
+from meshviz.engine.api import (
+    DEFAULT_POD_IFACE,
+    DiagramError,
+    Evidence,
+    Family,
+    Packet,
+    Ruleset,
+    Sender,
+    SimulatedPod,
+    Trace,
+    analysis_diff,
+    parse_iptables,
+    safejson,
+    simulated_pod,
+    structure,
+    trace,
+    whatif,
+)
+from meshviz.engine.api import render as render_module
 from meshviz.web import ratelimit
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from rest_framework.response import Response
 
 from meshviz.analyses import access, services
 from meshviz.analyses.permissions import ReadPublicOrAuthenticated
-from meshviz.engine import analysis_diff, whatif
+from meshviz.engine.api import analysis_diff, whatif
 
 from . import explorer
 
@@ -52,7 +52,7 @@ class ExplorerViewSet(viewsets.ViewSet):
 
     def get_exception_handler(self) -> Any:
         # the API's one error shape ({"errors": [...]}); imported late: meshviz.analyses.api registers this viewset
-        from meshviz.analyses.api import api_exception_handler
+        from meshviz.analyses.errors import api_exception_handler
 
         return api_exception_handler
 

@@ -1,7 +1,7 @@
 """Pages around an analysis: the permalink page, its diagrams and fix artifacts, and the new-analysis form.
 
 Everything user-supplied reaches the templates as plain strings and is escaped by Django's autoescape;
-only Graphviz's SVG is inserted unescaped, because meshviz.engine.render escapes every label it writes.
+only Graphviz's SVG is inserted unescaped, because meshviz.engine.render.dot escapes every label it writes.
 """
 
 from __future__ import annotations
@@ -22,10 +22,7 @@ from meshviz.analyses import access, diagrams, examples, services
 from meshviz.analyses.access import login_first
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
-from meshviz.engine import structure
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.model import Family
-from meshviz.engine.render import DiagramError
+from meshviz.engine.api import DiagramError, Family, parse_iptables, rule_text, structure
 
 from .forms import NewAnalysisForm
 
@@ -69,7 +66,7 @@ def _rules(analysis: Analysis, stories: list[dict[str, Any]]) -> list[dict[str, 
                 rules = []
                 for index, rule in enumerate(chain.rules, 1):
                     by = hits.get((table.name, chain.name, index), []) if traced else []
-                    rules.append({"index": index, "text": rule.text(), "hit_by": by})
+                    rules.append({"index": index, "text": rule_text(rule), "hit_by": by})
                 chains.append(
                     {
                         "name": chain.name,

@@ -1,4 +1,4 @@
-"""The API's JSON parser: bounded nesting and number size (meshviz.engine.safejson), errors as 400s.
+"""The API's JSON parser: bounded nesting and number size (meshviz.engine.core.safejson), errors as 400s.
 
 DRF's JSONParser calls `json.load`: a body nested 2,000 levels deep raised RecursionError (an HTML 500) and a
 4,300-digit number a bare ValueError.  This parser reports both as a ParseError naming the line and column.
@@ -15,7 +15,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from meshviz.engine import safejson
+from meshviz.engine.api import safejson
 
 
 class BoundedJSONParser(JSONParser):

@@ -9,7 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from meshviz.analyses.api import AnalysisCreateSerializer, EvidenceTooLarge
+from meshviz.analyses.api import AnalysisCreateSerializer
+from meshviz.analyses.errors import EvidenceTooLarge
 from meshviz.analyses.models import Analysis
 
 from .helpers import ENVOY_REDIRECT, POD_IP, REDIRECT_RULES, evidence_payload

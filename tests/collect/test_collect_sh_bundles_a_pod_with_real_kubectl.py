@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from meshviz.engine.bundle import read_bundle
+from meshviz.engine.evidence.bundle import read_bundle
 from tests.kube.fake_apiserver import POD_IP, PROXY_IMAGE, FakeApiServer
 from tests.kube.helpers import POD, REDIRECT_NS
 

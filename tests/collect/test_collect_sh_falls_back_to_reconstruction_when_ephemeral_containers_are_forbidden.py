@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meshviz.engine.bundle import read_bundle
+from meshviz.engine.evidence.bundle import read_bundle
 from tests.kube.fake_apiserver import FakeApiServer
 from tests.kube.helpers import POD, REDIRECT_NS, TPROXY_NS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meshviz.engine.bundle import read_bundle
+from meshviz.engine.evidence.bundle import read_bundle
 from tests.kube.fake_apiserver import FakeApiServer
 from tests.kube.helpers import POD, REDIRECT_NS
 

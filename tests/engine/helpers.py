@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from meshviz.engine.api import load_snapshot
-from meshviz.engine.model import Packet, Snapshot, Socket
-from meshviz.engine.simulate import Host, Sender, Simulation
-from meshviz.engine.sockets import SocketTable
-from meshviz.engine.trace import Trace
+from meshviz.engine.core.model import Packet, Socket
+from meshviz.engine.core.trace import Trace
+from meshviz.engine.pipeline.pod import load_snapshot
+from meshviz.engine.sim.simulate import Host, Sender, Simulation
+from meshviz.engine.sim.snapshot import Snapshot
+from meshviz.engine.sim.sockets import SocketTable
 
 POD = "10.0.0.10"
 CLIENT = "10.0.0.1"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from meshviz.engine.iptables_parser import IptablesParseResult, parse_iptables
-from meshviz.engine.model import Chain, Family, Rule, Ruleset
+from meshviz.engine.core.model import Family
+from meshviz.engine.netfilter.model import Chain, Rule, Ruleset
+from meshviz.engine.netfilter.parser import IptablesParseResult, parse_iptables
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 

@@ -8,9 +8,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshviz.engine.archive import ArchiveError
-from meshviz.engine.bugreport import read_bug_report
-from meshviz.engine.bundle import read_bundle
+from meshviz.engine.evidence.archive import ArchiveError
+from meshviz.engine.evidence.bugreport import read_bug_report
+from meshviz.engine.evidence.bundle import read_bundle
 from tests.kube.fake_apiserver import istio_pod
 
 from .archives import bundle_members, member, tar_gz

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from meshviz.engine.archive import ArchiveError
-from meshviz.engine.bugreport import pod_evidence, read_bug_report
-from meshviz.engine.evidence import Evidence, story_for
+from meshviz.engine.evidence.archive import ArchiveError
+from meshviz.engine.evidence.bugreport import pod_evidence, read_bug_report
+from meshviz.engine.pipeline.evidence import Evidence, story_for
 
 from .archives import member, tar_gz
 from .bugreport_archive import GEO, PRODUCTPAGE, bug_report_archive

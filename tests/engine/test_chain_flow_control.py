@@ -1,6 +1,6 @@
 """Jumps, gotos, RETURN, implicit returns and built-in chain policies."""
 
-from meshviz.engine.trace import Disposition, StepKind
+from meshviz.engine.core.trace import Disposition, StepKind
 
 from .helpers import CLIENT, POD, pod, receive, rule_hits, tcp
 

@@ -19,15 +19,16 @@ import re
 
 import pytest
 
-from meshviz.engine.iptables_parser import (
+from meshviz.engine.core.model import Family
+from meshviz.engine.netfilter.model import AddrCriterion, Match, MatchOption, Target
+from meshviz.engine.netfilter.parser import (
     FORMAT_COMMANDS,
     FORMAT_RESTORE,
     FORMAT_SAVE,
     IptablesParseResult,
     parse_iptables,
 )
-from meshviz.engine.iptables_render import render_rule
-from meshviz.engine.model import AddrCriterion, Family, Match, MatchOption, Target
+from meshviz.engine.netfilter.render import render_rule
 
 from .iptables_util import CORPUS, chain, parse_ok, rules, ruleset
 

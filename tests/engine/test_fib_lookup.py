@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from meshviz.engine.model import Family, RouteType, RoutingConfig
-from meshviz.engine.routing import Flow, fib_lookup
-from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
+from meshviz.engine.core.model import Family
+from meshviz.engine.routing.fib import Flow, fib_lookup
+from meshviz.engine.routing.model import RouteType, RoutingConfig
+from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 
 A = ipaddress.ip_address
 

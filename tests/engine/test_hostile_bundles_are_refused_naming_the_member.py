@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from meshviz.engine.archive import ArchiveError, ArchiveLimits
-from meshviz.engine.bundle import read_bundle
+from meshviz.engine.evidence.archive import ArchiveError, ArchiveLimits
+from meshviz.engine.evidence.bundle import read_bundle
 from tests.kube.fake_apiserver import istio_pod
 
 from .archives import MANIFEST, TOP, bundle_members, member, tar_gz, zeros_member

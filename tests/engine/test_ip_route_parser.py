@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from meshviz.engine.model import RouteType
-from meshviz.engine.routing_parser import parse_ip_routes, table_id
+from meshviz.engine.routing.model import RouteType
+from meshviz.engine.routing.parser import parse_ip_routes, table_id
 
 # iproute2 ends IPv4 route lines with a space; IPv6 ones (with `pref`) without.
 TABLE_ALL = "".join(

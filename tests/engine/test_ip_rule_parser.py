@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from meshviz.engine.model import Family, RuleAction
-from meshviz.engine.routing_parser import CUSTOM_TABLE_ID_BASE, parse_ip_rules, table_id
+from meshviz.engine.core.model import Family
+from meshviz.engine.routing.model import RuleAction
+from meshviz.engine.routing.parser import CUSTOM_TABLE_ID_BASE, parse_ip_rules, table_id
 
 DEFAULT_LISTING = "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n32767:\tfrom all lookup default\n"
 

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from meshviz.engine.model import Family, RouteType, RoutingConfig, Snapshot
-from meshviz.engine.routing import Flow, interfaces_from_routes, route_input, route_output, with_default_rules
-from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules, table_id
-from meshviz.engine.sysctl_parser import parse_sysctls
+from meshviz.engine.core.model import Family
+from meshviz.engine.routing.fib import Flow, interfaces_from_routes, route_input, route_output, with_default_rules
+from meshviz.engine.routing.model import RouteType, RoutingConfig
+from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules, table_id
+from meshviz.engine.routing.sysctl import parse_sysctls
+from meshviz.engine.sim.snapshot import Snapshot
 
 A = ipaddress.ip_address
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from meshviz.engine.iptables_parser import FORMAT_COMMANDS, IptablesParseResult, parse_iptables
-from meshviz.engine.iptables_render import render_rule
-from meshviz.engine.model import Family, Match, MatchOption
+from meshviz.engine.core.model import Family
+from meshviz.engine.netfilter.model import Match, MatchOption
+from meshviz.engine.netfilter.parser import FORMAT_COMMANDS, IptablesParseResult, parse_iptables
+from meshviz.engine.netfilter.render import render_rule
 
 from .iptables_util import chain, parse_ok, rules, ruleset
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from meshviz.engine.errors import ParseError
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.model import Family, Match, MatchOption
+from meshviz.engine.core.errors import ParseError
+from meshviz.engine.core.model import Family
+from meshviz.engine.netfilter.model import Match, MatchOption
+from meshviz.engine.netfilter.parser import parse_iptables
 
 from .iptables_util import rules
 

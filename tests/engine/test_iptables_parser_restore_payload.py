@@ -7,9 +7,10 @@ import random
 
 import pytest
 
-from meshviz.engine import iptables_parser
-from meshviz.engine.iptables_parser import FORMAT_RESTORE, parse_iptables
-from meshviz.engine.model import AddrCriterion, Family, Match, MatchOption
+from meshviz.engine.core.model import Family
+from meshviz.engine.netfilter import parser as iptables_parser
+from meshviz.engine.netfilter.model import AddrCriterion, Match, MatchOption
+from meshviz.engine.netfilter.parser import FORMAT_RESTORE, parse_iptables
 
 from .iptables_util import CORPUS, chain, parse_ok, rules, ruleset
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from meshviz.engine.iptables_parser import FORMAT_SAVE, parse_iptables
-from meshviz.engine.model import AddrCriterion, Family, IfaceCriterion, Match, MatchOption, Target
+from meshviz.engine.core.model import Family
+from meshviz.engine.netfilter.model import AddrCriterion, IfaceCriterion, Match, MatchOption, Target
+from meshviz.engine.netfilter.parser import FORMAT_SAVE, parse_iptables
 
 from .iptables_util import chain, parse_ok, rules, ruleset
 

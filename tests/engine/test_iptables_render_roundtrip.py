@@ -13,10 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.iptables_render import quote, render_rule, render_ruleset
-from meshviz.engine.model import Family, Ruleset
-from meshviz.engine.serialize import parse_summary, ruleset_from_dict, ruleset_to_dict
+from meshviz.engine.core.model import Family
+from meshviz.engine.netfilter.model import Ruleset
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.render import quote, render_rule, render_ruleset
+from meshviz.engine.netfilter.serialize import parse_summary, ruleset_from_dict, ruleset_to_dict
 
 from .iptables_util import CORPUS, only_rule, parse_ok, without_refs
 

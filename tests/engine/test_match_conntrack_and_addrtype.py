@@ -3,7 +3,7 @@ addrtype knows the pod's local addresses."""
 
 import ipaddress
 
-from meshviz.engine.connection import Endpoint, connect_from_network
+from meshviz.engine.sim.connection import Endpoint, connect_from_network
 
 from .helpers import CLIENT, POD, listener, pod, receive, send, sim, tcp
 

@@ -1,7 +1,7 @@
 """`-m owner` follows xt_owner: it only sees the sending socket's uid/gid, and a
 packet with no socket matches exactly when every criterion is negated."""
 
-from meshviz.engine.trace import Disposition
+from meshviz.engine.core.trace import Disposition
 
 from .helpers import pod, receive, send, tcp
 

@@ -1,8 +1,8 @@
 """`-m socket` (xt_socket) ignores wildcard listeners unless --nowildcard, and
 with --transparent needs an IP_TRANSPARENT socket."""
 
-from meshviz.engine.model import Socket
-from meshviz.engine.netaddr import parse_ip
+from meshviz.engine.core.model import Socket
+from meshviz.engine.core.netaddr import parse_ip
 
 from .helpers import CLIENT, POD, listener, pod, receive, tcp
 

@@ -1,13 +1,13 @@
 """Service and protocol names resolve the way iptables resolves them, from one table each.
 
 `-p tcp --dport postgresql` used to parse (the parser's service table knew it) and then make every trace through
-it UNSUPPORTED (the match compiler's smaller table did not).  Both now read meshviz.engine.names.
+it UNSUPPORTED (the match compiler's smaller table did not).  Both now read meshviz.engine.core.names.
 """
 
 import pytest
 
-from meshviz.engine.names import SERVICES, canonical_protocol, protocol_number, service_port
-from meshviz.engine.trace import StepKind
+from meshviz.engine.core.names import SERVICES, canonical_protocol, protocol_number, service_port
+from meshviz.engine.core.trace import StepKind
 
 from .helpers import CLIENT, POD, pod, receive, tcp
 
@@ -42,7 +42,7 @@ def test_named_ports_match_like_numbers_and_never_become_unsupported(criteria: s
 
 
 def test_an_unknown_service_name_is_a_parse_error_naming_it() -> None:
-    from meshviz.engine.iptables_parser import parse_iptables
+    from meshviz.engine.netfilter.parser import parse_iptables
 
     r = parse_iptables(TEMPLATE.format(criteria="-p tcp -m tcp --dport no-such-service"), source="rules")
     assert r.errors

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from meshviz.engine.model import RouteType, RoutingConfig, Snapshot
-from meshviz.engine.routing import Flow, RouteDecision, interfaces_from_routes, route_input
-from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
-from meshviz.engine.sysctl_parser import parse_sysctls
+from meshviz.engine.routing.fib import Flow, RouteDecision, interfaces_from_routes, route_input
+from meshviz.engine.routing.model import RouteType, RoutingConfig
+from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
+from meshviz.engine.routing.sysctl import parse_sysctls
+from meshviz.engine.sim.snapshot import Snapshot
 
 A = ipaddress.ip_address
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from meshviz.engine.model import Family, Interface, RouteType, Snapshot
-from meshviz.engine.routing import (
+from meshviz.engine.core.model import Family
+from meshviz.engine.routing.fib import (
     Flow,
     default_policy_rules,
     default_routing,
@@ -15,7 +15,9 @@ from meshviz.engine.routing import (
     route_output,
     with_default_rules,
 )
-from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
+from meshviz.engine.routing.model import Interface, RouteType
+from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
+from meshviz.engine.sim.snapshot import Snapshot
 
 A = ipaddress.ip_address
 

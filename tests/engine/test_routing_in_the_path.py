@@ -3,9 +3,9 @@ keeping the mark and conntrack entry, martians, route_localnet."""
 
 import ipaddress
 
-from meshviz.engine.connection import Endpoint, connect_from_pod
-from meshviz.engine.simulate import Sender
-from meshviz.engine.trace import Disposition, StepKind
+from meshviz.engine.core.trace import Disposition, StepKind
+from meshviz.engine.sim.connection import Endpoint, connect_from_pod
+from meshviz.engine.sim.simulate import Sender
 
 from .helpers import CLIENT, POD, ROUTES, TPROXY_RULES, TPROXY_TABLE, listener, pod, receive, send, sim, tcp
 

@@ -1,7 +1,7 @@
 """`-m statistic` is a branch: the trace forks and each branch names its choice."""
 
-from meshviz.engine.api import trace
-from meshviz.engine.model import Packet
+from meshviz.engine.core.model import Packet
+from meshviz.engine.pipeline.pod import trace
 
 from .helpers import pod, tcp
 
@@ -24,7 +24,7 @@ COMMIT
 
 
 def test_kube_proxy_service_forks_into_one_trace_per_endpoint() -> None:
-    from meshviz.engine.simulate import Sender
+    from meshviz.engine.sim.simulate import Sender
 
     traces = trace(pod(KUBE), tcp("0.0.0.0", 0, "172.16.0.10", 80), sender=Sender(uid=1000, gid=1000))
     dsts = sorted(str(t.final_packet.dst) for t in traces if isinstance(t.final_packet, Packet))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshviz.engine.sysctl_parser import normalise_key, parse_sysctls
+from meshviz.engine.routing.sysctl import normalise_key, parse_sysctls
 
 
 def test_sysctl_a_style_lines() -> None:

@@ -1,6 +1,6 @@
 """LOG/NFLOG/TRACE continue; CT --zone separates connections; NOTRACK skips conntrack and nat."""
 
-from meshviz.engine.trace import StepAction
+from meshviz.engine.core.trace import StepAction
 
 from .helpers import CLIENT, POD, pod, receive, tcp
 
@@ -36,8 +36,8 @@ COMMIT
 
 def test_ct_zone_is_recorded() -> None:
     rules = "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p udp -j CT --zone 1\nCOMMIT\n"
-    from meshviz.engine.model import Packet
-    from meshviz.engine.netaddr import parse_ip
+    from meshviz.engine.core.model import Packet
+    from meshviz.engine.core.netaddr import parse_ip
 
     t = receive(
         pod(rules),

@@ -1,7 +1,7 @@
 """MARK and CONNMARK follow xt_MARK / xt_CONNMARK arithmetic, masks included."""
 
-from meshviz.engine.model import Packet
-from meshviz.engine.netfilter import Action, _new_mark
+from meshviz.engine.core.model import Packet
+from meshviz.engine.netfilter.walk import Action, _new_mark
 
 from .helpers import POD, pod, receive, tcp
 

@@ -3,8 +3,8 @@ only; later packets and replies are rewritten by conntrack."""
 
 import ipaddress
 
-from meshviz.engine.connection import Endpoint, connect_from_network
-from meshviz.engine.trace import Disposition, StepKind
+from meshviz.engine.core.trace import Disposition, StepKind
+from meshviz.engine.sim.connection import Endpoint, connect_from_network
 
 from .helpers import CLIENT, POD, listener, pod, receive, send, sim, tcp
 

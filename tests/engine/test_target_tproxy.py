@@ -1,7 +1,7 @@
 """TPROXY assigns the packet to a transparent socket and sets the mark; with no
 such socket (or a non-transparent one) the kernel drops the packet."""
 
-from meshviz.engine.trace import Disposition, StepKind
+from meshviz.engine.core.trace import Disposition, StepKind
 
 from .helpers import CLIENT, POD, listener, pod, receive, tcp
 

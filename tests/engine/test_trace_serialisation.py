@@ -2,7 +2,7 @@
 
 import json
 
-from meshviz.engine.trace import Trace
+from meshviz.engine.core.trace import Trace
 
 from .helpers import CLIENT, POD, pod, receive, tcp
 

@@ -1,6 +1,6 @@
 """What the simulator cannot model becomes a named UNSUPPORTED step, never a skip."""
 
-from meshviz.engine.trace import Disposition, StepAction, StepKind
+from meshviz.engine.core.trace import Disposition, StepAction, StepKind
 
 from .helpers import CLIENT, POD, pod, receive, tcp
 

@@ -1,4 +1,4 @@
-"""The JSON read from requests and dumps (meshviz.engine.safejson): a value or a JSONDecodeError naming the line
+"""The JSON read from requests and dumps (meshviz.engine.core.safejson): a value or a JSONDecodeError naming the line
 and column, for any text, however deep or long its numbers."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from meshviz.engine import safejson
+from meshviz.engine.core import safejson
 from tests.fuzz import strategies as s
 from tests.fuzz.harness import bounded, examples
 

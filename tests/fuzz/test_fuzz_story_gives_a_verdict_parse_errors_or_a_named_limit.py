@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from meshviz.engine.api import run_story
-from meshviz.engine.errors import ParseError
-from meshviz.engine.trace import StepKind
+from meshviz.engine.core.errors import ParseError
+from meshviz.engine.core.trace import StepKind
+from meshviz.engine.pipeline.pod import run_story
 from tests.fuzz import strategies as s
 from tests.fuzz.harness import bounded, examples, note_limit
 

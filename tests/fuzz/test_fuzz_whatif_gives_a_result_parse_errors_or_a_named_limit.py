@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from meshviz.engine import whatif
-from meshviz.engine.errors import EngineInputError, ParseError
-from meshviz.engine.evidence import Evidence
+from meshviz.engine.core.errors import EngineInputError, ParseError
+from meshviz.engine.explorer import whatif
+from meshviz.engine.pipeline.evidence import Evidence
 from tests.fuzz import strategies as s
 from tests.fuzz.harness import bounded, examples
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from meshviz.analyses.models import Analysis
-from meshviz.engine.limits import MAX_CONNECTIONS
+from meshviz.engine.core.limits import MAX_CONNECTIONS
 from tests.analyses.helpers import APP_PORT, evidence_payload
 from tests.hostile.conftest import json_4xx
 

@@ -15,14 +15,14 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from meshviz.engine.api import load_snapshot
-from meshviz.engine.connection import ConnectionResult, Endpoint, connect_from_network, connect_from_pod
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.iptables_render import render_ruleset
-from meshviz.engine.model import Family, Socket
-from meshviz.engine.simulate import Host, Sender, Simulation
-from meshviz.engine.sockets import SocketTable
-from meshviz.engine.trace import render_text
+from meshviz.engine.core.model import Family, Socket
+from meshviz.engine.core.trace import render_text
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.render import render_ruleset
+from meshviz.engine.pipeline.pod import load_snapshot
+from meshviz.engine.sim.connection import ConnectionResult, Endpoint, connect_from_network, connect_from_pod
+from meshviz.engine.sim.simulate import Host, Sender, Simulation
+from meshviz.engine.sim.sockets import SocketTable
 
 from .netns import CLIENT_IP, IFACE, POD_IP, ConnectResult, PodNet
 

@@ -35,11 +35,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from meshviz.engine.api import run_story
-from meshviz.engine.iptables_render import render_ruleset
+from meshviz.engine.core.model import Family
 from meshviz.engine.istio.generator import generate
 from meshviz.engine.istio.settings import CaptureSettings, InterceptionMode
-from meshviz.engine.model import Family
+from meshviz.engine.netfilter.render import render_ruleset
+from meshviz.engine.pipeline.pod import run_story
 
 from .netns import CLIENT_IP, CLIENT_IP6, POD_IP, POD_IP6, PodNet
 

@@ -20,8 +20,8 @@ import pytest
 from meshviz.engine.envoy.matching import ConnInfo, cluster_for, select_filter_chain, upstream_binding, upstream_target
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.patch import patch_dump
-from meshviz.engine.evidence import Evidence
-from meshviz.engine.fix import fix
+from meshviz.engine.fix.plans import fix
+from meshviz.engine.pipeline.evidence import Evidence
 
 from .conformance import SYSCTL_KEYS, TPROXY_ROUTES, fixture, to_kernel_text
 from .conftest import require_netns

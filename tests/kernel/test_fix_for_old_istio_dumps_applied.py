@@ -16,8 +16,8 @@ import json
 
 import pytest
 
-from meshviz.engine.evidence import Evidence
-from meshviz.engine.fix import fix
+from meshviz.engine.fix.plans import fix
+from meshviz.engine.pipeline.evidence import Evidence
 
 from .conformance import SYSCTL_KEYS, fixture, to_kernel_text
 from .conftest import require_netns

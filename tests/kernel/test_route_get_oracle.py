@@ -36,10 +36,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from meshviz.engine.model import RouteType, RoutingConfig, Snapshot
-from meshviz.engine.routing import Flow, RouteDecision, interfaces_from_routes, route_input, route_output
-from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules, table_id
-from meshviz.engine.sysctl_parser import parse_sysctls
+from meshviz.engine.routing.fib import Flow, RouteDecision, interfaces_from_routes, route_input, route_output
+from meshviz.engine.routing.model import RouteType, RoutingConfig
+from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules, table_id
+from meshviz.engine.routing.sysctl import parse_sysctls
+from meshviz.engine.sim.snapshot import Snapshot
 
 pytestmark = pytest.mark.kernel
 

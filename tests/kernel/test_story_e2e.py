@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from meshviz.engine.api import run_story
+from meshviz.engine.pipeline.pod import run_story
 
 from .conformance import SYSCTL_KEYS, TPROXY_ROUTES, fixture, to_kernel_text
 from .conftest import require_netns

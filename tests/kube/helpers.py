@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshviz.collect.collect import Collection
-from meshviz.engine.evidence import Evidence
+from meshviz.engine.pipeline.evidence import Evidence
 
 REDIRECT_NS, TPROXY_NS = "hr2", "hr2-tproxy"
 POD = "geo-5c54dcd5bd-z5ghf"

@@ -9,7 +9,7 @@ import pytest
 
 from meshviz.collect.collect import capture_script, split_capture
 from meshviz.collect.errors import CollectError
-from meshviz.engine.sysctl_parser import parse_sysctls
+from meshviz.engine.routing.sysctl import parse_sysctls
 from tests.kube.fake_apiserver import redirect_data, run_capture_command
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from kubernetes import client as k8s
 
 from meshviz.collect.collect import CONFIG_DUMP_COMMAND, collect_pod
-from meshviz.engine.evidence import story_for
-from meshviz.engine.iptables_parser import parse_iptables
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.pipeline.evidence import story_for
 from tests.kube.fake_apiserver import FakeApiServer, redirect_data
 from tests.kube.helpers import CLIENT, POD, REDIRECT_NS, evidence
 

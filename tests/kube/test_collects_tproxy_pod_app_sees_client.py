@@ -6,7 +6,7 @@ from __future__ import annotations
 from kubernetes import client as k8s
 
 from meshviz.collect.collect import collect_pod
-from meshviz.engine.evidence import story_for
+from meshviz.engine.pipeline.evidence import story_for
 from tests.kube.fake_apiserver import FakeApiServer
 from tests.kube.helpers import CLIENT, POD, TPROXY_NS, evidence
 

@@ -8,9 +8,9 @@ import pytest
 from kubernetes import client as k8s
 
 from meshviz.collect.collect import collect_pod
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.iptables_render import render_ruleset
 from meshviz.engine.istio.pod import settings_from_pod
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.render import render_ruleset
 from tests.kube.fake_apiserver import FakeApiServer
 from tests.kube.helpers import POD, REDIRECT_NS, TPROXY_NS
 

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from meshviz.clusters import netguard, services
+from meshviz.clusters import connect, netguard, services
 from meshviz.clusters.models import Cluster
 from meshviz.collect.errors import CollectError
 from tests.clusters.helpers import kubeconfig_for
@@ -92,7 +92,7 @@ def test_a_name_resolving_to_loopback_is_refused_before_any_connection(user: Use
             real = socket.getaddrinfo
             socket.getaddrinfo = lambda host, *a, **k: real("127.0.0.1", *a, **k)  # type: ignore[assignment]
             try:
-                services.api_for(cluster)
+                connect.api_for(cluster)
             finally:
                 socket.getaddrinfo = real  # type: ignore[assignment]
         assert "loopback" in caught.value.message

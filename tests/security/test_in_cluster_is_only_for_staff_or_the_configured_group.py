@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
-from meshviz.clusters import services
+from meshviz.clusters import connect, services
 from meshviz.clusters.models import Cluster
 from meshviz.collect.errors import CollectError
 
@@ -69,5 +69,5 @@ def test_an_existing_connection_stops_working_when_the_right_is_withdrawn(user: 
     user.save()
     cluster.refresh_from_db()
     with pytest.raises(CollectError) as caught:
-        services.api_for(cluster)
+        connect.api_for(cluster)
     assert caught.value.kind == "forbidden"

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from meshviz.analyses import diagrams
-from meshviz.engine import render
+from meshviz.engine.render import dot as render
 
 from .helpers import from_example
 

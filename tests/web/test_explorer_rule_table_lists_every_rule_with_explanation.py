@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from meshviz.engine.explain import explain_rule
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.model import Family
+from meshviz.engine.core.model import Family
+from meshviz.engine.netfilter.explain import explain_rule
+from meshviz.engine.netfilter.parser import parse_iptables
 from tests.web.explorer_support import analysed_example, client_for, explorer_user
 
 pytestmark = pytest.mark.django_db

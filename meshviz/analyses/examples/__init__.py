@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from meshviz.engine.evidence import Evidence
+from meshviz.engine.api import Evidence
 
 EXAMPLES_DIR = Path(__file__).resolve().parent
 

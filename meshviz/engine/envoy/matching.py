@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from meshviz.engine.core.model import IPAddress, IPNetwork
 from meshviz.engine.envoy.model import (
     HTTP_CONNECTION_MANAGER,
     HTTP_INSPECTOR,
@@ -45,7 +46,6 @@ from meshviz.engine.envoy.model import (
     VirtualHost,
     WeightedCluster,
 )
-from meshviz.engine.model import IPAddress, IPNetwork
 
 __all__ = [
     "ClusterSelection",

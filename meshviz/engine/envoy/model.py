@@ -4,7 +4,7 @@ The objects mirror Envoy's own configuration messages (Listener, FilterChain,
 FilterChainMatch, Cluster, RouteConfiguration ...) and keep Envoy's field names,
 but only the fields that decide where a connection goes and how Envoy opens
 the upstream connection.  Everything is a frozen dataclass, like the kernel
-side of the model in `meshviz.engine.model`.
+side of the model in `meshviz.engine.core.model`.
 
 The parser (`meshviz.engine.envoy.parser`) builds these from an admin
 `/config_dump` or from `istioctl proxy-config ... -o json`; the functions in
@@ -16,8 +16,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from meshviz.engine.errors import ParseError, ParseWarning
-from meshviz.engine.model import IPAddress, IPNetwork, SourceRef
+from meshviz.engine.core.errors import ParseError, ParseWarning
+from meshviz.engine.core.model import IPAddress, IPNetwork, SourceRef
 
 # Canonical extension names.  Older Envoy/Istio releases used other names for
 # the same extensions (`envoy.listener.original_dst`, `envoy.tcp_proxy` ...);

@@ -34,6 +34,8 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
+from meshviz.engine.core.errors import ParseError, ParseWarning
+from meshviz.engine.core.model import IPNetwork, SourceRef
 from meshviz.engine.envoy.model import (
     HTTP_CONNECTION_MANAGER,
     HTTP_INSPECTOR,
@@ -66,8 +68,6 @@ from meshviz.engine.envoy.model import (
     WeightedCluster,
 )
 from meshviz.engine.envoy.redact import redact
-from meshviz.engine.errors import ParseError, ParseWarning
-from meshviz.engine.model import IPNetwork, SourceRef
 
 __all__ = ["parse_config_dump"]
 

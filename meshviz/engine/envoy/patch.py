@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshviz.engine.core.defaults import DEFAULT_TPROXY_MARK
 from meshviz.engine.envoy.model import ORIGINAL_DST, ORIGINAL_SRC
-from meshviz.engine.profile import DEFAULT_TPROXY_MARK
 
 ORIGINAL_SRC_TYPE = "type.googleapis.com/envoy.extensions.filters.listener.original_src.v3.OriginalSrc"
 _SKIP = {"error_state", "errorState", "draining_state", "drainingState"}

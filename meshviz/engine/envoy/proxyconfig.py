@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshviz.engine.core.errors import ParseError
 from meshviz.engine.envoy.parser import _classify
-from meshviz.engine.errors import ParseError
 
 _ADMIN = "type.googleapis.com/envoy.admin.v3."
 _SECTIONS = {

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from meshviz.engine import safejson
+from meshviz.engine.core import safejson
 
 MARKER = "[redacted by meshviz]"
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from meshviz.engine.errors import ParseError, ParseWarning
-from meshviz.engine.iptables_parser import parse_iptables
+from meshviz.engine.core.errors import ParseError, ParseWarning
+from meshviz.engine.core.model import Family
 from meshviz.engine.istio.settings import (
     DNS_LISTENER_PORT,
     FLAVOURS,
@@ -45,8 +45,10 @@ from meshviz.engine.istio.settings import (
     SettingIssue,
     SettingsError,
 )
-from meshviz.engine.model import Family, PolicyRule, Route, Ruleset
-from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
+from meshviz.engine.netfilter.model import Ruleset
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.routing.model import PolicyRule, Route
+from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 
 __all__ = [
     "ISTIO_CHAINS",

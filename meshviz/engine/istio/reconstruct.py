@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from meshviz.engine.core.model import Family
 from meshviz.engine.istio.pod import settings_from_pod
-from meshviz.engine.model import Family
 
 RECONSTRUCTED = "reconstructed, not captured"
 

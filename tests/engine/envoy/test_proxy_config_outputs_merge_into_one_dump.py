@@ -14,7 +14,7 @@ import pytest
 
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.proxyconfig import merge_envoy_inputs
-from meshviz.engine.evidence import Evidence, story_for
+from meshviz.engine.pipeline.evidence import Evidence, story_for
 from tests.engine.envoy.proxy_config_outputs import proxy_config
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

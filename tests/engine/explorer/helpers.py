@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from meshviz.analyses.examples import examples, get
-from meshviz.engine.api import load_snapshot
 from meshviz.engine.envoy.model import EnvoyConfig
 from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.evidence import Evidence
-from meshviz.engine.iptables_parser import IptablesParseResult, parse_iptables
-from meshviz.engine.model import Snapshot
-from meshviz.engine.render import DOT_BINARY
-from meshviz.engine.whatif import default_connections, retrace, stored
+from meshviz.engine.explorer.whatif import default_connections, retrace, stored
+from meshviz.engine.netfilter.parser import IptablesParseResult, parse_iptables
+from meshviz.engine.pipeline.evidence import Evidence
+from meshviz.engine.pipeline.pod import load_snapshot
+from meshviz.engine.render.dot import DOT_BINARY
+from meshviz.engine.sim.snapshot import Snapshot
 
 CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "corpus"
 EXAMPLE_NAMES = [e.name for e in examples()]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from meshviz.engine.analysis_diff import diff_rulesets
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.whatif import Edit, apply_edits
+from meshviz.engine.explorer.diff import diff_rulesets
+from meshviz.engine.explorer.whatif import Edit, apply_edits
+from meshviz.engine.netfilter.parser import parse_iptables
 
 from .helpers import TPROXY_OK, evidence
 

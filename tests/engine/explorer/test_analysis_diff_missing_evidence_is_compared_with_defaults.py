@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from meshviz.engine.analysis_diff import diff_evidence
+from meshviz.engine.explorer.diff import diff_evidence
 
 from .helpers import REDIRECT, TPROXY_OK, evidence
 

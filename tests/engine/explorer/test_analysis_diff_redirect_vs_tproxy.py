@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from meshviz.engine.analysis_diff import diff_evidence
+from meshviz.engine.explorer.diff import diff_evidence
 
 from .helpers import REDIRECT, TPROXY_OK, evidence, stored_stories
 

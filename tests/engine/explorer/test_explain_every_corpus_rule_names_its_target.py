@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from meshviz.engine.explain import explain_rule
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.iptables_spec import TARGETS
-from meshviz.engine.model import Rule
+from meshviz.engine.netfilter.explain import explain_rule
+from meshviz.engine.netfilter.model import Rule
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.spec import TARGETS
 
 from .helpers import CORPUS_FILES, EXAMPLE_NAMES, corpus, evidence
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from meshviz.engine.explain import explain_rule
-from meshviz.engine.iptables_parser import parse_iptables
+from meshviz.engine.netfilter.explain import explain_rule
+from meshviz.engine.netfilter.parser import parse_iptables
 
 from .helpers import TPROXY_OK, evidence
 

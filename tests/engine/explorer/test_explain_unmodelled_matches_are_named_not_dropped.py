@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from meshviz.engine.explain import explain_rule
-from meshviz.engine.iptables_parser import parse_iptables
+from meshviz.engine.netfilter.explain import explain_rule
+from meshviz.engine.netfilter.parser import parse_iptables
 
 
 def _rule(line: str, table: str = "filter", strict: bool = True) -> str:

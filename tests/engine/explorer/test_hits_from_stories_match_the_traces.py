@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from meshviz.engine.structure import hits_from_stories, steps_for_rule
-from meshviz.engine.whatif import retrace, stored
+from meshviz.engine.explorer.structure import hits_from_stories, steps_for_rule
+from meshviz.engine.explorer.whatif import retrace, stored
 
 from .helpers import EXAMPLE_NAMES, TPROXY_OK, connections, evidence
 

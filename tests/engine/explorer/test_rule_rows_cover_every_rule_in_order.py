@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from meshviz.engine.explain import explain_rule
-from meshviz.engine.iptables_render import render_rule
-from meshviz.engine.structure import hits_from_stories, rule_rows
+from meshviz.engine.explorer.structure import hits_from_stories, rule_rows
+from meshviz.engine.netfilter.explain import explain_rule
+from meshviz.engine.netfilter.render import render_rule
 
 from .helpers import EXAMPLE_NAMES, STRICT_CORPUS, corpus, evidence, snapshot, stored_stories
 

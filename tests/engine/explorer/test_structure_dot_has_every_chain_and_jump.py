@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from meshviz.engine.model import Snapshot
-from meshviz.engine.structure import HOOK_TABLES, node_id, structure_dot
+from meshviz.engine.explorer.structure import HOOK_TABLES, node_id, structure_dot
+from meshviz.engine.sim.snapshot import Snapshot
 
 from .helpers import EXAMPLE_NAMES, STRICT_CORPUS, corpus, envoy, evidence, snapshot
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from meshviz.engine.structure import node_id, structure_dot
+from meshviz.engine.explorer.structure import node_id, structure_dot
 
 from .helpers import NO_POLICY_ROUTE, REDIRECT, TPROXY_OK, envoy, evidence, snapshot
 

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from meshviz.engine.structure import hits_from_stories, node_id, render_structure_svg, structure_dot
+from meshviz.engine.explorer.structure import hits_from_stories, node_id, render_structure_svg, structure_dot
 
 from .helpers import EXAMPLE_NAMES, TPROXY_OK, envoy, evidence, needs_dot, snapshot, stored_stories
 
@@ -42,7 +42,7 @@ def test_highlighted_rule_and_its_chain_are_emphasised() -> None:
 
 
 def test_node_ids_round_trip() -> None:
-    from meshviz.engine.structure import parse_node_id
+    from meshviz.engine.explorer.structure import parse_node_id
 
     for kind, parts in [
         ("rule", ("mangle", "ISTIO_INBOUND", "3")),

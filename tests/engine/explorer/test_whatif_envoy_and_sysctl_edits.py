@@ -6,9 +6,9 @@ import json
 
 from meshviz.engine.envoy.model import ORIGINAL_SRC
 from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.sysctl_parser import parse_sysctls
-from meshviz.engine.whatif import Edit, apply_edits, whatif
+from meshviz.engine.explorer.whatif import Edit, apply_edits, whatif
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.routing.sysctl import parse_sysctls
 
 from .helpers import REDIRECT, TPROXY_OK, connections, evidence
 

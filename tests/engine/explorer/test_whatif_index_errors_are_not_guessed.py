@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshviz.engine.whatif import Edit, apply_edits
+from meshviz.engine.explorer.whatif import Edit, apply_edits
 
 from .helpers import REDIRECT, TPROXY_OK, evidence
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from meshviz.engine.structure import hits_from_stories
-from meshviz.engine.whatif import Edit, parse_edits, whatif
+from meshviz.engine.explorer.structure import hits_from_stories
+from meshviz.engine.explorer.whatif import Edit, parse_edits, whatif
 
 from .helpers import TPROXY_OK, connections, evidence
 

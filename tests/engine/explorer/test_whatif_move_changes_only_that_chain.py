@@ -6,9 +6,9 @@ import difflib
 
 import pytest
 
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.iptables_render import render_rule
-from meshviz.engine.whatif import Edit, apply_edits
+from meshviz.engine.explorer.whatif import Edit, apply_edits
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.render import render_rule
 
 from .helpers import EXAMPLE_NAMES, evidence
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshviz.engine.whatif import Edit, retrace, whatif
+from meshviz.engine.explorer.whatif import Edit, retrace, whatif
 
 from .helpers import NO_POLICY_ROUTE, TPROXY_OK, connections, evidence
 

@@ -8,10 +8,10 @@ import ipaddress
 
 import pytest
 
-from meshviz.engine.evidence import Evidence
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.iptables_render import render_rule
-from meshviz.engine.whatif import Edit, apply_edits
+from meshviz.engine.explorer.whatif import Edit, apply_edits
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.render import render_rule
+from meshviz.engine.pipeline.evidence import Evidence
 
 from .helpers import CORPUS, EXAMPLE_NAMES, STRICT_CORPUS, corpus, evidence
 

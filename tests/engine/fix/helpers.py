@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from meshviz.engine.envoy.patch import patch_dump
-from meshviz.engine.evidence import Evidence
+from meshviz.engine.pipeline.evidence import Evidence
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures"
 POD = "172.16.188.31"

@@ -1,8 +1,8 @@
 """The comparison runs the same connection through the pod as uploaded and in the other mode."""
 
-from meshviz.engine.compare import compare
 from meshviz.engine.envoy.patch import to_mode
-from meshviz.engine.evidence import Evidence
+from meshviz.engine.fix.compare import compare
+from meshviz.engine.pipeline.evidence import Evidence
 
 from .helpers import CLIENT, ENVOY_TPROXY, POD, PORT, REDIRECT_RULES, tproxy_evidence
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.evidence import Evidence, identity_of, story_for, with_identity
-from meshviz.engine.fix import fix
-from meshviz.engine.whatif import default_connections
+from meshviz.engine.explorer.whatif import default_connections
+from meshviz.engine.fix.plans import fix
+from meshviz.engine.pipeline.evidence import Evidence, identity_of, story_for, with_identity
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures"
 GOLDENS = sorted(

@@ -1,6 +1,6 @@
 """TPROXY + original_src without the policy route: the fix is exactly the two ip commands, verified."""
 
-from meshviz.engine.fix import fix
+from meshviz.engine.fix.plans import fix
 
 from .helpers import CLIENT, IP_ROUTE_NONE, IP_RULE_NONE, PORT, tproxy_evidence
 

@@ -1,6 +1,6 @@
 """Without CONNMARK --restore-mark the reply has no mark: the fix adds the rule (command and restore fragment)."""
 
-from meshviz.engine.fix import fix
+from meshviz.engine.fix.plans import fix
 
 from .helpers import CLIENT, PORT, TPROXY_RULES, tproxy_evidence
 

@@ -1,7 +1,7 @@
 """original_src without mark 1337: the fix is an EnvoyFilter setting the mark, verified by re-simulation."""
 
 from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.fix import fix
+from meshviz.engine.fix.plans import fix
 
 from .helpers import CLIENT, PORT, envoy_with_mark, tproxy_evidence
 

@@ -1,6 +1,6 @@
 """A REDIRECT pod cannot show the client IP: the verified fix is switching to TPROXY."""
 
-from meshviz.engine.fix import fix
+from meshviz.engine.fix.plans import fix
 
 from .helpers import CLIENT, PORT
 from .test_compare_redirect_tproxy import redirect_evidence

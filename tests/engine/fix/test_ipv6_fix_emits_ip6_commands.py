@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from meshviz.engine.evidence import Evidence
-from meshviz.engine.fix import fix
-from meshviz.engine.iptables_render import render_ruleset
+from meshviz.engine.core.model import Family
+from meshviz.engine.fix.plans import fix
 from meshviz.engine.istio.generator import generate
 from meshviz.engine.istio.settings import CaptureSettings, InterceptionMode
-from meshviz.engine.model import Family
+from meshviz.engine.netfilter.render import render_ruleset
+from meshviz.engine.pipeline.evidence import Evidence
 
 POD6 = "fd00:80::10"
 ROUTES6 = f"""fd00:80::/64 dev net1 proto kernel metric 256 pref medium

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from meshviz.engine.core.model import Family
 from meshviz.engine.istio import CaptureSettings, Flavour, effective_settings, generate
-from meshviz.engine.model import Family
 
 
 def _inbound(flavour: Flavour, **values: object) -> list[str]:

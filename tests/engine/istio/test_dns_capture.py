@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from meshviz.engine.core.model import Family
 from meshviz.engine.istio import CaptureSettings, generate
-from meshviz.engine.model import Family
 
 from .util import chain_rules
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from meshviz.engine.api import load_snapshot
+from meshviz.engine.core.model import Socket
+from meshviz.engine.core.trace import Disposition
 from meshviz.engine.istio import CaptureSettings, Flavour, generate
-from meshviz.engine.model import Snapshot, Socket
-from meshviz.engine.trace import Disposition
+from meshviz.engine.pipeline.pod import load_snapshot
+from meshviz.engine.sim.snapshot import Snapshot
 
 from ..helpers import CLIENT, POD, ROUTES, listener, receive, send, tcp
 

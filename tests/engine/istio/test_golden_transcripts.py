@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from meshviz.engine.core.model import Family
 from meshviz.engine.istio import CaptureSettings, generate
-from meshviz.engine.model import Family
 
 from .golden_cases import GOLDEN_CASES, GoldenCase
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from meshviz.engine.core.model import Family
 from meshviz.engine.istio import CaptureSettings, generate
-from meshviz.engine.model import Family, RouteType
+from meshviz.engine.routing.model import RouteType
 
 
 def test_tproxy_adds_the_fwmark_rule_and_the_local_route() -> None:

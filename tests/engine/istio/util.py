@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from meshviz.engine.iptables_parser import parse_iptables
-from meshviz.engine.iptables_render import render_rule
-from meshviz.engine.model import Ruleset
+from meshviz.engine.netfilter.model import Ruleset
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.render import render_rule
 
 ChainKey = tuple[str, str, str]
 

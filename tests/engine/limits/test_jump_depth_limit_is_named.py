@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from meshviz.engine.limits import MAX_JUMP_DEPTH
-from meshviz.engine.trace import Disposition, StepKind
+from meshviz.engine.core.limits import MAX_JUMP_DEPTH
+from meshviz.engine.core.trace import Disposition, StepKind
 from tests.engine.helpers import POD, pod, receive, tcp
 from tests.engine.limits.fanout import chain_of_jumps
 

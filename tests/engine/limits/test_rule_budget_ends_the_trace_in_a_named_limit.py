@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from meshviz.engine.limits import MAX_RULE_EVALUATIONS_PER_WALK
-from meshviz.engine.trace import Disposition, StepKind
+from meshviz.engine.core.limits import MAX_RULE_EVALUATIONS_PER_WALK
+from meshviz.engine.core.trace import Disposition, StepKind
 from tests.engine.helpers import POD, pod, receive, tcp
 from tests.engine.limits.fanout import twice_jumping_chains
 

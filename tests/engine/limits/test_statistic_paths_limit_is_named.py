@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from meshviz.engine.api import trace
-from meshviz.engine.limits import MAX_PATHS
-from meshviz.engine.trace import StepKind
+from meshviz.engine.core.limits import MAX_PATHS
+from meshviz.engine.core.trace import StepKind
+from meshviz.engine.pipeline.pod import trace
 from tests.engine.helpers import POD, pod, tcp
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from meshviz.engine.trace import Disposition, StepAction, StepKind
+from meshviz.engine.core.trace import Disposition, StepAction, StepKind
 from tests.engine.helpers import POD, pod, receive, tcp
 from tests.engine.limits.fanout import twice_jumping_chains
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from meshviz.engine.api import run_story
-from meshviz.engine.evidence import story_for
-from meshviz.engine.render import DOT_BINARY, render_svg
-from meshviz.engine.story import Story
+from meshviz.engine.pipeline.evidence import story_for
+from meshviz.engine.pipeline.pod import run_story
+from meshviz.engine.render.dot import DOT_BINARY, render_svg
+from meshviz.engine.story.build import Story
 
 from ..fix.helpers import CLIENT, PORT, tproxy_evidence
 

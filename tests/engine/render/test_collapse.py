@@ -1,6 +1,6 @@
 """Hooks where no rule decides are folded into the next edge ("via INPUT") instead of getting a node."""
 
-from meshviz.engine.render import node_count, story_to_dot
+from meshviz.engine.render.dot import node_count, story_to_dot
 
 from .helpers import scenario_story, tproxy_story
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from meshviz.engine.compare import compare
-from meshviz.engine.render import DIFF_FILL, compare_to_dot
+from meshviz.engine.fix.compare import compare
+from meshviz.engine.render.dot import DIFF_FILL, compare_to_dot
 
 from ..fix.helpers import CLIENT, PORT, tproxy_evidence
 from .helpers import needs_dot, svg_of, svg_text

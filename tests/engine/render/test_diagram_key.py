@@ -2,7 +2,7 @@
 
 import re
 
-from meshviz.engine.render import diagram_key, story_to_dot
+from meshviz.engine.render.dot import diagram_key, story_to_dot
 
 from .helpers import tproxy_story
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from meshviz.engine import render as r
-from meshviz.engine.render import DiagramError, render_png, render_svg, story_to_dot
+from meshviz.engine.render import dot as r
+from meshviz.engine.render.dot import DiagramError, render_png, render_svg, story_to_dot
 
 from .helpers import needs_dot, tproxy_story
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meshviz.engine.api import run_story
-from meshviz.engine.evidence import Evidence
-from meshviz.engine.fix import fix
+from meshviz.engine.fix.plans import fix
+from meshviz.engine.pipeline.evidence import Evidence
+from meshviz.engine.pipeline.pod import run_story
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures"
 AMBIENT = (FIX / "corpus/iptables-save/istio/istio-io-docs-ambient-inpod-pod-netns.txt").read_text()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meshviz.engine.api import run_story
+from meshviz.engine.pipeline.pod import run_story
 
 RULES = (Path(__file__).resolve().parents[2] / "fixtures/corpus/istio-cni/plugin/basic.txt.golden").read_text()
 POD = "10.0.0.5"

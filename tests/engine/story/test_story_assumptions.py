@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from meshviz.engine.api import run_story
+from meshviz.engine.pipeline.pod import run_story
 
 from .scenarios import SCENARIOS, load
 

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from meshviz.analyses import examples, services
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
-from meshviz.engine.envoy.redact import redact_config_dump_text
+from meshviz.engine.api import redact_config_dump_text
 
 
 def find_loaded(example: examples.Example) -> Analysis | None:

@@ -1,0 +1,184 @@
+"""The same pod in the other interception mode.
+
+From a pod's evidence, infer the istio-iptables settings behind its rules
+(`settings_from_rules`), regenerate the rules in the other mode with the Istio
+generator (`meshviz.engine.istio`), and change what Istio changes with it:
+Envoy's listeners (TPROXY: `transparent` and `original_src` with the pod's TPROXY
+mark), the policy route for that mark and table (Istio's defaults: `ip rule fwmark
+1337 lookup 133`, `ip route local default dev lo table 133`) and the sidecar's
+identity (REDIRECT: the uid the rules exempt; TPROXY: root, the same gid
+with NET_ADMIN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import replace
+
+from meshviz.engine.core.model import Family
+from meshviz.engine.envoy.patch import to_mode
+from meshviz.engine.evidence.profile import tproxy_mark_of
+from meshviz.engine.istio.settings import CaptureSettings, InterceptionMode
+from meshviz.engine.netfilter.model import Chain, Rule, Ruleset, rule_dports
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.pipeline.evidence import Evidence
+from meshviz.engine.sim.snapshot import Snapshot
+
+
+def _chain(rs: Ruleset, table: str, name: str) -> Chain | None:
+    t = rs.table(table)
+    return t.chain(name) if t else None
+
+
+def _to_port(rule: Rule) -> int | None:
+    t = rule.target
+    if t is None:
+        return None
+    for key in ("to-ports", "to-port", "on-port"):
+        o = t.option(key)
+        if o is not None and o.values:
+            return int(o.values[0].split("-")[0])
+    return None
+
+
+def _owner_ids(rule: Rule, option: str) -> list[str]:
+    return [
+        o.values[0]
+        for m in rule.matches
+        if m.module == "owner"
+        for o in m.options
+        if o.name == option and not o.negated and o.values
+    ]
+
+
+def settings_from_rules(iptables: str, notes: list[str]) -> CaptureSettings:
+    """Infer the istio-iptables settings behind a pod's rules (what the comparison keeps constant)."""
+    r = parse_iptables(iptables, source="evidence")
+    v4 = next((rs for rs in r.rulesets if rs.family == Family.IPV4), None)
+    base = CaptureSettings()
+    if v4 is None:
+        notes.append("no IPv4 rules: using istio-iptables defaults")
+        return base
+    kw: dict[str, object] = {}
+    tproxy = any(
+        rule.target is not None and rule.target.name == "TPROXY"
+        for t in v4.tables
+        for c in t.chains
+        for rule in c.rules
+    )
+    kw["interception_mode"] = InterceptionMode.TPROXY if tproxy else InterceptionMode.REDIRECT
+    red = _chain(v4, "nat", "ISTIO_REDIRECT")
+    if red and red.rules and (p := _to_port(red.rules[0])):
+        kw["proxy_port"] = p
+    cap = _chain(v4, "mangle", "ISTIO_TPROXY") if tproxy else _chain(v4, "nat", "ISTIO_IN_REDIRECT")
+    if cap and cap.rules and (p := _to_port(cap.rules[0])):
+        kw["inbound_capture_port"] = p
+    inbound = _chain(v4, "mangle" if tproxy else "nat", "ISTIO_INBOUND")
+    if inbound is not None:
+        excluded: list[int] = []
+        included: list[int] = []
+        catch_all = False
+        target_chain = "ISTIO_TPROXY" if tproxy else "ISTIO_IN_REDIRECT"
+        for rule in inbound.rules:
+            t = rule.target.name if rule.target else ""
+            ports = rule_dports(rule)
+            if t == "RETURN" and ports and not rule.in_iface and not _owner_ids(rule, "uid-owner"):
+                excluded += ports
+            elif t == target_chain:
+                if ports:
+                    included += ports
+                else:
+                    catch_all = True
+        tunnel = base.inbound_tunnel_port
+        excluded = [p for p in excluded if p != tunnel]
+        if catch_all:
+            kw["inbound_ports_include"] = "*"
+            status = tuple(p for p in base.cni_status_ports if p in excluded)
+            kw["inbound_ports_exclude"] = tuple(p for p in excluded if p not in status)
+            if status:
+                notes.append(f"ports {', '.join(map(str, status))} are excluded as the istio-cni plugin does")
+        elif included:
+            kw["inbound_ports_include"] = tuple(included)
+    else:
+        notes.append("the rules have no ISTIO_INBOUND chain: assuming no inbound capture")
+    out = _chain(v4, "nat", "ISTIO_OUTPUT")
+    if out is not None:
+        uids = [
+            u
+            for rule in out.rules
+            if rule.target and rule.target.name == "RETURN" and not rule.out_iface
+            for u in _owner_ids(rule, "uid-owner")
+        ]
+        gids = [
+            g
+            for rule in out.rules
+            if rule.target and rule.target.name == "RETURN" and not rule.out_iface
+            for g in _owner_ids(rule, "gid-owner")
+        ]
+        if uids:
+            kw["proxy_uids"] = tuple(dict.fromkeys(uids))
+        if gids:
+            kw["proxy_gids"] = tuple(dict.fromkeys(gids))
+    # The TPROXY mark and its route table, as the rules and `ip rule` say (the pod's profile reads both).
+    snap = _snapshot_for_marks(iptables)
+    tm = tproxy_mark_of(snap)
+    if tm is not None:
+        kw["inbound_tproxy_mark"] = tm[0]
+    fields = {f.name for f in dataclasses.fields(CaptureSettings)}
+    return replace(base, **{k: v for k, v in kw.items() if k in fields})  # type: ignore[arg-type]
+
+
+def _snapshot_for_marks(iptables: str) -> Snapshot:
+    r = parse_iptables(iptables, source="evidence")
+    return Snapshot(rulesets=r.rulesets)
+
+
+def _generate(settings: CaptureSettings) -> tuple[str, list[str], list[str]]:
+    """Rules (iptables-restore text, all families), `ip rule` and `ip route` commands for these settings."""
+    from meshviz.engine.istio.generator import generate
+    from meshviz.engine.netfilter.render import render_ruleset
+
+    g = generate(settings)
+    if g.errors:
+        raise ValueError(f"the Istio generator rejected the inferred settings: {g.errors[0]}")
+    return "".join(render_ruleset(rs) for rs in g.rulesets), list(g.ip_rule), list(g.ip_route)
+
+
+def evidence_in_mode(ev: Evidence, mode: str, notes: list[str]) -> Evidence:
+    """The same pod as Istio would set it up in `mode` (REDIRECT or TPROXY)."""
+    settings = settings_from_rules(ev.iptables, notes)
+    target = InterceptionMode(mode)
+    settings = replace(settings, interception_mode=target)
+    rules, ip_rule, ip_route = _generate(settings)
+    rule_text = (ev.ip_rule or "").rstrip("\n")
+    route_text = (ev.ip_route or "").rstrip("\n")
+    if ip_rule:
+        rule_text += "\n" + "\n".join(f"ip {c}" for c in ip_rule)
+    if ip_route:
+        route_text += "\n" + "\n".join(f"ip {c}" for c in ip_route)
+    envoy = to_mode(ev.envoy, mode, settings.inbound_tproxy_mark).text if ev.envoy else None
+    tproxy = target == InterceptionMode.TPROXY
+    # Istio runs a TPROXY sidecar as root; a REDIRECT one as the uid its rules exempt.
+    uid = 0 if tproxy else int(settings.proxy_uids[0]) if settings.proxy_uids[0].isdigit() else None
+    gid = int(settings.proxy_gids[0]) if settings.proxy_gids and settings.proxy_gids[0].isdigit() else None
+    return replace(
+        ev,
+        iptables=rules,
+        ip_rule=(rule_text + "\n") if ip_rule or ev.ip_rule else None,
+        ip_route=(route_text + "\n") if ip_route or ev.ip_route else None,
+        envoy=envoy,
+        proxy_uid=uid,
+        proxy_gid=gid,
+        proxy_net_admin=tproxy,
+    )
+
+
+def mode_of(ev: Evidence) -> str:
+    return settings_from_rules(ev.iptables, []).interception_mode.value
+
+
+def generated_ip_commands(ev: Evidence, mode: str) -> list[str]:
+    """The `ip` commands (rule, then route) Istio installs for this pod in `mode`."""
+    settings = replace(settings_from_rules(ev.iptables, []), interception_mode=InterceptionMode(mode))
+    _, ip_rule, ip_route = _generate(settings)
+    return ip_rule + ip_route

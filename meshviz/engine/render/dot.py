@@ -1,0 +1,756 @@
+"""Graphviz flow diagrams of a connection's story, as DOT text.
+
+`story_to_dot(story)` draws one connection: four clusters - the client (or the
+network), the pod's kernel, Envoy and the application - and the path the
+packets take through them, in order.  Every edge is numbered and labelled with
+what decided it (the iptables rule, the routing lookup, the socket lookup,
+Envoy's filter chain and cluster); SYNs are solid, replies (SYN-ACK) dashed and
+the step where the connection fails is red.  Kernel hooks where no rule decides
+anything are folded into the next edge ("via INPUT") to keep the diagram small.
+
+`compare_to_dot(comparison)` draws one connection of a REDIRECT/TPROXY
+comparison (`meshviz.engine.fix.compare.compare`) as two side-by-side clusters.
+
+Every label is an HTML-like label built with `html.escape` (and doubled backslashes, which
+Graphviz would otherwise expand as \\G, \\N...), so rule comments,
+chain, listener and cluster names cannot break out of the DOT or inject markup
+into the SVG.  `render_svg` / `render_png` run Graphviz's `dot` with a timeout
+and an output size bound; `diagram_key` is a content hash for caches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import itertools
+import os
+import re
+import select
+import subprocess
+import tempfile
+import textwrap
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshviz.engine.core.trace import Disposition, Hop, Step, StepAction, StepKind
+from meshviz.engine.story.build import Story, StoryHop
+
+DOT_BINARY = "/usr/bin/dot"
+RENDER_VERSION = "1"  # part of diagram_key: bump when the renderer's output changes
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+MAX_DOT_BYTES = 1024 * 1024
+WRAP = 56  # characters per label line
+MAX_LABEL = 400  # characters of one user-supplied value shown in a label
+
+HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+RED = "#c62828"
+SYN_COLOR = "#1f4e79"
+REPLY_COLOR = "#6a6a6a"
+FAIL_FILL = "#fde0dc"
+DIFF_FILL = "#fff3c4"
+BAD_DISPOSITIONS = frozenset(
+    {
+        Disposition.DROPPED,
+        Disposition.REJECTED,
+        Disposition.NO_ROUTE,
+        Disposition.NO_SOCKET,
+        Disposition.LOOP,
+        Disposition.UNSUPPORTED,
+    }
+)
+
+
+class DiagramError(RuntimeError):
+    """Graphviz could not render a diagram: missing binary, timeout, oversized output or a DOT error."""
+
+
+# --------------------------------------------------------------------------
+# Escaping
+# --------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean(text: object, limit: int = MAX_LABEL) -> str:
+    """User data as one line of plain text: no control characters, newlines as spaces, bounded length."""
+    s = _CONTROL.sub("?", str(text)).replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _html(s: str) -> str:
+    # Graphviz expands \G, \N, \E... even inside HTML-like labels (entities too): double every backslash
+    return html.escape(s, quote=True).replace("\\", "\\\\")
+
+
+def esc(text: object, limit: int = MAX_LABEL) -> str:
+    """Escape user data for an HTML-like DOT label (and so for the SVG Graphviz writes)."""
+    return _html(clean(text, limit))
+
+
+def wrapped(text: object, width: int = WRAP, limit: int = MAX_LABEL) -> str:
+    """Escaped text broken into lines of at most `width` characters (`<br/>` between them)."""
+    lines = textwrap.wrap(clean(text, limit), width=width, break_long_words=True, break_on_hyphens=False) or [""]
+    return '<br align="left"/>'.join(_html(line) for line in lines) + '<br align="left"/>'
+
+
+def _attrs(**kw: str | None) -> str:
+    """DOT attributes; values are ours (colours, styles) or already-built HTML-like labels (`<...>`)."""
+    out = []
+    for k, v in kw.items():
+        if v is None:
+            continue
+        out.append(f"{k}={v}" if v.startswith("<") else f'{k}="{v}"')
+    return "[" + ", ".join(out) + "]"
+
+
+# --------------------------------------------------------------------------
+# The diagram being built
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class _Node:
+    id: str
+    cluster: str  # client | pod-kernel | envoy | application
+    label: str  # HTML-like body, escaped
+    failed: bool = False
+    shape: str = "box"
+
+
+@dataclass
+class _Edge:
+    src: str
+    dst: str
+    label: str  # escaped HTML-like body, without the number
+    reply: bool = False
+    failed: bool = False
+
+
+@dataclass
+class _Diagram:
+    nodes: dict[str, _Node] = field(default_factory=dict)
+    edges: list[_Edge] = field(default_factory=list)
+    counter: int = 0
+
+    def node(
+        self, cluster: str, label: str, *, key: str | None = None, failed: bool = False, shape: str = "box"
+    ) -> str:
+        if key is not None and key in self.nodes:
+            n = self.nodes[key]
+            n.failed = n.failed or failed
+            return key
+        self.counter += 1
+        nid = key or f"n{self.counter}"
+        self.nodes[nid] = _Node(nid, cluster, label, failed, shape)
+        return nid
+
+    def edge(self, src: str, dst: str, label: str, *, reply: bool = False, failed: bool = False) -> None:
+        self.edges.append(_Edge(src, dst, label, reply, failed))
+
+
+CLUSTERS = (
+    ("client", "client / network", "#f4f8fb"),
+    ("pod-kernel", "pod kernel (netfilter, routing, sockets)", "#f7f7f7"),
+    ("envoy", "Envoy sidecar", "#f3f9f1"),
+    ("application", "application", "#fbf6ee"),
+)
+
+
+def _title_label(title: str, lines: Sequence[str], legend: bool) -> str:
+    body = f'<font point-size="16"><b>{wrapped(title, 100)}</b></font>'
+    for line in lines:
+        body += f'<font point-size="11">{wrapped(line, 120)}</font>'
+    if legend:
+        body += (
+            '<font point-size="10" color="#444444">legend: solid = SYN path &#160; dashed = reply (SYN-ACK) &#160; '
+            f'<font color="{RED}">red = where it fails</font> &#160; '
+            "edge labels: the rule or lookup that decided the step</font>"
+        )
+    return f"<{body}>"
+
+
+def _emit(d: _Diagram, title: str, lines: Sequence[str], *, rankdir: str = "TB") -> str:
+    out = [
+        "digraph meshviz {",
+        f"  graph {_attrs(rankdir=rankdir, charset='UTF-8', fontname='Helvetica', labelloc='t', labeljust='l', nodesep='0.35', ranksep='0.4', newrank='true', label=_title_label(title, lines, True))};",
+        f"  node {_attrs(fontname='Helvetica', fontsize='11', shape='box', style='rounded,filled', fillcolor='white')};",
+        f"  edge {_attrs(fontname='Helvetica', fontsize='9')};",
+    ]
+    for cid, ctitle, fill in CLUSTERS:
+        members = [n for n in d.nodes.values() if n.cluster == cid]
+        if not members:
+            continue
+        out.append(f"  subgraph cluster_{cid.replace('-', '_')} {{")
+        out.append(
+            f"    graph {_attrs(label=f'<<b>{esc(ctitle)}</b>>', style='rounded,filled', fillcolor=fill, color='#999999')};"
+        )
+        for n in members:
+            color = RED if n.failed else "#333333"
+            fill_n = FAIL_FILL if n.failed else "white"
+            pen = "2" if n.failed else "1"
+            out.append(
+                f"    {n.id} {_attrs(label=f'<{n.label}>', color=color, fillcolor=fill_n, penwidth=pen, shape=n.shape)};"
+            )
+        out.append("  }")
+    for i, e in enumerate(d.edges, 1):
+        color = RED if e.failed else (REPLY_COLOR if e.reply else SYN_COLOR)
+        style = "dashed" if e.reply else "solid"
+        num = f"<b>{i}</b>{' (reply)' if e.reply else ''}"
+        label = f'<{num}<br align="left"/>{e.label}>' if e.label else f"<{num}>"
+        out.append(
+            f"  {e.src} -> {e.dst} "
+            + _attrs(
+                label=label,
+                color=color,
+                fontcolor=RED if e.failed else "#222222",
+                style=style + (",bold" if e.failed else ""),
+                penwidth="2.2" if e.failed else "1.2",
+            )
+            + ";"
+        )
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------
+# Story -> diagram
+# --------------------------------------------------------------------------
+
+
+def _is_reply(hop: StoryHop) -> bool:
+    t = hop.trace
+    return hop.title == "SYN-ACK" or (t is not None and {"SYN", "ACK"} <= set(t.packet.tcp_flags))
+
+
+def _step_decides(s: Step) -> bool:
+    if s.kind == StepKind.RULE_MATCH:
+        return s.action not in (StepAction.JUMP, StepAction.GOTO)
+    if s.kind == StepKind.POLICY:
+        return s.action in (StepAction.DROP, StepAction.REJECT)
+    return s.kind in (
+        StepKind.ROUTING_LOOKUP,
+        StepKind.SOCKET_LOOKUP,
+        StepKind.LOOPBACK,
+        StepKind.EXITS,
+        StepKind.DROP,
+        StepKind.UNSUPPORTED,
+        StepKind.LIMIT,
+        StepKind.DELIVERED,
+        StepKind.TRANSFORMATION,
+        StepKind.BRANCH,
+    )
+
+
+def _step_text(s: Step) -> str:
+    """One deciding step, escaped and wrapped."""
+    if s.kind in (StepKind.RULE_MATCH, StepKind.POLICY) and s.table and s.chain:
+        where = f"{s.table}/{s.chain}" + (f" #{s.index}" if s.index else "")
+        text = f"<b>{esc(where)}</b>: " + (wrapped(s.rule) if s.rule else wrapped(s.detail))
+        if s.rule and s.action in (StepAction.CONTINUE, StepAction.TRANSFORM):
+            text += f"<i>{wrapped('→ ' + s.detail)}</i>"
+        return text
+    detail = s.detail.split(" — ")[0]
+    if s.kind == StepKind.LOOPBACK:
+        detail = detail.split(";")[0]
+    return wrapped(detail)
+
+
+def _hook_tables(hop: Hop) -> list[str]:
+    tables: list[str] = []
+    for s in hop.steps:
+        if _step_decides(s) and s.table and s.table not in tables:
+            tables.append(s.table)
+    return tables
+
+
+def _kernel_node_label(hop: Hop) -> str:
+    name = hop.name
+    if name in HOOKS:
+        tables = _hook_tables(hop)
+        return f"<b>{esc(name)}</b>" + (f" · {esc(', '.join(tables))}" if tables else "")
+    if name.startswith("routing decision"):
+        rest = name[len("routing decision") :].strip()
+        return "<b>routing decision</b>" + (f" {esc(rest)}" if rest else "")
+    return f"<b>{esc(name)}</b>"
+
+
+@dataclass
+class _Ctx:
+    d: _Diagram
+    story: Story
+    client: str | None = None  # node id of the client / network
+    app: str | None = None
+    listener: str | None = None  # the Envoy listener that accepted last
+    upstream: str | None = None  # Envoy's upstream socket node
+    outside: str | None = None  # the remote destination (outbound)
+    last_accepted: str | None = None  # node id that accepted the previous SYN
+    last_source: str | None = None  # node id that sent the previous SYN
+
+
+def _socket_node(c: _Ctx, socket: str | None, *, failed: bool = False) -> str:
+    name = socket or "a socket"
+    short = name.split(": ")[0]
+    if short.startswith("envoy listener"):
+        key = "envoy_listener_" + hashlib.sha1(short.encode()).hexdigest()[:8]
+        lst = short[len("envoy listener") :].strip()
+        nid = c.d.node(
+            "envoy",
+            f"<b>Envoy listener</b><br/>{esc(lst)}<br/>" + f'<font point-size="9">{esc(name[len(short) + 2 :])}</font>',
+            key=key,
+            failed=failed,
+        )
+        c.listener = nid
+        return nid
+    if short.startswith("envoy upstream"):
+        return _upstream_node(c, name, failed=failed)
+    if short.startswith("application"):
+        return _app_node(c, name, failed=failed)
+    return c.d.node("pod-kernel", f"<b>socket</b><br/>{esc(name)}", failed=failed)
+
+
+def _upstream_node(c: _Ctx, label: str, *, failed: bool = False) -> str:
+    if c.upstream is None:
+        c.upstream = c.d.node("envoy", f"<b>Envoy upstream socket</b><br/>{wrapped(label, 40)}", failed=failed)
+    elif failed:
+        c.d.nodes[c.upstream].failed = True
+    return c.upstream
+
+
+def _app_node(c: _Ctx, label: str, *, failed: bool = False) -> str:
+    if c.app is None:
+        c.app = c.d.node("application", f"<b>application</b><br/>{esc(label)}", key="application", failed=failed)
+    elif failed:
+        c.d.nodes[c.app].failed = True
+    return c.app
+
+
+def _client_node(c: _Ctx, label: str) -> str:
+    if c.client is None:
+        c.client = c.d.node("client", label, key="client", shape="box")
+    return c.client
+
+
+def _outside_node(c: _Ctx, iface: str | None, reply: bool) -> str:
+    """Where a packet that leaves the pod goes: the client (inbound, replies) or the network."""
+    if c.story.direction == "inbound" and c.client is not None:
+        return c.client
+    if c.outside is None:
+        c.outside = c.d.node("client", f"<b>network</b><br/>via {esc(iface or '?')}", key="network")
+    return c.outside
+
+
+def _failing_trace(story: Story) -> tuple[int | None, str]:
+    """Index (in story.hops) of the trace where the connection fails, and how: '', 'end', 'loop', 'escape'."""
+    failure = story.verdict.get("failure")
+    if not failure:
+        return None, ""
+    traced = [i for i, h in enumerate(story.hops) if h.trace is not None]
+    if failure == "LOOP":
+        for i in reversed(traced):
+            h = story.hops[i]
+            if not _is_reply(h) and (h.trace.socket or "").startswith("envoy listener"):  # type: ignore[union-attr]
+                return i, "loop"
+        return None, ""
+    if str(failure).startswith("REPLY_ESCAPES"):
+        for i in reversed(traced):
+            h = story.hops[i]
+            if _is_reply(h) and h.trace.disposition == Disposition.EXITS_INTERFACE:  # type: ignore[union-attr]
+                return i, "escape"
+        return None, ""
+    last = story.hops[-1].trace if story.hops else None
+    if last is not None and (
+        last.disposition in BAD_DISPOSITIONS or failure in ("UPSTREAM_CONNECT_FAILURE", "TIMEOUT")
+    ):
+        return len(story.hops) - 1, "end"
+    for i in reversed(traced):
+        t = story.hops[i].trace
+        assert t is not None
+        if t.disposition in BAD_DISPOSITIONS:
+            return i, "end"
+    return None, ""
+
+
+def _trace_path(c: _Ctx, hop: StoryHop, source: str, *, reply: bool, fail: str) -> str | None:
+    """Draw one kernel trace from `source`; return the node where it ends (None: nowhere useful)."""
+    t = hop.trace
+    assert t is not None
+    d = c.d
+    prev = source
+    pending: list[str] = []  # text of the edge leaving `prev`
+    via: list[str] = []  # non-deciding hooks folded into the next edge
+
+    def edge_label() -> str:
+        label = "".join(pending)
+        if via:
+            label += f'<font color="#777777">{esc("via " + ", ".join(via))}</font><br align="left"/>'
+        return label
+
+    for h in t.hops:
+        deciding = [s for s in h.steps if _step_decides(s)]
+        always = h.name.startswith(("routing decision", "socket lookup", "lo", "eth")) or not h.name.isupper()
+        if not deciding and not always:
+            via.append(h.name)
+            continue
+        is_exit = any(s.kind == StepKind.EXITS for s in deciding)
+        escaping = fail == "escape" and is_exit
+        nid = d.node("pod-kernel", _kernel_node_label(h), failed=escaping)
+        d.edge(prev, nid, edge_label(), reply=reply, failed=escaping)
+        pending, via = [], []
+        for s in deciding:
+            if s.kind in (StepKind.EXITS, StepKind.SOCKET_LOOKUP) and s.detail:
+                # the end of the trace says it again; keep the lookup's own words short
+                pending.append(wrapped(s.detail.split(" — ")[0], WRAP, 160))
+            else:
+                pending.append(_step_text(s))
+        prev = nid
+    # where the trace ends
+    disp = t.disposition
+    if disp == Disposition.ACCEPTED_TO_SOCKET:
+        end = _socket_node(c, t.socket, failed=fail == "loop")
+        label = edge_label()
+        if fail == "loop":
+            label = f'<b>{esc("LOOP: Envoy accepts its own upstream connection")}</b><br align="left"/>' + label
+        d.edge(prev, end, label, reply=reply, failed=fail == "loop")
+        return end
+    if disp == Disposition.EXITS_INTERFACE or disp == Disposition.FORWARDED:
+        end = _outside_node(c, t.interface, reply)
+        label = edge_label()
+        if fail == "escape":
+            escape = esc(f"the reply escapes via {t.interface or '?'}: it never reaches Envoy")
+            label = f'<b>{escape}</b><br align="left"/>' + label
+        d.edge(prev, end, label, reply=reply, failed=fail == "escape")
+        return end
+    failed = fail == "end" or disp in BAD_DISPOSITIONS
+    what = {
+        Disposition.DROPPED: "dropped",
+        Disposition.REJECTED: "rejected",
+        Disposition.NO_ROUTE: "no route",
+        Disposition.NO_SOCKET: "no socket: reset (connection refused)",
+        Disposition.LOOP: "loop",
+        Disposition.UNSUPPORTED: "not simulated",
+        Disposition.DELIVERED_LOCAL: "delivered locally",
+    }.get(disp, disp.value)
+    end = d.node(
+        "pod-kernel",
+        f"<b>{esc(what)}</b><br/>" + wrapped(t.detail, 40, 200),
+        failed=failed,
+        shape="octagon" if failed else "box",
+    )
+    d.edge(prev, end, edge_label(), reply=reply, failed=failed)
+    return end
+
+
+_RE_CHAIN = re.compile(r"→ filter chain (.+)$")
+_RE_HANDOFF = re.compile(r"^listener (.+?) \(use_original_dst\) hands the connection to listener (.+)$")
+_RE_CLUSTER_SEL = re.compile(r"→ cluster (.+)$")
+_RE_DIALS = re.compile(r"^cluster (.+?) \((\w+)\) dials (.+?); upstream bind: (.+)$")
+
+
+def _envoy_hop(c: _Ctx, hop: StoryHop, failing: bool) -> str | None:
+    """Listener -> filter chain -> cluster -> upstream bind; returns the node Envoy's upstream SYN leaves from."""
+    d = c.d
+    facts = c.story.facts
+    prev = c.listener or c.last_accepted
+    if prev is None:
+        prev = d.node("envoy", "<b>Envoy</b>")
+    handoff = next((m for s in hop.steps if (m := _RE_HANDOFF.search(s))), None)
+    if handoff is not None:
+        nid = d.node("envoy", f"<b>Envoy listener</b><br/>{esc(handoff.group(2))}")
+        d.edge(prev, nid, wrapped(f"use_original_dst: hand-off to {handoff.group(2)}"))
+        prev = nid
+    chain = next((m.group(1) for s in hop.steps if (m := _RE_CHAIN.search(s))), None)
+    sel_cluster = next((s for s in hop.steps if _RE_CLUSTER_SEL.search(s)), None)
+    dials = next((m for s in hop.steps if (m := _RE_DIALS.search(s))), None)
+    peer = next((s for s in hop.steps if s.startswith("downstream peer")), None)
+    if chain is not None:
+        match_lines = [s for s in hop.steps if "→" in s and "filter chain" not in s and "cluster" not in s]
+        label = wrapped(peer) if peer else ""
+        if match_lines:
+            label += wrapped(match_lines[0])
+        nid = d.node("envoy", f"<b>filter chain</b><br/>{esc(chain)}")
+        d.edge(prev, nid, label)
+        prev = nid
+    if dials is not None or sel_cluster is not None:
+        name = dials.group(1) if dials else facts.get("cluster") or "?"
+        ctype = f" ({dials.group(2)})" if dials else ""
+        nid = d.node("envoy", f"<b>cluster</b><br/>{esc(name)}{esc(ctype)}")
+        d.edge(prev, nid, wrapped(sel_cluster) if sel_cluster else "")
+        prev = nid
+    if dials is not None:
+        bind = dials.group(4)
+        mark = facts.get("upstream_mark")
+        extra = [s for s in hop.steps if s.startswith(("SO_MARK", "original_src", "cluster ")) and "dials" not in s]
+        label = f"<b>upstream bind</b><br/>{esc(bind)}" + (f"<br/>SO_MARK {esc(mark)}" if mark else "")
+        nid = d.node("envoy", label)
+        c.upstream = nid
+        body = wrapped(f"dial {dials.group(3)}")
+        for s in extra[:2]:
+            body += f'<font point-size="8">{wrapped(s, 70, 240)}</font>'
+        d.edge(prev, nid, body)
+        return nid
+    # Envoy stops here (no filter chain, no cluster, no endpoint, EPERM...) or there is no config
+    if failing:
+        nid = d.node(
+            "envoy",
+            f"<b>{esc(c.story.verdict.get('failure') or 'fails')}</b><br/>{wrapped(hop.detail, 40)}",
+            failed=True,
+            shape="octagon",
+        )
+        d.edge(prev, nid, wrapped(hop.detail), failed=True)
+        return None
+    nid = d.node("envoy", f"<b>Envoy</b><br/>{wrapped(hop.detail, 40)}")
+    d.edge(prev, nid, "")
+    c.upstream = nid
+    return nid
+
+
+def story_to_dot(story: Story) -> str:
+    """The connection's story as a Graphviz digraph (DOT text)."""
+    d = _Diagram()
+    c = _Ctx(d, story)
+    fail_index, fail_how = _failing_trace(story)
+    failure = story.verdict.get("failure")
+    for i, hop in enumerate(story.hops):
+        if hop.trace is not None:
+            t = hop.trace
+            reply = _is_reply(hop)
+            if reply:
+                source = c.last_accepted or _client_node(c, "<b>?</b>")
+            elif hop.title == "client SYN" or (story.direction == "inbound" and c.client is None):
+                source = _client_node(c, f"<b>client</b><br/>{esc(t.packet.src)}:{esc(t.packet.sport)}")
+            elif hop.title.startswith("Envoy") or hop.title.startswith("Envoy's"):
+                source = c.upstream or c.listener or d.node("envoy", "<b>Envoy upstream</b>")
+            elif "application" in hop.title:
+                source = _app_node(c, f"opens {t.packet.dst}:{t.packet.dport}")
+            else:
+                source = d.node("pod-kernel", f"<b>{esc(hop.title)}</b>")
+            how = fail_how if i == fail_index else ""
+            end = _trace_path(c, hop, source, reply=reply, fail=how)
+            if not reply:
+                c.last_source, c.last_accepted = source, end
+        elif hop.node == "envoy":
+            # Envoy stopping the story (no filter chain, no cluster, TLS required, EPERM...) is the failure
+            _envoy_hop(c, hop, failing=bool(failure) and i == len(story.hops) - 1)
+        elif hop.node == "application":
+            nid = _app_node(c, hop.detail)
+            d.nodes[nid].label = f"<b>application</b><br/>{wrapped(hop.detail, 40)}"
+        else:
+            d.node(
+                hop.node if hop.node in {k for k, _, _ in CLUSTERS} else "pod-kernel",
+                f"<b>{esc(hop.title)}</b><br/>{wrapped(hop.detail, 40)}",
+            )
+    title, _, cause = story.summary.partition(" - ")
+    lines = [f"cause: {cause}"] if cause else []
+    if failure:
+        lines.insert(0, f"verdict: FAILS ({failure})")
+    else:
+        lines.insert(0, "verdict: OK")
+    return _emit(d, f"{story.direction}: {title}", lines)
+
+
+# --------------------------------------------------------------------------
+# Comparison -> diagram
+# --------------------------------------------------------------------------
+
+
+def compare_to_dot(comparison: dict[str, Any], connection: int = 0) -> str:
+    """One connection of `compare()`'s output: REDIRECT | TPROXY side by side, differing rows highlighted."""
+    modes: list[str] = list(comparison.get("modes") or ["REDIRECT", "TPROXY"])
+    conns = comparison.get("connections") or []
+    if not 0 <= connection < len(conns):
+        raise ValueError(f"the comparison has no connection #{connection}")
+    conn = conns[connection]
+    rows = conn.get("rows") or []
+    summaries = conn.get("summaries") or {}
+    verdicts = conn.get("verdicts") or {}
+    order = sorted(modes, key=lambda m: 0 if m == "REDIRECT" else 1)
+    out = [
+        "digraph meshviz_compare {",
+        "  graph "
+        + _attrs(
+            rankdir="TB",
+            charset="UTF-8",
+            fontname="Helvetica",
+            labelloc="t",
+            labeljust="l",
+            newrank="true",
+            nodesep="0.6",
+            ranksep="0.25",
+            label=_compare_title(conn, comparison),
+        )
+        + ";",
+        f"  node {_attrs(fontname='Helvetica', fontsize='10', shape='box', style='rounded,filled', fillcolor='white', width='3.6')};",
+        f"  edge {_attrs(style='invis')};",
+    ]
+    for m_i, mode in enumerate(order):
+        failure = (verdicts.get(mode) or {}).get("failure")
+        uploaded = " (as uploaded)" if comparison.get("as_uploaded") == mode else " (derived)"
+        out.append(f"  subgraph cluster_{m_i} {{")
+        head = f"<b>{esc(mode)}</b>{esc(uploaded)}<br/>" + (
+            f'<font color="{RED}">{wrapped("fails: " + str(failure), 48)}</font>'
+            if failure
+            else f'<font color="#2e7d32">{esc("works")}</font>'
+        )
+        out.append(
+            f"    graph {_attrs(label=f'<{head}>', style='rounded,filled', fillcolor='#f7f7f7', color='#999999')};"
+        )
+        summary = summaries.get(mode)
+        if summary:
+            out.append(f"    s{m_i} {_attrs(label=f'<<i>{wrapped(summary, 48, 300)}</i>>', shape='note')};")
+        for r_i, row in enumerate(rows):
+            differs = bool(row.get("differs"))
+            value = row.get(mode)
+            body = (
+                f'<font point-size="8" color="#555555">{esc(row.get("label") or row.get("aspect") or "")}</font><br/>'
+            )
+            body += wrapped("—" if value is None else value, 48)
+            out.append(
+                f"    r{m_i}_{r_i} "
+                + _attrs(
+                    label=f"<{body}>",
+                    fillcolor=DIFF_FILL if differs else "white",
+                    color="#b26a00" if differs else "#999999",
+                    penwidth="2" if differs else "1",
+                )
+                + ";"
+            )
+        chain = ([f"s{m_i}"] if summary else []) + [f"r{m_i}_{r_i}" for r_i in range(len(rows))]
+        for a, b in itertools.pairwise(chain):
+            out.append(f"    {a} -> {b};")
+        out.append("  }")
+    for r_i, row in enumerate(rows):
+        out.append(f"  {{rank=same; r0_{r_i}; r1_{r_i};}}" if len(order) > 1 else "")
+        if row.get("differs") and len(order) > 1:
+            out.append(
+                f"  r0_{r_i} -> r1_{r_i} "
+                + _attrs(style="dashed", color="#b26a00", dir="both", arrowsize="0.6", constraint="false")
+                + ";"
+            )
+    if len(order) > 1 and any(summaries.get(m) for m in order):
+        out.append("  {rank=same; s0; s1;}")
+    out.append("}")
+    return "\n".join(line for line in out if line) + "\n"
+
+
+def _compare_title(conn: dict[str, Any], comparison: dict[str, Any]) -> str:
+    cn = conn.get("connection") or {}
+    title = f"REDIRECT vs TPROXY: {cn.get('client', '?')} -> pod port {cn.get('port', '?')}"
+    n = sum(1 for r in conn.get("rows") or [] if r.get("differs"))
+    body = f'<font point-size="15"><b>{wrapped(title, 100)}</b></font>'
+    differ = wrapped(f"{n} of {len(conn.get('rows') or [])} aspects differ (highlighted)", 100)
+    body += f'<font point-size="10">{differ}</font>'
+    return f"<{body}>"
+
+
+# --------------------------------------------------------------------------
+# Rendering with Graphviz
+# --------------------------------------------------------------------------
+
+
+def diagram_key(dot_text: str, fmt: str) -> str:
+    """A content hash for caching a rendered diagram: sha256 over the renderer version, format and DOT."""
+    h = hashlib.sha256()
+    for part in (RENDER_VERSION, fmt, dot_text):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def render_svg(dot_text: str, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Run Graphviz `dot -Tsvg`; raises DiagramError on failure, timeout or output over `max_bytes`."""
+    return render(dot_text, "svg", timeout=timeout, max_bytes=max_bytes)
+
+
+def render_png(dot_text: str, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Run Graphviz `dot -Tpng`; raises DiagramError on failure, timeout or output over `max_bytes`."""
+    return render(dot_text, "png", timeout=timeout, max_bytes=max_bytes)
+
+
+def render(
+    dot_text: str,
+    fmt: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    binary: str = DOT_BINARY,
+) -> bytes:
+    if fmt not in ("svg", "png"):
+        raise DiagramError(f"unsupported diagram format {fmt!r} (svg or png)")
+    data = dot_text.encode("utf-8")
+    if len(data) > MAX_DOT_BYTES:
+        raise DiagramError(f"the diagram is too large to render ({len(data)} bytes of DOT, limit {MAX_DOT_BYTES})")
+    if not os.path.exists(binary):
+        raise DiagramError(f"Graphviz is not installed: {binary} not found")
+    with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as stderr:
+        stdin.write(data)
+        stdin.seek(0)
+        try:
+            proc = subprocess.Popen(
+                [binary, f"-T{fmt}"],
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+                close_fds=True,
+            )
+        except OSError as e:
+            raise DiagramError(f"cannot run Graphviz ({binary}): {e}") from e
+        try:
+            out = _read_bounded(proc, timeout, max_bytes, fmt)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            assert proc.stdout is not None
+            proc.stdout.close()
+        if proc.returncode != 0:
+            stderr.seek(0)
+            msg = stderr.read(2000).decode("utf-8", "replace").strip()
+            raise DiagramError(f"Graphviz failed to render the diagram (exit {proc.returncode}): {msg}")
+    return out
+
+
+def _read_bounded(proc: subprocess.Popen[bytes], timeout: float, max_bytes: int, fmt: str) -> bytes:
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DiagramError(f"Graphviz took longer than {timeout:g}s to render the diagram ({fmt}); gave up")
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_bytes:
+            raise DiagramError(f"the rendered diagram ({fmt}) is larger than the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()) or 0.01)
+    except subprocess.TimeoutExpired as e:
+        raise DiagramError(f"Graphviz took longer than {timeout:g}s to render the diagram ({fmt}); gave up") from e
+    return b"".join(chunks)
+
+
+def node_count(dot_text: str) -> int:
+    """How many nodes a diagram from this module has (for tests and size checks)."""
+    return len(re.findall(r"^\s+(?:n\d+|client|network|application|envoy_listener_\w+) \[", dot_text, re.M))
+
+
+__all__ = [
+    "DiagramError",
+    "compare_to_dot",
+    "diagram_key",
+    "render",
+    "render_png",
+    "render_svg",
+    "story_to_dot",
+]
