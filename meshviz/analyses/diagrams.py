@@ -1,6 +1,6 @@
 """Flow diagrams of an analysis's connections: Graphviz through meshviz.engine.render.dot, cached by content.
 
-Stored results hold each story as `Story.to_dict()`; `story_from_dict` rebuilds the Story the renderer
+Stored results hold each story as `Story.to_dict()`; `Story.from_dict` (in the engine) rebuilds the Story the renderer
 draws. Rendered bytes are cached in Django's default cache under `diagram_key(dot, fmt)`, so the same
 story (in any analysis) is rendered once.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
 
-from meshviz.engine.api import Finding, Story, StoryHop, Trace, render
+from meshviz.engine.api import Story, render
 from meshviz.web import ratelimit
 
 from . import services
@@ -33,33 +33,12 @@ class NoSuchConnection(LookupError):
     """The analysis has no results, or no connection with that number."""
 
 
-def story_from_dict(d: dict[str, Any]) -> Story:
-    """The Story that `Story.to_dict()` produced (extra keys such as `connection` are ignored)."""
-    return Story(
-        direction=d["direction"],
-        verdict=dict(d["verdict"]),
-        findings=tuple(Finding(f["kind"], f["text"], tuple(f.get("refs") or ())) for f in d["findings"]),
-        hops=tuple(
-            StoryHop(
-                title=h["title"],
-                node=h["node"],
-                detail=h["detail"],
-                trace=Trace.from_dict(h["trace"]) if h.get("trace") else None,
-                steps=tuple(h.get("steps") or ()),
-            )
-            for h in d["traces"]
-        ),
-        summary=d["summary"],
-        facts=dict(d.get("facts") or {}),
-    )
-
-
 def story_dot(analysis: Analysis, number: int) -> str:
     """DOT text of connection `number` (1-based, as shown on the analysis page)."""
     stories = (analysis.results or {}).get("stories") or []
     if not 1 <= number <= len(stories):
         raise NoSuchConnection(f"the analysis has no connection {number} (it has {len(stories)})")
-    return render.story_to_dot(story_from_dict(stories[number - 1]))
+    return render.story_to_dot(Story.from_dict(stories[number - 1]))
 
 
 def rendered(dot_text: str, fmt: str) -> tuple[bytes, bool]:

@@ -63,7 +63,7 @@ from meshviz.engine.routing.addr import parse_ip_addr
 from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
 from meshviz.engine.sim.simulate import Sender
-from meshviz.engine.story.build import Finding, Story, StoryHop
+from meshviz.engine.story.model import Finding, Story, StoryHop
 
 __all__ = [
     "DEFAULT_POD_IFACE",

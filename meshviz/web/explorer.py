@@ -49,6 +49,7 @@ from meshviz.engine.api import (
     Ruleset,
     Sender,
     SimulatedPod,
+    Story,
     Trace,
     analysis_diff,
     parse_iptables,
@@ -644,7 +645,7 @@ def whatif_result(analysis: Analysis, edits: list[whatif.Edit]) -> dict[str, Any
     # the original's stored stories spare re-tracing it, when they answer the current inputs and engine
     before = None
     if analysis.results_are_current() and len(stories) == len(analysis.connections):
-        before = [diagrams.story_from_dict(s) for s in stories]
+        before = [Story.from_dict(s) for s in stories]
     result = whatif.whatif(ev, list(analysis.connections), edits, before=before).to_dict()
     if result.get("errors"):
         raise BadInput(list(result["errors"]))

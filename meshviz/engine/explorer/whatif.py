@@ -39,7 +39,7 @@ from meshviz.engine.netfilter.render import render_rule
 from meshviz.engine.pipeline.evidence import Evidence, connection_story, verdict_line
 from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
-from meshviz.engine.story.build import Story
+from meshviz.engine.story.model import Story
 
 Op = Literal[
     "insert",

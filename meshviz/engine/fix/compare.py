@@ -16,7 +16,7 @@ from typing import Any
 from meshviz.engine.core.defaults import DEFAULT_PROXY_UID
 from meshviz.engine.fix.modes import evidence_in_mode, mode_of
 from meshviz.engine.pipeline.evidence import Evidence, profile_of, story_for
-from meshviz.engine.story.build import Story
+from meshviz.engine.story.model import Story
 
 ASPECTS = (
     ("capture", "where the client's SYN is captured"),

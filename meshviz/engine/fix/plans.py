@@ -34,7 +34,7 @@ from meshviz.engine.pipeline.evidence import Evidence, pod_of, profile_of, story
 from meshviz.engine.routing.fib import default_policy_rules, render_route, render_rule
 from meshviz.engine.routing.model import TABLE_IDS, PolicyRule, RouteType, RuleAction
 from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
-from meshviz.engine.story.build import Story
+from meshviz.engine.story.model import Story
 
 GOALS = ("preserve-client-ip",)
 

@@ -22,7 +22,7 @@ from meshviz.engine.evidence.podspec import ISTIO_PORT_RANGE, PodIdentity, ident
 from meshviz.engine.evidence.profile import interception_mode
 from meshviz.engine.netfilter.model import rule_dports
 from meshviz.engine.sim.snapshot import Snapshot
-from meshviz.engine.story.build import Finding, Story
+from meshviz.engine.story.model import Finding, Story
 
 if TYPE_CHECKING:
     from meshviz.engine.envoy.model import EnvoyConfig

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshviz.engine.core.errors import EngineInputError
 from meshviz.engine.evidence.profile import PodProfile
-from meshviz.engine.story.build import Story
+from meshviz.engine.story.model import Story
 
 if TYPE_CHECKING:
     from meshviz.engine.envoy.model import EnvoyConfig
@@ -148,7 +148,7 @@ class SimulatedPod:
 @lru_cache(maxsize=16)
 def simulated_pod(ev: Evidence, default_app_port: int) -> SimulatedPod:
     """Parse `ev` once (cached by content) and add the sockets the story would assume."""
-    from meshviz.engine.story.build import PodContext, app_sockets, envoy_sockets
+    from meshviz.engine.story.context import PodContext, app_sockets, envoy_sockets
 
     pod = pod_of(ev)
     profile = profile_of(ev)

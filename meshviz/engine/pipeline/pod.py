@@ -31,7 +31,7 @@ from meshviz.engine.sim.connection import Endpoint
 from meshviz.engine.sim.simulate import Host, Sender, Simulation, explore
 from meshviz.engine.sim.snapshot import Snapshot
 from meshviz.engine.sim.sockets import SocketTable
-from meshviz.engine.story.build import Story
+from meshviz.engine.story.model import Story
 
 if TYPE_CHECKING:
     from meshviz.engine.envoy.model import EnvoyConfig
@@ -438,7 +438,9 @@ def run_story(
     client_tls: bool = False,
 ) -> StoryResult:
     """Parse the evidence and tell one connection's story (see meshviz.engine.story.build)."""
-    from meshviz.engine.story.build import PodContext, inbound_story, outbound_story
+    from meshviz.engine.story.context import PodContext
+    from meshviz.engine.story.inbound import inbound_story
+    from meshviz.engine.story.outbound import outbound_story
 
     pod = load_pod(
         iptables=iptables,

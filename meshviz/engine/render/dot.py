@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshviz.engine.core.trace import Disposition, Hop, Step, StepAction, StepKind
-from meshviz.engine.story.build import Story, StoryHop
+from meshviz.engine.story.model import Story, StoryHop
 
 DOT_BINARY = "/usr/bin/dot"
 RENDER_VERSION = "1"  # part of diagram_key: bump when the renderer's output changes

@@ -12,7 +12,7 @@ import pytest
 from meshviz.engine.pipeline.evidence import story_for
 from meshviz.engine.pipeline.pod import run_story
 from meshviz.engine.render.dot import DOT_BINARY, render_svg
-from meshviz.engine.story.build import Story
+from meshviz.engine.story.model import Story
 
 from ..fix.helpers import CLIENT, PORT, tproxy_evidence
 

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from meshviz.engine.core.trace import Hop
 from meshviz.engine.render.dot import story_to_dot
-from meshviz.engine.story.build import Story, StoryHop
+from meshviz.engine.story.model import Story, StoryHop
 
 from ..fix.helpers import TPROXY_RULES
 from .helpers import needs_dot, svg_of, svg_text, tproxy_story

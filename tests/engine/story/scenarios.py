@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from meshviz.engine.pipeline.pod import StoryResult, run_story
-from meshviz.engine.story.build import INBOUND_VERDICT_FIELDS, OUTBOUND_VERDICT_FIELDS
+from meshviz.engine.story.model import INBOUND_VERDICT_FIELDS, OUTBOUND_VERDICT_FIELDS
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios"
 EVIDENCE = {"iptables": "iptables", "ip_rule": "ip-rule", "ip_route": "ip-route", "sysctl": "sysctl"}
