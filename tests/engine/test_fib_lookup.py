@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 from meshviz.engine.core.model import Family
-from meshviz.engine.routing.fib import Flow, fib_lookup
+from meshviz.engine.routing.fib import fib_lookup
+from meshviz.engine.routing.flow import Flow
 from meshviz.engine.routing.model import RouteType, RoutingConfig
 from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 

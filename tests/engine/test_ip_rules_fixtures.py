@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from meshviz.engine.core.model import Family
-from meshviz.engine.routing.fib import Flow, interfaces_from_routes, route_input, route_output, with_default_rules
+from meshviz.engine.routing.defaults import interfaces_from_routes, with_default_rules
+from meshviz.engine.routing.flow import Flow
+from meshviz.engine.routing.input import route_input
 from meshviz.engine.routing.model import RouteType, RoutingConfig
+from meshviz.engine.routing.output import route_output
 from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules, table_id
 from meshviz.engine.routing.sysctl import parse_sysctls
 from meshviz.engine.sim.snapshot import Snapshot

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from meshviz.engine.routing.fib import Flow, RouteDecision, interfaces_from_routes, route_input
+from meshviz.engine.routing.defaults import interfaces_from_routes
+from meshviz.engine.routing.flow import Flow, RouteDecision
+from meshviz.engine.routing.input import route_input
 from meshviz.engine.routing.model import RouteType, RoutingConfig
 from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls

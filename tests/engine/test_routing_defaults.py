@@ -5,17 +5,15 @@ from __future__ import annotations
 import ipaddress
 
 from meshviz.engine.core.model import Family
-from meshviz.engine.routing.fib import (
-    Flow,
+from meshviz.engine.routing.defaults import (
     default_policy_rules,
     default_routing,
     interfaces_from_routes,
-    render_route,
-    render_rule,
-    route_output,
     with_default_rules,
 )
+from meshviz.engine.routing.flow import Flow, render_route, render_rule
 from meshviz.engine.routing.model import Interface, RouteType
+from meshviz.engine.routing.output import route_output
 from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.sim.snapshot import Snapshot
 

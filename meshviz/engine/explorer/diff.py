@@ -24,8 +24,8 @@ from meshviz.engine.netfilter.model import Chain, Ruleset
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.netfilter.render import render_rule
 from meshviz.engine.pipeline.evidence import Evidence
+from meshviz.engine.routing.defaults import default_policy_rules
 from meshviz.engine.routing.explain import explain_policy_rule, explain_route
-from meshviz.engine.routing.fib import default_policy_rules
 from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
 

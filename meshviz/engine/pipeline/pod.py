@@ -23,7 +23,12 @@ from meshviz.engine.netfilter.model import Ruleset
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.pipeline.checks import with_evidence_findings
 from meshviz.engine.routing.addr import parse_ip_addr
-from meshviz.engine.routing.fib import default_policy_rules, default_routing, interfaces_from_routes, with_default_rules
+from meshviz.engine.routing.defaults import (
+    default_policy_rules,
+    default_routing,
+    interfaces_from_routes,
+    with_default_rules,
+)
 from meshviz.engine.routing.model import Interface, PolicyRule, Route, RoutingConfig, Sysctls
 from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls

@@ -29,8 +29,10 @@ from meshviz.engine.core.trace import Disposition, Hop, Step, StepAction, StepKi
 from meshviz.engine.netfilter.conntrack import ConntrackTable, CtEntry, Tuple5, classify_new
 from meshviz.engine.netfilter.model import Rule
 from meshviz.engine.netfilter.walk import CompiledRuleset, TableVerdict, WalkBudget, walk_table
-from meshviz.engine.routing.fib import Flow, RouteDecision, route_input, route_output
+from meshviz.engine.routing.flow import Flow, RouteDecision
+from meshviz.engine.routing.input import route_input
 from meshviz.engine.routing.model import Interface, Route, RouteType
+from meshviz.engine.routing.output import route_output
 from meshviz.engine.sim.snapshot import Snapshot
 from meshviz.engine.sim.sockets import SocketTable
 

@@ -16,7 +16,8 @@ from meshviz.engine.core.defaults import (
 from meshviz.engine.core.model import Family, IPAddress, Socket
 from meshviz.engine.envoy.model import EnvoyConfig, Listener
 from meshviz.engine.evidence.profile import PodProfile
-from meshviz.engine.routing.fib import Flow, route_output
+from meshviz.engine.routing.flow import Flow
+from meshviz.engine.routing.output import route_output
 from meshviz.engine.sim.snapshot import Snapshot
 
 
