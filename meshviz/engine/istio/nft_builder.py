@@ -35,6 +35,7 @@ __all__ = [
     "NftState",
     "NftTable",
     "concat",
+    "rule_operations",
     "script_text",
     "table_operations",
 ]
@@ -187,16 +188,24 @@ def table_operations(
         return ()
     ops: list[NftOperation] = [NftOperation("add", NftTable(table)), NftOperation("flush", NftTable(table))]
     ops += [NftOperation("add", c) for c in used]
+    return (*ops, *rule_operations(rules, policy=policy))
+
+
+def rule_operations(rules: Sequence[NftRule], *, policy: IndexPolicy = IndexPolicy.CLAMP) -> tuple[NftOperation, ...]:
+    """`add rule` / `insert rule ... index N` per rule in build order, the chains starting empty.
+
+    An insertion into a chain that has no rule yet (and, with the ``clamp`` policy, one at or past the
+    number of rules added so far) is written as an append, as Istio does because nft refuses it.
+    """
+    ops: list[NftOperation] = []
     seen: dict[str, int] = {}
     for rule in rules:
         have = seen.get(rule.chain, 0)
         index = rule.index
         if index is not None and (have == 0 or (policy == IndexPolicy.CLAMP and index >= have)):
             index = None
-        if index is None:
-            ops.append(NftOperation("add", replace(rule, index=None)))
-        else:
-            ops.append(NftOperation("insert", replace(rule, index=index)))
+        verb: Verb = "add" if index is None else "insert"
+        ops.append(NftOperation(verb, replace(rule, index=index)))
         seen[rule.chain] = have + 1
     return tuple(ops)
 
