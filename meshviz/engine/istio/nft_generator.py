@@ -394,7 +394,7 @@ def sidecar_operations(b: NftRuleBuilder) -> tuple[NftOperation, ...]:
 
 
 def _notes(s: CaptureSettings, iptables_notes: tuple[str, ...]) -> list[str]:
-    notes = [n.replace("istio-iptables", "istio-nftables") for n in iptables_notes if not n.startswith("trace logging")]
+    notes = [n for n in iptables_notes if not n.startswith("trace logging")]
     if s.trace_logging:
         notes.append("trace logging: istio-nftables has no trace rules; the setting changes nothing here")
     return notes

@@ -141,3 +141,11 @@ def test_ambient_host_rule_needs_a_numeric_kubelet_uid() -> None:
     with pytest.raises(SettingsError) as e:
         generate_ambient_host(AmbientSettings(), "kubelet")
     assert e.value.issue.name == "kubelet_uid"
+
+
+def test_native_nftables_flag_marks_the_pod_as_programmed_with_nftables() -> None:
+    from meshviz.engine.istio import settings_from_init_args
+
+    assert settings_from_init_args("-p 15001 -u 1337 --native-nftables").nftables
+    plain = settings_from_init_args("-p 15001 -u 1337")
+    assert not plain.nftables and plain.to_dict()["nftables"] is False
