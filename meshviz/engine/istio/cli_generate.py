@@ -137,8 +137,10 @@ def _print_nftables(nft: GeneratedNftables, pod_notes: tuple[str, ...], fmt: str
             "script": nft.script,
             "ip": list(ip_lines),
             "notes": list(notes),
+            "problems": list(nft.problems),
         }
         print(json.dumps(out, indent=2))
         return 0
     sys.stdout.write(nft.script + _comments(ip_lines) + _comments(tuple(f"note: {n}" for n in notes)))
+    sys.stdout.write(_comments(tuple(f"problem: {p}" for p in nft.problems)))
     return 0

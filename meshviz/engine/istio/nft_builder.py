@@ -38,6 +38,7 @@ __all__ = [
     "rule_operations",
     "script_text",
     "table_operations",
+    "undeclared_jumps",
 ]
 
 #: Every Istio table is in the `inet` family (both IPv4 and IPv6 in one table).
@@ -165,6 +166,19 @@ def _jump_targets(rules: Sequence[NftRule]) -> set[str]:
     return targets
 
 
+def undeclared_jumps(operations: Iterable[NftOperation]) -> tuple[tuple[str, str, str], ...]:
+    """(table, chain, target) of every rule that jumps to a chain the script does not declare in its table:
+    nft rejects such a script as a whole ("No such file or directory")."""
+    declared = {(op.obj.table, op.obj.name) for op in operations if isinstance(op.obj, NftChain)}
+    out: list[tuple[str, str, str]] = []
+    for op in operations:
+        if isinstance(op.obj, NftRule):
+            for target in sorted(_jump_targets([op.obj])):
+                if (op.obj.table, target) not in declared:
+                    out.append((op.obj.table, op.obj.chain, target))
+    return tuple(out)
+
+
 def table_operations(
     table: str,
     chains: Sequence[NftChain],
@@ -220,9 +234,10 @@ class _TableState:
 class NftState:
     """The tables after a script ran, as far as `add`/`flush`/`insert` of tables, chains and rules go.
 
-    `insert rule ... index N` puts the rule in front of the rule at position N (0-based), `add rule`
-    at the end; `flush table` empties every chain of the table.  Problems (a chain that does not
-    exist, an index past the end) are collected in `errors`, the operation skipped.
+    As nft does: `insert rule ... index N` puts the rule in front of the rule at position N (0-based),
+    `add rule ... index N` after it; without an index `add` appends and `insert` prepends; `flush table`
+    empties every chain of the table.  Problems (a chain that does not exist, an index past the end) are
+    collected in `errors`, the operation skipped.
     """
 
     def __init__(self) -> None:
@@ -258,11 +273,13 @@ class NftState:
         if chain_rules is None:
             self.errors.append(f"{op.text()}: no such chain")
         elif obj.index is None:
-            chain_rules.append(obj.rule)
+            # `add` without a position appends, `insert` without one puts the rule at the head.
+            chain_rules.insert(len(chain_rules) if op.verb == "add" else 0, obj.rule)
         elif obj.index >= len(chain_rules):
             self.errors.append(f"{op.text()}: index {obj.index} is past the end of the chain")
         else:
-            chain_rules.insert(obj.index, obj.rule)
+            # `insert ... index N` goes in front of rule N, `add ... index N` after it.
+            chain_rules.insert(obj.index + (op.verb == "add"), obj.rule)
 
     def rules(self, table: str, chain: str, family: str = INET) -> tuple[str, ...]:
         """The chain's rules in order, as rule text."""

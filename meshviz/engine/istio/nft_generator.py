@@ -32,6 +32,7 @@ from meshviz.engine.istio.nft_builder import (
     NftTable,
     script_text,
     table_operations,
+    undeclared_jumps,
 )
 from meshviz.engine.istio.settings import (
     DNS_LISTENER_PORT,
@@ -120,6 +121,8 @@ class GeneratedNftables:
     policy_rules: tuple[PolicyRule, ...] = ()
     routes: tuple[Route, ...] = ()
     notes: tuple[str, ...] = ()
+    #: Why nft would reject the script as a whole (Istio writes it anyway; the pod then gets no rules).
+    problems: tuple[str, ...] = ()
 
     @property
     def script(self) -> str:
@@ -408,6 +411,11 @@ def generate_nftables(settings: CaptureSettings, flavour: Flavour = "capture") -
         )
     s = effective_settings(settings, flavour)
     operations = sidecar_operations(_build(s))
+    problems = tuple(
+        f"{table} {chain}: jump {target}, a chain istio-nftables does not create (it has no rules); nft rejects "
+        "the whole transaction, so the pod gets no nftables rules"
+        for table, chain, target in undeclared_jumps(operations)
+    )
     # TPROXY routes and the ::6 address are configured by the same code (tools/common/tproxy) for both backends.
     routing = generate(settings, flavour)
     return GeneratedNftables(
@@ -420,4 +428,5 @@ def generate_nftables(settings: CaptureSettings, flavour: Flavour = "capture") -
         policy_rules=routing.policy_rules,
         routes=routing.routes,
         notes=tuple(_notes(s, routing.notes)),
+        problems=problems,
     )

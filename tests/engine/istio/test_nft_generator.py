@@ -79,18 +79,20 @@ def test_an_insertion_into_an_empty_chain_or_past_its_end_becomes_an_append() ->
     assert kept[1] == "insert rule inet t c index 5 b"
 
 
-def test_state_inserts_in_front_of_the_indexed_rule_and_reports_what_nft_would_refuse() -> None:
+def test_state_places_rules_as_nft_does_and_reports_what_nft_would_refuse() -> None:
     ops = [
         NftOperation("add", NftTable("t")),
         NftOperation("add", NftChain("t", "c")),
         NftOperation("add", NftRule("t", "c", "first")),
         NftOperation("add", NftRule("t", "c", "last")),
         NftOperation("insert", NftRule("t", "c", "middle", index=1)),
+        NftOperation("add", NftRule("t", "c", "after-first", index=0)),
+        NftOperation("insert", NftRule("t", "c", "head")),
         NftOperation("insert", NftRule("t", "c", "nowhere", index=7)),
         NftOperation("add", NftRule("t", "missing", "x")),
     ]
     state = NftState().apply(ops)
-    assert state.rules("t", "c") == ("first", "middle", "last")
+    assert state.rules("t", "c") == ("head", "first", "after-first", "middle", "last")
     assert len(state.errors) == 2
     assert "index 7" in state.errors[0] and "no such chain" in state.errors[1]
     state.apply([NftOperation("flush", NftTable("t"))])
@@ -149,3 +151,13 @@ def test_native_nftables_flag_marks_the_pod_as_programmed_with_nftables() -> Non
     assert settings_from_init_args("-p 15001 -u 1337 --native-nftables").nftables
     plain = settings_from_init_args("-p 15001 -u 1337")
     assert not plain.nftables and plain.to_dict()["nftables"] is False
+
+
+def test_a_jump_to_a_chain_istio_does_not_create_is_reported_as_a_problem() -> None:
+    """IPv6 nameservers on a pod without IPv6: Istio adds the DNS jumps but no IPv6 DNS rule, so the jumped-to
+    chains are never declared and nft refuses the whole transaction."""
+    broken = generate_nftables(CaptureSettings.from_values(redirect_dns=True, dns_servers_v6="fd00::a"))
+    assert [p.split(":")[0] for p in broken.problems] == ["istio-proxy-nat istio-output", "istio-proxy-raw prerouting"]
+    assert "jump istio-output-dns" in broken.problems[0]
+    fine = generate_nftables(CaptureSettings.from_values(redirect_dns=True, dns_servers_v6="fd00::a", enable_ipv6=True))
+    assert fine.problems == ()
