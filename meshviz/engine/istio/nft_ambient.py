@@ -23,8 +23,9 @@ The order follows `cni/pkg/nftables/nftables.go` (`AppendInpodRules`, `CreateHos
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeAlias
 
 from meshviz.engine.istio.nft_builder import (
     IndexPolicy,
@@ -45,6 +46,7 @@ __all__ = [
     "AmbientSettings",
     "DnsOverride",
     "GeneratedAmbientNftables",
+    "ambient_settings_from_pod",
     "generate_ambient_host",
     "generate_ambient_inpod",
 ]
@@ -104,6 +106,15 @@ AMBIENT_CHAINS: dict[str, tuple[NftChain, ...]] = {
     ),
 }
 _HOST_CHAINS = (NftChain(AMBIENT_NAT, POSTROUTING, "nat", "postrouting", 100),)
+
+
+#: The pod annotations the node agent reads (cni/pkg/nodeagent/net.go, getPodLevelTrafficOverrides).
+ANNOTATION_BYPASS_INBOUND = "ambient.istio.io/bypass-inbound-capture"
+ANNOTATION_DNS_CAPTURE = "ambient.istio.io/dns-capture"
+ANNOTATION_VIRTUAL_INTERFACES = "istio.io/reroute-virtual-interfaces"
+# Go's strconv.ParseBool, which the agent uses: anything else means "annotation ignored".
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True}
+_GO_BOOLS |= {"0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
 
 
 def _hex(value: int) -> str:
@@ -167,6 +178,39 @@ class AmbientSettings:
         if self.dns_proxy == "disabled":
             return False
         return self.redirect_dns
+
+
+def ambient_settings_from_pod(
+    pod: Mapping[str, Any], base: AmbientSettings | None = None
+) -> tuple[AmbientSettings, tuple[str, ...]]:
+    """The pod's overrides (its annotations, as the node agent reads them) over the agent's `base` settings,
+    and notes on annotations the agent ignores."""
+    base = base or AmbientSettings()
+    metadata = pod.get("metadata") or {}
+    annotations: Mapping[str, Any] = metadata.get("annotations") or {}
+    notes: list[str] = []
+
+    def flag(name: str) -> bool | None:
+        if name not in annotations:
+            return None
+        value = _GO_BOOLS.get(str(annotations[name]))
+        if value is None:
+            notes.append(f"{name}={annotations[name]!r} is not a boolean: the node agent ignores it")
+        return value
+
+    ingress = flag(ANNOTATION_BYPASS_INBOUND)
+    dns = flag(ANNOTATION_DNS_CAPTURE)
+    interfaces = base.virtual_interfaces
+    if ANNOTATION_VIRTUAL_INTERFACES in annotations:
+        items = [i.strip() for i in str(annotations[ANNOTATION_VIRTUAL_INTERFACES]).split(",")]
+        interfaces = tuple(i for i in items if i)
+    settings = replace(
+        base,
+        ingress_mode=base.ingress_mode if ingress is None else ingress,
+        dns_proxy=base.dns_proxy if dns is None else ("enabled" if dns else "disabled"),
+        virtual_interfaces=interfaces,
+    )
+    return settings, tuple(notes)
 
 
 @dataclass(frozen=True)

@@ -161,3 +161,27 @@ def test_a_jump_to_a_chain_istio_does_not_create_is_reported_as_a_problem() -> N
     assert "jump istio-output-dns" in broken.problems[0]
     fine = generate_nftables(CaptureSettings.from_values(redirect_dns=True, dns_servers_v6="fd00::a", enable_ipv6=True))
     assert fine.problems == ()
+
+
+def test_ambient_pod_annotations_override_the_agent_as_the_node_agent_reads_them() -> None:
+    from meshviz.engine.istio.nft_ambient import ambient_settings_from_pod
+
+    pod = {
+        "metadata": {
+            "annotations": {
+                "ambient.istio.io/bypass-inbound-capture": "true",
+                "ambient.istio.io/dns-capture": "False",
+                "istio.io/reroute-virtual-interfaces": " fake1s0f0, ,fake1s0f1",
+            }
+        }
+    }
+    settings, notes = ambient_settings_from_pod(pod, AmbientSettings(redirect_dns=True))
+    assert (settings.ingress_mode, settings.dns_proxy, settings.virtual_interfaces) == (
+        True,
+        "disabled",
+        ("fake1s0f0", "fake1s0f1"),
+    )
+    assert notes == () and not settings.dns_captured
+    ignored, notes = ambient_settings_from_pod({"metadata": {"annotations": {"ambient.istio.io/dns-capture": "yes"}}})
+    assert ignored.dns_proxy == "unset"
+    assert notes == ("ambient.istio.io/dns-capture='yes' is not a boolean: the node agent ignores it",)
