@@ -57,6 +57,7 @@ __all__ = [
     "SIDECAR_CHAINS",
     "GeneratedNftables",
     "generate_nftables",
+    "sidecar_operations",
 ]
 
 NAT = "istio-proxy-nat"
