@@ -17,6 +17,8 @@
 
     python -m meshviz.engine fix <the same inputs as story> --goal preserve-client-ip --format json|text
     python -m meshviz.engine compare <the same inputs as story> --format json|text
+    python -m meshviz.engine generate [--args "ISTIO-IPTABLES ARGS"] [--set FIELD=VALUE]... [--nftables]
+        [--flavour capture|cni-plugin|legacy-1.23] | --ambient --nftables [--host]   (see istio/cli_generate.py)
 
 Exit status: 0 on success, 2 when an input has errors (they are printed with
 file, line and column), 1 on a usage error.
@@ -525,6 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("compare", help="REDIRECT vs TPROXY side by side for the same pod and connection")
     _add_evidence_args(cp)
     cp.set_defaults(func=cmd_compare)
+
+    from meshviz.engine.istio.cli_generate import add_generate_parser
+
+    add_generate_parser(sub)
     return p
 
 

@@ -16,7 +16,7 @@ import pytest
 from meshviz.engine.core.model import Family
 from meshviz.engine.netfilter.model import Ruleset
 from meshviz.engine.netfilter.parser import parse_iptables
-from meshviz.engine.netfilter.render import quote, render_rule, render_ruleset
+from meshviz.engine.netfilter.render import quote, render_rule, render_ruleset, rule_text
 from meshviz.engine.netfilter.serialize import parse_summary, ruleset_from_dict, ruleset_to_dict
 
 from .iptables_util import CORPUS, only_rule, parse_ok, without_refs
@@ -91,8 +91,8 @@ def test_quote(value: str, string_kind: bool, expected: str):
 
 def test_model_rule_text_is_the_source_line_or_the_rendering():
     r = only_rule(parse_ok("*filter\n-A INPUT   -j ACCEPT\nCOMMIT\n"))
-    assert r.text() == "-A INPUT   -j ACCEPT"
-    assert r.__class__(r.table, r.chain, target=r.target).text() == "-A INPUT -j ACCEPT"
+    assert rule_text(r) == "-A INPUT   -j ACCEPT"
+    assert rule_text(r.__class__(r.table, r.chain, target=r.target)) == "-A INPUT -j ACCEPT"
 
 
 # ---- render_ruleset round trip over the corpus ----

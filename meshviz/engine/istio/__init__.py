@@ -4,7 +4,10 @@
 * `generate(settings, flavour)` -> `GeneratedCapture`: iptables-restore text, commands, parsed
   `Ruleset`s, `ip rule`/`ip route` for TPROXY (`generator`);
 * `settings_from_init_args`, `settings_from_annotations`, `settings_from_pod` -> `PodSettings`:
-  the settings a pod was (or will be) programmed with, with notes and errors as data (`pod`).
+  the settings a pod was (or will be) programmed with, with notes and errors as data (`pod`);
+* `generate_nftables(settings, flavour)` -> `GeneratedNftables`: the same capture as Istio's native
+  nftables backend writes it (`nft_generator`); `AmbientSettings`, `generate_ambient_inpod`: ambient's
+  in-pod nftables rules (`nft_ambient`); the fix's repairs in nft syntax (`nft_commands`).
 
 Pure Python: no Django, Celery or Kubernetes imports.  See docs/istio-generator.md.
 """
@@ -12,6 +15,8 @@ Pure Python: no Django, Celery or Kubernetes imports.  See docs/istio-generator.
 from __future__ import annotations
 
 from meshviz.engine.istio.generator import BuiltRule, GeneratedCapture, TraceCommand, effective_settings, generate
+from meshviz.engine.istio.nft_ambient import AmbientSettings, generate_ambient_host, generate_ambient_inpod
+from meshviz.engine.istio.nft_generator import GeneratedNftables, generate_nftables
 from meshviz.engine.istio.pod import (
     PodSettings,
     settings_from_annotations,
@@ -31,10 +36,12 @@ from meshviz.engine.istio.settings import (
 __all__ = [
     "FLAVOURS",
     "WILDCARD",
+    "AmbientSettings",
     "BuiltRule",
     "CaptureSettings",
     "Flavour",
     "GeneratedCapture",
+    "GeneratedNftables",
     "InterceptionMode",
     "PodSettings",
     "SettingIssue",
@@ -42,6 +49,9 @@ __all__ = [
     "TraceCommand",
     "effective_settings",
     "generate",
+    "generate_ambient_host",
+    "generate_ambient_inpod",
+    "generate_nftables",
     "settings_from_annotations",
     "settings_from_init_args",
     "settings_from_pod",

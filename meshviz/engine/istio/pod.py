@@ -68,6 +68,8 @@ class PodSettings:
     errors: tuple[SettingIssue, ...] = ()
     #: False when nothing is programmed at all (dry run, interceptionMode NONE, injection disabled, ...).
     applies: bool = True
+    #: `--native-nftables`: the rules are nftables tables (`generate_nftables`), not iptables.
+    nftables: bool = False
 
     @property
     def ok(self) -> bool:
@@ -83,6 +85,7 @@ class PodSettings:
             "notes": list(self.notes),
             "errors": [e.to_dict() for e in self.errors],
             "applies": self.applies,
+            "nftables": self.nftables,
         }
 
 
@@ -94,6 +97,7 @@ class _Collector:
         self.notes: list[str] = []
         self.errors: list[SettingIssue] = []
         self.applies = True
+        self.nftables = False
 
     def set(self, field: str, value: object, name: str, source: str, consequence: str = "") -> bool:
         try:
@@ -108,7 +112,7 @@ class _Collector:
         self.errors.append(SettingIssue(name=name, value=str(value), message=message, source=source))
 
     def result(self, flavour: Flavour) -> PodSettings:
-        return PodSettings(self.settings, flavour, tuple(self.notes), tuple(self.errors), self.applies)
+        return PodSettings(self.settings, flavour, tuple(self.notes), tuple(self.errors), self.applies, self.nftables)
 
 
 # --------------------------------------------------------------------------
@@ -405,8 +409,9 @@ def _flag_consequences(c: _Collector, info: Mapping[str, str]) -> None:
     if on("run-validation"):
         c.notes.append("--run-validation: istio-iptables checks that redirection works after applying")
     if on("native-nftables"):
+        c.nftables = True
         c.notes.append(
-            "--native-nftables: the same interception is programmed as nftables rules, modelled here as iptables"
+            "--native-nftables: the same interception is programmed as nftables rules (inet istio-proxy-* tables)"
         )
     if "restore-format" in info and not on("restore-format"):
         c.notes.append("--restore-format=false: one iptables command per rule (the legacy-1.23 layout)")

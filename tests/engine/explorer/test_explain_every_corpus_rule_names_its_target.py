@@ -7,6 +7,7 @@ import pytest
 from meshviz.engine.netfilter.explain import explain_rule
 from meshviz.engine.netfilter.model import Rule
 from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.render import rule_text
 from meshviz.engine.netfilter.spec import TARGETS
 
 from .helpers import CORPUS_FILES, EXAMPLE_NAMES, corpus, evidence
@@ -33,7 +34,7 @@ TARGET_WORDS = {
 
 def _check(rule: Rule, where: str) -> None:
     text = explain_rule(rule)
-    assert text.strip(), f"{where}: empty explanation for {rule.text()}"
+    assert text.strip(), f"{where}: empty explanation for {rule_text(rule)}"
     action = text.split(" -> ", 1)[1].lower()
     t = rule.target
     if t is None:
@@ -41,11 +42,11 @@ def _check(rule: Rule, where: str) -> None:
     elif t.goto:
         assert t.name in action and "go to" in action, (where, text)
     elif t.name in TARGET_WORDS:
-        assert TARGET_WORDS[t.name] in action, (where, rule.text(), text)
+        assert TARGET_WORDS[t.name] in action, (where, rule_text(rule), text)
     elif t.name in TARGETS:
-        assert t.name.lower() in action, (where, rule.text(), text)
+        assert t.name.lower() in action, (where, rule_text(rule), text)
     else:
-        assert f"jump to chain {t.name}".lower() in action, (where, rule.text(), text)
+        assert f"jump to chain {t.name}".lower() in action, (where, rule_text(rule), text)
 
 
 @pytest.mark.parametrize("rel", CORPUS_FILES)

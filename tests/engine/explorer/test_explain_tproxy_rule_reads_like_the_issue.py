@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from meshviz.engine.netfilter.explain import explain_rule
 from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.render import rule_text
 
 from .helpers import TPROXY_OK, evidence
 
@@ -22,7 +23,7 @@ def test_tproxy_rule_explanation() -> None:
 
 def test_mark_connmark_and_owner_rules_of_the_same_pod() -> None:
     rs = parse_iptables(evidence(TPROXY_OK).iptables).rulesets[0]
-    texts = {r.text(): explain_rule(r) for t in rs.tables for c in t.chains for r in c.rules}
+    texts = {rule_text(r): explain_rule(r) for t in rs.tables for c in t.chains for r in c.rules}
     assert texts["-A PREROUTING -p tcp -m mark --mark 1337 -j CONNMARK --save-mark"] == (
         "TCP whose packet mark is 1337 (0x539) -> save the packet mark into the connection mark"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from meshviz.engine.core.model import Family
 from meshviz.engine.istio import CaptureSettings, Flavour, effective_settings, generate
+from meshviz.engine.netfilter.render import rule_text
 
 
 def _inbound(flavour: Flavour, **values: object) -> list[str]:
@@ -14,7 +15,7 @@ def _inbound(flavour: Flavour, **values: object) -> list[str]:
     assert table is not None
     chain = table.chain("ISTIO_INBOUND")
     assert chain is not None
-    return [r.text() for r in chain.rules]
+    return [rule_text(r) for r in chain.rules]
 
 
 def test_status_ports_are_appended_after_the_pods_own_exclusions_without_duplicates() -> None:
