@@ -75,7 +75,7 @@ test: venv sysdeps
 		postgres*|pgsql*) echo "database: PostgreSQL ($$DATABASE_URL)";; \
 		*) echo "database: $$DATABASE_URL";; \
 	esac; \
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=25 $(PYTEST_ARGS)
 
 # The differential kernel fuzzer over N random pods (root + network namespaces): make kernel-fuzz N=1000 SEED=3
 N ?= 200

@@ -30,6 +30,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from meshviz.accounts.models import Team
+from meshviz.engine.api import MAX_CONNECTIONS as ENGINE_MAX_CONNECTIONS
 from meshviz.web.parsers import BoundedJSONParser
 
 from . import access, bundles, diagrams, services
@@ -38,7 +39,7 @@ from .models import Analysis
 from .permissions import ReadPublicOrAuthenticated
 from .tasks import enqueue
 
-MAX_CONNECTIONS = services.MAX_CONNECTIONS
+MAX_CONNECTIONS = ENGINE_MAX_CONNECTIONS
 
 # --------------------------------------------------------------------------
 # serializers

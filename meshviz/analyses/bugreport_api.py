@@ -55,7 +55,7 @@ class BugReportViewSet(viewsets.ViewSet):
     def create(self, request: Request) -> Response:
         ser = BugReportSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        upload: UploadedFile = ser.validated_data["archive"]
+        upload: UploadedFile[bytes] = ser.validated_data["archive"]
         limit = settings.MESHVIZ_MAX_UPLOAD_BYTES
         if upload.size is not None and upload.size > limit:
             raise EvidenceTooLarge("archive", upload.size)

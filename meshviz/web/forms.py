@@ -124,7 +124,7 @@ class NewAnalysisForm(forms.Form):
             return ""
         return text
 
-    def _upload_text(self, name: str, upload: UploadedFile) -> str | None:
+    def _upload_text(self, name: str, upload: UploadedFile[bytes]) -> str | None:
         if upload.size is not None and upload.size > settings.MESHVIZ_MAX_UPLOAD_BYTES:
             self.add_error(
                 f"{name}_file", f"{upload.name}: larger than the {settings.MESHVIZ_MAX_UPLOAD_BYTES}-byte limit"
@@ -140,7 +140,7 @@ class NewAnalysisForm(forms.Form):
             return None
         return text
 
-    def _clean_bundle(self, data: dict[str, Any], upload: UploadedFile) -> dict[str, Any]:
+    def _clean_bundle(self, data: dict[str, Any], upload: UploadedFile[bytes]) -> dict[str, Any]:
         given = [label for name, label, _ in EVIDENCE if data.get(name) or data.get(f"{name}_file")]
         if given or data.get("pod_ip"):
             self.add_error("bundle", "a bundle replaces the evidence and the pod IP: leave them empty")

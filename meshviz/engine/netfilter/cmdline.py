@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from meshviz.engine.core.model import Family
+from meshviz.engine.core.names import canonical_protocol
 from meshviz.engine.netfilter.model import IfaceCriterion, MatchOption
 from meshviz.engine.netfilter.spec import (
     BASE_LONG_OPTIONS,
@@ -27,7 +28,6 @@ from meshviz.engine.netfilter.spec import (
     UNPARSED_MODULE,
     ExtensionSpec,
     OptionSpec,
-    canonical_protocol,
     check_value,
 )
 
