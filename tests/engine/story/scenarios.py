@@ -9,7 +9,6 @@ unchanged, relative to the folder) and `case.json`:
               "app_uid", "app_gid", "app_ports"},
      "expect": {verdict field: value that must hold},
      "expect_findings_contain": [substrings of the findings (text and cited rules)],
-     "xfail": {"expect": {...}, "findings_contain": [...], "reason": "..."},   # optional
      "copied_from": {"iptables": "../../corpus/..."}}                           # optional
 """
 

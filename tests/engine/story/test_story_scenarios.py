@@ -4,9 +4,8 @@ Every folder is one connection through a sidecar pod built from real inputs - Is
 iptables goldens, Envoy config dumps from the corpus (some derived by the folder's derive_*.py
 script) and ip rule / ip route / sysctl listings - with the verdict Linux and Envoy really give
 (kernel-verified where tests/kernel proves it; README.md in that folder gives every scenario's
-justification).  `expect` must hold; `xfail` is where the engine disagrees with Linux/Envoy: it
-runs as a strict xfail with the precise reason, so fixing the engine turns it into a failure
-that asks for the expectation to move into `expect`.
+justification).  `expect` must hold, all of it: the engine agrees with Linux and Envoy on every
+scenario, and a disagreement is fixed in the engine, never parked as an expected failure.
 """
 
 from __future__ import annotations
@@ -69,7 +68,6 @@ def test_scenario_is_well_formed(scenario: Scenario) -> None:
         "args",
         "expect",
         "expect_findings_contain",
-        "xfail",
         "copied_from",
     }
     assert case["description"].strip() and case["source"].strip()
@@ -79,13 +77,6 @@ def test_scenario_is_well_formed(scenario: Scenario) -> None:
     assert scenario.file("iptables") is not None, "every scenario gives the pod's iptables rules"
     envoy = scenario.envoy_path()
     assert envoy is None or envoy.is_file(), envoy
-    if "xfail" in case:
-        xf = case["xfail"]
-        assert set(xf) <= {"expect", "findings_contain", "reason"} and xf["reason"].strip()
-        assert xf.get("expect") or xf.get("findings_contain")
-        assert set(xf.get("expect", {})) <= set(fields)
-        # An expectation is either believed to hold or known to fail, never both.
-        assert not set(xf.get("expect", {})) & set(case["expect"])
 
 
 @pytest.mark.parametrize("scenario", ALL, ids=IDS)
@@ -95,23 +86,6 @@ def test_scenario_verdict(scenario: Scenario) -> None:
     assert story["direction"] == scenario.direction
     assert tuple(story["verdict"]) == fields
     _check(scenario, story, scenario.case["expect"], scenario.case["expect_findings_contain"])
-
-
-DISAGREEMENTS = [
-    pytest.param(
-        s,
-        id=s.name,
-        marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=s.case["xfail"]["reason"]),
-    )
-    for s in ALL
-    if "xfail" in s.case
-]
-
-
-@pytest.mark.parametrize("scenario", DISAGREEMENTS)
-def test_scenario_where_the_engine_disagrees_with_linux(scenario: Scenario) -> None:
-    xf = scenario.case["xfail"]
-    _check(scenario, _story(scenario), xf.get("expect", {}), xf.get("findings_contain", []))
 
 
 @pytest.mark.parametrize("scenario", [s for s in ALL if "copied_from" in s.case], ids=lambda s: s.name)
