@@ -343,7 +343,7 @@ def cmd_story(args: argparse.Namespace) -> int:
     print(st.summary)
     print()
     print("verdict:")
-    for k, v in st.verdict.items():
+    for k, v in st.verdict.to_dict().items():
         print(f"  {k}: {v}")
     print("findings:")
     for f in st.findings:

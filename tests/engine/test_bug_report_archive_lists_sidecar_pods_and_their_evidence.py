@@ -50,7 +50,7 @@ def test_picked_pod_evidence_is_reconstructed_and_simulates(ns: str, name: str, 
         client="10.1.1.1:40000",
         port=port,
     )
-    assert story.verdict["app_peer_ip"] == peer
+    assert story.verdict.app_peer_ip == peer
 
 
 def test_an_archive_without_cluster_resources_is_not_a_bug_report() -> None:

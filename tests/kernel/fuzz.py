@@ -578,7 +578,7 @@ def run_engine(s: Scenario, evidence: dict[str, Any]) -> dict[str, Any]:
     )
     assert not result.errors, [str(e) for e in result.errors]
     assert result.story is not None
-    return {"verdict": dict(result.story.verdict), "summary": result.story.summary}
+    return {"verdict": result.story.verdict.to_dict(), "summary": result.story.summary}
 
 
 def observable(verdict: dict[str, Any]) -> dict[str, Any]:

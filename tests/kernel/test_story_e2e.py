@@ -356,12 +356,14 @@ def test_story_matches_what_the_application_really_sees(case: E2ECase) -> None:
     assert not result.errors, result.errors
     assert result.story is not None
     kernel = kernel_class(got)
-    engine = engine_class(result.story.verdict)
+    engine = engine_class(result.story.verdict.to_dict())
     ctx = f"\nkernel: {got}\nengine: {json.dumps(result.story.to_dict()['verdict'])}\n{result.story.summary}"
     assert engine == kernel, ctx
     assert kernel == case.expect, "scenario no longer shows what it was written for" + ctx
     # Every verdict field, not only the class: what the kernel showed against what the engine says.
-    assert observable(result.story.verdict) == kernel_full, f"{ctx}\nkernel (all fields): {kernel_full}\n{raw}"
+    assert observable(result.story.verdict.to_dict()) == kernel_full, (
+        f"{ctx}\nkernel (all fields): {kernel_full}\n{raw}"
+    )
 
 
 def _no_listener_dump(mode: str) -> str:

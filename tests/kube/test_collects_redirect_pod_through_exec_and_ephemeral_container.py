@@ -40,9 +40,9 @@ def test_collects_redirect_pod_through_exec_and_ephemeral_container(
     assert "net.ipv4.tcp_fwmark_accept = 0" in c.sysctl and "somaxconn" not in c.sysctl
 
     story = story_for(evidence(c), client=CLIENT, port=8083)
-    assert story.verdict["app_reached"] is True
-    assert story.verdict["app_peer_ip"] == "127.0.0.6"
-    assert story.verdict["failure"] is None
+    assert story.verdict.app_reached is True
+    assert story.verdict.app_peer_ip == "127.0.0.6"
+    assert story.verdict.failure_code is None
 
     assert [s for s, state in seen if state == "started"] == ["pod", "config_dump", "netfilter"]
     assert seen[-1] == ("done", "done")

@@ -22,5 +22,5 @@ def test_collects_tproxy_pod_app_sees_client(fake_apiserver: FakeApiServer, api:
     assert "-j TPROXY" in c.iptables
 
     story = story_for(evidence(c), client=CLIENT, port=8083)
-    assert story.verdict["app_peer_ip"] == "10.244.1.7"
-    assert story.verdict["failure"] is None
+    assert story.verdict.app_peer_ip == "10.244.1.7"
+    assert story.verdict.failure_code is None

@@ -48,7 +48,7 @@ def test_exec_forbidden_dump_comes_from_the_capture_container(
     assert f"pilot-agent in the capture container {run.container['name']}" in done
 
     story = story_for(evidence(c), client=CLIENT, port=8083)
-    assert story.verdict["app_peer_ip"] == "127.0.0.6"
+    assert story.verdict.app_peer_ip == "127.0.0.6"
 
 
 def test_when_exec_works_the_capture_does_not_read_the_dump(fake_apiserver: FakeApiServer, api: k8s.ApiClient) -> None:

@@ -916,8 +916,8 @@ def verdict_diff(
                 before=bl,
                 after=al,
                 changed=b.verdict != a.verdict or bl != al,
-                before_verdict=dict(b.verdict),
-                after_verdict=dict(a.verdict),
+                before_verdict=b.verdict.to_dict(),
+                after_verdict=a.verdict.to_dict(),
             )
         )
     return out

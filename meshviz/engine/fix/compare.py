@@ -56,7 +56,7 @@ class Side:
 
 def _row_value(story: Story, aspect: str) -> Any:
     if aspect == "app_peer_ip":
-        return story.verdict.get("app_peer_ip")
+        return story.verdict.app_peer_ip
     if aspect == "outcome":
         return story.summary.split(" - ")[0]
     if aspect == "upstream_bind":
@@ -80,16 +80,13 @@ def compare(ev: Evidence, connections: list[tuple[str, int]]) -> dict[str, Any]:
         for key, label in ASPECTS:
             va, vb = _row_value(a.story, key), _row_value(b.story, key)
             rows.append({"aspect": key, "label": label, mode: va, other_mode: vb, "differs": va != vb})
-        verdict_diff = {
-            k: {mode: a.story.verdict[k], other_mode: b.story.verdict[k]}
-            for k in a.story.verdict
-            if a.story.verdict[k] != b.story.verdict.get(k)
-        }
+        va_, vb_ = a.story.verdict.to_dict(), b.story.verdict.to_dict()
+        verdict_diff = {k: {mode: va_[k], other_mode: vb_.get(k)} for k in va_ if va_[k] != vb_.get(k)}
         out_conns.append(
             {
                 "connection": {"client": client, "port": port},
                 "rows": rows,
-                "verdicts": {mode: a.story.verdict, other_mode: b.story.verdict},
+                "verdicts": {mode: va_, other_mode: vb_},
                 "differences": verdict_diff,
                 "summaries": {mode: a.story.summary, other_mode: b.story.summary},
                 "stories": {mode: a.story.to_dict(), other_mode: b.story.to_dict()},

@@ -35,7 +35,7 @@ from meshviz.engine.routing.defaults import default_policy_rules
 from meshviz.engine.routing.flow import render_route, render_rule
 from meshviz.engine.routing.model import TABLE_IDS, PolicyRule, RouteType, RuleAction
 from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
-from meshviz.engine.story.model import Story
+from meshviz.engine.story.model import Failure, Story
 
 GOALS = ("preserve-client-ip",)
 
@@ -616,9 +616,7 @@ def _apply_all(ev: Evidence, repairs: list[Repair]) -> Evidence:
 
 def _reaches_goal(story: Story, client_ip: str) -> bool:
     v = story.verdict
-    return (
-        bool(v.get("app_reached")) and v.get("app_peer_ip") == client_ip and not v.get("failure") and not v.get("loop")
-    )
+    return v.app_reached and v.app_peer_ip == client_ip and v.failure is None and not v.loop
 
 
 def _scope(ev: Evidence) -> str | None:
@@ -705,7 +703,7 @@ def fix(
     tls = client_tls
     before = story_for(ev, client=client, port=port, client_tls=tls)
     notes: list[str] = []
-    if not tls and before.verdict.get("failure") == "DOWNSTREAM_TLS_REQUIRED":
+    if not tls and before.verdict.failure is Failure.DOWNSTREAM_TLS_REQUIRED:
         # The pod accepts only mTLS: only meshed clients reach it at all, so the goal is theirs.
         tls = True
         before = story_for(ev, client=client, port=port, client_tls=tls)
@@ -720,8 +718,8 @@ def fix(
             client,
             port,
             diagnosis,
-            before.verdict,
-            before.verdict,
+            before.verdict.to_dict(),
+            before.verdict.to_dict(),
             True,
             [],
             [],
@@ -735,7 +733,7 @@ def fix(
     if scope is not None:
         notes.append(scope)
         return FixResult(
-            goal, client, port, diagnosis, before.verdict, None, False, [], [], ALTERNATIVES, None, "", notes
+            goal, client, port, diagnosis, before.verdict.to_dict(), None, False, [], [], ALTERNATIVES, None, "", notes
         )
     tried: list[dict[str, Any]] = []
     chosen: tuple[list[Repair], Evidence, Story] | None = None
@@ -754,7 +752,7 @@ def fix(
                 "plan": plan.title,
                 "repairs": [r.key for r in plan.repairs],
                 "works": ok,
-                "after": after.verdict,
+                "after": after.verdict.to_dict(),
                 "why": "the re-simulated connection reaches the goal" if ok else after.summary,
             }
         )
@@ -768,7 +766,20 @@ def fix(
             else "meshviz found no repair it can verify for this configuration"
         )
         return FixResult(
-            goal, client, port, diagnosis, before.verdict, None, False, [], [], ALTERNATIVES, None, "", notes, tried
+            goal,
+            client,
+            port,
+            diagnosis,
+            before.verdict.to_dict(),
+            None,
+            False,
+            [],
+            [],
+            ALTERNATIVES,
+            None,
+            "",
+            notes,
+            tried,
         )
     repairs, dropped = _minimise(ev, chosen[0], client, port, client_ip, tls)
     patched = _apply_all(ev, repairs)
@@ -779,8 +790,8 @@ def fix(
         client,
         port,
         diagnosis,
-        before.verdict,
-        after.verdict,
+        before.verdict.to_dict(),
+        after.verdict.to_dict(),
         works,
         repairs,
         dropped,

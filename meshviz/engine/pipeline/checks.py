@@ -249,7 +249,7 @@ def with_evidence_findings(st: Story, pod: Pod, port: int | None) -> Story:
         for f in rej
         if f.kind == "cause" and (any(f"(port {p})" in f.text for p in ports) or "listener virtual" in f.text)
     )
-    failed = bool(st.verdict.get("failure")) or not sc.sidecar
+    failed = st.verdict.failure is not None or not sc.sidecar
     inc = inconsistencies(pod, identity)
     # When the connection fails, a dump configured for the other interception mode is the cause to fix first.
     mode_clash = tuple(replace(f, kind="cause") for f in inc if failed and "INTERCEPTION_MODE" in f.text)

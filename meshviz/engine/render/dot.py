@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshviz.engine.core.trace import Disposition, Hop, Step, StepAction, StepKind
-from meshviz.engine.story.model import Story, StoryHop
+from meshviz.engine.story.model import Failure, Story, StoryHop
 
 DOT_BINARY = "/usr/bin/dot"
 RENDER_VERSION = "1"  # part of diagram_key: bump when the renderer's output changes
@@ -344,17 +344,17 @@ def _outside_node(c: _Ctx, iface: str | None, reply: bool) -> str:
 
 def _failing_trace(story: Story) -> tuple[int | None, str]:
     """Index (in story.hops) of the trace where the connection fails, and how: '', 'end', 'loop', 'escape'."""
-    failure = story.verdict.get("failure")
-    if not failure:
+    failure = story.verdict.failure
+    if failure is None:
         return None, ""
     traced = [i for i, h in enumerate(story.hops) if h.trace is not None]
-    if failure == "LOOP":
+    if failure is Failure.LOOP:
         for i in reversed(traced):
             h = story.hops[i]
             if not _is_reply(h) and (h.trace.socket or "").startswith("envoy listener"):  # type: ignore[union-attr]
                 return i, "loop"
         return None, ""
-    if str(failure).startswith("REPLY_ESCAPES"):
+    if failure is Failure.REPLY_ESCAPES:
         for i in reversed(traced):
             h = story.hops[i]
             if _is_reply(h) and h.trace.disposition == Disposition.EXITS_INTERFACE:  # type: ignore[union-attr]
@@ -495,7 +495,7 @@ def _envoy_hop(c: _Ctx, hop: StoryHop, failing: bool) -> str | None:
     if failing:
         nid = d.node(
             "envoy",
-            f"<b>{esc(c.story.verdict.get('failure') or 'fails')}</b><br/>{wrapped(hop.detail, 40)}",
+            f"<b>{esc(c.story.verdict.failure_code or 'fails')}</b><br/>{wrapped(hop.detail, 40)}",
             failed=True,
             shape="octagon",
         )
@@ -512,7 +512,7 @@ def story_to_dot(story: Story) -> str:
     d = _Diagram()
     c = _Ctx(d, story)
     fail_index, fail_how = _failing_trace(story)
-    failure = story.verdict.get("failure")
+    failure = story.verdict.failure_code
     for i, hop in enumerate(story.hops):
         if hop.trace is not None:
             t = hop.trace

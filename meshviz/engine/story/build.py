@@ -7,7 +7,7 @@ from typing import Any
 
 from meshviz.engine.core.trace import Disposition, StepAction, StepKind, Trace
 from meshviz.engine.sim.connection import ConnectionResult
-from meshviz.engine.story.model import Finding, Story, StoryHop
+from meshviz.engine.story.model import Failure, Finding, Story, StoryHop, Verdict
 
 # --------------------------------------------------------------------------
 # Inbound
@@ -78,46 +78,48 @@ def _capture_rule(t: Trace | None) -> tuple[str, str]:
     return "by the kernel delivering it to Envoy's listener", ""
 
 
-def _failure_code(r: ConnectionResult) -> str:
+def _failure_code(r: ConnectionResult) -> tuple[Failure, str | None]:
+    """Why the connection failed, and the interface a leaving SYN-ACK took (REPLY_ESCAPES only)."""
     t = r.syn
     if r.outcome == "refused":
-        return "NO_LISTENER"
+        return Failure.NO_LISTENER, None
     if t is not None and t.disposition in (Disposition.DROPPED, Disposition.REJECTED):
-        return "DROPPED"
+        return Failure.DROPPED, None
     if t is not None and t.disposition == Disposition.NO_ROUTE:
-        return "NO_ROUTE"
+        return Failure.NO_ROUTE, None
     if t is not None and t.disposition == Disposition.UNSUPPORTED:
-        return "UNSUPPORTED"
+        return Failure.UNSUPPORTED, None
     if r.synack is not None and r.synack.disposition == Disposition.EXITS_INTERFACE:
-        return f"REPLY_ESCAPES_VIA_{r.synack.interface}"
+        return Failure.REPLY_ESCAPES, r.synack.interface
     if r.synack is not None and r.synack.disposition in (Disposition.DROPPED, Disposition.REJECTED):
-        return "REPLY_DROPPED"
-    return "UPSTREAM_CONNECT_FAILURE" if r.outcome == "error" else "TIMEOUT"
+        return Failure.REPLY_DROPPED, None
+    return (Failure.UPSTREAM_CONNECT_FAILURE if r.outcome == "error" else Failure.TIMEOUT), None
 
 
-def _finish(direction: str, verdict: dict[str, Any], b: _Builder, what: str) -> Story:
+def _finish(direction: str, fields: dict[str, Any], b: _Builder, what: str) -> Story:
+    verdict = Verdict(direction=direction, **fields)
     if direction == "inbound":
-        peer = verdict["app_peer_ip"]
-        if verdict["loop"]:
+        peer = verdict.app_peer_ip
+        if verdict.loop:
             summary = f"{what}: LOOP - Envoy's upstream connection is captured by Envoy again"
-        elif verdict["failure"]:
-            summary = f"{what}: fails ({verdict['failure']})"
-            would = verdict.get("app_would_see") or peer
+        elif verdict.failure:
+            summary = f"{what}: fails ({verdict.failure_code})"
+            would = verdict.app_would_see or peer
             if would:
                 summary += f"; the application would see {would}"
-        elif verdict["app_reached"]:
+        elif verdict.app_reached:
             summary = f"{what}: the application sees {peer}"
         else:
             summary = f"{what}: the application is not reached"
     else:
-        if verdict["loop"]:
+        if verdict.loop:
             summary = f"{what}: LOOP"
-        elif verdict["failure"]:
-            summary = f"{what}: fails ({verdict['failure']})"
+        elif verdict.failure:
+            summary = f"{what}: fails ({verdict.failure_code})"
         else:
             summary = (
-                f"{what}: {'via Envoy, ' if verdict['intercepted'] else 'not intercepted, '}the destination "
-                f"sees {verdict['destination_peer_ip']}"
+                f"{what}: {'via Envoy, ' if verdict.intercepted else 'not intercepted, '}the destination "
+                f"sees {verdict.destination_peer_ip}"
             )
     causes = [f for f in b.findings if f.kind == "cause"]
     if causes:

@@ -40,7 +40,7 @@ from meshviz.engine.story.context import (
     envoy_sockets,
     ingress_interface,
 )
-from meshviz.engine.story.model import Story
+from meshviz.engine.story.model import Failure, Story
 
 
 def inbound_story(
@@ -68,7 +68,7 @@ def inbound_story(
     pod_ip = ctx.pod_ip_for(client.addr)
     if pod_ip is None:
         fam = "IPv6" if client.addr.version == 6 else "IPv4"
-        verdict["failure"] = "NO_ROUTE"
+        verdict["failure"] = Failure.NO_ROUTE
         b.find("cause", f"the pod has no {fam} address for the {fam} client {client.addr} to connect to")
         return _finish("inbound", verdict, b, f"{client} -> pod:{port}")
     tproxy = ctx.mode == "TPROXY" or (envoy is not None and envoy.interception_mode == "TPROXY")
@@ -88,7 +88,7 @@ def inbound_story(
     _kernel_hops(b, first, f"client {client} -> {dst} (arrives on {iface})", "client SYN")
     verdict["client_connected"] = first.outcome == "connected"
     if first.outcome != "connected":
-        verdict["failure"] = _failure_code(first)
+        verdict["failure"], verdict["failure_interface"] = _failure_code(first)
         capture = _capture_rule(first.syn)
         fp = first.syn.final_packet if first.syn else None
         if first.outcome == "refused" and capture[1] and fp is not None:
@@ -151,7 +151,7 @@ class _EnvoyDecision:
     transparent: bool = False
     via: str = "no bind: the kernel chooses the source address"
     cluster: str | None = None
-    failure: str | None = None  # NO_FILTER_CHAIN | DOWNSTREAM_TLS_REQUIRED | NO_CLUSTER | NO_HEALTHY_UPSTREAM
+    failure: Failure | None = None  # NO_FILTER_CHAIN | DOWNSTREAM_TLS_REQUIRED | NO_CLUSTER | NO_HEALTHY_UPSTREAM
     failure_text: str = ""
 
 
@@ -191,11 +191,11 @@ def _envoy_decide(
     sel = select_filter_chain(final, info)
     d.steps.extend(sel.explanation)
     if sel.chain is None:
-        d.failure = "NO_FILTER_CHAIN"
+        d.failure = Failure.NO_FILTER_CHAIN
         d.failure_text = f"Envoy's listener {final.name} has no filter chain for {orig_dst}: it closes the connection"
         return d
     if sel.chain.transport_socket == "tls" and not client_tls:
-        d.failure = "DOWNSTREAM_TLS_REQUIRED"
+        d.failure = Failure.DOWNSTREAM_TLS_REQUIRED
         d.failure_text = (
             f"Envoy's filter chain {sel.chain.label} of listener {final.name} terminates (m)TLS, but the client "
             "speaks plaintext: the TLS handshake fails and Envoy closes the connection before opening any "
@@ -208,7 +208,7 @@ def _envoy_decide(
     d.cluster = cs.cluster_name
     cluster = cs.cluster
     if cluster is None:
-        d.failure = "NO_CLUSTER"
+        d.failure = Failure.NO_CLUSTER
         d.failure_text = (
             f"filter chain {sel.chain.label} of {final.name} names cluster {cs.cluster_name!r}, which the config "
             "does not have (503 NC)"
@@ -218,7 +218,7 @@ def _envoy_decide(
     d.steps.extend(utarget.explanation)
     ut = utarget.as_tuple()
     if ut is None:
-        d.failure = "NO_HEALTHY_UPSTREAM"
+        d.failure = Failure.NO_HEALTHY_UPSTREAM
         d.failure_text = f"cluster {cluster.name} ({cluster.type}) has no endpoint Envoy can dial (503 UH)"
         return d
     d.target = Endpoint(ut[0], ut[1])
@@ -289,7 +289,7 @@ def _envoy_leg(
         steps=tuple(steps),
     )
     if transparent and not ctx.proxy_net_admin:
-        verdict["failure"] = "EPERM_TRANSPARENT"
+        verdict["failure"] = Failure.EPERM_TRANSPARENT
         b.find(
             "cause",
             f"Envoy must bind transparently to {bind} ({via}) but runs as uid {ctx.proxy_uid} without "
@@ -310,7 +310,7 @@ def _envoy_leg(
     )
     if up.outcome == "connected" and _is_envoy(up.accepted_by):
         verdict["loop"] = True
-        verdict["failure"] = "LOOP"
+        verdict["failure"] = Failure.LOOP
         rule = _capture_rule(up.syn)
         b.find(
             "cause",
@@ -330,7 +330,7 @@ def _envoy_leg(
         iface = up.synack.interface or "?"
         if _is_envoy(up.accepted_by):
             rule = _capture_rule(up.syn)
-            verdict["failure"] = f"REPLY_ESCAPES_VIA_{iface}"
+            verdict["failure"], verdict["failure_interface"] = Failure.REPLY_ESCAPES, iface
             b.find(
                 "cause",
                 f"Envoy's own upstream SYN to {target} is captured again {rule[0]} and lands on "
@@ -354,7 +354,7 @@ def _envoy_leg(
             return
         would = str(up.peer_seen.addr) if up.peer_seen else None
         verdict["app_would_see"] = would
-        verdict["failure"] = f"REPLY_ESCAPES_VIA_{iface}"
+        verdict["failure"], verdict["failure_interface"] = Failure.REPLY_ESCAPES, iface
         b.find("cause", _why_reply_escapes(sim.host.snapshot, up, iface, ctx), *_rule_refs(up.synack))
         b.find(
             "fact",
@@ -367,7 +367,7 @@ def _envoy_leg(
             "(upstream connection failure) for HTTP, a reset for TCP",
         )
         return
-    verdict["failure"] = "UPSTREAM_CONNECT_FAILURE" if up.outcome != "left_pod" else None
+    verdict["failure"] = Failure.UPSTREAM_CONNECT_FAILURE if up.outcome != "left_pod" else None
     b.find("cause", f"Envoy's upstream connection to {target} fails: {up.detail} (503 UF)", *_rule_refs(up.syn))
 
 

@@ -6,6 +6,7 @@ Serialised with `to_dict()` and read back with `from_dict()`: stored results and
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from meshviz.engine.core.trace import Trace
@@ -24,6 +25,85 @@ INBOUND_VERDICT_FIELDS = (
     "failure",
 )
 OUTBOUND_VERDICT_FIELDS = ("intercepted", "loop", "destination_reached", "destination_peer_ip", "failure")
+
+
+class Failure(StrEnum):
+    """Why a connection fails, one code per cause (the interface of REPLY_ESCAPES is a field of the verdict)."""
+
+    NO_ROUTE = "NO_ROUTE"  # no route (or no address of the family) for the packet
+    NO_LISTENER = "NO_LISTENER"  # nothing listens: the SYN is refused
+    DROPPED = "DROPPED"  # a rule dropped or rejected the SYN
+    UNSUPPORTED = "UNSUPPORTED"  # the evidence uses something the simulator does not model (named in the trace)
+    REPLY_ESCAPES = "REPLY_ESCAPES"  # the SYN-ACK leaves the pod through an interface instead of returning
+    REPLY_DROPPED = "REPLY_DROPPED"  # the SYN-ACK is dropped
+    TIMEOUT = "TIMEOUT"  # no answer
+    LOOP = "LOOP"  # Envoy's upstream connection is captured by Envoy again
+    EPERM_TRANSPARENT = "EPERM_TRANSPARENT"  # the proxy may not bind a foreign address (no CAP_NET_ADMIN)
+    UPSTREAM_CONNECT_FAILURE = "UPSTREAM_CONNECT_FAILURE"  # Envoy's upstream connection fails (503 UF)
+    NO_FILTER_CHAIN = "NO_FILTER_CHAIN"  # Envoy's listener has no filter chain for the connection
+    DOWNSTREAM_TLS_REQUIRED = "DOWNSTREAM_TLS_REQUIRED"  # the pod accepts only mTLS
+    NO_CLUSTER = "NO_CLUSTER"  # the route names no cluster Envoy has
+    NO_HEALTHY_UPSTREAM = "NO_HEALTHY_UPSTREAM"  # the cluster has no endpoint (503 UH)
+
+
+_REPLY_ESCAPES_PREFIX = "REPLY_ESCAPES_VIA_"
+
+
+def failure_code(failure: Failure | None, interface: str | None = None) -> str | None:
+    """The failure as the JSON contract spells it: `REPLY_ESCAPES_VIA_<interface>` names the interface."""
+    if failure is None:
+        return None
+    if failure is Failure.REPLY_ESCAPES:
+        return f"{_REPLY_ESCAPES_PREFIX}{interface}"
+    return failure.value
+
+
+def parse_failure_code(code: str | None) -> tuple[Failure | None, str | None]:
+    """`failure_code`'s inverse (for stored results): the failure and, for REPLY_ESCAPES, the interface."""
+    if code is None:
+        return None, None
+    if code.startswith(_REPLY_ESCAPES_PREFIX):
+        return Failure.REPLY_ESCAPES, code[len(_REPLY_ESCAPES_PREFIX) :]
+    return Failure(code), None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What happened to a connection, field by field (the kernel tests compare every field with Linux).
+
+    Inbound: client_connected, intercepted, app_reached, app_peer_ip, app_would_see, loop, failure.
+    Outbound: intercepted, loop, destination_reached, destination_peer_ip, failure.
+    """
+
+    direction: str  # inbound | outbound
+    intercepted: bool = False
+    loop: bool = False
+    failure: Failure | None = None
+    failure_interface: str | None = None  # the interface a REPLY_ESCAPES reply leaves through
+    client_connected: bool = False
+    app_reached: bool = False
+    app_peer_ip: str | None = None
+    app_would_see: str | None = None
+    destination_reached: bool = False
+    destination_peer_ip: str | None = None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return INBOUND_VERDICT_FIELDS if self.direction == "inbound" else OUTBOUND_VERDICT_FIELDS
+
+    @property
+    def failure_code(self) -> str | None:
+        return failure_code(self.failure, self.failure_interface)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract: the direction's fields in order, the failure as its code."""
+        return {k: (self.failure_code if k == "failure" else getattr(self, k)) for k in self.fields}
+
+    @classmethod
+    def from_dict(cls, direction: str, d: dict[str, Any]) -> Verdict:
+        failure, iface = parse_failure_code(d.get("failure"))
+        known = {k: v for k, v in d.items() if k != "failure" and k in cls.__dataclass_fields__}
+        return cls(direction=direction, failure=failure, failure_interface=iface, **known)
 
 
 @dataclass(frozen=True)
@@ -72,7 +152,7 @@ class StoryHop:
 @dataclass(frozen=True)
 class Story:
     direction: str
-    verdict: dict[str, Any]
+    verdict: Verdict
     findings: tuple[Finding, ...]
     hops: tuple[StoryHop, ...]
     summary: str
@@ -83,7 +163,7 @@ class Story:
             "direction": self.direction,
             "summary": self.summary,
             "facts": dict(self.facts),
-            "verdict": dict(self.verdict),
+            "verdict": self.verdict.to_dict(),
             "findings": [f.to_dict() for f in self.findings],
             "traces": [h.to_dict() for h in self.hops],
         }
@@ -93,7 +173,7 @@ class Story:
         """The Story that `to_dict()` produced (extra keys, such as a stored result's `connection`, are ignored)."""
         return cls(
             direction=d["direction"],
-            verdict=dict(d["verdict"]),
+            verdict=Verdict.from_dict(d["direction"], dict(d["verdict"])),
             findings=tuple(Finding.from_dict(f) for f in d["findings"]),
             hops=tuple(StoryHop.from_dict(h) for h in d["traces"]),
             summary=d["summary"],

@@ -27,7 +27,7 @@ from meshviz.engine.story.context import (
 from meshviz.engine.story.inbound import (
     _envoy_decide,
 )
-from meshviz.engine.story.model import Story
+from meshviz.engine.story.model import Failure, Story
 
 # --------------------------------------------------------------------------
 # Outbound
@@ -80,7 +80,7 @@ def outbound_story(
         )
         return _finish("outbound", verdict, b, f"application -> {dst}")
     if first.outcome != "connected":
-        verdict["failure"] = _failure_code(first)
+        verdict["failure"], verdict["failure_interface"] = _failure_code(first)
         b.find("cause", f"the application's connection to {dst} fails: {first.detail}", *_rule_refs(first.syn))
         return _finish("outbound", verdict, b, f"application -> {dst}")
     if not _is_envoy(first.accepted_by):
@@ -121,7 +121,7 @@ def outbound_story(
     _kernel_hops(b, up, f"Envoy upstream -> {target}", "Envoy's upstream SYN")
     if up.outcome == "connected" and _is_envoy(up.accepted_by):
         verdict["loop"] = True
-        verdict["failure"] = "LOOP"
+        verdict["failure"] = Failure.LOOP
         rule = _capture_rule(up.syn)
         b.find("cause", f"Envoy's upstream connection to {target} is captured again {rule[0]}: loop", rule[1])
     elif up.outcome == "left_pod":
@@ -137,6 +137,6 @@ def outbound_story(
         verdict["destination_reached"] = True
         verdict["destination_peer_ip"] = str(up.peer_seen.addr) if up.peer_seen else None
     else:
-        verdict["failure"] = _failure_code(up)
+        verdict["failure"], verdict["failure_interface"] = _failure_code(up)
         b.find("cause", f"Envoy's upstream connection to {target} fails: {up.detail}", *_rule_refs(up.syn))
     return _finish("outbound", verdict, b, f"application -> {dst}")

@@ -25,7 +25,7 @@ POD_IP = "172.16.188.31"
 
 def verdict(envoy: str) -> dict[str, Any]:
     ev = Evidence(iptables=RULES, pod_ip=POD_IP, envoy=envoy, proxy_uid=1337, proxy_gid=1337, app_ports=(8083,))
-    return dict(story_for(ev, client="10.1.1.1:40000", port=8083).verdict)
+    return dict(story_for(ev, client="10.1.1.1:40000", port=8083).verdict.to_dict())
 
 
 def test_listener_cluster_route_outputs_merge_to_the_dumps_story() -> None:

@@ -28,7 +28,7 @@ def test_verdict_turns_to_the_client_ip() -> None:
     assert inbound.after_verdict["app_peer_ip"] == client_ip
     # ... exactly what the pod that has the policy route gets for the same connection
     good = retrace(evidence(TPROXY_OK), [inbound.connection])[0]
-    assert inbound.after_verdict == good.verdict
+    assert inbound.after_verdict == good.verdict.to_dict()
     # the outbound connection does not depend on the policy route
     outbound = next(d for d in result.diff if d.connection["direction"] == "outbound")
     assert not outbound.changed

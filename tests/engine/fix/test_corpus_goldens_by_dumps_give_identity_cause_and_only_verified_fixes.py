@@ -48,9 +48,8 @@ def test_identity_connections_cause_and_fix(golden: Path, dump: Path) -> None:
     causes = [f for f in story.findings if f.kind == "cause"]
     assert causes, story.summary
     cfg = parse_config_dump(dump.read_text()).config
-    if (
-        any(lst.state == "error" and lst.name.startswith("virtualInbound") for lst in cfg.listeners)
-        and (story.verdict["failure"])
+    if any(lst.state == "error" and lst.name.startswith("virtualInbound") for lst in cfg.listeners) and (
+        story.verdict.failure_code
     ):
         assert story.findings[0].text.startswith("Envoy rejected listener virtualInbound"), story.summary
         assert "Envoy rejected listener" in story.summary

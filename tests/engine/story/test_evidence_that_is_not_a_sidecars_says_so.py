@@ -50,7 +50,7 @@ def test_a_waypoints_dump_is_not_a_sidecars() -> None:
 
 def test_a_dump_for_redirect_with_tproxy_rules_is_the_cause_it_names() -> None:
     st = _story(iptables=TPROXY, envoy=DUMP_14, pod_ip="172.30.144.174", port=9080)
-    assert st.verdict["failure"]
+    assert st.verdict.failure_code
     assert "INTERCEPTION_MODE REDIRECT" in st.findings[0].text and st.findings[0].kind == "cause"
     assert "INTERCEPTION_MODE REDIRECT" in st.summary
 
