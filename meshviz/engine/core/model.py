@@ -90,6 +90,14 @@ class SourceRef:
     text: str
 
 
+class SocketRole(StrEnum):
+    """Whose socket it is: what the story asks of an accepting socket, never read from its name."""
+
+    ENVOY_LISTENER = "envoy-listener"
+    APPLICATION = "application"
+    OTHER = "other"
+
+
 @dataclass(frozen=True)
 class Socket:
     """A socket in the pod's network namespace, as far as lookups care.
@@ -107,7 +115,8 @@ class Socket:
     mark: int = 0
     uid: int | None = None
     gid: int | None = None
-    name: str = ""  # "envoy inbound 15006", "app :8080" ...
+    name: str = ""  # "envoy listener virtualInbound", "application :8080" ... (for people; code reads `role`)
+    role: SocketRole = SocketRole.OTHER
     family: Family = Family.IPV4  # needed for wildcard binds (0.0.0.0 vs ::)
 
     @property

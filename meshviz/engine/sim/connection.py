@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass, replace
 from typing import Any
 
-from meshviz.engine.core.model import IPAddress, Packet, Socket
+from meshviz.engine.core.model import IPAddress, Packet, Socket, SocketRole
 from meshviz.engine.core.trace import Disposition, Trace
 from meshviz.engine.sim.simulate import Sender, Simulation
 from meshviz.engine.sim.sockets import child_of
@@ -52,6 +52,7 @@ class ConnectionResult:
     outcome: str
     detail: str
     accepted_by: str | None = None  # name of the listening socket that accepted
+    accepted_role: SocketRole | None = None  # whose socket accepted (Envoy's listener, the application's, ...)
     peer_seen: Endpoint | None = None  # getpeername() of the accepted socket
     local_seen: Endpoint | None = None  # getsockname() of the accepted socket
     errno: str | None = None
@@ -168,6 +169,7 @@ def _accepted(
         outcome,
         detail,
         accepted_by=listener.name,
+        accepted_role=listener.role,
         peer_seen=Endpoint(child.remote_addr, child.remote_port or 0) if child.remote_addr else None,
         local_seen=Endpoint(child.local_addr, child.local_port) if child.local_addr else None,
         syn=syn,

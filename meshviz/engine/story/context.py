@@ -13,7 +13,7 @@ from meshviz.engine.core.defaults import (
     DEFAULT_TPROXY_MARK,
     DEFAULT_TPROXY_TABLE,
 )
-from meshviz.engine.core.model import Family, IPAddress, Socket
+from meshviz.engine.core.model import Family, IPAddress, Socket, SocketRole
 from meshviz.engine.envoy.model import EnvoyConfig, Listener
 from meshviz.engine.evidence.profile import PodProfile
 from meshviz.engine.routing.flow import Flow
@@ -115,6 +115,7 @@ def envoy_sockets(
                         uid=ctx.proxy_uid,
                         gid=ctx.proxy_gid,
                         name=f"envoy listener {role}",
+                        role=SocketRole.ENVOY_LISTENER,
                         family=Family.IPV6 if v == 6 else Family.IPV4,
                     )
                 )
@@ -139,6 +140,7 @@ def envoy_sockets(
                         uid=ctx.proxy_uid,
                         gid=ctx.proxy_gid,
                         name=f"envoy listener {lst.name}",
+                        role=SocketRole.ENVOY_LISTENER,
                         family=fam,
                     )
                 )
@@ -165,6 +167,7 @@ def app_sockets(
                     uid=ctx.app_uid,
                     gid=ctx.app_gid,
                     name=f"application :{p}",
+                    role=SocketRole.APPLICATION,
                     family=Family.IPV6 if v == 6 else Family.IPV4,
                 )
             )
@@ -181,5 +184,5 @@ def _listener_of(envoy: EnvoyConfig | None, sock_name: str | None) -> Listener |
     return envoy.listener(sock_name[len("envoy listener ") :])
 
 
-def _is_envoy(name: str | None) -> bool:
-    return bool(name and name.startswith("envoy listener"))
+def _is_envoy(role: SocketRole | None) -> bool:
+    return role is SocketRole.ENVOY_LISTENER

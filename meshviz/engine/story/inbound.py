@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from meshviz.engine.core.model import IPAddress
+from meshviz.engine.core.model import IPAddress, SocketRole
 from meshviz.engine.core.trace import Disposition
 from meshviz.engine.envoy.matching import (
     ConnInfo,
@@ -100,7 +100,7 @@ def inbound_story(
             )
         else:
             b.find("cause", f"the client's connection to {dst} fails: {first.detail}", *_rule_refs(first.syn))
-        if first.accepted_by is not None and not _is_envoy(first.accepted_by) and first.peer_seen is not None:
+        if first.accepted_by is not None and not _is_envoy(first.accepted_role) and first.peer_seen is not None:
             verdict["app_would_see"] = str(first.peer_seen.addr)
             b.find(
                 "fact",
@@ -113,7 +113,7 @@ def inbound_story(
     b.facts.update(
         captured=bool(capture[1]), capture=capture[0], capture_rule=capture[1], accepted_by=first.accepted_by
     )
-    if _is_envoy(first.accepted_by) and not capture[1]:
+    if _is_envoy(first.accepted_role) and not capture[1]:
         # Not diverted: the client reached one of Envoy's own listeners on its real port (health, metrics...).
         b.find(
             "cause",
@@ -122,8 +122,8 @@ def inbound_story(
             *_rule_refs(first.syn),
         )
         return _finish("inbound", verdict, b, f"{client} -> {dst}")
-    if not _is_envoy(first.accepted_by):
-        verdict["app_reached"] = first.accepted_by is not None and first.accepted_by.startswith("application")
+    if not _is_envoy(first.accepted_role):
+        verdict["app_reached"] = first.accepted_role is SocketRole.APPLICATION
         verdict["app_peer_ip"] = str(first.peer_seen.addr) if first.peer_seen else None
         b.find(
             "cause",
@@ -308,7 +308,7 @@ def _envoy_leg(
         app_peer=str(up.peer_seen) if up.peer_seen else None,
         reply_path=_reply_path(up.synack),
     )
-    if up.outcome == "connected" and _is_envoy(up.accepted_by):
+    if up.outcome == "connected" and _is_envoy(up.accepted_role):
         verdict["loop"] = True
         verdict["failure"] = Failure.LOOP
         rule = _capture_rule(up.syn)
@@ -328,7 +328,7 @@ def _envoy_leg(
         return
     if up.outcome == "timeout" and up.synack is not None and up.synack.disposition == Disposition.EXITS_INTERFACE:
         iface = up.synack.interface or "?"
-        if _is_envoy(up.accepted_by):
+        if _is_envoy(up.accepted_role):
             rule = _capture_rule(up.syn)
             verdict["failure"], verdict["failure_interface"] = Failure.REPLY_ESCAPES, iface
             b.find(

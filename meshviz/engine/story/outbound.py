@@ -83,7 +83,7 @@ def outbound_story(
         verdict["failure"], verdict["failure_interface"] = _failure_code(first)
         b.find("cause", f"the application's connection to {dst} fails: {first.detail}", *_rule_refs(first.syn))
         return _finish("outbound", verdict, b, f"application -> {dst}")
-    if not _is_envoy(first.accepted_by):
+    if not _is_envoy(first.accepted_role):
         verdict["destination_reached"] = True
         verdict["destination_peer_ip"] = str(first.peer_seen.addr) if first.peer_seen else None
         b.find(
@@ -119,7 +119,7 @@ def outbound_story(
         bind=bind,
     )
     _kernel_hops(b, up, f"Envoy upstream -> {target}", "Envoy's upstream SYN")
-    if up.outcome == "connected" and _is_envoy(up.accepted_by):
+    if up.outcome == "connected" and _is_envoy(up.accepted_role):
         verdict["loop"] = True
         verdict["failure"] = Failure.LOOP
         rule = _capture_rule(up.syn)
