@@ -21,7 +21,7 @@ from meshviz.engine.evidence.profile import tproxy_mark_of
 from meshviz.engine.istio.settings import CaptureSettings, InterceptionMode
 from meshviz.engine.netfilter.model import Chain, Rule, Ruleset, rule_dports
 from meshviz.engine.netfilter.parser import parse_iptables
-from meshviz.engine.pipeline.evidence import Evidence
+from meshviz.engine.pipeline.evidence import Evidence, profile_of
 from meshviz.engine.sim.snapshot import Snapshot
 
 
@@ -174,7 +174,9 @@ def evidence_in_mode(ev: Evidence, mode: str, notes: list[str]) -> Evidence:
 
 
 def mode_of(ev: Evidence) -> str:
-    return settings_from_rules(ev.iptables, []).interception_mode.value
+    """REDIRECT or TPROXY: the pod profile's reading of the rules (evidence.profile.interception_mode, the one place
+    the mode is read); rules that capture nothing count as REDIRECT, Istio's default."""
+    return "TPROXY" if profile_of(ev).mode == "TPROXY" else "REDIRECT"
 
 
 def generated_ip_commands(ev: Evidence, mode: str) -> list[str]:

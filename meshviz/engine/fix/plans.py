@@ -27,6 +27,7 @@ from meshviz.engine.core.model import Family
 from meshviz.engine.core.netaddr import split_host_port
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.patch import patch_dump, upgrade_inbound_clusters
+from meshviz.engine.fix.modes import mode_of
 from meshviz.engine.netfilter.model import BUILTIN_CHAINS, Chain, Rule, Ruleset, Table
 from meshviz.engine.netfilter.parser import IptablesParseResult, parse_iptables
 from meshviz.engine.netfilter.render import render_ruleset
@@ -178,10 +179,6 @@ def _parsed(iptables: str) -> IptablesParseResult:
 @lru_cache(maxsize=16)
 def _parsed6(ip6tables: str) -> IptablesParseResult:
     return parse_iptables(ip6tables, source="evidence", family=Family.IPV6)
-
-
-def _mode(ev: Evidence) -> str:
-    return "TPROXY" if profile_of(ev).mode == "TPROXY" else "REDIRECT"
 
 
 def _ruleset(ev: Evidence, fam: Family) -> Ruleset | None:
@@ -411,7 +408,7 @@ def candidate_repairs(ev: Evidence, fam: Family = Family.IPV4) -> tuple[list[Rep
     lacks.  The mark, route table and interface are the pod's own (meshviz.engine.evidence.profile)."""
     notes: list[str] = []
     out: list[Repair] = []
-    if _mode(ev) == "REDIRECT":
+    if mode_of(ev) == "REDIRECT":
         out.append(_switch_to_tproxy(ev, notes))
         return out, notes
     prof = profile_of(ev)
@@ -667,7 +664,7 @@ def _plans(ev: Evidence, fam: Family, notes: list[str]) -> list[Plan]:
     first, n = candidate_repairs(ev, fam)
     notes += n
     plans = [Plan(" + ".join(r.title for r in first) if first else "no repair", first)]
-    if _mode(ev) == "REDIRECT" and first:
+    if mode_of(ev) == "REDIRECT" and first:
         switch = first[0]
         if _dials_loopback(ev):
             up = _upgrade_repair(ev)
