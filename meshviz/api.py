@@ -15,14 +15,12 @@ from meshviz.accounts.api import AuditLogViewSet
 from meshviz.analyses.api import AnalysisViewSet
 from meshviz.analyses.bugreport_api import BugReportViewSet
 from meshviz.clusters.api import register as register_clusters
-from meshviz.web.explorer_api import ExplorerViewSet
 
 router = DefaultRouter()
 router.include_root_view = False
 # No `<route>.json` variants: the views take no `format` argument, and content negotiation covers JSON.
 router.include_format_suffixes = False
 router.register("analyses", AnalysisViewSet, basename="analysis")
-router.register("explorer", ExplorerViewSet, basename="api-explorer")
 router.register("bug-reports", BugReportViewSet, basename="bug-report")
 register_clusters(router)
 router.register("audit", AuditLogViewSet, basename="audit")

@@ -4,7 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from meshviz.analyses.api import AnalysisViewSet
 from meshviz.api import router as api_router
-from meshviz.web import evidence_pages, explorer, pages, views
+from meshviz.web import evidence_pages, explorer, explorer_api, pages, views
+from meshviz.web.explorer_api import ExplorerViewSet
 
 
 class DiagramFormat:
@@ -55,6 +56,27 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="api-analysis-diagram",
     ),
     path("", include("meshviz.clusters.urls")),  # live collection pages
+    # the explorer's resources, nested under their analysis (meshviz/web/explorer_api.py)
+    path("api/v1/analyses/<slug:slug>/rules/", ExplorerViewSet.as_view({"get": "rules"}), name="api-analysis-rules"),
+    path(
+        "api/v1/analyses/<slug:slug>/rules/<str:table>/<path:chain>/<int:index>/",
+        ExplorerViewSet.as_view({"get": "rule"}),
+        name="api-analysis-rule",
+    ),
+    path(
+        "api/v1/analyses/<slug:slug>/traces/", ExplorerViewSet.as_view({"get": "compose"}), name="api-analysis-traces"
+    ),
+    path(
+        "api/v1/analyses/<slug:slug>/what-ifs/",
+        ExplorerViewSet.as_view({"post": "whatif"}),
+        name="api-analysis-what-ifs",
+    ),
+    path(
+        "api/v1/analyses/<slug:slug>/diffs/<slug:other>/",
+        ExplorerViewSet.as_view({"get": "diff"}),
+        name="api-analysis-diff",
+    ),
+    path("api/v1/explorer/<path:rest>", explorer_api.moved, name="api-explorer-moved"),
     path("api/v1/", include(api_router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # the split view serves its init script from a URL: no inline script (Content-Security-Policy)

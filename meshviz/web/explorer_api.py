@@ -1,17 +1,16 @@
 """The explorer's interactive parts in the REST API (DRF), over the same functions as the pages (explorer.py).
 
-Not registered by this module: the API's one router lives in meshviz/analyses/api.py, whose owner adds
+Nested resources of an analysis (meshviz/urls.py maps them), for an analysis the caller may read (404 otherwise,
+like every API view):
 
-    from meshviz.web.explorer_api import ExplorerViewSet
-    router.register("explorer", ExplorerViewSet, basename="api-explorer")
+    GET  /api/v1/analyses/{slug}/rules/?table=&chain=&target=&q=&family=
+    GET  /api/v1/analyses/{slug}/rules/{table}/{chain}/{n}/?family=
+    GET  /api/v1/analyses/{slug}/traces/?entry=&iface=&src=&sport=&dst=&dport=&proto=&uid=&gid=&mark=&transparent=
+    POST /api/v1/analyses/{slug}/what-ifs/      {"edits": [Edit.to_dict(), ...]}
+    GET  /api/v1/analyses/{slug}/diffs/{other_slug}/
 
-which serves, for an analysis the caller may read (404 otherwise, like every API view):
-
-    GET  /api/v1/explorer/{slug}/rules/?table=&chain=&target=&q=&family=
-    GET  /api/v1/explorer/{slug}/rules/{table}/{chain}/{n}/?family=
-    GET  /api/v1/explorer/{slug}/compose/?entry=&iface=&src=&sport=&dst=&dport=&proto=&uid=&gid=&mark=&transparent=
-    POST /api/v1/explorer/{slug}/whatif/      {"edits": [Edit.to_dict(), ...]}
-    GET  /api/v1/explorer/{slug}/diff/{other_slug}/
+The paths of the previous release, /api/v1/explorer/{slug}/rules|compose|whatif|diff/..., answer with a permanent
+redirect (308: method and body kept) to these for one more release (`moved`).
 
 Errors are the API's usual `{"errors": [{source, line, column, text, message}]}` with 400.
 """
@@ -19,8 +18,10 @@ Errors are the API's usual `{"errors": [{source, line, column, text, message}]}`
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import viewsets
@@ -29,6 +30,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from meshviz.analyses import access, services
+from meshviz.analyses.errors import api_exception_handler
 from meshviz.analyses.permissions import ReadPublicOrAuthenticated
 from meshviz.engine.api import analysis_diff, whatif
 
@@ -51,9 +53,6 @@ class ExplorerViewSet(viewsets.ViewSet):
     permission_classes = [ReadPublicOrAuthenticated]
 
     def get_exception_handler(self) -> Any:
-        # the API's one error shape ({"errors": [...]}); imported late: meshviz.analyses.api registers this viewset
-        from meshviz.analyses.errors import api_exception_handler
-
         return api_exception_handler
 
     @extend_schema(
@@ -118,3 +117,26 @@ class ExplorerViewSet(viewsets.ViewSet):
             services.evidence_of(a), services.evidence_of(b), explorer._stories(a), explorer._stories(b)
         ).to_dict()
         return Response(json.loads(json.dumps(result, default=str)))
+
+
+#: The previous release's explorer paths and where each now lives (nested under its analysis).
+_MOVED = (
+    (re.compile(r"^(?P<slug>[A-Za-z0-9_-]+)/rules/(?P<rest>.*)$"), "{slug}/rules/{rest}"),
+    (re.compile(r"^(?P<slug>[A-Za-z0-9_-]+)/compose/$"), "{slug}/traces/"),
+    (re.compile(r"^(?P<slug>[A-Za-z0-9_-]+)/whatif/$"), "{slug}/what-ifs/"),
+    (re.compile(r"^(?P<slug>[A-Za-z0-9_-]+)/diff/(?P<other>[A-Za-z0-9_-]+)/$"), "{slug}/diffs/{other}/"),
+)
+
+
+def moved(request: HttpRequest, rest: str) -> HttpResponse:
+    """/api/v1/explorer/... (the previous release): a 308 to the nested resource, query string kept."""
+    for pattern, target in _MOVED:
+        m = pattern.match(rest)
+        if m:
+            location = "/api/v1/analyses/" + target.format(**{k: v or "" for k, v in m.groupdict().items()})
+            if request.META.get("QUERY_STRING"):
+                location += "?" + request.META["QUERY_STRING"]
+            response = HttpResponsePermanentRedirect(location)
+            response.status_code = 308  # keeps the method and body (a what-if is a POST)
+            return response
+    raise Http404("no such explorer resource")

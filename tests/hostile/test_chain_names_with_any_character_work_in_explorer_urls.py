@@ -1,4 +1,4 @@
-"""A chain named `a/b` broke every explorer page and /api/v1/explorer/<slug>/rules/ (NoReverseMatch, a 500).
+"""A chain named `a/b` broke every explorer page and /api/v1/analyses/<slug>/rules/ (NoReverseMatch, a 500).
 Chain names with any character iptables allows now give working pages and deep links."""
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def test_explorer_pages_and_api_work_with_odd_chain_names() -> None:
         assert page.status_code == 200, (row["chain"], page.status_code)
         detail = client.get(row["url"], {"format": "json"}).json()
         assert detail["rule"]["chain"] == row["chain"]
-    api = client.get(f"/api/v1/explorer/{analysis.slug}/rules/")
+    api = client.get(f"/api/v1/analyses/{analysis.slug}/rules/")
     assert api.status_code == 200
     for name in ODD:
-        response = client.get(f"/api/v1/explorer/{analysis.slug}/rules/mangle/{quote(name, safe='/')}/1/")
+        response = client.get(f"/api/v1/analyses/{analysis.slug}/rules/mangle/{quote(name, safe='/')}/1/")
         assert response.status_code == 200, (name, response.content[:300])

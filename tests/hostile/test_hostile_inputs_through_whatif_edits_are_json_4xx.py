@@ -1,4 +1,4 @@
-"""The same hostile inputs through what-if edits (`?edits=` and `POST /api/v1/explorer/<slug>/whatif/`): deep
+"""The same hostile inputs through what-if edits (`?edits=` and `POST /api/v1/analyses/<slug>/what-ifs/`): deep
 nesting, huge numbers, odd types, NULs, odd chain names — a JSON 400 naming the edit, or a result; never a 500."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_hostile_edits_are_a_json_answer_never_a_500(edits: Any) -> None:
         assert page.json()["errors"]
     api = APIClient()
     api.force_authenticate(user)
-    response = api.post(f"/api/v1/explorer/{analysis.slug}/whatif/", {"edits": edits}, format="json")
+    response = api.post(f"/api/v1/analyses/{analysis.slug}/what-ifs/", {"edits": edits}, format="json")
     assert response.status_code in (200, 400), response.content[:300]
     assert response["Content-Type"].startswith("application/json")
 

@@ -96,13 +96,13 @@ def _analysis_requests(slug: str, w: World, target_read: str, target_write: str,
         Req("POST", f"/api/v1/analyses/{slug}/rerun/", wr, api=True),
         Req("DELETE", f"/api/v1/analyses/{slug}/", wr, api=True),
         Req("POST", f"/api/v1/analyses/{slug}/sharing/", wr, {"public": True, "teams": [TEAM_NAME]}, api=True),
-        Req("GET", f"/api/v1/explorer/{slug}/rules/", r, api=True),
-        Req("GET", f"/api/v1/explorer/{slug}/rules/mangle/ISTIO_INBOUND/1/", r, api=True),
-        Req("GET", f"/api/v1/explorer/{slug}/compose/", r, api=True),
-        Req("POST", f"/api/v1/explorer/{slug}/whatif/", target_fork, {"edits": json.loads(EDITS)}, api=True),
+        Req("GET", f"/api/v1/analyses/{slug}/rules/", r, api=True),
+        Req("GET", f"/api/v1/analyses/{slug}/rules/mangle/ISTIO_INBOUND/1/", r, api=True),
+        Req("GET", f"/api/v1/analyses/{slug}/traces/", r, api=True),
+        Req("POST", f"/api/v1/analyses/{slug}/what-ifs/", target_fork, {"edits": json.loads(EDITS)}, api=True),
         # the browsable API (text/html) must not render the object either
         Req("GET", f"/api/v1/analyses/{slug}/", r, api=True, headers={"HTTP_ACCEPT": "text/html"}),
-        Req("GET", f"/api/v1/explorer/{slug}/rules/", r, api=True, headers={"HTTP_ACCEPT": "text/html"}),
+        Req("GET", f"/api/v1/analyses/{slug}/rules/", r, api=True, headers={"HTTP_ACCEPT": "text/html"}),
     ]
     if slug != pub:
         # diffs between this analysis and one the caller may read (mallory's own, the public one)
@@ -113,15 +113,15 @@ def _analysis_requests(slug: str, w: World, target_read: str, target_write: str,
             Req("GET", f"/diff/{mine}/{slug}/?format=json", r),
             Req("GET", f"/a/{mine}/diff/?other={slug}", r),
             Req("GET", f"/a/{mine}/diff/?other=/a/{slug}/", r),
-            Req("GET", f"/api/v1/explorer/{slug}/diff/{mine}/", r, api=True),
-            Req("GET", f"/api/v1/explorer/{mine}/diff/{slug}/", r, api=True),
+            Req("GET", f"/api/v1/analyses/{slug}/diffs/{mine}/", r, api=True),
+            Req("GET", f"/api/v1/analyses/{mine}/diffs/{slug}/", r, api=True),
             # the public analysis with a private one: must not leak the private one
             Req("GET", f"/diff/{pub}/{slug}/", MIXED),
             Req("GET", f"/diff/{slug}/{pub}/", MIXED),
             Req("GET", f"/diff/{pub}/{slug}/?format=json", MIXED),
             Req("GET", f"/a/{pub}/diff/?other={slug}", MIXED),
-            Req("GET", f"/api/v1/explorer/{pub}/diff/{slug}/", MIXED, api=True),
-            Req("GET", f"/api/v1/explorer/{slug}/diff/{pub}/", MIXED, api=True),
+            Req("GET", f"/api/v1/analyses/{pub}/diffs/{slug}/", MIXED, api=True),
+            Req("GET", f"/api/v1/analyses/{slug}/diffs/{pub}/", MIXED, api=True),
         ]
     return reqs
 
@@ -134,6 +134,8 @@ def matrix(w: World) -> list[Req]:
         reqs += _analysis_requests(a.slug, w, PRIVATE, PRIVATE, PRIVATE)
     reqs += _analysis_requests(w.public.slug, w, PUBLIC_READ, PUBLIC_WRITE, PUBLIC_FORK)
     reqs += [
+        # the previous release's explorer path: a redirect computed from the path alone (it reads nothing)
+        Req("GET", f"/api/v1/explorer/{w.private.slug}/rules/", NONE),
         # alice's cluster, collection and watched pod: pages
         Req("GET", f"/clusters/{c}/", PRIVATE),
         Req("POST", f"/clusters/{c}/check/", PRIVATE),
@@ -414,7 +416,7 @@ def test_format_suffix_urls_are_a_plain_404_not_a_500(world: World) -> None:
     statuses = {
         "owner GET analysis.json": alice.get(f"/api/v1/analyses/{world.private.slug}.json").status_code,
         "owner GET analyses.json": alice.get("/api/v1/analyses.json").status_code,
-        "owner GET explorer rules.json": alice.get(f"/api/v1/explorer/{world.private.slug}/rules.json").status_code,
+        "owner GET explorer rules.json": alice.get(f"/api/v1/analyses/{world.private.slug}/rules.json").status_code,
         "owner GET clusters/<pk>.json": alice.get(f"/api/v1/clusters/{world.cluster.pk}.json").status_code,
         "anonymous GET private analysis.json": anon.get(f"/api/v1/analyses/{world.private.slug}.json").status_code,
     }
