@@ -60,7 +60,8 @@ from meshviz.engine.pipeline.pod import EVIDENCE_SOURCES, LoadResult, Pod, load_
 from meshviz.engine.render import dot as render
 from meshviz.engine.render.dot import DiagramError
 from meshviz.engine.routing.addr import parse_ip_addr
-from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
 from meshviz.engine.sim.simulate import Sender
 from meshviz.engine.story.model import Finding, Story, StoryHop

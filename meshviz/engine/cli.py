@@ -74,7 +74,8 @@ def _print_errors(errors: Sequence[ParseError], fmt: str) -> None:
 def cmd_parse(args: argparse.Namespace) -> int:
     from meshviz.engine.netfilter.parser import parse_iptables
     from meshviz.engine.netfilter.serialize import parse_summary, ruleset_to_dict
-    from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
+    from meshviz.engine.routing.ip_route import parse_ip_routes
+    from meshviz.engine.routing.ip_rule import parse_ip_rules
     from meshviz.engine.routing.sysctl import parse_sysctls
 
     text = _read(args.file)

@@ -7,8 +7,9 @@ import ipaddress
 from meshviz.engine.core.model import Family
 from meshviz.engine.routing.fib import fib_lookup
 from meshviz.engine.routing.flow import Flow
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.model import RouteType, RoutingConfig
-from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 
 A = ipaddress.ip_address
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.iproute2 import table_id
 from meshviz.engine.routing.model import RouteType
-from meshviz.engine.routing.parser import parse_ip_routes, table_id
 
 # iproute2 ends IPv4 route lines with a space; IPv6 ones (with `pref`) without.
 TABLE_ALL = "".join(

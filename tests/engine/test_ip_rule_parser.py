@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 
 from meshviz.engine.core.model import Family
+from meshviz.engine.routing.ip_rule import parse_ip_rules
+from meshviz.engine.routing.iproute2 import CUSTOM_TABLE_ID_BASE, table_id
 from meshviz.engine.routing.model import RuleAction
-from meshviz.engine.routing.parser import CUSTOM_TABLE_ID_BASE, parse_ip_rules, table_id
 
 DEFAULT_LISTING = "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n32767:\tfrom all lookup default\n"
 

@@ -17,9 +17,11 @@ from meshviz.engine.core.model import Family
 from meshviz.engine.routing.defaults import interfaces_from_routes, with_default_rules
 from meshviz.engine.routing.flow import Flow
 from meshviz.engine.routing.input import route_input
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.ip_rule import parse_ip_rules
+from meshviz.engine.routing.iproute2 import table_id
 from meshviz.engine.routing.model import RouteType, RoutingConfig
 from meshviz.engine.routing.output import route_output
-from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules, table_id
 from meshviz.engine.routing.sysctl import parse_sysctls
 from meshviz.engine.sim.snapshot import Snapshot
 

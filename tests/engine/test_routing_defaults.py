@@ -12,9 +12,10 @@ from meshviz.engine.routing.defaults import (
     with_default_rules,
 )
 from meshviz.engine.routing.flow import Flow, render_route, render_rule
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.model import Interface, RouteType
 from meshviz.engine.routing.output import route_output
-from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.sim.snapshot import Snapshot
 
 A = ipaddress.ip_address

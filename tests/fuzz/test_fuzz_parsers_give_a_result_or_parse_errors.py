@@ -11,7 +11,8 @@ from hypothesis import example, given, settings
 from meshviz.engine.core.errors import ParseError, ParseWarning
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.netfilter.parser import parse_iptables
-from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
 from tests.fuzz import strategies as s
 from tests.fuzz.harness import bounded, examples

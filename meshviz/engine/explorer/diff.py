@@ -26,7 +26,8 @@ from meshviz.engine.netfilter.render import render_rule
 from meshviz.engine.pipeline.evidence import Evidence
 from meshviz.engine.routing.defaults import default_policy_rules
 from meshviz.engine.routing.explain import explain_policy_rule, explain_route
-from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
 
 # --------------------------------------------------------------------------

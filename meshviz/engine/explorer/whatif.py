@@ -37,7 +37,8 @@ from meshviz.engine.netfilter.model import BUILTIN_CHAINS, Rule, Ruleset
 from meshviz.engine.netfilter.parser import IptablesParseResult, parse_iptables
 from meshviz.engine.netfilter.render import render_rule
 from meshviz.engine.pipeline.evidence import Evidence, connection_story, verdict_line
-from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
 from meshviz.engine.story.model import Story
 

@@ -34,8 +34,9 @@ from meshviz.engine.netfilter.render import render_ruleset
 from meshviz.engine.pipeline.evidence import Evidence, pod_of, profile_of, story_for, with_identity
 from meshviz.engine.routing.defaults import default_policy_rules
 from meshviz.engine.routing.flow import render_route, render_rule
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.model import TABLE_IDS, PolicyRule, RouteType, RuleAction
-from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.story.model import Failure, Story
 
 GOALS = ("preserve-client-ip",)

@@ -47,8 +47,9 @@ from meshviz.engine.istio.settings import (
 )
 from meshviz.engine.netfilter.model import Ruleset
 from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.model import PolicyRule, Route
-from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 
 __all__ = [
     "ISTIO_CHAINS",

@@ -29,8 +29,9 @@ from meshviz.engine.routing.defaults import (
     interfaces_from_routes,
     with_default_rules,
 )
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.model import Interface, PolicyRule, Route, RoutingConfig, Sysctls
-from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
 from meshviz.engine.sim.connection import Endpoint
 from meshviz.engine.sim.simulate import Host, Sender, Simulation, explore

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from meshviz.engine.routing.explain import explain_policy_rule, explain_route
-from meshviz.engine.routing.parser import parse_ip_routes, parse_ip_rules
+from meshviz.engine.routing.ip_route import parse_ip_routes
+from meshviz.engine.routing.ip_rule import parse_ip_rules
 
 from .helpers import EXAMPLE_NAMES, TPROXY_OK, evidence
 
