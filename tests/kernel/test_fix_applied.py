@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from meshviz.engine.envoy.matching import ConnInfo, cluster_for, select_filter_chain, upstream_binding, upstream_target
+from meshviz.engine.envoy.clusters import cluster_for
+from meshviz.engine.envoy.filter_chains import ConnInfo, select_filter_chain
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.patch import patch_dump
+from meshviz.engine.envoy.upstream import upstream_binding, upstream_target
 from meshviz.engine.fix.plans import fix
 from meshviz.engine.pipeline.evidence import Evidence
 

@@ -14,26 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshviz.engine.envoy.matching import (
-    ClusterSelection,
+from meshviz.engine.envoy.clusters import ClusterSelection, cluster_for
+from meshviz.engine.envoy.filter_chains import (
     ConnInfo,
     FilterChainSelection,
     InspectedConnection,
-    ListenerSelection,
-    RouteSelection,
-    UpstreamBinding,
-    UpstreamTarget,
-    cluster_for,
-    handoff,
     inspect_connection,
-    listener_for,
-    route_for,
     select_filter_chain,
-    select_handoff,
-    select_listener,
-    upstream_binding,
-    upstream_target,
 )
+from meshviz.engine.envoy.listeners import ListenerSelection, handoff, listener_for, select_handoff, select_listener
 from meshviz.engine.envoy.model import (
     Address,
     BindConfig,
@@ -49,6 +38,8 @@ from meshviz.engine.envoy.model import (
 )
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.redact import MARKER, redact_config_dump_text
+from meshviz.engine.envoy.routes import RouteSelection, route_for
+from meshviz.engine.envoy.upstream import UpstreamBinding, UpstreamTarget, upstream_binding, upstream_target
 
 __all__ = [
     "MARKER",

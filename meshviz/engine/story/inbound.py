@@ -8,15 +8,11 @@ from typing import Any
 
 from meshviz.engine.core.model import IPAddress, SocketRole
 from meshviz.engine.core.trace import Disposition
-from meshviz.engine.envoy.matching import (
-    ConnInfo,
-    cluster_for,
-    handoff,
-    select_filter_chain,
-    upstream_binding,
-    upstream_target,
-)
+from meshviz.engine.envoy.clusters import cluster_for
+from meshviz.engine.envoy.filter_chains import ConnInfo, select_filter_chain
+from meshviz.engine.envoy.listeners import handoff
 from meshviz.engine.envoy.model import EnvoyConfig, Listener
+from meshviz.engine.envoy.upstream import upstream_binding, upstream_target
 from meshviz.engine.netfilter.render import rule_text
 from meshviz.engine.routing.model import RuleAction
 from meshviz.engine.sim.connection import ConnectionResult, Endpoint, connect_from_network, connect_from_pod
