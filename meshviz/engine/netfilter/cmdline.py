@@ -28,8 +28,8 @@ from meshviz.engine.netfilter.spec import (
     UNPARSED_MODULE,
     ExtensionSpec,
     OptionSpec,
-    check_value,
 )
+from meshviz.engine.netfilter.values import check_value
 
 # --------------------------------------------------------------------------
 # Tokenizers

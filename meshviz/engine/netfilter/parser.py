@@ -79,7 +79,6 @@ from operator import itemgetter
 from meshviz.engine.core.errors import ParseError, ParseWarning
 from meshviz.engine.core.gcpause import gc_paused
 from meshviz.engine.core.model import Family, SourceRef
-from meshviz.engine.netfilter import spec
 from meshviz.engine.netfilter.cmdline import (
     ADDR,
     FRAG,
@@ -107,16 +106,8 @@ from meshviz.engine.netfilter.model import (
     Table,
     Target,
 )
-from meshviz.engine.netfilter.spec import (
-    HOOKS,
-    STANDARD_TARGETS,
-    TARGETS,
-    ExtensionSpec,
-    OptionSpec,
-    chain_name_problem,
-    check_value,
-    parse_address,
-)
+from meshviz.engine.netfilter.spec import HOOKS, STANDARD_TARGETS, TARGETS, ExtensionSpec, OptionSpec
+from meshviz.engine.netfilter.values import MAX_CHAIN_NAME, chain_name_problem, check_value, parse_address
 
 FORMAT_SAVE = "iptables-save"
 FORMAT_RESTORE = "restore-payload"
@@ -658,7 +649,7 @@ class _Parser:
             if (
                 name
                 and name not in t.chains
-                and len(name) <= spec.MAX_CHAIN_NAME
+                and len(name) <= MAX_CHAIN_NAME
                 and name[0] not in "-!"
                 and name not in TARGETS
                 and name not in STANDARD_TARGETS

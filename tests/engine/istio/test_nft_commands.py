@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from meshviz.engine.core.model import Family
-from meshviz.engine.fix.plans import candidate_repairs
+from meshviz.engine.fix.repairs import candidate_repairs
 from meshviz.engine.istio.nft_builder import NftChain, NftOperation, NftRule, NftState, NftTable
 from meshviz.engine.istio.nft_commands import (
     NFT_REPAIRS,
