@@ -14,15 +14,13 @@ Pure Python: no Django, Celery or Kubernetes imports.  See docs/istio-generator.
 
 from __future__ import annotations
 
+from meshviz.engine.istio.annotations import settings_from_annotations
 from meshviz.engine.istio.generator import BuiltRule, GeneratedCapture, TraceCommand, effective_settings, generate
+from meshviz.engine.istio.init_args import settings_from_init_args
 from meshviz.engine.istio.nft_ambient import AmbientSettings, generate_ambient_host, generate_ambient_inpod
 from meshviz.engine.istio.nft_generator import GeneratedNftables, generate_nftables
-from meshviz.engine.istio.pod import (
-    PodSettings,
-    settings_from_annotations,
-    settings_from_init_args,
-    settings_from_pod,
-)
+from meshviz.engine.istio.pod import settings_from_pod
+from meshviz.engine.istio.pod_settings import PodSettings
 from meshviz.engine.istio.settings import (
     FLAVOURS,
     WILDCARD,

@@ -22,9 +22,9 @@ from typing import Any
 
 from meshviz.engine.core.model import Family
 from meshviz.engine.istio.generator import generate
+from meshviz.engine.istio.init_args import settings_from_init_args
 from meshviz.engine.istio.nft_ambient import AmbientSettings, generate_ambient_host, generate_ambient_inpod
 from meshviz.engine.istio.nft_generator import GeneratedNftables, generate_nftables
-from meshviz.engine.istio.pod import settings_from_init_args
 from meshviz.engine.istio.settings import FLAVOURS, CaptureSettings, SettingIssue, SettingsError
 
 __all__ = ["add_generate_parser", "cmd_generate"]
