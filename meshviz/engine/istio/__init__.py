@@ -15,8 +15,9 @@ Pure Python: no Django, Celery or Kubernetes imports.  See docs/istio-generator.
 from __future__ import annotations
 
 from meshviz.engine.istio.annotations import settings_from_annotations
-from meshviz.engine.istio.generator import BuiltRule, GeneratedCapture, TraceCommand, effective_settings, generate
+from meshviz.engine.istio.generator import effective_settings, generate
 from meshviz.engine.istio.init_args import settings_from_init_args
+from meshviz.engine.istio.iptables_builder import BuiltRule, GeneratedCapture, TraceCommand
 from meshviz.engine.istio.nft_ambient import AmbientSettings, generate_ambient_host, generate_ambient_inpod
 from meshviz.engine.istio.nft_generator import GeneratedNftables, generate_nftables
 from meshviz.engine.istio.pod import settings_from_pod

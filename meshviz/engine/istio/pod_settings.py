@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from meshviz.engine.istio.generator import GeneratedCapture, generate
+from meshviz.engine.istio.generator import generate
+from meshviz.engine.istio.iptables_builder import GeneratedCapture
 from meshviz.engine.istio.settings import (
     CaptureSettings,
     Flavour,
