@@ -6,9 +6,9 @@ import ipaddress
 
 import pytest
 
-from meshviz.engine.netfilter.cmdline import restore_tokens_with_columns
 from meshviz.engine.netfilter.model import AddrCriterion, IfaceCriterion, Match, MatchOption, Rule, Target
 from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.tokens import restore_tokens_with_columns
 
 from .iptables_util import only_rule, parse_ok
 
@@ -247,7 +247,7 @@ def test_iptables_octal_and_short_ipv4_forms_are_read_like_iptables_with_a_warni
 def test_fast_tokenizer_agrees_with_the_column_tokenizer():
     import random
 
-    from meshviz.engine.netfilter.cmdline import TokenizeError, restore_tokens
+    from meshviz.engine.netfilter.tokens import TokenizeError, restore_tokens
 
     rnd = random.Random(7)
     alphabet = ['"', "\\", " ", "\t", "a", "b", "-", "!", "'", "x y"]

@@ -89,10 +89,6 @@ from meshviz.engine.netfilter.cmdline import (
     ExtBuilder,
     FamItem,
     LineError,
-    TokenizeError,
-    restore_tokens,
-    restore_tokens_with_columns,
-    shell_tokens_with_columns,
 )
 from meshviz.engine.netfilter.model import (
     BUILTIN_CHAINS,
@@ -107,6 +103,12 @@ from meshviz.engine.netfilter.model import (
     Target,
 )
 from meshviz.engine.netfilter.spec import HOOKS, STANDARD_TARGETS, TARGETS, ExtensionSpec, OptionSpec
+from meshviz.engine.netfilter.tokens import (
+    TokenizeError,
+    restore_tokens,
+    restore_tokens_with_columns,
+    shell_tokens_with_columns,
+)
 from meshviz.engine.netfilter.values import MAX_CHAIN_NAME, chain_name_problem, check_value, parse_address
 
 FORMAT_SAVE = "iptables-save"
