@@ -1,5 +1,7 @@
-"""The analyse task: a no-op on current results unless forced, failed with the error text, redelivered if
-the worker dies (acks late, rejected on worker loss), retried with backoff on transient database errors."""
+"""The analyse task: a no-op on current results unless forced, failed with the error text.
+
+Redelivery when the worker dies is proven by test_task_survives_a_killed_worker.py (a real worker, killed), and the
+retries on transient database errors by tests/reliability/test_only_transient_database_errors_are_retried.py."""
 
 from __future__ import annotations
 
@@ -14,14 +16,6 @@ from meshviz.analyses.tasks import analyse
 from .helpers import POD_IP, REDIRECT_RULES
 
 pytestmark = pytest.mark.django_db
-
-
-def test_task_options_make_it_safe_on_a_real_queue() -> None:
-    assert analyse.name == "meshviz.analyses.analyse"
-    assert analyse.acks_late is True
-    assert analyse.reject_on_worker_lost is True
-    # transient database errors are retried by the task itself (meshviz.analyses.tasks.is_transient), others fail
-    assert analyse.max_retries == 5
 
 
 def test_done_analysis_is_not_recomputed_unless_forced(done_analysis: Analysis) -> None:

@@ -9,7 +9,6 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from meshviz.analyses import diagrams
 from meshviz.engine.render import dot as render
 
 from .helpers import from_example
@@ -110,9 +109,14 @@ def test_graphviz_failure_is_503_with_a_json_error(client: Client, slug: str, mo
     assert "The diagram is unavailable" in page and "<svg" not in page
 
 
-def test_diagram_key_is_the_cache_key(client: Client, slug: str) -> None:
-    client.get(f"/a/{slug}/diagram/1.svg")
-    from meshviz.analyses.models import Analysis
-
-    dot = diagrams.story_dot(Analysis.objects.get(slug=slug), 1)
-    assert cache.get(diagrams.CACHE_PREFIX + render.diagram_key(dot, "svg")) is not None
+def test_the_same_story_in_another_analysis_is_not_rendered_again(
+    client: Client, slug: str, renders: list[str], django_capture_on_commit_callbacks: Any
+) -> None:
+    """Diagrams are cached by what they draw, not by analysis: a second analysis of the same evidence reuses it."""
+    first = client.get(f"/a/{slug}/diagram/1.svg")
+    other = from_example(client, django_capture_on_commit_callbacks).slug
+    assert other != slug
+    again = client.get(f"/a/{other}/diagram/1.svg")
+    assert (first["X-Meshviz-Cache"], again["X-Meshviz-Cache"]) == ("miss", "hit")
+    assert again.content == first.content
+    assert renders == ["svg"]
