@@ -23,12 +23,13 @@ from meshviz.engine.envoy.model import ORIGINAL_SRC, Cluster, EnvoyConfig, Liste
 from meshviz.engine.netfilter.model import Chain, Ruleset
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.netfilter.render import render_rule
-from meshviz.engine.pipeline.evidence import Evidence
+from meshviz.engine.pipeline.evidence import Evidence, verdict_line
 from meshviz.engine.routing.defaults import default_policy_rules
 from meshviz.engine.routing.explain import explain_policy_rule, explain_route
 from meshviz.engine.routing.ip_route import parse_ip_routes
 from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
+from meshviz.engine.story.model import Story, changed_fields
 
 # --------------------------------------------------------------------------
 # iptables
@@ -300,10 +301,15 @@ def connection_key(conn: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _verdict_line(story: Mapping[str, Any]) -> str:
+    """The stored one-line verdict, or the engine's verdict line of the stored story (results from before lines
+    were stored)."""
     line = story.get("verdict_line")
     if line:
         return str(line)
-    return str(story.get("summary") or "").split(" - ")[0]
+    try:
+        return verdict_line(Story.from_dict(dict(story)))
+    except (KeyError, TypeError, ValueError):  # a story stored in an older shape: its summary's first clause
+        return str(story.get("summary") or "").split(" - ")[0]
 
 
 def diff_verdicts(
@@ -328,7 +334,7 @@ def diff_verdicts(
         la = _verdict_line(a) if a is not None else None
         lb = _verdict_line(b) if b is not None else None
         status = "both" if a is not None and b is not None else ("only_before" if b is None else "only_after")
-        fields = sorted(k for k in (va or {}).keys() | (vb or {}).keys() if (va or {}).get(k) != (vb or {}).get(k))
+        fields = changed_fields(va, vb)
         conn = (a or b or {}).get("connection") or {}
         return {
             "connection": dict(conn),

@@ -40,7 +40,7 @@ from meshviz.engine.pipeline.evidence import Evidence, connection_story, verdict
 from meshviz.engine.routing.ip_route import parse_ip_routes
 from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
-from meshviz.engine.story.model import Story
+from meshviz.engine.story.model import Story, changed_fields
 
 Op = Literal[
     "insert",
@@ -893,11 +893,7 @@ class VerdictChange:
             "changed": self.changed,
             "before_verdict": dict(self.before_verdict),
             "after_verdict": dict(self.after_verdict),
-            "changed_fields": sorted(
-                k
-                for k in self.before_verdict.keys() | self.after_verdict.keys()
-                if self.before_verdict.get(k) != self.after_verdict.get(k)
-            ),
+            "changed_fields": changed_fields(self.before_verdict, self.after_verdict),
         }
 
 

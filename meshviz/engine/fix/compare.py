@@ -16,7 +16,7 @@ from typing import Any
 from meshviz.engine.core.defaults import DEFAULT_PROXY_UID
 from meshviz.engine.fix.modes import evidence_in_mode, mode_of
 from meshviz.engine.pipeline.evidence import Evidence, profile_of, story_for
-from meshviz.engine.story.model import Story
+from meshviz.engine.story.model import Story, changed_fields
 
 ASPECTS = (
     ("capture", "where the client's SYN is captured"),
@@ -81,7 +81,7 @@ def compare(ev: Evidence, connections: list[tuple[str, int]]) -> dict[str, Any]:
             va, vb = _row_value(a.story, key), _row_value(b.story, key)
             rows.append({"aspect": key, "label": label, mode: va, other_mode: vb, "differs": va != vb})
         va_, vb_ = a.story.verdict.to_dict(), b.story.verdict.to_dict()
-        verdict_diff = {k: {mode: va_[k], other_mode: vb_.get(k)} for k in va_ if va_[k] != vb_.get(k)}
+        verdict_diff = {k: {mode: va_.get(k), other_mode: vb_.get(k)} for k in changed_fields(va_, vb_)}
         out_conns.append(
             {
                 "connection": {"client": client, "port": port},

@@ -5,6 +5,7 @@ Serialised with `to_dict()` and read back with `from_dict()`: stored results and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -104,6 +105,13 @@ class Verdict:
         failure, iface = parse_failure_code(d.get("failure"))
         known = {k: v for k, v in d.items() if k != "failure" and k in cls.__dataclass_fields__}
         return cls(direction=direction, failure=failure, failure_interface=iface, **known)
+
+
+def changed_fields(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[str]:
+    """The verdict fields whose values differ (the one verdict diff: what-if, the analysis diff and the mode
+    comparison all use it), sorted; a missing verdict counts as every field unset."""
+    b, a = before or {}, after or {}
+    return sorted(k for k in b.keys() | a.keys() if b.get(k) != a.get(k))
 
 
 @dataclass(frozen=True)
