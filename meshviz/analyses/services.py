@@ -6,7 +6,6 @@ connections are simulated.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import json
 import logging
@@ -20,20 +19,13 @@ from django.utils import timezone
 
 from meshviz.accounts import audit
 from meshviz.engine.api import (
-    EVIDENCE_SOURCES,
+    EVIDENCE_KINDS,
     MAX_CONNECTIONS,
     Evidence,
-    Family,
     analyse,
     identity_of,
     load_pod,
     mode_of,
-    parse_config_dump,
-    parse_ip_addr,
-    parse_ip_routes,
-    parse_ip_rules,
-    parse_iptables,
-    parse_sysctls,
     redact_config_dump_text,
     whatif,
 )
@@ -52,33 +44,12 @@ DEFAULT_CLIENT = whatif.DEFAULT_CLIENT
 DEFAULT_OUTBOUND_DST = whatif.DEFAULT_OUTBOUND_DST
 verdict_line = engine_verdict_line
 
-EVIDENCE_FIELDS = (
-    "iptables",
-    "ip6tables",
-    "ip_rule",
-    "ip6_rule",
-    "ip_route",
-    "ip6_route",
-    "addr",
-    "sysctl",
-    "envoy_config_dump",
-)
+#: The evidence fields of the form, the API and the model: the engine's evidence kinds (EVIDENCE_KINDS).
+EVIDENCE_FIELDS = tuple(k.field for k in EVIDENCE_KINDS)
 #: The `source` named in errors for each evidence field (the engine's names).
-SOURCES = {field: EVIDENCE_SOURCES["envoy" if field == "envoy_config_dump" else field] for field in EVIDENCE_FIELDS}
-
-
+SOURCES = {k.field: k.source for k in EVIDENCE_KINDS}
 #: The engine's parser for each evidence field (each returns errors and warnings besides what it parsed).
-PARSERS: dict[str, Callable[..., Any]] = {
-    "iptables": parse_iptables,
-    "ip6tables": functools.partial(parse_iptables, family=Family.IPV6),
-    "ip_rule": parse_ip_rules,
-    "ip6_rule": functools.partial(parse_ip_rules, family=Family.IPV6),
-    "ip_route": parse_ip_routes,
-    "ip6_route": functools.partial(parse_ip_routes, family=Family.IPV6),
-    "addr": parse_ip_addr,
-    "sysctl": parse_sysctls,
-    "envoy_config_dump": parse_config_dump,
-}
+PARSERS: dict[str, Callable[..., Any]] = {k.field: k.parse for k in EVIDENCE_KINDS}
 
 
 def error(source: str, message: str, line: int = 0, column: int = 0, text: str = "") -> dict[str, Any]:

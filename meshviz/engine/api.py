@@ -28,6 +28,7 @@ from meshviz.engine.envoy.redact import redact_config_dump_text
 from meshviz.engine.evidence.archive import ArchiveError
 from meshviz.engine.evidence.bugreport import PodEvidence, pod_evidence, pod_keys, read_bug_report
 from meshviz.engine.evidence.bundle import Bundle, read_bundle
+from meshviz.engine.evidence.kinds import EVIDENCE_KINDS, EVIDENCE_SOURCES, EvidenceKind
 from meshviz.engine.evidence.podspec import (
     PROXY_CONTAINER,
     PodIdentity,
@@ -56,7 +57,7 @@ from meshviz.engine.pipeline.evidence import (
     simulated_pod,
     verdict_line,
 )
-from meshviz.engine.pipeline.pod import EVIDENCE_SOURCES, LoadResult, Pod, load_pod, load_snapshot, run_story, trace
+from meshviz.engine.pipeline.pod import LoadResult, Pod, load_pod, load_snapshot, run_story, trace
 from meshviz.engine.render import dot as render
 from meshviz.engine.render.dot import DiagramError
 from meshviz.engine.routing.addr import parse_ip_addr
@@ -68,6 +69,7 @@ from meshviz.engine.story.model import Finding, Story, StoryHop
 
 __all__ = [
     "DEFAULT_POD_IFACE",
+    "EVIDENCE_KINDS",
     "EVIDENCE_SOURCES",
     "MAX_CONNECTIONS",
     "PROXY_CONTAINER",
@@ -77,6 +79,7 @@ __all__ = [
     "DiagramError",
     "EngineInputError",
     "Evidence",
+    "EvidenceKind",
     "Family",
     "Finding",
     "LoadResult",

@@ -38,6 +38,7 @@ from meshviz.engine.core.errors import ParseError
 from meshviz.engine.core.model import Family, Packet, Socket
 from meshviz.engine.core.netaddr import split_host_port
 from meshviz.engine.core.trace import render_text
+from meshviz.engine.evidence.kinds import EVIDENCE_KINDS
 from meshviz.engine.pipeline.pod import load_snapshot, trace
 from meshviz.engine.sim.simulate import Sender
 
@@ -195,16 +196,7 @@ def parse_listen(spec: str) -> Socket:
 
 
 #: Evidence kinds the commands take: (argument attribute, keyword of the engine's facade).
-EVIDENCE_ARGS = (
-    ("iptables", "iptables"),
-    ("ip6tables", "ip6tables"),
-    ("ip_rule", "ip_rule"),
-    ("ip6_rule", "ip6_rule"),
-    ("ip_route", "ip_route"),
-    ("ip6_route", "ip6_route"),
-    ("sysctl", "sysctl"),
-    ("addr", "addr"),
-)
+EVIDENCE_ARGS = tuple((k.name, k.name) for k in EVIDENCE_KINDS if k.name != "envoy")
 
 
 def _evidence_texts(args: argparse.Namespace, *, envoy: bool = True) -> tuple[dict[str, Any], dict[str, str]]:
@@ -220,14 +212,9 @@ def _evidence_texts(args: argparse.Namespace, *, envoy: bool = True) -> tuple[di
 
 
 def _add_evidence_files(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--iptables", help="iptables-save output (IPv4; IPv6 too when both are in one file)")
-    sp.add_argument("--ip6tables", help="ip6tables-save output")
-    sp.add_argument("--ip-rule", help="ip rule output (or ip rule add commands)")
-    sp.add_argument("--ip6-rule", help="ip -6 rule output")
-    sp.add_argument("--ip-route", help="ip route show table all output")
-    sp.add_argument("--ip6-route", help="ip -6 route show table all output")
-    sp.add_argument("--addr", help="ip -o addr output (optional: interfaces and their addresses)")
-    sp.add_argument("--sysctl")
+    for kind in EVIDENCE_KINDS:
+        if kind.name != "envoy":  # --envoy may be repeated: added with the story's options
+            sp.add_argument(kind.flag, help=kind.help)
 
 
 def _need_rules(args: argparse.Namespace) -> bool:

@@ -27,28 +27,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshviz.engine.evidence.archive import ArchiveError, ArchiveLimits, member_text, read_members
+from meshviz.engine.evidence.kinds import EVIDENCE_KINDS
 from meshviz.engine.evidence.podspec import PodIdentity, pod_identity
 from meshviz.engine.istio.reconstruct import RECONSTRUCTED, ReconstructionError, reconstruct_from_pod
 
 FORMAT = "meshviz-bundle"
 FORMAT_VERSION = 1
-#: Evidence kinds, in the engine's names (the lead's Analysis fields use the same).
-KINDS = ("iptables", "ip6tables", "nftables", "ip_rule", "ip6_rule", "ip_route", "ip6_route", "addr", "sysctl", "envoy")
+#: Evidence kinds, in the engine's names (evidence/kinds.py), and nft's ruleset (kept, not yet simulated).
+KINDS = (*(k.name for k in EVIDENCE_KINDS), "nftables")
 
-#: member file name -> evidence kind (the iptables backends are chosen between, see `_choose_backend`)
+#: The iptables backends a bundle may hold (legacy, nft, whatever `iptables-save` is), chosen between by
+#: `_choose_backend`.
+BACKENDS = {k.name: k.files for k in EVIDENCE_KINDS if len(k.files) > 1}
+#: member file name -> evidence kind
 MEMBER_KINDS = {
-    "config_dump.json": "envoy",
+    **{f: k.name for k in EVIDENCE_KINDS if k.name not in BACKENDS for f in k.files},
     "nft-ruleset.txt": "nftables",
-    "ip-rule.txt": "ip_rule",
-    "ip6-rule.txt": "ip6_rule",
-    "ip-route.txt": "ip_route",
-    "ip6-route.txt": "ip6_route",
-    "ip-addr.txt": "addr",
-    "sysctl.txt": "sysctl",
-}
-BACKENDS = {
-    "iptables": ("iptables-legacy-save.txt", "iptables-nft-save.txt", "iptables-save.txt"),
-    "ip6tables": ("ip6tables-legacy-save.txt", "ip6tables-nft-save.txt", "ip6tables-save.txt"),
 }
 KNOWN = frozenset({"manifest.json", "pod.json", *MEMBER_KINDS, *BACKENDS["iptables"], *BACKENDS["ip6tables"]})
 

@@ -18,6 +18,7 @@ from meshviz.engine.core.errors import ParseError, ParseWarning
 from meshviz.engine.core.model import Family, IPAddress, Packet, Socket
 from meshviz.engine.core.netaddr import split_host_port
 from meshviz.engine.core.trace import Trace
+from meshviz.engine.evidence.kinds import EVIDENCE_SOURCES
 from meshviz.engine.evidence.profile import PodProfile, derive_profile, pod_ip_from_evidence
 from meshviz.engine.netfilter.model import Ruleset
 from meshviz.engine.netfilter.parser import parse_iptables
@@ -41,20 +42,6 @@ from meshviz.engine.story.model import Story
 
 if TYPE_CHECKING:
     from meshviz.engine.envoy.model import EnvoyConfig
-
-
-#: Each evidence kind and the `source` its errors name when the caller gives no file name.
-EVIDENCE_SOURCES: dict[str, str] = {
-    "iptables": "iptables",
-    "ip6tables": "ip6tables",
-    "ip_rule": "ip-rule",
-    "ip6_rule": "ip6-rule",
-    "ip_route": "ip-route",
-    "ip6_route": "ip6-route",
-    "addr": "ip-addr",
-    "sysctl": "sysctl",
-    "envoy": "envoy",
-}
 
 
 @dataclass(frozen=True)
