@@ -8,7 +8,13 @@ first and reports them like any other syntax error, with the line and column whe
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+try:  # a C decoder, ~3x faster than json's on big config dumps; json.loads stays the reference (see `loads`)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - requirements.txt pins it
+    _orjson = None  # type: ignore[assignment]
 
 #: Deepest nesting accepted.  Real Envoy config dumps nest about 40 levels.
 MAX_DEPTH = 200
@@ -47,10 +53,78 @@ def check(text: str, *, max_depth: int = MAX_DEPTH, max_digits: int = MAX_NUMBER
             depth -= 1
 
 
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))  # digits -> "0", the rest -> " "
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
+_STRING = re.compile(r'"[^"]*"')
+_LEAF = re.compile(r"\(\)")
+_OPEN_CLOSE = str.maketrans("[{]}", "(())")
+_SLICE = 1 << 22
+
+
+def valid_json_within_bounds(
+    text: str, *, max_depth: int = MAX_DEPTH, max_digits: int = MAX_NUMBER_DIGITS
+) -> tuple[bool, bool]:
+    """For text that is valid JSON: (True when `check` passes, True when a run of 20 or more digits is seen), found
+    with a few passes of C code over the bytes instead of a Python loop over every character.  (False, _) means
+    "not sure": run `check`.  A run of 20 digits may be an integer orjson turns into a float (over 64 bits).
+
+    No run of more than `max_digits` digits anywhere (strings included): no number is too long.  In valid JSON a
+    backslash only appears in a string, escaping the next character: with the `\\\\` and `\\"` escapes removed,
+    every quote left opens or closes a string, and without the strings what is left of the brackets is the sequence
+    `check` counts.  Balanced, removing every `()` pair (a leaf) lowers each level by one, so it vanishes after
+    exactly its deepest nesting's number of passes.
+    """
+    run = b"0" * (max_digits + 1)
+    long_run = False
+    parts: list[bytes] = []
+    start, n = 0, len(text)
+    while start < n:  # in slices, so that no copy of a big text is whole in memory
+        end = min(start + _SLICE, n)
+        while end < n and text[end - 1] == "\\":  # a slice never ends inside a run of backslashes
+            end += 1
+        data = text[max(0, start - max_digits) : end].encode("utf-8", "surrogatepass")
+        digits = data.translate(_DIGITS_ONLY)
+        if run in digits:
+            return False, True
+        long_run = long_run or b"0" * 20 in digits
+        del digits
+        if start:
+            data = text[start:end].encode("utf-8", "surrogatepass")
+        if b"\\" in data:
+            data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+        parts.append(data.translate(None, _NOT_STRUCTURE))
+        start = end
+    # `""` is an empty string or the end of one string and the start of the next: dropping it drops no bracket
+    # outside the strings (only a few strings hold a bracket: the regular expression sees little)
+    brackets = _STRING.sub("", b"".join(parts).replace(b'""', b"").decode("ascii")).translate(_OPEN_CLOSE)
+    del parts
+    for _ in range(max_depth):
+        if not brackets:
+            return True, long_run
+        brackets = _LEAF.sub("", brackets)
+    return not brackets, long_run
+
+
 def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_digits: int = MAX_NUMBER_DIGITS) -> Any:
-    """`json.loads` with the bounds of `check`; every failure is a `json.JSONDecodeError` (a ValueError)."""
+    """`json.loads` with the bounds of `check`; every failure is a `json.JSONDecodeError` (a ValueError).
+
+    The fast way: the bounds are checked by `valid_json_within_bounds` (which assumes valid JSON), then orjson
+    decodes it (json when a long run of digits may be an integer over 64 bits, which orjson would make a float):
+    success proves the text valid.  Anything refused (a syntax error, but also what json accepts and orjson does
+    not: NaN, a lone surrogate, ...) or out of bounds goes json's way, so results and errors are exactly json's."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
+    bounded, long_run = valid_json_within_bounds(text, max_depth=max_depth, max_digits=max_digits)
+    if bounded:
+        if _orjson is not None and not long_run:
+            try:
+                return _orjson.loads(text)
+            except _orjson.JSONDecodeError:
+                pass
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass  # check first: the error json's way is the first bound crossed, if any, else json's
     check(text, max_depth=max_depth, max_digits=max_digits)
     try:
         return json.loads(text)

@@ -140,6 +140,25 @@ def _snake(key: str) -> str:
     return k
 
 
+# key -> (kept, sensitive, inline data, under it is TLS, a secrets section, "key" or "name"), in snake_case
+_KEY_INFO: dict[str, tuple[bool, bool, bool, bool, bool, bool]] = {}
+
+
+def _key_info(key: str) -> tuple[bool, bool, bool, bool, bool, bool]:
+    k = _snake(key)
+    info = (
+        k in _KEEP_KEYS,
+        _is_sensitive_key(key),
+        k in _INLINE_KEYS,
+        k in _TLS_KEYS or k.endswith("tls_context"),
+        k in _SECRET_SECTIONS,
+        k in ("key", "name"),
+    )
+    if len(_KEY_INFO) < 100_000:
+        _KEY_INFO[key] = info
+    return info
+
+
 def _is_sensitive_key(key: str) -> bool:
     hit = _SENSITIVE_CACHE.get(key)
     if hit is None:
@@ -198,26 +217,29 @@ class _Walker:
             return self.leaf(node, secret=secret)
         if isinstance(node, list):
             for i, item in enumerate(node):
-                node[i] = self.walk(item, secret=secret, tls=tls)
+                if isinstance(item, (str, dict, list)):  # numbers, booleans and null stay as they are
+                    node[i] = self.walk(item, secret=secret, tls=tls)
             return node
         if not isinstance(node, dict):
             return node
         header_secret = self._is_sensitive_header(node)
         for key, value in node.items():
-            k = _snake(key)
-            if k in _KEEP_KEYS and isinstance(value, str):
+            info = _KEY_INFO.get(key)
+            if info is None:
+                info = _key_info(key)
+            keep, sensitive, inline, tls_key, section, key_or_name = info
+            if keep and isinstance(value, str):
                 node[key] = self.leaf(value, secret=False)
                 continue
-            child_secret = secret or _is_sensitive_key(key)
-            if header_secret and k not in ("key", "name"):
-                child_secret = True
-            if tls and k in _INLINE_KEYS:
-                child_secret = True
-            child_tls = tls or k in _TLS_KEYS or k.endswith("tls_context")
-            if k in _SECRET_SECTIONS and isinstance(value, list):
+            child_secret = secret or sensitive or (header_secret and not key_or_name) or (tls and inline)
+            if section and isinstance(value, list):
                 node[key] = [self._secret_entry(item) for item in value]
                 continue
-            node[key] = self.walk(value, secret=child_secret, tls=child_tls)
+            if isinstance(value, str):
+                if child_secret or _looks_secret(value):
+                    node[key] = self._take(value)
+            elif isinstance(value, (dict, list)):
+                node[key] = self.walk(value, secret=child_secret, tls=tls or tls_key)
         return node
 
     def _secret_entry(self, entry: Any) -> Any:
