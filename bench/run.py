@@ -54,24 +54,32 @@ def load_module(name: str) -> Any:
     return mod
 
 
+# A child's ru_maxrss starts at its parent's RSS (fork, then exec keeps the high-water mark), and this process holds
+# big generated inputs: a small launcher starts each measured process and reports its wall time and peak RSS.
+LAUNCHER = """
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - t0, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_process(argv: Sequence[str], stdin_path: str | None = None) -> tuple[float, int, int]:
-    """Wall time, peak RSS in bytes and exit status of one process (stdout discarded)."""
+    """Wall time, peak RSS in bytes and exit status of one process (its output discarded)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
-    try:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    finally:
-        if stdin_path:
-            stdin.close()  # type: ignore[union-attr]
-    if proc.returncode != 0:
-        print(f"  ! {' '.join(argv[:6])} exited {proc.returncode}: {err.decode()[:300]}")
-    return elapsed, usage.ru_maxrss * 1024, proc.returncode
+    with open(stdin_path or os.devnull, "rb") as stdin, tempfile.TemporaryFile() as out:
+        proc = subprocess.run(
+            [PY, "-c", LAUNCHER, *argv], stdin=stdin, stdout=out, stderr=subprocess.PIPE, env=env, check=False
+        )
+        out.seek(0)
+        last = out.read().decode(errors="replace").strip().splitlines()[-1]
+    elapsed, rss, status = last.split()
+    if int(status) != 0:
+        print(f"  ! {' '.join(argv[:6])} exited {status}: {proc.stderr.decode()[:300]}")
+    return float(elapsed), int(rss), int(status)
 
 
 def median_process(argv: Sequence[str], repeat: int, stdin_path: str | None = None) -> tuple[float, int]:

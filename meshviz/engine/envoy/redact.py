@@ -253,6 +253,8 @@ class _Walker:
 
     @staticmethod
     def _is_sensitive_header(node: dict[str, Any]) -> bool:
+        if len(node) < 2:
+            return False
         for k in ("key", "name", "header_name"):
             v = node.get(k)
             if isinstance(v, str) and v.lower() in _SENSITIVE_HEADERS:
@@ -397,10 +399,13 @@ def redact(text: str) -> RedactionResult:
         redacted, count = fast
     # Belt and braces: what we store must come out clean when read back.
     try:
-        again = json.loads(redacted)
+        again = safejson.loads(redacted)  # same as json.loads: the bounds held for `text`
     except json.JSONDecodeError:
         again = None
-    if again is None or redact_object(again):
+    # Read back equal to the walked object, it is clean: the walk is idempotent (what it replaced is the marker, the
+    # keys that make a value secret are unchanged, and no value it left can look like a sensitive header name), so
+    # walking it again - a second pass over a big dump - is needed only when the read-back differs.
+    if again is None or (again != obj and redact_object(again)):
         redacted = json.dumps(obj, indent=1)
         again = json.loads(redacted)
         count = walker.count
