@@ -30,14 +30,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshviz.engine.api import load_snapshot, trace
-from meshviz.engine.errors import ParseError
-from meshviz.engine.model import Family, Packet, Socket
-from meshviz.engine.netaddr import split_host_port
-from meshviz.engine.simulate import Sender
-from meshviz.engine.trace import render_text
+if TYPE_CHECKING:
+    from meshviz.engine.errors import ParseError
+    from meshviz.engine.model import Socket
+
+# Each command imports what it needs when it runs: `parse` loads the parsers only, not the simulator, the story and
+# Envoy's model (start-up is part of every command's time).
 
 
 class _Given(str):
@@ -159,6 +159,8 @@ def _plain(obj: Any) -> Any:
 
 
 def parse_listen(spec: str) -> Socket:
+    from meshviz.engine.model import Family, Socket
+
     """`[ADDR:]PORT[,transparent][,uid=N][,gid=N][,mark=N][,name=X][,udp]`."""
     head, *flags = spec.split(",")
     addr = None
@@ -235,6 +237,12 @@ def _need_rules(args: argparse.Namespace) -> bool:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    from meshviz.engine.api import load_snapshot, trace
+    from meshviz.engine.model import Packet
+    from meshviz.engine.netaddr import split_host_port
+    from meshviz.engine.simulate import Sender
+    from meshviz.engine.trace import render_text
+
     try:
         src, sport = split_host_port(args.src)
         dst, dport = split_host_port(args.dst)
@@ -302,6 +310,7 @@ def _pod_iface_of(snapshot: Any, pod_ip: str | None) -> str:
 
 def cmd_story(args: argparse.Namespace) -> int:
     from meshviz.engine.api import run_story
+    from meshviz.engine.trace import render_text
 
     if args.direction == "inbound" and (args.client is None or args.port is None):
         print("error: an inbound story needs --client IP[:PORT] and --port N", file=sys.stderr)
@@ -529,11 +538,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _resolve_inputs(args: argparse.Namespace) -> int:
     """--bundle and repeated --envoy into the single inputs the commands read; 0, or an exit status."""
-    from meshviz.engine.archive import ArchiveError
-    from meshviz.engine.bundle import read_bundle
-    from meshviz.engine.envoy.proxyconfig import merge_envoy_inputs
-
     if getattr(args, "bundle", None):
+        from meshviz.engine.archive import ArchiveError
+        from meshviz.engine.bundle import read_bundle
+
         try:
             bundle = read_bundle(Path(args.bundle).read_bytes(), source=args.bundle)
         except ArchiveError as e:
@@ -560,6 +568,8 @@ def _resolve_inputs(args: argparse.Namespace) -> int:
         if len(args.envoy) == 1:
             args.envoy = args.envoy[0]
         else:
+            from meshviz.engine.envoy.proxyconfig import merge_envoy_inputs
+
             merged = merge_envoy_inputs([(str(e), _read(e)) for e in args.envoy])
             if merged.errors:
                 _print_errors(merged.errors, args.format)
