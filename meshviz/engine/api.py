@@ -373,18 +373,20 @@ def load_pod(
     pod_addr = ipaddress.ip_address(pod_ip) if pod_ip else None
     if pod_addr is None and config is not None:
         pod_addr = pod_ip_from_evidence(Snapshot(), config)[0]
-    loaded = load_snapshot(
-        iptables,
-        ip_rule,
-        ip_route,
-        sysctl,
+    from meshviz.engine.parsecache import parse_once
+
+    loaded = parse_once(  # the same evidence is parsed once: every story, page and what-if of it shares the snapshot
+        iptables=iptables,
+        ip_rule=ip_rule,
+        ip_route=ip_route,
+        sysctl=sysctl,
         ip6tables=ip6tables,
         ip6_rule=ip6_rule,
         ip6_route=ip6_route,
         addr=addr,
         pod_ip=pod_addr,
         sources=sources,
-    )
+    ).loaded
     errors = list(loaded.errors) + errors
     warnings = list(loaded.warnings) + warnings
     assumptions = list(loaded.snapshot.assumptions)

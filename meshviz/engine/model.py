@@ -3,6 +3,8 @@
 Everything here is a frozen dataclass so that a parsed snapshot can be shared,
 hashed and compared.  Parsers build these objects; the simulator only reads
 them.  Nothing in this module knows about Django, Celery or Kubernetes.
+The classes a ruleset holds one of per rule (`Rule`, `SourceRef`, `Match`, `MatchOption`, `Target`, the criteria)
+use `__slots__`: a kube-proxy ruleset has ~10^5 of each (issue 15: 15% less memory per rule).
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class Packet:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceRef:
     """Where a parsed object came from: file name, 1-based line, original text."""
 
@@ -95,7 +97,7 @@ class SourceRef:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MatchOption:
     """One option of a match, e.g. `! --uid-owner 1337` -> ("uid-owner", ("1337",), True)."""
 
@@ -109,7 +111,7 @@ def find_option(options: tuple[MatchOption, ...], name: str) -> MatchOption | No
     return next((opt for opt in options if opt.name == name), None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     """A match module (`-m owner ...`) with its options.
 
@@ -126,7 +128,7 @@ class Match:
         return find_option(self.options, name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     """`-j NAME [options]` or `-g CHAIN`.  `goto` marks `-g`."""
 
@@ -138,13 +140,13 @@ class Target:
         return find_option(self.options, name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AddrCriterion:
     network: IPNetwork
     negated: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IfaceCriterion:
     """`-i eth+` style interface criterion (`+` is a prefix wildcard)."""
 
@@ -161,7 +163,7 @@ class IfaceCriterion:
         return hit != self.negated
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One rule: the built-in criteria, the match modules in order, the target."""
 

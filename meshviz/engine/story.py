@@ -327,7 +327,11 @@ def inbound_story(
     iface, iface_note = ingress_interface(snapshot, ctx, client.addr)
     if iface_note:
         b.find("assumption", iface_note)
-    sim = Simulation(host or Host(snapshot), SocketTable.of(tuple(e_socks + a_socks)))
+    if host is None:  # the snapshot's Host, indexed once for all its stories (api.host_for)
+        from meshviz.engine.api import host_for
+
+        host = host_for(snapshot)
+    sim = Simulation(host, SocketTable.of(tuple(e_socks + a_socks)))
     dst = Endpoint(pod_ip, port)
     b.facts["ingress_interface"] = iface
 
@@ -735,7 +739,11 @@ def outbound_story(
     a_socks, notes2 = app_sockets(ctx, given, {s.local_port for s in e_socks}, assumed=assumed)
     for n in notes + notes2:
         b.find("assumption", n)
-    sim = Simulation(host or Host(snapshot), SocketTable.of(tuple(e_socks + a_socks)))
+    if host is None:  # the snapshot's Host, indexed once for all its stories (api.host_for)
+        from meshviz.engine.api import host_for
+
+        host = host_for(snapshot)
+    sim = Simulation(host, SocketTable.of(tuple(e_socks + a_socks)))
     verdict: dict[str, Any] = {
         "intercepted": False,
         "loop": False,
