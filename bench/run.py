@@ -263,11 +263,16 @@ def bench_story(args: argparse.Namespace) -> None:
     conn = default_connections(ev)[0]
     print(f"== story: a node-sized pod (Istio TPROXY example + {args.services} services, {mib(len(ev.iptables))})")
     print(f"connection: {conn}")
-    from meshviz.engine import api, parsecache
+    from meshviz.engine import api
     from meshviz.engine.envoy.parser import parse_config_dump
 
     # default_connections parsed the evidence: forget every parse, so the first story starts from the texts
-    parsecache.cache_clear()
+    try:
+        from meshviz.engine import parsecache
+
+        parsecache.cache_clear()
+    except ImportError:  # the code before issue 15 (bench/run.py run on an older tree)
+        pass
     parse_config_dump.cache_clear()
     evidence_module.pod_of.cache_clear()
     evidence_module.simulated_pod.cache_clear()
