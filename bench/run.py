@@ -346,7 +346,24 @@ def main() -> int:
             else:
                 bench_trace(args)
             sys.stdout.flush()
+    print_recorded()
     return 0
+
+
+def print_recorded() -> None:
+    """The figures recorded before and after issue 15 (docs/performance.md), to set this run's beside."""
+    doc = ROOT / "docs" / "performance.md"
+    if not doc.exists():
+        return
+    text = doc.read_text()
+    start = text.find("## Figures")
+    if start < 0:
+        return
+    rows = [ln for ln in text[start:].split("\n## ", 1)[0].splitlines() if ln.startswith("|") and "---" not in ln]
+    print("== recorded in docs/performance.md (the same bench, before -> after issue 15, a loaded 2-core machine)")
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        print(f"{cells[0]:<64} {cells[1]:>18}  {cells[2]:>18}")
 
 
 if __name__ == "__main__":
