@@ -217,7 +217,10 @@ class _Walker:
             return self.leaf(node, secret=secret)
         if isinstance(node, list):
             for i, item in enumerate(node):
-                if isinstance(item, (str, dict, list)):  # numbers, booleans and null stay as they are
+                if isinstance(item, str):  # what walk() would do with it, without the call
+                    if secret or _looks_secret(item):
+                        node[i] = self._take(item)
+                elif isinstance(item, (dict, list)):  # numbers, booleans and null stay as they are
                     node[i] = self.walk(item, secret=secret, tls=tls)
             return node
         if not isinstance(node, dict):
