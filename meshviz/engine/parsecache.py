@@ -9,8 +9,10 @@ the same evidence again and again: a page, a what-if edit, every connection of a
 ruleset takes seconds and indexing its chains (`simulate.Host`) a good part of one, so both are done once and the
 immutable results are shared (a Host only fills its lazy indexes; what it answers never changes).
 
-The key is a SHA-256 of every text and argument (`evidence_key`); a caller that already has the evidence's hash (an
-analysis stores one) may give it as `key` instead, with the other arguments - it must then stand for the texts.
+Entries are found by the texts themselves (Python keeps a str's hash once computed, and equal texts compare with
+one memcmp, the same object without it) and the other arguments; a caller that already has the evidence's hash (an
+analysis stores one; `evidence_key` computes a SHA-256 of texts and arguments) may give it as `key` instead, with
+the other arguments - it must then stand for the texts.
 Entries are kept for the last `MAX_ENTRIES` evidences and while their texts add up to at most `MAX_TEXT_BYTES`
 (parsed, a rule takes ~15x its text), the most recently used first.
 """
@@ -38,7 +40,7 @@ MAX_TEXT_BYTES = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Parsed:
-    key: str
+    key: object
     loaded: LoadResult
     size: int
     _host: list[Host] = field(default_factory=list, compare=False, repr=False)
@@ -92,12 +94,12 @@ def evidence_key(
 
 class _Cache:
     def __init__(self) -> None:
-        self.entries: OrderedDict[str, Parsed] = OrderedDict()
+        self.entries: OrderedDict[object, Parsed] = OrderedDict()
         self.lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str) -> Parsed | None:
+    def get(self, key: object) -> Parsed | None:
         with self.lock:
             hit = self.entries.get(key)
             if hit is not None:
@@ -134,18 +136,14 @@ def parse_once(
     unknown = set(texts) - set(TEXTS)
     if unknown:
         raise TypeError(f"unknown evidence: {', '.join(sorted(unknown))}")
-    if key is None:
-        key = evidence_key(pod_ip=pod_ip, sources=sources, strict=strict, **texts)
-    else:
-        key = "given:" + repr(
-            (key, str(pod_ip) if pod_ip is not None else None, sorted((sources or {}).items()), strict)
-        )
-    hit = _CACHE.get(key)
+    args = (str(pod_ip) if pod_ip is not None else None, tuple(sorted((sources or {}).items())), strict)
+    entry_key: object = ("given", key, args) if key is not None else (tuple(texts.get(n) for n in TEXTS), args)
+    hit = _CACHE.get(entry_key)
     if hit is not None:
         return hit
     loaded = load_snapshot(**texts, pod_ip=pod_ip, sources=sources, strict=strict)  # type: ignore[arg-type]
     size = sum(len(t) for t in texts.values() if t)
-    return _CACHE.put(Parsed(key, loaded, size))
+    return _CACHE.put(Parsed(entry_key, loaded, size))
 
 
 def cache_info() -> dict[str, int]:

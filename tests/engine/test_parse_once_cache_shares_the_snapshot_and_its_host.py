@@ -118,3 +118,12 @@ def test_a_story_from_the_cache_is_the_story_from_a_fresh_parse() -> None:
     pod_of.cache_clear()
     fresh = connection_story(ev, conn)
     assert cached == fresh
+
+
+def test_evidence_key_is_a_hash_of_the_texts_and_arguments() -> None:
+    k = parsecache.evidence_key(iptables=RULES, pod_ip="10.0.0.10")
+    assert k == parsecache.evidence_key(iptables=RULES[:-1] + "\n", pod_ip="10.0.0.10")
+    assert len(k) == 64
+    assert k != parsecache.evidence_key(iptables=RULES + "#", pod_ip="10.0.0.10")
+    assert k != parsecache.evidence_key(iptables=RULES, pod_ip="10.0.0.11")
+    assert k != parsecache.evidence_key(iptables=RULES, ip_rule="", pod_ip="10.0.0.10")
