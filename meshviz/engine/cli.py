@@ -159,9 +159,9 @@ def _plain(obj: Any) -> Any:
 
 
 def parse_listen(spec: str) -> Socket:
+    """`[ADDR:]PORT[,transparent][,uid=N][,gid=N][,mark=N][,name=X][,udp]`."""
     from meshviz.engine.model import Family, Socket
 
-    """`[ADDR:]PORT[,transparent][,uid=N][,gid=N][,mark=N][,name=X][,udp]`."""
     head, *flags = spec.split(",")
     addr = None
     if head.count(":") >= 1 and not head.startswith("["):
