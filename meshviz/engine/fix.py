@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from typing import Any
 
 from meshviz.engine.envoy.parser import parse_config_dump
@@ -41,6 +40,7 @@ from meshviz.engine.model import (
     Table,
 )
 from meshviz.engine.netaddr import split_host_port
+from meshviz.engine.parsecache import rules_once
 from meshviz.engine.routing import default_policy_rules, render_route, render_rule
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.story import Story
@@ -177,15 +177,14 @@ def _sysctls(text: str | None) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=16)
 def _parsed(iptables: str) -> IptablesParseResult:
-    """The evidence's rules, parsed once per text (the repairs ask several questions of the same rules)."""
-    return parse_iptables(iptables, source="evidence")
+    """The evidence's rules, parsed once per text (the repairs ask several questions of the same rules; the
+    comparison reads the same parse: parsecache.rules_once)."""
+    return rules_once(iptables)
 
 
-@lru_cache(maxsize=16)
 def _parsed6(ip6tables: str) -> IptablesParseResult:
-    return parse_iptables(ip6tables, source="evidence", family=Family.IPV6)
+    return rules_once(ip6tables, family=Family.IPV6)
 
 
 def _mode(ev: Evidence) -> str:

@@ -17,9 +17,9 @@ from dataclasses import replace
 
 from meshviz.engine.envoy.patch import to_mode
 from meshviz.engine.evidence import Evidence
-from meshviz.engine.iptables_parser import parse_iptables
 from meshviz.engine.istio.settings import CaptureSettings, InterceptionMode
 from meshviz.engine.model import Chain, Family, Rule, Ruleset, Snapshot
+from meshviz.engine.parsecache import rules_once
 from meshviz.engine.profile import tproxy_mark_of
 
 
@@ -62,7 +62,7 @@ def _owner_ids(rule: Rule, option: str) -> list[str]:
 
 def settings_from_rules(iptables: str, notes: list[str]) -> CaptureSettings:
     """Infer the istio-iptables settings behind a pod's rules (what the comparison keeps constant)."""
-    r = parse_iptables(iptables, source="evidence")
+    r = rules_once(iptables)
     v4 = next((rs for rs in r.rulesets if rs.family == Family.IPV4), None)
     base = CaptureSettings()
     if v4 is None:
@@ -138,7 +138,7 @@ def settings_from_rules(iptables: str, notes: list[str]) -> CaptureSettings:
 
 
 def _snapshot_for_marks(iptables: str) -> Snapshot:
-    r = parse_iptables(iptables, source="evidence")
+    r = rules_once(iptables)
     return Snapshot(rulesets=r.rulesets)
 
 

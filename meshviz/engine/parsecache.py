@@ -23,12 +23,14 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from meshviz.engine.api import LoadResult
     from meshviz.engine.errors import ParseError, ParseWarning
-    from meshviz.engine.model import IPAddress, Snapshot
+    from meshviz.engine.iptables_parser import IptablesParseResult
+    from meshviz.engine.model import Family, IPAddress, Snapshot
     from meshviz.engine.simulate import Host
 
 #: The evidence texts `parse_once` takes, in `api.load_snapshot`'s names.
@@ -161,3 +163,12 @@ def cache_clear() -> None:
     with _CACHE.lock:
         _CACHE.entries.clear()
         _CACHE.hits = _CACHE.misses = 0
+
+
+@lru_cache(maxsize=4)
+def rules_once(text: str, source: str = "evidence", family: Family | None = None) -> IptablesParseResult:
+    """`parse_iptables(text, source, family)` kept for the last few texts: the comparison and the repairs read the
+    rules of the same evidence several times (the settings behind them, the marks, the chains to patch)."""
+    from meshviz.engine.iptables_parser import parse_iptables
+
+    return parse_iptables(text, source=source, family=family)

@@ -127,3 +127,12 @@ def test_evidence_key_is_a_hash_of_the_texts_and_arguments() -> None:
     assert k != parsecache.evidence_key(iptables=RULES + "#", pod_ip="10.0.0.10")
     assert k != parsecache.evidence_key(iptables=RULES, pod_ip="10.0.0.11")
     assert k != parsecache.evidence_key(iptables=RULES, ip_rule="", pod_ip="10.0.0.10")
+
+
+def test_the_comparison_and_the_repairs_share_one_parse_of_the_rules() -> None:
+    from meshviz.engine import fix, modes
+
+    parsecache.rules_once.cache_clear()
+    assert fix._parsed(RULES) is parsecache.rules_once(RULES)
+    modes.settings_from_rules(RULES, [])
+    assert parsecache.rules_once.cache_info().misses == 1
