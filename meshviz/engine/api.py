@@ -57,7 +57,8 @@ from meshviz.engine.pipeline.evidence import (
     simulated_pod,
     verdict_line,
 )
-from meshviz.engine.pipeline.pod import LoadResult, Pod, load_pod, load_snapshot, run_story, trace
+from meshviz.engine.pipeline.load import LoadResult, load_snapshot
+from meshviz.engine.pipeline.pod import Pod, load_pod, run_story, trace
 from meshviz.engine.render import dot as render
 from meshviz.engine.render.dot import DiagramError
 from meshviz.engine.routing.addr import parse_ip_addr

@@ -32,15 +32,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshviz.engine.core.errors import ParseError
-from meshviz.engine.core.model import Family, Packet, Socket
-from meshviz.engine.core.netaddr import split_host_port
-from meshviz.engine.core.trace import render_text
 from meshviz.engine.evidence.kinds import EVIDENCE_KINDS
-from meshviz.engine.pipeline.pod import load_snapshot, trace
-from meshviz.engine.sim.simulate import Sender
+
+if TYPE_CHECKING:
+    from meshviz.engine.core.errors import ParseError
+    from meshviz.engine.core.model import Socket
+
+# Each command imports what it needs when it runs: `parse` loads the parsers only, not the simulator, the story and
+# Envoy's model (start-up is part of every command's time).
 
 
 class _Given(str):
@@ -164,6 +165,8 @@ def _plain(obj: Any) -> Any:
 
 def parse_listen(spec: str) -> Socket:
     """`[ADDR:]PORT[,transparent][,uid=N][,gid=N][,mark=N][,name=X][,udp]`."""
+    from meshviz.engine.core.model import Family, Socket
+
     head, *flags = spec.split(",")
     addr = None
     if head.count(":") >= 1 and not head.startswith("["):
@@ -225,6 +228,13 @@ def _need_rules(args: argparse.Namespace) -> bool:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    from meshviz.engine.core.model import Packet
+    from meshviz.engine.core.netaddr import split_host_port
+    from meshviz.engine.core.trace import render_text
+    from meshviz.engine.pipeline.load import load_snapshot
+    from meshviz.engine.pipeline.pod import trace
+    from meshviz.engine.sim.simulate import Sender
+
     try:
         src, sport = split_host_port(args.src)
         dst, dport = split_host_port(args.dst)
@@ -292,6 +302,7 @@ def _pod_iface_of(snapshot: Any, pod_ip: str | None) -> str:
 
 
 def cmd_story(args: argparse.Namespace) -> int:
+    from meshviz.engine.core.trace import render_text
     from meshviz.engine.pipeline.pod import run_story
 
     if args.direction == "inbound" and (args.client is None or args.port is None):
@@ -524,11 +535,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _resolve_inputs(args: argparse.Namespace) -> int:
     """--bundle and repeated --envoy into the single inputs the commands read; 0, or an exit status."""
-    from meshviz.engine.envoy.proxyconfig import merge_envoy_inputs
-    from meshviz.engine.evidence.archive import ArchiveError
-    from meshviz.engine.evidence.bundle import read_bundle
-
     if getattr(args, "bundle", None):
+        from meshviz.engine.evidence.archive import ArchiveError
+        from meshviz.engine.evidence.bundle import read_bundle
+
         try:
             bundle = read_bundle(Path(args.bundle).read_bytes(), source=args.bundle)
         except ArchiveError as e:
@@ -555,6 +565,8 @@ def _resolve_inputs(args: argparse.Namespace) -> int:
         if len(args.envoy) == 1:
             args.envoy = args.envoy[0]
         else:
+            from meshviz.engine.envoy.proxyconfig import merge_envoy_inputs
+
             merged = merge_envoy_inputs([(str(e), _read(e)) for e in args.envoy])
             if merged.errors:
                 _print_errors(merged.errors, args.format)

@@ -6,7 +6,7 @@ import ipaddress
 
 from meshviz.engine.core.model import Packet, Socket
 from meshviz.engine.core.trace import Trace
-from meshviz.engine.pipeline.pod import load_snapshot
+from meshviz.engine.pipeline.load import load_snapshot
 from meshviz.engine.sim.simulate import Host, Sender, Simulation
 from meshviz.engine.sim.snapshot import Snapshot
 from meshviz.engine.sim.sockets import SocketTable

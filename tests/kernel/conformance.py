@@ -19,7 +19,7 @@ from meshviz.engine.core.model import Family, Socket
 from meshviz.engine.core.trace import render_text
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.netfilter.render import render_ruleset
-from meshviz.engine.pipeline.pod import load_snapshot
+from meshviz.engine.pipeline.load import load_snapshot
 from meshviz.engine.sim.connection import ConnectionResult, Endpoint, connect_from_network, connect_from_pod
 from meshviz.engine.sim.simulate import Host, Sender, Simulation
 from meshviz.engine.sim.sockets import SocketTable

@@ -81,7 +81,7 @@ class Packet:
 
 # --------------------------------------------------------------------------
 # Netfilter rulesets
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceRef:
     """Where a parsed object came from: file name, 1-based line, original text."""
 

@@ -260,8 +260,6 @@ _KNOWN: dict[str, frozenset[str]] = {
 
 _CLUSTER_TYPES = {0: "STATIC", 1: "STRICT_DNS", 2: "LOGICAL_DNS", 3: "EDS", 4: "ORIGINAL_DST"}
 
-_NAME_PATTERN_CACHE: dict[str, re.Pattern[str]] = {}
-
 
 # --------------------------------------------------------------------------
 # Locating things in the text (best effort, for line numbers)
@@ -296,13 +294,24 @@ class _Locator:
         return line, column, self.line_text(line, column)
 
     def find_name(self, name: str, start: int) -> int:
-        pat = _NAME_PATTERN_CACHE.get(name)
-        if pat is None:
-            pat = re.compile(r'"name"\s*:\s*' + re.escape(json.dumps(name)))
-            if len(_NAME_PATTERN_CACHE) < 20_000:
-                _NAME_PATTERN_CACHE[name] = pat
-        m = pat.search(self.text, start)
-        return m.start() if m else -1
+        """Where `"name"\\s*:\\s*"<name>"` first starts at or after `start` (-1 if nowhere): the value found with
+        str.find, then what comes before it checked (a regular expression per name cost more to compile than to
+        run: a big dump has thousands of names)."""
+        text = self.text
+        token = json.dumps(name)
+        pos = text.find(token, start)
+        while pos >= 0:
+            q = pos
+            while q > 0 and text[q - 1].isspace():
+                q -= 1
+            if q > 0 and text[q - 1] == ":":
+                q -= 1
+                while q > 0 and text[q - 1].isspace():
+                    q -= 1
+                if q - 6 >= start and text.startswith('"name"', q - 6):
+                    return q - 6
+            pos = text.find(token, pos + 1)
+        return -1
 
     def find_key(self, key: str, start: int) -> int:
         for k in (key, _camel(key)):

@@ -140,6 +140,25 @@ def _snake(key: str) -> str:
     return k
 
 
+# key -> (kept, sensitive, inline data, under it is TLS, a secrets section, "key" or "name"), in snake_case
+_KEY_INFO: dict[str, tuple[bool, bool, bool, bool, bool, bool]] = {}
+
+
+def _key_info(key: str) -> tuple[bool, bool, bool, bool, bool, bool]:
+    k = _snake(key)
+    info = (
+        k in _KEEP_KEYS,
+        _is_sensitive_key(key),
+        k in _INLINE_KEYS,
+        k in _TLS_KEYS or k.endswith("tls_context"),
+        k in _SECRET_SECTIONS,
+        k in ("key", "name"),
+    )
+    if len(_KEY_INFO) < 100_000:
+        _KEY_INFO[key] = info
+    return info
+
+
 def _is_sensitive_key(key: str) -> bool:
     hit = _SENSITIVE_CACHE.get(key)
     if hit is None:
@@ -198,26 +217,32 @@ class _Walker:
             return self.leaf(node, secret=secret)
         if isinstance(node, list):
             for i, item in enumerate(node):
-                node[i] = self.walk(item, secret=secret, tls=tls)
+                if isinstance(item, str):  # what walk() would do with it, without the call
+                    if secret or _looks_secret(item):
+                        node[i] = self._take(item)
+                elif isinstance(item, (dict, list)):  # numbers, booleans and null stay as they are
+                    node[i] = self.walk(item, secret=secret, tls=tls)
             return node
         if not isinstance(node, dict):
             return node
         header_secret = self._is_sensitive_header(node)
         for key, value in node.items():
-            k = _snake(key)
-            if k in _KEEP_KEYS and isinstance(value, str):
+            info = _KEY_INFO.get(key)
+            if info is None:
+                info = _key_info(key)
+            keep, sensitive, inline, tls_key, section, key_or_name = info
+            if keep and isinstance(value, str):
                 node[key] = self.leaf(value, secret=False)
                 continue
-            child_secret = secret or _is_sensitive_key(key)
-            if header_secret and k not in ("key", "name"):
-                child_secret = True
-            if tls and k in _INLINE_KEYS:
-                child_secret = True
-            child_tls = tls or k in _TLS_KEYS or k.endswith("tls_context")
-            if k in _SECRET_SECTIONS and isinstance(value, list):
+            child_secret = secret or sensitive or (header_secret and not key_or_name) or (tls and inline)
+            if section and isinstance(value, list):
                 node[key] = [self._secret_entry(item) for item in value]
                 continue
-            node[key] = self.walk(value, secret=child_secret, tls=child_tls)
+            if isinstance(value, str):
+                if child_secret or _looks_secret(value):
+                    node[key] = self._take(value)
+            elif isinstance(value, (dict, list)):
+                node[key] = self.walk(value, secret=child_secret, tls=tls or tls_key)
         return node
 
     def _secret_entry(self, entry: Any) -> Any:
@@ -231,6 +256,8 @@ class _Walker:
 
     @staticmethod
     def _is_sensitive_header(node: dict[str, Any]) -> bool:
+        if len(node) < 2:
+            return False
         for k in ("key", "name", "header_name"):
             v = node.get(k)
             if isinstance(v, str) and v.lower() in _SENSITIVE_HEADERS:
@@ -375,10 +402,13 @@ def redact(text: str) -> RedactionResult:
         redacted, count = fast
     # Belt and braces: what we store must come out clean when read back.
     try:
-        again = json.loads(redacted)
+        again = safejson.loads(redacted)  # same as json.loads: the bounds held for `text`
     except json.JSONDecodeError:
         again = None
-    if again is None or redact_object(again):
+    # Read back equal to the walked object, it is clean: the walk is idempotent (what it replaced is the marker, the
+    # keys that make a value secret are unchanged, and no value it left can look like a sensitive header name), so
+    # walking it again - a second pass over a big dump - is needed only when the read-back differs.
+    if again is None or (again != obj and redact_object(again)):
         redacted = json.dumps(obj, indent=1)
         again = json.loads(redacted)
         count = walker.count

@@ -20,8 +20,8 @@ from meshviz.engine.envoy.patch import to_mode
 from meshviz.engine.evidence.profile import tproxy_mark_of
 from meshviz.engine.istio.settings import CaptureSettings, InterceptionMode
 from meshviz.engine.netfilter.model import Chain, Rule, Ruleset, rule_dports
-from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.pipeline.evidence import Evidence, profile_of
+from meshviz.engine.pipeline.parsecache import rules_once
 from meshviz.engine.sim.snapshot import Snapshot
 
 
@@ -53,7 +53,7 @@ def _owner_ids(rule: Rule, option: str) -> list[str]:
 
 def settings_from_rules(iptables: str, notes: list[str]) -> CaptureSettings:
     """Infer the istio-iptables settings behind a pod's rules (what the comparison keeps constant)."""
-    r = parse_iptables(iptables, source="evidence")
+    r = rules_once(iptables)
     v4 = next((rs for rs in r.rulesets if rs.family == Family.IPV4), None)
     base = CaptureSettings()
     if v4 is None:
@@ -129,7 +129,7 @@ def settings_from_rules(iptables: str, notes: list[str]) -> CaptureSettings:
 
 
 def _snapshot_for_marks(iptables: str) -> Snapshot:
-    r = parse_iptables(iptables, source="evidence")
+    r = rules_once(iptables)
     return Snapshot(rulesets=r.rulesets)
 
 

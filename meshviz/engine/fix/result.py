@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from typing import Any
 
 from meshviz.engine.core.model import Family
-from meshviz.engine.netfilter.parser import IptablesParseResult, parse_iptables
+from meshviz.engine.netfilter.parser import IptablesParseResult
 from meshviz.engine.netfilter.render import render_ruleset
 from meshviz.engine.pipeline.evidence import Evidence
+from meshviz.engine.pipeline.parsecache import rules_once
 from meshviz.engine.routing.defaults import default_policy_rules
 from meshviz.engine.routing.flow import render_route, render_rule
 from meshviz.engine.routing.model import TABLE_IDS, PolicyRule
@@ -90,7 +90,7 @@ def patched_evidence(ev: Evidence, repairs: list[Repair]) -> dict[str, Any]:
     from the interfaces' addresses, as idempotent `route replace` commands (IPv6 ones start with `-6`: each is
     the arguments of one `ip` command).  `repairs` is kept for the artifacts.
     """
-    from meshviz.engine.pipeline.pod import load_snapshot
+    from meshviz.engine.pipeline.load import load_snapshot
 
     r = _parsed(ev.iptables)
     v4 = "".join(render_ruleset(rs) for rs in r.rulesets if rs.family == Family.IPV4)
@@ -145,12 +145,11 @@ def _sysctls(text: str | None) -> list[tuple[str, str]]:
     return list(parse_sysctls(text).sysctls.values)
 
 
-@lru_cache(maxsize=16)
 def _parsed(iptables: str) -> IptablesParseResult:
-    """The evidence's rules, parsed once per text (the repairs ask several questions of the same rules)."""
-    return parse_iptables(iptables, source="evidence")
+    """The evidence's rules, parsed once per text (the repairs ask several questions of the same rules; the
+    comparison reads the same parse: parsecache.rules_once)."""
+    return rules_once(iptables)
 
 
-@lru_cache(maxsize=16)
 def _parsed6(ip6tables: str) -> IptablesParseResult:
-    return parse_iptables(ip6tables, source="evidence", family=Family.IPV6)
+    return rules_once(ip6tables, family=Family.IPV6)

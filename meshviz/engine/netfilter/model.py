@@ -1,4 +1,8 @@
-"""The netfilter model: a family's tables, chains and rules, with their matches and targets."""
+"""The netfilter model: a family's tables, chains and rules, with their matches and targets.
+
+The classes a ruleset holds one of per rule (`Rule`, `Match`, `MatchOption`, `Target`, the criteria; `SourceRef` in
+core) use `__slots__`: a kube-proxy ruleset has ~10^5 of each (issue 15: 15% less memory per rule).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from meshviz.engine.core.model import Family, IPNetwork, SourceRef
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MatchOption:
     """One option of a match, e.g. `! --uid-owner 1337` -> ("uid-owner", ("1337",), True)."""
 
@@ -23,7 +27,7 @@ def find_option(options: tuple[MatchOption, ...], name: str) -> MatchOption | No
     return next((opt for opt in options if opt.name == name), None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     """A match module (`-m owner ...`) with its options.
 
@@ -40,7 +44,7 @@ class Match:
         return find_option(self.options, name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     """`-j NAME [options]` or `-g CHAIN`.  `goto` marks `-g`."""
 
@@ -52,13 +56,13 @@ class Target:
         return find_option(self.options, name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AddrCriterion:
     network: IPNetwork
     negated: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IfaceCriterion:
     """`-i eth+` style interface criterion (`+` is a prefix wildcard)."""
 
@@ -75,7 +79,7 @@ class IfaceCriterion:
         return hit != self.negated
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One rule: the built-in criteria, the match modules in order, the target."""
 

@@ -697,3 +697,18 @@ class _Journey:
         self._hop(f"{dev} (egress)")
         self.steps.append(Step(StepKind.EXITS, StepAction.EXIT, f"leaves the pod on {dev}{via}"))
         raise _Stop(Disposition.EXITS_INTERFACE, f"leaves the pod on {dev}{via}", interface=dev)
+
+
+#: The Host of the last few snapshots (indexing a node-sized ruleset's chains takes most of a second).
+_HOSTS: list[tuple[Snapshot, Host]] = []
+
+
+def host_for(snapshot: Snapshot) -> Host:
+    """The compiled Host for a snapshot, compiled once and kept for the last few snapshots."""
+    for snap, host in _HOSTS:
+        if snap is snapshot:
+            return host
+    host = Host(snapshot)
+    _HOSTS.append((snapshot, host))
+    del _HOSTS[:-8]
+    return host

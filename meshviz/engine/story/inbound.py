@@ -16,7 +16,7 @@ from meshviz.engine.envoy.upstream import upstream_binding, upstream_target
 from meshviz.engine.netfilter.render import rule_text
 from meshviz.engine.routing.model import RuleAction
 from meshviz.engine.sim.connection import ConnectionResult, Endpoint, connect_from_network, connect_from_pod
-from meshviz.engine.sim.simulate import Host, Sender, Simulation
+from meshviz.engine.sim.simulate import Host, Sender, Simulation, host_for
 from meshviz.engine.sim.snapshot import Snapshot
 from meshviz.engine.sim.sockets import SocketTable
 from meshviz.engine.story.build import (
@@ -76,7 +76,8 @@ def inbound_story(
     iface, iface_note = ingress_interface(snapshot, ctx, client.addr)
     if iface_note:
         b.find("assumption", iface_note)
-    sim = Simulation(host or Host(snapshot), SocketTable.of(tuple(e_socks + a_socks)))
+    # the snapshot's Host, indexed once for all its stories
+    sim = Simulation(host or host_for(snapshot), SocketTable.of(tuple(e_socks + a_socks)))
     dst = Endpoint(pod_ip, port)
     b.facts["ingress_interface"] = iface
 

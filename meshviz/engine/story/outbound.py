@@ -6,7 +6,7 @@ from typing import Any
 
 from meshviz.engine.envoy.model import EnvoyConfig
 from meshviz.engine.sim.connection import Endpoint, connect_from_pod
-from meshviz.engine.sim.simulate import Host, Sender, Simulation
+from meshviz.engine.sim.simulate import Host, Sender, Simulation, host_for
 from meshviz.engine.sim.snapshot import Snapshot
 from meshviz.engine.sim.sockets import SocketTable
 from meshviz.engine.story.build import (
@@ -57,7 +57,8 @@ def outbound_story(
     a_socks, notes2 = app_sockets(ctx, given, {s.local_port for s in e_socks}, assumed=assumed)
     for n in notes + notes2:
         b.find("assumption", n)
-    sim = Simulation(host or Host(snapshot), SocketTable.of(tuple(e_socks + a_socks)))
+    # the snapshot's Host, indexed once for all its stories
+    sim = Simulation(host or host_for(snapshot), SocketTable.of(tuple(e_socks + a_socks)))
     verdict: dict[str, Any] = {
         "intercepted": False,
         "loop": False,

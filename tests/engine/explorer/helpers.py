@@ -15,7 +15,7 @@ from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.explorer.whatif import default_connections, retrace, stored
 from meshviz.engine.netfilter.parser import IptablesParseResult, parse_iptables
 from meshviz.engine.pipeline.evidence import Evidence
-from meshviz.engine.pipeline.pod import load_snapshot
+from meshviz.engine.pipeline.load import load_snapshot
 from meshviz.engine.render.dot import DOT_BINARY
 from meshviz.engine.sim.snapshot import Snapshot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from meshviz.engine.explorer.structure import render_structure_svg, structure_dot
-from meshviz.engine.pipeline.pod import load_snapshot
+from meshviz.engine.pipeline.load import load_snapshot
 
 from .helpers import TPROXY_OK, envoy, evidence, needs_dot
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from meshviz.engine.core.model import Socket
 from meshviz.engine.core.trace import Disposition
 from meshviz.engine.istio import CaptureSettings, Flavour, generate
-from meshviz.engine.pipeline.pod import load_snapshot
+from meshviz.engine.pipeline.load import load_snapshot
 from meshviz.engine.sim.snapshot import Snapshot
 
 from ..helpers import CLIENT, POD, ROUTES, listener, receive, send, tcp
