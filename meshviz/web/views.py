@@ -6,20 +6,16 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from meshviz.analyses import access
+from meshviz.web import dashboard
 
 logger = logging.getLogger(__name__)
 
 
-#: analyses listed on the home page
-RECENT = 20
-
-
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """What meshviz does; for a logged-in user, their recent analyses and those shared with their teams."""
-    recent = access.member_of_analysis(request.user).select_related("owner").order_by("-created")[:RECENT]
-    return render(request, "web/home.html", {"recent": list(recent)})
+    """The dashboard (meshviz.web.dashboard): a signed-in user's and their teams' analyses, examples, clusters and
+    watched pods; for a visitor, what meshviz answers and the public examples."""
+    return render(request, "web/home.html", dashboard.context(request))
 
 
 @never_cache
