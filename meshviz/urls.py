@@ -49,6 +49,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("a/<slug:slug>/rerun/", pages.rerun_analysis, name="analysis-page-rerun"),
     path("a/<slug:slug>/delete/", pages.delete_analysis, name="analysis-page-delete"),
     path("a/<slug:slug>/diagram/<int:number>.<diagramfmt:fmt>", pages.analysis_diagram, name="analysis-diagram"),
+    path("a/<slug:slug>/compare/<int:number>.<diagramfmt:fmt>", pages.compare_diagram, name="analysis-compare"),
     path("a/<slug:slug>/fix/<int:patch>/<int:artifact>.txt", pages.fix_artifact, name="fix-artifact"),
     # explorer (meshviz/web/explorer.py, docs/explorer.md)
     path("a/<slug:slug>/structure/", explorer.structure_page, name="explorer-structure"),
@@ -67,6 +68,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "api/v1/analyses/<slug:slug>/diagram.<diagramfmt:fmt>",
         AnalysisViewSet.as_view({"get": "diagram"}),
         name="api-analysis-diagram",
+    ),
+    path(
+        "api/v1/analyses/<slug:slug>/comparison/diagram.<diagramfmt:fmt>",
+        AnalysisViewSet.as_view({"get": "comparison_diagram"}),
+        name="api-analysis-comparison-diagram",
     ),
     path("", include("meshviz.clusters.urls")),  # live collection pages
     path("api/v1/", include(api_router.urls)),

@@ -699,7 +699,9 @@ class AnalysisViewSet(viewsets.GenericViewSet):
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         # a diagram is an image whatever the client accepts (an <img> asks for image/*); errors stay JSON
-        return super().perform_content_negotiation(request, force=force or getattr(self, "action", "") == "diagram")
+        return super().perform_content_negotiation(
+            request, force=force or getattr(self, "action", "") in ("diagram", "comparison_diagram")
+        )
 
     @extend_schema(
         parameters=[
@@ -723,6 +725,39 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             raise exceptions.NotFound(f"no connection {raw!r}")
         try:
             return diagrams.http_response(analysis, int(raw), fmt)
+        except diagrams.NoSuchConnection as exc:
+            raise exceptions.NotFound(str(exc)) from exc
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=["svg", "png"], description="svg or png"),
+            OpenApiParameter(
+                "connection",
+                int,
+                OpenApiParameter.QUERY,
+                default=1,
+                description="1-based number of the compared connection (the comparison holds the first inbound one)",
+            ),
+        ],
+        responses={
+            (200, "image/svg+xml"): OpenApiTypes.BINARY,
+            (200, "image/png"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(ERRORS, "no analysis with that slug, no comparison or no such connection"),
+            503: OpenApiResponse(ERRORS, "Graphviz could not render the diagram"),
+        },
+        summary="REDIRECT vs TPROXY: both modes' flow diagrams of a connection side by side, as SVG or PNG",
+        description="The connection drawn as uploaded and in the other interception mode, next to each other, with the "
+        "steps taken in one mode only highlighted.\n\n"
+        "```sh\ncurl -H 'Authorization: Bearer $MESHVIZ_KEY' -o compare.png \\\n"
+        "  https://meshviz.example.com/api/v1/analyses/SLUG/comparison/diagram.png?connection=1\n```",
+    )
+    def comparison_diagram(self, request: Request, slug: str | None = None, fmt: str = "svg") -> HttpResponse:
+        analysis = self.get_object()
+        raw = request.query_params.get("connection", "1")
+        if not raw.isdigit():
+            raise exceptions.NotFound(f"no connection {raw!r}")
+        try:
+            return diagrams.http_response(analysis, int(raw), fmt, compare=True)
         except diagrams.NoSuchConnection as exc:
             raise exceptions.NotFound(str(exc)) from exc
 

@@ -150,6 +150,19 @@ def _comparison_tables(comparison: dict[str, Any], modes: list[str]) -> list[dic
     return tables
 
 
+def _comparison_diagrams(analysis: Analysis, tables: list[dict[str, Any]]) -> None:
+    """Each compared connection's REDIRECT vs TPROXY flow diagrams (inline SVG), or why there are none."""
+    for number, table in enumerate(tables, 1):
+        table["number"] = number
+        table["svg"], table["diagram_error"] = None, ""
+        try:
+            svg, _ = diagrams.rendered(diagrams.compare_dot(analysis, number), "svg")
+            table["svg"] = diagrams.inline_svg(svg)
+        except (DiagramError, diagrams.NoSuchConnection) as exc:
+            logger.warning("analysis %s: comparison diagram %d: %s", analysis.slug, number, exc)
+            table["diagram_error"] = str(exc)
+
+
 def _sharing(request: HttpRequest, analysis: Analysis) -> dict[str, Any]:
     user = request.user
     shared = list(analysis.teams.all())
@@ -173,6 +186,8 @@ def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
     pending = analysis.state in (Analysis.State.QUEUED, Analysis.State.RUNNING)
     comparison = results.get("comparison") or {}
     modes = sorted(comparison.get("modes") or [], key=lambda m: 0 if m == "REDIRECT" else 1)
+    tables = _comparison_tables(comparison, modes)
+    _comparison_diagrams(analysis, tables)
     context = {
         "analysis": analysis,
         "pending": pending,
@@ -182,7 +197,7 @@ def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
         "connections": _connections(analysis, stories),
         "comparison": comparison,
         "compare_modes": modes,
-        "comparison_tables": _comparison_tables(comparison, modes),
+        "comparison_tables": tables,
         "fix": _fix(results.get("fix")),
         "warning_groups": warning_groups(analysis.parse_warnings or []),
         "rulesets": _rules(analysis, stories) if analysis.iptables else [],
@@ -228,6 +243,16 @@ def rerun_analysis(request: HttpRequest, slug: str) -> HttpResponse:
 def analysis_diagram(request: HttpRequest, slug: str, number: int, fmt: str) -> HttpResponse:
     try:
         return diagrams.http_response(access.readable_analysis(request, slug), number, fmt)
+    except diagrams.NoSuchConnection as exc:
+        raise Http404(str(exc)) from exc
+
+
+@login_first
+@require_GET
+def compare_diagram(request: HttpRequest, slug: str, number: int, fmt: str) -> HttpResponse:
+    """REDIRECT vs TPROXY: compared connection `number`'s two flow diagrams side by side."""
+    try:
+        return diagrams.http_response(access.readable_analysis(request, slug), number, fmt, compare=True)
     except diagrams.NoSuchConnection as exc:
         raise Http404(str(exc)) from exc
 
