@@ -14,6 +14,8 @@
     var natural = !box.classList.contains("structure-diagram");
     svg.removeAttribute("width");
     svg.removeAttribute("height");
+    // through the CSSOM, which the Content-Security-Policy allows (svg-pan-zoom would write a style attribute)
+    svg.style.overflow = "hidden";
     function size() {
       if (natural) svg.style.height = Math.round(box.clientWidth * vb.height / vb.width) + "px";
     }
