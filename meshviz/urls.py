@@ -49,6 +49,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("a/<slug:slug>/rerun/", pages.rerun_analysis, name="analysis-page-rerun"),
     path("a/<slug:slug>/delete/", pages.delete_analysis, name="analysis-page-delete"),
     path("a/<slug:slug>/diagram/<int:number>.<diagramfmt:fmt>", pages.analysis_diagram, name="analysis-diagram"),
+    path("a/<slug:slug>/card.png", pages.card_image, name="analysis-card"),
     path("a/<slug:slug>/compare/<int:number>.<diagramfmt:fmt>", pages.compare_diagram, name="analysis-compare"),
     path("a/<slug:slug>/fix/<int:patch>/<int:artifact>.txt", pages.fix_artifact, name="fix-artifact"),
     # explorer (meshviz/web/explorer.py, docs/explorer.md)
@@ -74,6 +75,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
         AnalysisViewSet.as_view({"get": "comparison_diagram"}),
         name="api-analysis-comparison-diagram",
     ),
+    # the chat message for bots, as /summary?format=text|markdown|slack (meshviz/analyses/chat.py)
+    path("api/v1/analyses/<slug:slug>/summary", AnalysisViewSet.as_view({"get": "summary"}), name="api-summary"),
     path("", include("meshviz.clusters.urls")),  # live collection pages
     path("api/v1/", include(api_router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

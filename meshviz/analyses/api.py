@@ -17,7 +17,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import UploadedFile
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -39,7 +39,7 @@ from meshviz.accounts.models import Team
 from meshviz.web.explorer_api import ExplorerViewSet
 from meshviz.web.parsers import BoundedJSONParser
 
-from . import access, bundles, diagrams, services
+from . import access, bundles, chat, diagrams, services
 from .models import Analysis
 from .permissions import ReadPublicOrAuthenticated
 from .tasks import enqueue
@@ -700,7 +700,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         # a diagram is an image whatever the client accepts (an <img> asks for image/*); errors stay JSON
         return super().perform_content_negotiation(
-            request, force=force or getattr(self, "action", "") in ("diagram", "comparison_diagram")
+            request, force=force or getattr(self, "action", "") in ("diagram", "comparison_diagram", "summary")
         )
 
     @extend_schema(
@@ -760,6 +760,70 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             return diagrams.http_response(analysis, int(raw), fmt, compare=True)
         except diagrams.NoSuchConnection as exc:
             raise exceptions.NotFound(str(exc)) from exc
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Verdicts",
+                {
+                    "slug": serializers.CharField(),
+                    "state": serializers.CharField(),
+                    "permalink": serializers.URLField(),
+                    "pod": serializers.DictField(),
+                    "summary": serializers.CharField(),
+                    "connections": serializers.ListField(child=serializers.DictField()),
+                    "connections_total": serializers.IntegerField(),
+                    "fix": serializers.DictField(),
+                },
+            ),
+            **ERROR_RESPONSES,
+        },
+        summary="The verdicts only: each connection's verdict and cause, the verified fix's first command, the "
+        "permalink (under 10 KB whatever the evidence's size)",
+        description="For bots and scripts that need the answer, not the evidence: the full analysis of a pod with a "
+        "large Envoy dump is megabytes of JSON, this stays under 10 KB.\n\n"
+        '```sh\ncurl -s -H "Authorization: Bearer $MESHVIZ_KEY" \\\n'
+        "  https://meshviz.example.com/api/v1/analyses/SLUG/verdicts/\n```",
+    )
+    @action(detail=True, methods=["get"])
+    def verdicts(self, request: Request, slug: str | None = None) -> Response:
+        analysis = self.get_object()
+        return Response(chat.verdicts(analysis, request.build_absolute_uri(analysis.permalink_path)))
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                OpenApiParameter.QUERY,
+                enum=[*chat.FORMATS],  # not list(): the class body has its own `list`
+                default="text",
+                description="text (plain), markdown, or slack (a Block Kit message: post it as is)",
+            )
+        ],
+        responses={
+            (200, "text/plain"): OpenApiTypes.STR,
+            (200, "text/markdown"): OpenApiTypes.STR,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            **ERROR_RESPONSES,
+        },
+        summary="A chat message about the analysis: the verdict, the cause, the fix's first command, the permalink",
+        description="What a bot posts as is. `format=slack` is a Slack Block Kit payload "
+        '(`{"text": ..., "blocks": [...]}`) for chat.postMessage or an incoming webhook.\n\n'
+        '```sh\ncurl -s -H "Authorization: Bearer $MESHVIZ_KEY" \\\n'
+        "  'https://meshviz.example.com/api/v1/analyses/SLUG/summary?format=slack'\n```",
+    )
+    # not a router action: bots write /summary?format=slack, without the router's trailing slash (meshviz/urls.py)
+    def summary(self, request: Request, slug: str | None = None) -> HttpResponse:
+        analysis = self.get_object()
+        fmt = request.query_params.get("format", "text")
+        if fmt not in chat.FORMATS:
+            raise exceptions.ValidationError({"format": f"one of {', '.join(chat.FORMATS)}, not {fmt!r}"})
+        message = chat.summary(analysis, request.build_absolute_uri(analysis.permalink_path), fmt)
+        if isinstance(message, dict):
+            return JsonResponse(message)
+        kind = "text/markdown" if fmt == "markdown" else "text/plain"
+        return HttpResponse(message, content_type=f"{kind}; charset=utf-8")
 
     def _results_part(self, key: str) -> Response:
         analysis = self.get_object()

@@ -129,3 +129,17 @@ def http_response(analysis: Analysis, number: int, fmt: str, *, compare: bool = 
     response["Content-Disposition"] = f'inline; filename="{name}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def card_png(analysis: Analysis) -> bytes | None:
+    """The 1200 x 630 preview image of the analysis for chat unfurls (None: nothing to draw yet).
+
+    Raises render.DiagramError when Graphviz fails."""
+    from . import chat
+
+    c = chat.card(analysis)
+    stories = (analysis.results or {}).get("stories") or []
+    if c["number"] is None or not stories:
+        return None
+    dot = flowchart.card_to_dot(story_from_dict(stories[c["number"] - 1]), c["title"], c["description"])
+    return rendered(dot, "png")[0]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -562,3 +563,133 @@ def compare_to_flow_dot(comparison: dict[str, Any], connection: int = 0, layout:
         + _legend()
     )
     return _document(title, body)
+
+
+# --------------------------------------------------------------------------
+# A link preview: 1200 x 630 px (at 96 dpi), the verdict, the cause and the path in one line
+# --------------------------------------------------------------------------
+
+CARD_W, CARD_H = 900.0, 472.5  # points: 1200 x 630 px at 96 dpi
+CARD_DPI = "96"
+
+
+def card_steps(story: Story, limit: int = 5) -> list[_Row]:
+    """The request path reduced to where it changes lanes, plus the failure: at most `limit` boxes."""
+    flow = flow_of(story)
+    groups: list[list[_Row]] = []
+    for r in flow.rows:
+        if r.kind == "heading":
+            break
+        if groups and groups[-1][0].lane == r.lane:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    picked: list[_Row] = []
+    for g in groups:
+        # where Envoy ends up (its upstream bind) says more than where it starts; elsewhere, the first step
+        chosen = g[-1] if g[0].lane == "envoy" else g[0]
+        picked.extend(r for r in g if r.failed and r is not chosen and g.index(r) < g.index(chosen))
+        picked.append(chosen)
+        picked.extend(r for r in g if r.failed and r is not chosen and g.index(r) > g.index(chosen))
+    failed = [r for r in flow.rows if r.failed]
+    if failed and failed[0] not in picked:
+        picked.append(failed[0])
+    if len(picked) > limit:
+        keep = [*picked[: limit - 2], *[r for r in picked[limit - 2 :] if r.failed][:1]]
+        picked = [*keep, picked[-1]] if picked[-1] not in keep else keep
+        picked = picked[:limit]
+    return picked
+
+
+def card_to_dot(story: Story, title: str, description: str) -> str:
+    """A chat preview of the story: the verdict line, the cause and the path through the lanes, readable at
+    1200 x 630 px (render with render.render_png)."""
+    failure = story.verdict.get("failure")
+    color = render.RED if failure else "#1b5e20"
+    body: list[str] = []
+    body.append(
+        "  bg "
+        + _a(
+            label="",
+            shape="box",
+            style="filled",
+            color="white",
+            fillcolor="white",
+            fixedsize="true",
+            width=_inch(CARD_W),
+            height=_inch(CARD_H),
+            pos=_pos(CARD_W / 2, CARD_H / 2),
+        )
+        + ";"
+    )
+    text = (
+        f'<TABLE BORDER="0" CELLPADDING="0" CELLSPACING="4"><TR><TD WIDTH="{int(CARD_W - 60)}" ALIGN="LEFT" '
+        f'BALIGN="LEFT"><font point-size="13" color="#555555"><b>meshviz</b></font></TD></TR>'
+        f'<TR><TD ALIGN="LEFT" BALIGN="LEFT"><font point-size="24" color="{color}"><b>'
+        f"{_br(render.wrapped(render.clean(title, 160), 58))}</b></font></TD></TR>"
+        f'<TR><TD ALIGN="LEFT" BALIGN="LEFT"><font point-size="17" color="#222222">'
+        f"{_br(render.wrapped(render.clean(description, 260), 80))}</font></TD></TR></TABLE>"
+    )
+    body.append("  head " + _a(label=f"<{text}>", shape="plaintext", pos=_pos(CARD_W / 2, 95)) + ";")
+    steps = card_steps(story)
+    if steps:
+        n = len(steps)
+        slot = (CARD_W - 40) / n
+        prev = None
+        box_w = slot - 30
+        chars = max(8, int(box_w / (13 * 0.58)))
+        for i, r in enumerate(steps):
+            lines: list[str] = []
+            # the box's label lost its lane's wrapping: bold title (the first line of the node), then the rest
+            bold, _, tail = r.label.partition("</b>")
+            title, rest = " ".join(_plain(bold)), " ".join(_plain(tail))
+            lines = [f"<b>{render.esc(x)}</b>" for x in textwrap.wrap(title, chars, break_long_words=True)[:2]]
+            lines += [render.esc(x) for x in textwrap.wrap(rest, chars, break_long_words=True)]
+            lines = lines[:6]
+            lane = LANE_TITLES.get(r.lane, r.lane)
+            nid = f"s{i}"
+            body.append(
+                f"  {nid} "
+                + _a(
+                    label=f'<<font point-size="11" color="#555555">{render.esc(lane)}</font><br/>{"<br/>".join(lines)}>',
+                    shape="box",
+                    style="rounded,filled",
+                    color=render.RED if r.failed else "#555555",
+                    fillcolor=render.FAIL_FILL if r.failed else LANE_FILL.get(r.lane, "white"),
+                    penwidth="3" if r.failed else "1.5",
+                    fontsize="13",
+                    fixedsize="true",
+                    width=_inch(box_w),
+                    height=_inch(16 * (len(lines) + 1) + 14),
+                    pos=_pos(20 + slot * i + slot / 2, 350),
+                )
+                + ";"
+            )
+            if prev is not None:
+                body.append(
+                    f"  {prev} -> {nid} "
+                    + _a(color=render.RED if r.failed else render.SYN_COLOR, penwidth="2.5", arrowsize="1")
+                    + ";"
+                )
+            prev = nid
+    head = [
+        "digraph meshviz_card {",
+        "  graph "
+        + _a(
+            layout="neato",
+            splines="false",
+            overlap="true",
+            outputorder="nodesfirst",
+            charset="UTF-8",
+            fontname="Helvetica",
+            pad="0",
+            dpi=CARD_DPI,
+            bgcolor="white",
+            # exactly the card: 900 x 472.5 points centred on it (1200 x 630 px at 96 dpi)
+            viewport=f"{CARD_W:g},{CARD_H:g},1,{CARD_W / 2:g},{CARD_H / 2:g}",
+        )
+        + ";",
+        "  node " + _a(fontname="Helvetica", fontsize="15", margin="0.1,0.06") + ";",
+        "  edge " + _a(fontname="Helvetica") + ";",
+    ]
+    return "\n".join([*head, *body, "}"]) + "\n"

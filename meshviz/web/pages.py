@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from meshviz.accounts.models import Team
-from meshviz.analyses import access, diagrams, examples, services
+from meshviz.analyses import access, chat, diagrams, examples, services
 from meshviz.analyses.access import login_first
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
@@ -177,6 +177,16 @@ def _sharing(request: HttpRequest, analysis: Analysis) -> dict[str, Any]:
     }
 
 
+def _preview(request: HttpRequest, analysis: Analysis) -> dict[str, str]:
+    card = chat.card(analysis)
+    return {
+        "title": card["title"],
+        "description": card["description"],
+        "url": request.build_absolute_uri(analysis.permalink_path),
+        "image": request.build_absolute_uri(f"/a/{analysis.slug}/card.png"),
+    }
+
+
 @login_first
 @require_GET
 def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
@@ -202,6 +212,8 @@ def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
         "warning_groups": warning_groups(analysis.parse_warnings or []),
         "rulesets": _rules(analysis, stories) if analysis.iptables else [],
         "stale": bool(results) and not analysis.results_are_current() and not pending,
+        # link previews (Open Graph, Twitter cards) only for public permalinks: a private one reveals nothing
+        "preview": _preview(request, analysis) if analysis.public and results else None,
         **_sharing(request, analysis),
     }
     return render(request, "web/analysis.html", context)
@@ -245,6 +257,24 @@ def analysis_diagram(request: HttpRequest, slug: str, number: int, fmt: str) -> 
         return diagrams.http_response(access.readable_analysis(request, slug), number, fmt)
     except diagrams.NoSuchConnection as exc:
         raise Http404(str(exc)) from exc
+
+
+@require_GET
+def card_image(request: HttpRequest, slug: str) -> HttpResponse:
+    """The link preview image (og:image, 1200 x 630 PNG). Anyone may fetch a public analysis's; a private one's is
+    a 404 to whoever may not read it, exactly like a slug that does not exist (no login redirect either)."""
+    analysis = access.readable_analysis(request, slug)
+    try:
+        data = diagrams.card_png(analysis)
+    except DiagramError as exc:
+        logger.warning("analysis %s: preview image: %s", analysis.slug, exc)
+        data = None
+    if data is None:
+        raise Http404("nothing to draw yet")
+    response = HttpResponse(data, content_type="image/png")
+    response["Cache-Control"] = "public, max-age=300" if analysis.public else "private, max-age=300"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @login_first
