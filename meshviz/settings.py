@@ -128,6 +128,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# dates read "4 Dec 2026, 13:22" (meshviz/formats/en/formats.py)
+FORMAT_MODULE_PATH = ["meshviz.formats"]
 
 # --- static files (served by WhiteNoise, also under gunicorn) ---
 STATIC_URL = "static/"

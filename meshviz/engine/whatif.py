@@ -36,6 +36,8 @@ from meshviz.engine.evidence import Evidence, connection_story, verdict_line
 from meshviz.engine.iptables_parser import IptablesParseResult, parse_iptables
 from meshviz.engine.iptables_render import render_rule
 from meshviz.engine.model import BUILTIN_CHAINS, Family, Rule, Ruleset
+from meshviz.engine.routing import default_policy_rules
+from meshviz.engine.routing import render_rule as render_rule_text
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
 from meshviz.engine.story import Story
 from meshviz.engine.sysctl_parser import parse_sysctls
@@ -590,6 +592,11 @@ def _text_edit(ev: Evidence, edit: Edit, n: int) -> tuple[Evidence, str]:
     if edit.text is None:
         raise _err(n, f"{edit.op} needs a text")
     old = getattr(ev, kind) or ""
+    assumed = ""
+    if edit.op == "append_text" and not old.strip() and kind == "ip_rule":
+        # never uploaded: the engine assumed the kernel's default rules; appending adds to them (a listing of one
+        # rule alone would replace them and leave nothing sending traffic to the local and main tables)
+        old = assumed = "".join(render_rule_text(r) + "\n" for r in default_policy_rules(Family.IPV4))
     if edit.op == "set_text":
         new = edit.text
     else:
@@ -602,6 +609,8 @@ def _text_edit(ev: Evidence, edit: Edit, n: int) -> tuple[Evidence, str]:
         raise _EditFailed(errors)
     value: str | None = new if (new.strip() or kind == "iptables") else None
     what = "replaced" if edit.op == "set_text" else "extended"
+    if assumed:
+        what += " (it was not uploaded: the kernel's default rules it assumed, plus the new lines)"
     fields: dict[str, Any] = {kind: value}
     return replace(ev, **fields), f"{FILE_NAMES[kind]} {what}"
 

@@ -628,6 +628,50 @@ def _edits_text(edits: list[whatif.Edit]) -> str:
     return json.dumps([e.to_dict() for e in edits], separators=(",", ":"))
 
 
+_TEXT_LABELS = {
+    "iptables": "iptables rules",
+    "ip_rule": "ip rules",
+    "ip_route": "routes",
+    "sysctl": "sysctls",
+    "envoy": "Envoy config dump",
+}
+
+
+def edit_sentence(e: whatif.Edit) -> str:
+    """One what-if edit as words, for the origin line of a saved copy."""
+    where = f"{e.table}/{e.chain}"
+    if e.op == "insert":
+        return f"inserted at {where} #{e.index}: {e.rule}"
+    if e.op == "replace":
+        return f"replaced {where} #{e.index} with: {e.rule}"
+    if e.op == "delete":
+        return f"deleted {where} #{e.index}"
+    if e.op == "move":
+        return f"moved {where} #{e.index} to #{e.to_index}"
+    label = _TEXT_LABELS.get(str(e.kind), str(e.kind))
+    first = next((ln.strip() for ln in (e.text or "").splitlines() if ln.strip()), "")
+    if e.op == "set_text":
+        return f"replaced the {label}" + (f" (starting {first})" if first else "")
+    if e.op == "append_text":
+        n = len([ln for ln in (e.text or "").splitlines() if ln.strip()])
+        return f"added to the {label}: {first}" + (f" and {n - 1} more line{'s' if n > 2 else ''}" if n > 1 else "")
+    if e.op == "sysctl":
+        return f"set {e.key} to {e.value}"
+    if e.op == "envoy_bind":
+        on = f"cluster {e.cluster}" if e.cluster else "the inbound clusters"
+        return (
+            f"bound Envoy's upstream connections on {on} to {e.address}"
+            if e.address
+            else f"removed the upstream bind on {on}"
+        )
+    on = e.listener or "virtualInbound"
+    return f"removed original_src from {on}" if e.mark is None else f"original_src with mark {e.mark} on {on}"
+
+
+def edits_sentences(edits: list[whatif.Edit]) -> str:
+    return "; ".join(edit_sentence(e) for e in edits)
+
+
 def whatif_result(analysis: Analysis, edits: list[whatif.Edit]) -> dict[str, Any]:
     """Apply the edits to a scratch copy and re-run every connection; BadInput when an edit does not apply."""
     ev = services.evidence_of(analysis)
@@ -799,7 +843,7 @@ def whatif_save(request: HttpRequest, slug: str) -> HttpResponse:
         connections=list(analysis.connections),
         owner=access.owner_for(request),
         origin=Analysis.Origin.WHATIF,
-        origin_notes=[f"what-if copy of {analysis.permalink_path} with {len(edits)} edit(s): {_edits_text(edits)}"],
+        origin_notes=[f"a what-if copy of {analysis.permalink_path}: {edits_sentences(edits)}"],
         derived_from=analysis,
     )
     enqueue(copy)
@@ -836,8 +880,10 @@ def diff_pick(request: HttpRequest, slug: str) -> HttpResponse:
             "explorer/diff_pick.html",
             {**_base_context(request, analysis, "diff"), "mine": _diff_candidates(request, analysis)},
         )
-    access.readable_analysis(request, other)
-    return redirect("explorer-diff", slug_a=analysis.slug, slug_b=other)
+    picked = access.readable_analysis(request, other)
+    # the older analysis is "before": diffing a what-if copy against its original shows the fix as added lines
+    older, newer = (picked, analysis) if picked.created <= analysis.created else (analysis, picked)
+    return redirect("explorer-diff", slug_a=older.slug, slug_b=newer.slug)
 
 
 def _diff_candidates(request: HttpRequest, analysis: Analysis) -> list[Analysis]:

@@ -27,7 +27,7 @@ from meshviz.engine.iptables_parser import parse_iptables
 from meshviz.engine.model import Family
 from meshviz.engine.render import DiagramError
 
-from .forms import NewAnalysisForm
+from .forms import NewAnalysisForm, error_summary
 
 logger = logging.getLogger(__name__)
 
@@ -341,10 +341,17 @@ def new_analysis(request: HttpRequest) -> HttpResponse:
             enqueue(analysis)
             return redirect(analysis.permalink_path)
         status = 400
+        # keep every piece of evidence: what came in a file goes back into its text box
+        if form.uploaded_texts:
+            data = request.POST.copy()
+            for name, text in form.uploaded_texts.items():
+                data[name] = text
+            form.data = data
     else:
         form = NewAnalysisForm()
         status = 200
-    return render(request, "web/new.html", {"form": form, "examples": examples.examples()}, status=status)
+    context = {"form": form, "examples": examples.examples(), "errors": error_summary(form) if form.is_bound else []}
+    return render(request, "web/new.html", context, status=status)
 
 
 @login_required
