@@ -38,6 +38,7 @@ api_router.register("audit", AuditLogViewSet, basename="audit")
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("new/", pages.new_analysis, name="new-analysis"),
     path("new/example/<str:name>/", pages.new_from_example, name="new-from-example"),
     # evidence from where users have it (meshviz/web/evidence_pages.py, docs/collecting-evidence.md)

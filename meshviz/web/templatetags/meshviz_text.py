@@ -52,3 +52,29 @@ VERDICT_WORDS = {
 def verdict_word(key: Any) -> str:
     k = str(key)
     return VERDICT_WORDS.get(k, k.replace("_", " "))
+
+
+#: what to do about a failed cluster check or collection, by CollectError kind
+COLLECT_FIXES = {
+    "forbidden": "The credentials are not allowed to do this. Give them the rights in the RBAC example on the "
+    "Clusters page (read pods, exec into them), or use credentials that have them.",
+    "not_found": "The pod or namespace does not exist any more: pick it again from the namespace's pod list.",
+    "timeout": "The cluster did not answer in time. Check that the API server is reachable from meshviz, then "
+    "check again.",
+    "unreachable": "meshviz could not reach the API server. Check the server address in the kubeconfig and that "
+    "meshviz's network may reach it, then check again.",
+    "invalid_kubeconfig": "The kubeconfig cannot be used. Export one with embedded credentials (kubectl config view "
+    "--minify --flatten) and add the cluster again; delete this one.",
+}
+
+
+@register.filter
+def collect_fix(kind: Any) -> str:
+    """The fix for a failed cluster check or collection of this kind, in plain words."""
+    return COLLECT_FIXES.get(str(kind), "Check again; if it keeps failing, delete the cluster and add it again.")
+
+
+@register.filter
+def collect_kind(kind: Any) -> str:
+    """A CollectError kind as words."""
+    return str(kind).replace("_", " ")
