@@ -208,6 +208,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # a curl example for every endpoint, in its description and as x-codeSamples (meshviz/web/schema_examples.py)
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "meshviz.web.schema_examples.add_curl_examples",
+    ],
 }
 
 # --- Celery (meshviz/celery.py reads CELERY_* settings) ---

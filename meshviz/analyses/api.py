@@ -566,6 +566,11 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             "application/gzip": OpenApiTypes.BINARY,
         },
         responses={201: AnalysisCreatedSerializer, **ERROR_RESPONSES},
+        summary="Create an analysis from a pod's evidence",
+        description="Post the pod's evidence (JSON, a multipart upload or a collect.sh bundle as application/gzip). "
+        "Only the iptables rules are required; the pod IP may be left out when the Envoy dump's node id or the routes "
+        "say it. The answer (201) holds the slug, the permalink and the URL to poll; the engine runs in the "
+        "background (202 when the queue is down: it runs once it is back).",
     )
     def create(self, request: Request) -> Response:
         ser = AnalysisCreateSerializer(data=request.data)
@@ -602,7 +607,13 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             status=status.HTTP_202_ACCEPTED if dispatched.sent is False else status.HTTP_201_CREATED,
         )
 
-    @extend_schema(responses={200: AnalysisSerializer, **ERROR_RESPONSES})
+    @extend_schema(
+        responses={200: AnalysisSerializer, **ERROR_RESPONSES},
+        summary="Read one analysis: its state, verdicts, findings, comparison and fix",
+        description="The whole analysis: poll it until `state` is done or failed. It holds every connection's story, "
+        "so it can be megabytes for a pod with a large Envoy dump: bots that need the answer only read "
+        "`verdicts/` (under 10 KB) or `summary`.",
+    )
     def retrieve(self, request: Request, slug: str | None = None) -> Response:
         return Response(represent(self.get_object(), request))
 
@@ -748,7 +759,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
         summary="REDIRECT vs TPROXY: both modes' flow diagrams of a connection side by side, as SVG or PNG",
         description="The connection drawn as uploaded and in the other interception mode, next to each other, with the "
         "steps taken in one mode only highlighted.\n\n"
-        "```sh\ncurl -H 'Authorization: Bearer $MESHVIZ_KEY' -o compare.png \\\n"
+        '```sh\ncurl -H "Authorization: Bearer $MESHVIZ_KEY" -o compare.png \\\n'
         "  https://meshviz.example.com/api/v1/analyses/SLUG/comparison/diagram.png?connection=1\n```",
     )
     def comparison_diagram(self, request: Request, slug: str | None = None, fmt: str = "svg") -> HttpResponse:
