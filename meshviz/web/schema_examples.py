@@ -95,10 +95,9 @@ def add_curl_examples(result: dict[str, Any], generator: Any, request: Any, publ
             if not isinstance(op, dict) or method not in ("get", "post", "put", "patch", "delete"):
                 continue
             description = str(op.get("description") or "")
-            if (not description or docstrings.get(description, 0) > 1 or method == "post") and op.get("summary"):
+            if description and docstrings.get(description, 0) > 1 and op.get("summary"):
                 # a description of its own, not the view's docstring that create and read would share
-                if description and docstrings.get(description, 0) > 1:
-                    description = str(op["summary"]).rstrip(".") + "."
+                description = str(op["summary"]).rstrip(".") + "."
             if not description:
                 description = str(op.get("summary") or "")
             command = curl_for(path, method, op, components)
