@@ -217,19 +217,34 @@ def _node_link(analysis: Analysis, family: Family) -> Callable[[str], str]:
 STRUCTURE_CACHE_PREFIX = "meshviz:structure:"
 
 
-def _structure_svg(
-    analysis: Analysis, family: Family, hits: dict[Any, Any] | None, highlight: Iterable[Any] = ()
-) -> tuple[str | None, str]:
-    """(inline SVG or None, error text) of the structure graph of `family`'s ruleset."""
+def _structure_dot(
+    analysis: Analysis,
+    family: Family,
+    hits: dict[Any, Any] | None,
+    highlight: Iterable[Any] = (),
+    focus: structure.Focus | None = None,
+) -> str:
     pod = _pod(analysis)
-    dot = structure.structure_dot(
+    return structure.structure_dot(
         pod.snapshot,
         pod.envoy,
         hits=hits,
         highlight=tuple(highlight),
         link=_node_link(analysis, family),
         family=family,
+        focus=focus,
     )
+
+
+def _structure_svg(
+    analysis: Analysis,
+    family: Family,
+    hits: dict[Any, Any] | None,
+    highlight: Iterable[Any] = (),
+    focus: structure.Focus | None = None,
+) -> tuple[str | None, str]:
+    """(inline SVG or None, error text) of the structure graph of `family`'s ruleset."""
+    dot = _structure_dot(analysis, family, hits, highlight, focus)
     key = STRUCTURE_CACHE_PREFIX + render_module.diagram_key(dot, "svg")
     svg = diagrams.cache_get(key)
     if not isinstance(svg, bytes):
@@ -245,16 +260,43 @@ def _structure_svg(
 @login_first
 @require_GET
 def structure_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The structure graph; `?connection=N`: only what connection N went through; `?download=svg|png`: the file."""
     analysis = access.readable_analysis(request, slug)
     family = _family(request, analysis)
-    hits = structure.hits_from_stories(_stories(analysis)) if family == _pod_family(analysis) else {}
-    svg, error = _structure_svg(analysis, family, hits)
+    stories = _stories(analysis)
+    hits = structure.hits_from_stories(stories) if family == _pod_family(analysis) else {}
+    raw = request.GET.get("connection", "")
+    number = int(raw) if raw.isdigit() and 1 <= int(raw) <= len(stories) else None
+    focus = structure.focus_of(stories[number - 1]) if number else None
+    download = request.GET.get("download", "")
+    if download in ("svg", "png"):
+        try:
+            data = render_module.render(
+                _structure_dot(analysis, family, hits, focus=focus),
+                download,
+                timeout=render_module.DEFAULT_TIMEOUT * 2,
+                max_bytes=render_module.DEFAULT_MAX_BYTES * 4,
+            )
+        except DiagramError as exc:
+            return HttpResponse(f"the diagram cannot be rendered: {exc}", status=503, content_type="text/plain")
+        response = HttpResponse(data, content_type=diagrams.FORMATS[download])
+        name = f"meshviz-{analysis.slug}-structure{f'-{number}' if number else ''}.{download}"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+    svg, error = _structure_svg(analysis, family, hits, focus=focus)
     context = {
         **_base_context(request, analysis, "structure"),
         "svg": svg,
         "diagram_error": error,
         "family": family.value,
         "families": _families(analysis),
+        "connection": number,
+        "connections": [
+            {"number": n, "label": services.connection_label(s["connection"], str(analysis.pod_ip))}
+            for n, s in enumerate(stories, 1)
+            if s.get("connection")
+        ],
     }
     return render(request, "explorer/structure.html", context)
 

@@ -1,0 +1,35 @@
+"""The structure view: "only what this connection hit" draws the chains, listener and cluster that connection went
+through and leaves out the rest; SVG and PNG downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from .helpers import from_example
+
+pytestmark = pytest.mark.django_db
+
+
+def test_only_what_connection_1_hit(client: Client, django_capture_on_commit_callbacks: Any) -> None:
+    analysis = from_example(client, django_capture_on_commit_callbacks)
+    url = f"/a/{analysis.slug}/structure/"
+    everything = client.get(url).content.decode()
+    focused = client.get(url, {"connection": "1"}).content.decode()
+    assert "only what connection 1 hit" in everything
+    assert 'aria-current="true">only what connection 1 hit' in focused
+    # the inbound connection goes through nat ISTIO_INBOUND, not the outbound chains
+    assert "ISTIO_INBOUND" in focused and "ISTIO_INBOUND" in everything
+    assert "ISTIO_OUTPUT" in everything
+    assert focused.count("<g id=") < everything.count("<g id=")
+    # Envoy: the listener that accepted (virtualInbound) and its cluster, not the other listeners
+    assert "virtualInbound" in focused
+    assert "virtualOutbound" in everything and "virtualOutbound" not in focused
+
+    svg = client.get(url, {"connection": "1", "download": "svg"})
+    assert svg.status_code == 200 and svg["Content-Type"] == "image/svg+xml"
+    assert "structure-1.svg" in svg["Content-Disposition"]
+    png = client.get(url, {"download": "png"})
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
