@@ -689,7 +689,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             ),
             **ERROR_RESPONSES,
         },
-        summary="The first inbound connection as uploaded and in the other interception mode",
+        summary="Every inbound connection as uploaded and in the other interception mode",
     )
     @action(detail=True, methods=["get"])
     def comparison(self, request: Request, slug: str | None = None) -> Response:
@@ -747,7 +747,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
                 int,
                 OpenApiParameter.QUERY,
                 default=1,
-                description="1-based number of the compared connection (the comparison holds the first inbound one)",
+                description="1-based number of the compared connection (the inbound connections, in order)",
             ),
         ],
         responses={

@@ -265,7 +265,7 @@ def connection_label(conn: dict[str, Any], pod_ip: str) -> str:
 
 
 def compute_results(analysis: Analysis) -> dict[str, Any]:
-    """Run every connection's story, the REDIRECT/TPROXY comparison and the fix for the first inbound one."""
+    """Run every connection's story, the REDIRECT/TPROXY comparison of every inbound one and the fix for the first."""
     ev = evidence_of(analysis)
     stories: list[dict[str, Any]] = []
     first_inbound: tuple[dict[str, Any], Story] | None = None
@@ -278,7 +278,9 @@ def compute_results(analysis: Analysis) -> dict[str, Any]:
     fix_result: dict[str, Any] | None = None
     if first_inbound is not None:
         conn, story = first_inbound
-        comparison = compare(ev, [(conn["client"], int(conn["port"]))])
+        # every inbound connection, as uploaded and in the other mode (the page draws each side by side)
+        inbound = [(c["client"], int(c["port"])) for c in analysis.connections if c["direction"] == "inbound"]
+        comparison = compare(ev, inbound)
         fix_result = fix(ev, client=conn["client"], port=int(conn["port"])).to_dict()
         summary = verdict_line(story)
         # Only a fix whose re-simulation reaches the goal is ever named; otherwise the cause leads.

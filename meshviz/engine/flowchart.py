@@ -273,7 +273,7 @@ def _legend() -> str:
         f'<font point-size="{SMALL}" color="#444444">solid arrows: the request (SYN) &#160; '
         "dashed: replies (SYN-ACK) &#160; "
         f'<font color="{render.RED}">red: where it fails</font> &#160; '
-        'hover a step for what it passes</font><br align="left"/>'
+        'click a step for all of it</font><br align="left"/>'
     )
 
 

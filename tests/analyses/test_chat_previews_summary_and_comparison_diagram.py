@@ -127,3 +127,32 @@ def test_verdicts_are_small_whatever_the_evidence(api: APIClient, done_analysis:
     big = api.get(f"/api/v1/analyses/{done_analysis.slug}/verdicts/")
     assert len(big.content) < chat.MAX_VERDICT_BYTES
     assert json.loads(big.content)["connections_total"] == 200
+
+
+def test_every_inbound_connection_is_compared_and_drawn(
+    api: APIClient, create: Callable[..., Any], client_for_owner_of: Callable[[str], Client]
+) -> None:
+    conns = [
+        {"direction": "inbound", "client": "10.255.0.1:40000", "port": 8083},
+        {"direction": "inbound", "client": "192.0.2.7:51000", "port": 8083},
+    ]
+    slug = create(connections=conns).json()["slug"]
+    compared = api.get(f"/api/v1/analyses/{slug}/comparison/").json()["comparison"]["connections"]
+    assert [c["connection"]["client"] for c in compared] == ["10.255.0.1:40000", "192.0.2.7:51000"]
+    second = api.get(f"/api/v1/analyses/{slug}/comparison/diagram.svg?connection=2")
+    assert second.status_code == 200 and "192.0.2.7:51000" in second.content.decode()
+    page = client_for_owner_of(slug).get(f"/a/{slug}/").content.decode()
+    assert page.count('class="diagram compare-diagram"') == 2
+    assert f'href="/a/{slug}/compare/2.png"' in page
+
+
+@pytest.fixture
+def client_for_owner_of() -> Callable[[str], Client]:
+    def _client(slug: str) -> Client:
+        c = Client()
+        owner = Analysis.objects.get(slug=slug).owner
+        assert owner is not None
+        c.force_login(owner)
+        return c
+
+    return _client

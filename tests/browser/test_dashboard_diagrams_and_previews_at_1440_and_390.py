@@ -117,6 +117,11 @@ def test_dashboard_diagrams_comparison_and_preview(live_server: Any, browser_use
                 page.locator(".flow-diagram svg").first.wait_for()
                 if width == 1440:
                     text_sizes[name] = _smallest_diagram_text(page)
+                    # a click on a step shows all of it: the deciding rule and the hooks folded into it
+                    page.locator(".flow-diagram g.node.step:has(a)").first.click()
+                    detail = page.locator(".step-detail").first
+                    detail.wait_for()
+                    assert detail.inner_text().strip(), "the step's text is shown"
                 page.screenshot(path=str(ARTIFACTS / f"issue16-analysis-{name}-{width}.png"))
                 page.locator(".flow-diagram").first.scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / f"issue16-flow-{name}-{width}.png"))

@@ -73,6 +73,20 @@
     }
   }
 
+  // a click on a step shows all of it under the diagram: the rule that decided it and the hooks it passed
+  function stepDetails(box) {
+    var out = box.parentNode.querySelector("[data-step-detail='" + box.id + "']");
+    if (!out) return;
+    box.addEventListener("click", function (e) {
+      var node = e.target.closest && e.target.closest("g.node");
+      var link = node && node.querySelector("a");
+      var text = link && (link.getAttribute("xlink:title") || link.getAttributeNS("http://www.w3.org/1999/xlink", "title"));
+      if (!text) return;
+      out.hidden = false;
+      out.textContent = text;
+    });
+  }
+
   // a failing connection's diagram opens at its failure: the page scrolls there when it opens on it (#failure)
   function showFailure() {
     if (location.hash !== "#failure") return;
@@ -130,6 +144,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("[data-panzoom]"), panZoom);
     Array.prototype.forEach.call(document.querySelectorAll("a[data-failure-link]"), failureLink);
+    Array.prototype.forEach.call(document.querySelectorAll(".flow-diagram[id]"), stepDetails);
     showFailure();
     Array.prototype.forEach.call(document.querySelectorAll("button[data-copy-target]"), copyButton);
   });
