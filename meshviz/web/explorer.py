@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -617,8 +618,20 @@ def compose_page(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "explorer/_compose_result.html", context)
     family = FAMILIES[result["family"]]
     hits = structure.hits_from_stories(_stories(analysis)) if family == _pod_family(analysis) else {}
+    # "only what this packet hit": its chains and the Envoy listener it reached, not the whole pod
+    focus = None
+    if request.GET.get("only") == "1":
+        listeners = {
+            m.group(1)
+            for t in result["traces"]
+            if (m := re.match(r"envoy listener (\S+?):", str(t.get("socket") or "")))
+        }
+        focus = structure.Focus(
+            frozenset((r["table"], r["chain"]) for r in result["rules_hit"]), frozenset(listeners), frozenset()
+        )
+    context["only"] = focus is not None
     # the graph is drawn once per page; explorer.js highlights the current step's chain and rule in it
-    context["svg"], context["diagram_error"] = _structure_svg(analysis, family, hits)
+    context["svg"], context["diagram_error"] = _structure_svg(analysis, family, hits, focus=focus)
     return render(request, "explorer/compose.html", context)
 
 

@@ -33,3 +33,17 @@ def test_only_what_connection_1_hit(client: Client, django_capture_on_commit_cal
     assert "structure-1.svg" in svg["Content-Disposition"]
     png = client.get(url, {"download": "png"})
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_composer_graph_only_what_the_packet_hit(client: Client, django_capture_on_commit_callbacks: Any) -> None:
+    analysis = from_example(client, django_capture_on_commit_callbacks)
+    url = f"/a/{analysis.slug}/compose/"
+    whole = client.get(url)
+    assert whole.status_code == 200
+    page = whole.content.decode()
+    assert "only what this packet hit" in page
+    only = client.get(url + "?" + page.split('only=1"')[0].rsplit('href="?', 1)[1].replace("&amp;", "&") + "only=1")
+    assert only.status_code == 200
+    focused = only.content.decode()
+    assert 'aria-current="true">only what this packet hit' in focused
+    assert focused.count("<g id=") < page.count("<g id=")
