@@ -9,10 +9,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -27,6 +31,7 @@ from meshviz.engine.iptables_parser import parse_iptables
 from meshviz.engine.model import Family
 from meshviz.engine.render import DiagramError
 
+from . import ratelimit
 from .forms import NewAnalysisForm, error_summary
 
 logger = logging.getLogger(__name__)
@@ -312,11 +317,51 @@ def fix_artifact(request: HttpRequest, slug: str, patch: int, artifact: int) -> 
 # --------------------------------------------------------------------------
 
 
+#: seconds a bundle from a failed submit is kept for the next one
+KEPT_BUNDLE_SECONDS = 3600
+
+
+def _kept_bundle_key(request: HttpRequest, token: str) -> str:
+    return f"meshviz:kept-bundle:{request.user.pk}:{token}"
+
+
+def _files_with_kept_bundle(request: HttpRequest) -> Any:
+    """The request's files, plus the bundle kept from this user's failed submit when no new one was chosen."""
+    token = request.POST.get("bundle_token", "")
+    if "bundle" in request.FILES or not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", token):
+        return request.FILES
+    kept = diagrams.cache_get(_kept_bundle_key(request, token))
+    if not isinstance(kept, tuple) or len(kept) != 2:
+        return request.FILES
+    files = request.FILES.copy()
+    files["bundle"] = SimpleUploadedFile(str(kept[0]), bytes(kept[1]), content_type="application/gzip")
+    return files
+
+
+def _keep_bundle(request: HttpRequest, files: Any) -> dict[str, str] | None:
+    """Keep the submitted bundle for the next submit (a browser never keeps a file input's file)."""
+    upload = files.get("bundle")
+    if upload is None:
+        return None
+    upload.seek(0)
+    data = upload.read(int(settings.MESHVIZ_MAX_UPLOAD_BYTES) + 1)
+    if len(data) > int(settings.MESHVIZ_MAX_UPLOAD_BYTES):
+        return None
+    token = secrets.token_urlsafe(18)
+    try:
+        cache.set(_kept_bundle_key(request, token), (upload.name or "bundle.tar.gz", data), KEPT_BUNDLE_SECONDS)
+    except ratelimit.cache_errors():
+        return None  # no cache server: the bundle has to be chosen again
+    return {"token": token, "name": upload.name or "bundle.tar.gz"}
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def new_analysis(request: HttpRequest) -> HttpResponse:
+    kept: dict[str, str] | None = None
     if request.method == "POST":
-        form = NewAnalysisForm(request.POST, request.FILES)
+        files = _files_with_kept_bundle(request)
+        form = NewAnalysisForm(request.POST, files)
         if form.is_valid() and form.bundle_fields is not None:
             analysis = services.create_analysis(**form.bundle_fields, warnings=form.warnings, owner=request.user)
             enqueue(analysis)
@@ -347,10 +392,16 @@ def new_analysis(request: HttpRequest) -> HttpResponse:
             for name, text in form.uploaded_texts.items():
                 data[name] = text
             form.data = data
+        kept = _keep_bundle(request, files)
     else:
         form = NewAnalysisForm()
         status = 200
-    context = {"form": form, "examples": examples.examples(), "errors": error_summary(form) if form.is_bound else []}
+    context = {
+        "form": form,
+        "examples": examples.examples(),
+        "errors": error_summary(form) if form.is_bound else [],
+        "kept_bundle": kept,
+    }
     return render(request, "web/new.html", context, status=status)
 
 
