@@ -258,6 +258,36 @@ def _structure_svg(
     return diagrams.inline_svg(svg), ""
 
 
+def _overview(analysis: Analysis, family: Family, hits: dict[Any, Any]) -> dict[str, Any]:
+    """Hooks -> tables -> chains with their rule and hit counts, each linking to its chain in the rule table."""
+    rs = _ruleset(analysis, family)
+    if rs is None:
+        return {"tables": [], "hooks": [], "user": []}
+    tables = [t for _, order in structure.HOOK_TABLES for t in order]
+    tables = [t for t in dict.fromkeys(tables) if any(x.name == t for x in rs.tables)]
+
+    def cell(table: str, chain: str) -> dict[str, Any] | None:
+        t = next((x for x in rs.tables if x.name == table), None)
+        c = t.chain(chain) if t is not None else None
+        if c is None:
+            return None
+        hit = sum(1 for i in range(1, len(c.rules) + 1) if hits.get((table, chain, i)))
+        url = reverse("explorer-rules", args=[analysis.slug]) + "?" + urlencode({"table": table, "chain": chain})
+        return {"table": table, "chain": chain, "rules": len(c.rules), "hit": hit, "policy": c.policy, "url": url}
+
+    hooks = [
+        {"hook": hook, "cells": [cell(t, hook) if t in order else None for t in tables]}
+        for hook, order in structure.HOOK_TABLES
+    ]
+    user = [
+        c
+        for t in rs.tables
+        for ch in t.chains
+        if not ch.builtin and (c := cell(t.name, ch.name)) is not None and c["rules"]
+    ]
+    return {"tables": tables, "hooks": hooks, "user": user}
+
+
 @login_first
 @require_GET
 def structure_page(request: HttpRequest, slug: str) -> HttpResponse:
@@ -293,6 +323,7 @@ def structure_page(request: HttpRequest, slug: str) -> HttpResponse:
         "family": family.value,
         "families": _families(analysis),
         "connection": number,
+        "overview": _overview(analysis, family, hits),
         "connections": [
             {"number": n, "label": services.connection_label(s["connection"], str(analysis.pod_ip))}
             for n, s in enumerate(stories, 1)

@@ -47,3 +47,16 @@ def test_composer_graph_only_what_the_packet_hit(client: Client, django_capture_
     focused = only.content.decode()
     assert 'aria-current="true">only what this packet hit' in focused
     assert focused.count("<g id=") < page.count("<g id=")
+
+
+def test_overview_of_hooks_tables_and_chains_opens_the_chain(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    analysis = from_example(client, django_capture_on_commit_callbacks)
+    page = client.get(f"/a/{analysis.slug}/structure/").content.decode()
+    overview = page[page.index('id="overview"') : page.index("</table>", page.index('id="overview"'))]
+    assert '<th scope="row">PREROUTING</th>' in overview
+    link = f"/a/{analysis.slug}/rules/?table=nat&amp;chain=PREROUTING"
+    assert link in overview and "hit</span>" in overview
+    rules = client.get(link.replace("&amp;", "&")).content.decode()
+    assert "-A PREROUTING" in rules
