@@ -9,8 +9,8 @@ numbered like the step. Hooks and chains that merely pass are not rows: they are
 connection fails is red and carries the SVG class `failure` (the page scrolls it into view).
 
 `compare_to_flow_dot(comparison, n)` draws connection `n` of a REDIRECT/TPROXY comparison as the two modes' flow
-diagrams side by side, each in a narrower form, with the steps that one mode takes and the other does not
-highlighted.
+diagrams side by side, each in a narrower form without the "decided by" column (each step's rule is in its tooltip),
+with the steps that one mode takes and the other does not highlighted.
 
 Every position is computed here (the DOT pins each node; Graphviz's `neato` only draws), so a diagram's width is
 fixed: about 1,150 points for one connection, and its text is 11 points or more, which stays at or above 11 px
@@ -60,7 +60,7 @@ class Layout:
 
     @property
     def width(self) -> float:
-        return self.gutter + sum(self.lanes) + 16 + self.notes
+        return self.gutter + sum(self.lanes) + (16 + self.notes if self.notes else 4)
 
     def lane_x(self, lane: str) -> float:
         i = LANES.index(lane)
@@ -72,10 +72,9 @@ class Layout:
 
 
 FULL = Layout()
-#: one side of a comparison
-NARROW = Layout(
-    gutter=30, lanes=(118, 180, 180, 120), notes=300, node_wrap=(17, 25, 25, 16), note_lines=6, note_wrap=46
-)
+#: one side of a comparison: no "decided by" column (each step's rule is in its tooltip), so that both sides fit a
+#: page's width with text of 11 points or more
+NARROW = Layout(gutter=30, lanes=(118, 190, 190, 130), notes=0, node_wrap=(17, 26, 26, 18), note_lines=6)
 
 
 @dataclass
@@ -293,17 +292,18 @@ def _draw(flow: _Flow, layout: Layout, *, x0: float, y0: float, prefix: str, out
             )
             + ";"
         )
-    out.append(
-        f"  {prefix}h_notes "
-        + _a(
-            label=f'<<TABLE BORDER="0" CELLPADDING="0"><TR><TD WIDTH="{int(layout.notes)}" ALIGN="LEFT">'
-            f"<b>{render.esc('decided by')}</b></TD></TR></TABLE>>",
-            shape="plaintext",
-            fontsize=str(FONT + 1),
-            pos=_pos(x0 + layout.notes_x + layout.notes / 2, y + 10),
+    if layout.notes:
+        out.append(
+            f"  {prefix}h_notes "
+            + _a(
+                label=f'<<TABLE BORDER="0" CELLPADDING="0"><TR><TD WIDTH="{int(layout.notes)}" ALIGN="LEFT">'
+                f"<b>{render.esc('decided by')}</b></TD></TR></TABLE>>",
+                shape="plaintext",
+                fontsize=str(FONT + 1),
+                pos=_pos(x0 + layout.notes_x + layout.notes / 2, y + 10),
+            )
+            + ";"
         )
-        + ";"
-    )
     y += 30
     body_top = y
     drawn: list[str] = []
@@ -329,7 +329,7 @@ def _draw(flow: _Flow, layout: Layout, *, x0: float, y0: float, prefix: str, out
             prev = None
             continue
         box_h = _lines(row.label) * LINE + 10
-        note_h = _lines(row.note) * LINE if row.note else 0
+        note_h = _lines(row.note) * LINE if row.note and layout.notes else 0
         h = max(box_h, note_h, 26)
         cy = y + h / 2
         lane_w = layout.lanes[LANES.index(row.lane)]
@@ -380,7 +380,7 @@ def _draw(flow: _Flow, layout: Layout, *, x0: float, y0: float, prefix: str, out
                 )
                 + ";"
             )
-        if row.note:
+        if row.note and layout.notes:
             note = row.note
             if row.failed:
                 note = f'<font color="{render.RED}">{note}</font>'

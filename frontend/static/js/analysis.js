@@ -144,7 +144,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("[data-panzoom]"), panZoom);
     Array.prototype.forEach.call(document.querySelectorAll("a[data-failure-link]"), failureLink);
-    Array.prototype.forEach.call(document.querySelectorAll(".flow-diagram[id]"), stepDetails);
+    Array.prototype.forEach.call(document.querySelectorAll(".flow-diagram[id], .compare-diagram[id]"), stepDetails);
     showFailure();
     Array.prototype.forEach.call(document.querySelectorAll("button[data-copy-target]"), copyButton);
   });
