@@ -128,6 +128,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# dates read "4 Dec 2026, 13:22" (meshviz/formats/en/formats.py)
+FORMAT_MODULE_PATH = ["meshviz.formats"]
 
 # --- static files (served by WhiteNoise, also under gunicorn) ---
 STATIC_URL = "static/"
@@ -206,6 +208,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # a curl example for every endpoint, in its description and as x-codeSamples (meshviz/web/schema_examples.py)
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "meshviz.web.schema_examples.add_curl_examples",
+    ],
 }
 
 # --- Celery (meshviz/celery.py reads CELERY_* settings) ---

@@ -25,6 +25,7 @@ register_converter(DiagramFormat, "diagramfmt")
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("new/", pages.new_analysis, name="new-analysis"),
     path("new/example/<str:name>/", pages.new_from_example, name="new-from-example"),
     # evidence from where users have it (meshviz/web/evidence_pages.py, docs/collecting-evidence.md)
@@ -36,6 +37,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("a/<slug:slug>/rerun/", pages.rerun_analysis, name="analysis-page-rerun"),
     path("a/<slug:slug>/delete/", pages.delete_analysis, name="analysis-page-delete"),
     path("a/<slug:slug>/diagram/<int:number>.<diagramfmt:fmt>", pages.analysis_diagram, name="analysis-diagram"),
+    path("a/<slug:slug>/card.png", pages.card_image, name="analysis-card"),
+    path("a/<slug:slug>/compare/<int:number>.<diagramfmt:fmt>", pages.compare_diagram, name="analysis-compare"),
     path("a/<slug:slug>/fix/<int:patch>/<int:artifact>.txt", pages.fix_artifact, name="fix-artifact"),
     # explorer (meshviz/web/explorer.py, docs/explorer.md)
     path("a/<slug:slug>/structure/", explorer.structure_page, name="explorer-structure"),
@@ -55,6 +58,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
         AnalysisViewSet.as_view({"get": "diagram"}),
         name="api-analysis-diagram",
     ),
+    path(
+        "api/v1/analyses/<slug:slug>/comparison/diagram.<diagramfmt:fmt>",
+        AnalysisViewSet.as_view({"get": "comparison_diagram"}),
+        name="api-analysis-comparison-diagram",
+    ),
+    # the chat message for bots, as /summary?format=text|markdown|slack (meshviz/analyses/chat.py)
+    path("api/v1/analyses/<slug:slug>/summary", AnalysisViewSet.as_view({"get": "summary"}), name="api-summary"),
     path("", include("meshviz.clusters.urls")),  # live collection pages
     # the explorer's resources, nested under their analysis (meshviz/web/explorer_api.py)
     path("api/v1/analyses/<slug:slug>/rules/", ExplorerViewSet.as_view({"get": "rules"}), name="api-analysis-rules"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -33,7 +33,7 @@ from meshviz.accounts.models import Team
 from meshviz.engine.api import MAX_CONNECTIONS as ENGINE_MAX_CONNECTIONS
 from meshviz.web.parsers import BoundedJSONParser
 
-from . import access, bundles, diagrams, services
+from . import access, bundles, chat, diagrams, services
 from .errors import EvidenceInvalid, EvidenceTooLarge, api_exception_handler
 from .models import Analysis
 from .permissions import ReadPublicOrAuthenticated
@@ -484,6 +484,11 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             "application/gzip": OpenApiTypes.BINARY,
         },
         responses={201: AnalysisCreatedSerializer, **ERROR_RESPONSES},
+        summary="Create an analysis from a pod's evidence",
+        description="Post the pod's evidence (JSON, a multipart upload or a collect.sh bundle as application/gzip). "
+        "Only the iptables rules are required; the pod IP may be left out when the Envoy dump's node id or the routes "
+        "say it. The answer (201) holds the slug, the permalink and the URL to poll; the engine runs in the "
+        "background (202 when the queue is down: it runs once it is back).",
     )
     def create(self, request: Request) -> Response:
         ser = AnalysisCreateSerializer(data=request.data)
@@ -520,7 +525,13 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             status=status.HTTP_202_ACCEPTED if dispatched.sent is False else status.HTTP_201_CREATED,
         )
 
-    @extend_schema(responses={200: AnalysisSerializer, **ERROR_RESPONSES})
+    @extend_schema(
+        responses={200: AnalysisSerializer, **ERROR_RESPONSES},
+        summary="Read one analysis: its state, verdicts, findings, comparison and fix",
+        description="The whole analysis: poll it until `state` is done or failed. It holds every connection's story, "
+        "so it can be megabytes for a pod with a large Envoy dump: bots that need the answer only read "
+        "`verdicts/` (under 10 KB) or `summary`.",
+    )
     def retrieve(self, request: Request, slug: str | None = None) -> Response:
         return Response(represent(self.get_object(), request))
 
@@ -596,7 +607,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             ),
             **ERROR_RESPONSES,
         },
-        summary="The first inbound connection as uploaded and in the other interception mode",
+        summary="Every inbound connection as uploaded and in the other interception mode",
     )
     @action(detail=True, methods=["get"])
     def comparison(self, request: Request, slug: str | None = None) -> Response:
@@ -617,7 +628,9 @@ class AnalysisViewSet(viewsets.GenericViewSet):
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         # a diagram is an image whatever the client accepts (an <img> asks for image/*); errors stay JSON
-        return super().perform_content_negotiation(request, force=force or getattr(self, "action", "") == "diagram")
+        return super().perform_content_negotiation(
+            request, force=force or getattr(self, "action", "") in ("diagram", "comparison_diagram", "summary")
+        )
 
     @extend_schema(
         parameters=[
@@ -643,6 +656,103 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             return diagrams.http_response(analysis, int(raw), fmt)
         except diagrams.NoSuchConnection as exc:
             raise exceptions.NotFound(str(exc)) from exc
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=["svg", "png"], description="svg or png"),
+            OpenApiParameter(
+                "connection",
+                int,
+                OpenApiParameter.QUERY,
+                default=1,
+                description="1-based number of the compared connection (the inbound connections, in order)",
+            ),
+        ],
+        responses={
+            (200, "image/svg+xml"): OpenApiTypes.BINARY,
+            (200, "image/png"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(ERRORS, "no analysis with that slug, no comparison or no such connection"),
+            503: OpenApiResponse(ERRORS, "Graphviz could not render the diagram"),
+        },
+        summary="REDIRECT vs TPROXY: both modes' flow diagrams of a connection side by side, as SVG or PNG",
+        description="The connection drawn as uploaded and in the other interception mode, next to each other, with the "
+        "steps taken in one mode only highlighted.\n\n"
+        '```sh\ncurl -H "Authorization: Bearer $MESHVIZ_KEY" -o compare.png \\\n'
+        "  https://meshviz.example.com/api/v1/analyses/SLUG/comparison/diagram.png?connection=1\n```",
+    )
+    def comparison_diagram(self, request: Request, slug: str | None = None, fmt: str = "svg") -> HttpResponse:
+        analysis = self.get_object()
+        raw = request.query_params.get("connection", "1")
+        if not raw.isdigit():
+            raise exceptions.NotFound(f"no connection {raw!r}")
+        try:
+            return diagrams.http_response(analysis, int(raw), fmt, compare=True)
+        except diagrams.NoSuchConnection as exc:
+            raise exceptions.NotFound(str(exc)) from exc
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Verdicts",
+                {
+                    "slug": serializers.CharField(),
+                    "state": serializers.CharField(),
+                    "permalink": serializers.URLField(),
+                    "pod": serializers.DictField(),
+                    "summary": serializers.CharField(),
+                    "connections": serializers.ListField(child=serializers.DictField()),
+                    "connections_total": serializers.IntegerField(),
+                    "fix": serializers.DictField(),
+                },
+            ),
+            **ERROR_RESPONSES,
+        },
+        summary="The verdicts only: each connection's verdict and cause, the verified fix's first command, the "
+        "permalink (under 10 KB whatever the evidence's size)",
+        description="For bots and scripts that need the answer, not the evidence: the full analysis of a pod with a "
+        "large Envoy dump is megabytes of JSON, this stays under 10 KB.\n\n"
+        '```sh\ncurl -s -H "Authorization: Bearer $MESHVIZ_KEY" \\\n'
+        "  https://meshviz.example.com/api/v1/analyses/SLUG/verdicts/\n```",
+    )
+    @action(detail=True, methods=["get"])
+    def verdicts(self, request: Request, slug: str | None = None) -> Response:
+        analysis = self.get_object()
+        return Response(chat.verdicts(analysis, request.build_absolute_uri(analysis.permalink_path)))
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                OpenApiParameter.QUERY,
+                enum=[*chat.FORMATS],  # not list(): the class body has its own `list`
+                default="text",
+                description="text (plain), markdown, or slack (a Block Kit message: post it as is)",
+            )
+        ],
+        responses={
+            (200, "text/plain"): OpenApiTypes.STR,
+            (200, "text/markdown"): OpenApiTypes.STR,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            **ERROR_RESPONSES,
+        },
+        summary="A chat message about the analysis: the verdict, the cause, the fix's first command, the permalink",
+        description="What a bot posts as is. `format=slack` is a Slack Block Kit payload "
+        '(`{"text": ..., "blocks": [...]}`) for chat.postMessage or an incoming webhook.\n\n'
+        '```sh\ncurl -s -H "Authorization: Bearer $MESHVIZ_KEY" \\\n'
+        "  'https://meshviz.example.com/api/v1/analyses/SLUG/summary?format=slack'\n```",
+    )
+    # not a router action: bots write /summary?format=slack, without the router's trailing slash (meshviz/urls.py)
+    def summary(self, request: Request, slug: str | None = None) -> HttpResponse:
+        analysis = self.get_object()
+        fmt = request.query_params.get("format", "text")
+        if fmt not in chat.FORMATS:
+            raise exceptions.ValidationError({"format": f"one of {', '.join(chat.FORMATS)}, not {fmt!r}"})
+        message = chat.summary(analysis, request.build_absolute_uri(analysis.permalink_path), fmt)
+        if isinstance(message, dict):
+            return JsonResponse(message)
+        kind = "text/markdown" if fmt == "markdown" else "text/plain"
+        return HttpResponse(message, content_type=f"{kind}; charset=utf-8")
 
     def _results_part(self, key: str) -> Response:
         analysis = self.get_object()

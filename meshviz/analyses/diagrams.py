@@ -15,7 +15,7 @@ from typing import Any
 from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
 
-from meshviz.engine.api import Story, render
+from meshviz.engine.api import Story, flowchart, render
 from meshviz.web import ratelimit
 
 from . import services
@@ -38,7 +38,18 @@ def story_dot(analysis: Analysis, number: int) -> str:
     stories = (analysis.results or {}).get("stories") or []
     if not 1 <= number <= len(stories):
         raise NoSuchConnection(f"the analysis has no connection {number} (it has {len(stories)})")
-    return render.story_to_dot(Story.from_dict(stories[number - 1]))
+    return flowchart.story_to_flow_dot(Story.from_dict(stories[number - 1]))
+
+
+def compare_dot(analysis: Analysis, number: int) -> str:
+    """DOT text of the REDIRECT vs TPROXY flow diagrams of compared connection `number` (1-based)."""
+    conns = ((analysis.results or {}).get("comparison") or {}).get("connections") or []
+    if not 1 <= number <= len(conns):
+        raise NoSuchConnection(f"the comparison has no connection {number} (it has {len(conns)})")
+    try:
+        return flowchart.compare_to_flow_dot(analysis.results["comparison"], number - 1)  # type: ignore[index]
+    except ValueError as exc:
+        raise NoSuchConnection(str(exc)) from exc
 
 
 def rendered(dot_text: str, fmt: str) -> tuple[bytes, bool]:
@@ -75,12 +86,13 @@ def inline_svg(svg: bytes) -> str:
     return _PROLOG.sub(b"", svg).decode("utf-8")
 
 
-def http_response(analysis: Analysis, number: int, fmt: str) -> HttpResponse:
-    """Connection `number`'s diagram as svg/png (503 with a JSON error if Graphviz fails).
+def http_response(analysis: Analysis, number: int, fmt: str, *, compare: bool = False) -> HttpResponse:
+    """Connection `number`'s diagram (with `compare`, its REDIRECT vs TPROXY diagram) as svg/png (503 with a JSON
+    error if Graphviz fails).
 
     Raises NoSuchConnection for a connection the analysis does not have (the caller's 404).
     """
-    dot = story_dot(analysis, number)
+    dot = compare_dot(analysis, number) if compare else story_dot(analysis, number)
     try:
         data, hit = rendered(dot, fmt)
     except render.DiagramError as exc:
@@ -90,6 +102,21 @@ def http_response(analysis: Analysis, number: int, fmt: str) -> HttpResponse:
         )
     response = HttpResponse(data, content_type=FORMATS[fmt])
     response["X-Meshviz-Cache"] = "hit" if hit else "miss"
-    response["Content-Disposition"] = f'inline; filename="meshviz-{analysis.slug}-{number}.{fmt}"'
+    name = f"meshviz-{analysis.slug}-{'compare-' if compare else ''}{number}.{fmt}"
+    response["Content-Disposition"] = f'inline; filename="{name}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def card_png(analysis: Analysis) -> bytes | None:
+    """The 1200 x 630 preview image of the analysis for chat unfurls (None: nothing to draw yet).
+
+    Raises render.DiagramError when Graphviz fails."""
+    from . import chat
+
+    c = chat.card(analysis)
+    stories = (analysis.results or {}).get("stories") or []
+    if c["number"] is None or not stories:
+        return None
+    dot = flowchart.card_to_dot(Story.from_dict(stories[c["number"] - 1]), c["title"], c["description"])
+    return rendered(dot, "png")[0]

@@ -239,7 +239,8 @@ def connection_label(conn: dict[str, Any], pod_ip: str) -> str:
 
 
 def compute_results(analysis: Analysis) -> dict[str, Any]:
-    """The engine's analysis of every connection (meshviz.engine.api.analyse), stamped with version and revision."""
+    """The engine's analysis of every connection (meshviz.engine.api.analyse: every story, the REDIRECT/TPROXY
+    comparison of every inbound connection, the fix for the first), stamped with version and revision."""
     result = analyse(evidence_of(analysis), analysis.connections)
     return {"engine_version": ENGINE_VERSION, "revision": analysis.revision, **result.to_dict()}
 

@@ -85,6 +85,13 @@ def clusters_page(request: HttpRequest) -> HttpResponse:
             data = form.cleaned_data
             if Cluster.objects.filter(owner=_owner(request), name=data["name"]).exists():
                 form.add_error("name", f"you already have a cluster named {data['name']!r}")
+            elif (
+                data.get("in_cluster")
+                and connect.may_use_in_cluster(_owner(request))
+                and (why := _in_cluster_unavailable())
+            ):
+                # shown before anything is saved: a connection that can never work is not stored
+                form.add_error(None, why)
             else:
                 try:
                     cluster = services.create_cluster(
@@ -108,6 +115,22 @@ def clusters_page(request: HttpRequest) -> HttpResponse:
         status = 400
     clusters = Cluster.objects.filter(owner=_owner(request))
     return render(request, "clusters/clusters.html", {"form": form, "clusters": clusters}, status=status)
+
+
+def _in_cluster_unavailable() -> str:
+    """Why meshviz's own service account cannot be used here ('' when it can). Reads only the environment and the
+    service account's files: no Kubernetes call in a web request."""
+    from meshviz.collect import kube
+
+    try:
+        kube.api_client(kubeconfig=None, context=None, in_cluster=True, timeout=1.0)
+    except CollectError:
+        return (
+            "meshviz is not running inside a Kubernetes cluster here, so it has no service account of its own to "
+            "use. Upload a kubeconfig instead: the example below has credentials that may only read pods and exec "
+            "into them."
+        )
+    return ""
 
 
 @login_required

@@ -60,6 +60,7 @@ from meshviz.engine.pipeline.evidence import (
 from meshviz.engine.pipeline.load import LoadResult, load_snapshot
 from meshviz.engine.pipeline.pod import Pod, load_pod, run_story, trace
 from meshviz.engine.render import dot as render
+from meshviz.engine.render import flowchart
 from meshviz.engine.render.dot import DiagramError
 from meshviz.engine.routing.addr import parse_ip_addr
 from meshviz.engine.routing.ip_route import parse_ip_routes
@@ -104,6 +105,7 @@ __all__ = [
     "connection_story",
     "effective_id",
     "fix",
+    "flowchart",
     "has_sidecar",
     "identity_of",
     "istio_version",
@@ -140,7 +142,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class AnalysisResult:
-    """Every connection's story, the REDIRECT/TPROXY comparison and the fix for the first inbound connection."""
+    """Every connection's story, the REDIRECT/TPROXY comparison of every inbound connection and the fix for the
+    first."""
 
     stories: tuple[dict[str, Any], ...]
     comparison: dict[str, Any] | None
@@ -157,7 +160,7 @@ class AnalysisResult:
 
 
 def analyse(ev: Evidence, connections: Sequence[Mapping[str, Any]]) -> AnalysisResult:
-    """Run every connection's story; compare the modes and plan a fix for the first inbound connection.
+    """Run every connection's story; compare the modes for every inbound connection; plan a fix for the first.
 
     Only a fix whose re-simulation reaches the goal is ever named in the summary; otherwise the cause leads.
     """
@@ -172,7 +175,9 @@ def analyse(ev: Evidence, connections: Sequence[Mapping[str, Any]]) -> AnalysisR
     fix_result: dict[str, Any] | None = None
     if first_inbound is not None:
         conn, story = first_inbound
-        comparison = compare(ev, [(conn["client"], int(conn["port"]))])
+        # every inbound connection, as given and in the other mode (the page draws each side by side)
+        inbound = [(c["client"], int(c["port"])) for c in connections if c["direction"] == "inbound"]
+        comparison = compare(ev, inbound)
         fix_result = fix(ev, client=conn["client"], port=int(conn["port"])).to_dict()
         summary = verdict_line(story)
         if fix_result["works"] and fix_result["patches"]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -227,19 +228,34 @@ def _node_link(analysis: Analysis, family: Family) -> Callable[[str], str]:
 STRUCTURE_CACHE_PREFIX = "meshviz:structure:"
 
 
-def _structure_svg(
-    analysis: Analysis, family: Family, hits: dict[Any, Any] | None, highlight: Iterable[Any] = ()
-) -> tuple[str | None, str]:
-    """(inline SVG or None, error text) of the structure graph of `family`'s ruleset."""
+def _structure_dot(
+    analysis: Analysis,
+    family: Family,
+    hits: dict[Any, Any] | None,
+    highlight: Iterable[Any] = (),
+    focus: structure.Focus | None = None,
+) -> str:
     pod = _pod(analysis)
-    dot = structure.structure_dot(
+    return structure.structure_dot(
         pod.snapshot,
         pod.envoy,
         hits=hits,
         highlight=tuple(highlight),
         link=_node_link(analysis, family),
         family=family,
+        focus=focus,
     )
+
+
+def _structure_svg(
+    analysis: Analysis,
+    family: Family,
+    hits: dict[Any, Any] | None,
+    highlight: Iterable[Any] = (),
+    focus: structure.Focus | None = None,
+) -> tuple[str | None, str]:
+    """(inline SVG or None, error text) of the structure graph of `family`'s ruleset."""
+    dot = _structure_dot(analysis, family, hits, highlight, focus)
     key = STRUCTURE_CACHE_PREFIX + render_module.diagram_key(dot, "svg")
     svg = diagrams.cache_get(key)
     if not isinstance(svg, bytes):
@@ -252,19 +268,77 @@ def _structure_svg(
     return diagrams.inline_svg(svg), ""
 
 
+def _overview(analysis: Analysis, family: Family, hits: dict[Any, Any]) -> dict[str, Any]:
+    """Hooks -> tables -> chains with their rule and hit counts, each linking to its chain in the rule table."""
+    rs = _ruleset(analysis, family)
+    if rs is None:
+        return {"tables": [], "hooks": [], "user": []}
+    tables = [t for _, order in structure.HOOK_TABLES for t in order]
+    tables = [t for t in dict.fromkeys(tables) if any(x.name == t for x in rs.tables)]
+
+    def cell(table: str, chain: str) -> dict[str, Any] | None:
+        t = next((x for x in rs.tables if x.name == table), None)
+        c = t.chain(chain) if t is not None else None
+        if c is None:
+            return None
+        hit = sum(1 for i in range(1, len(c.rules) + 1) if hits.get((table, chain, i)))
+        url = reverse("explorer-rules", args=[analysis.slug]) + "?" + urlencode({"table": table, "chain": chain})
+        return {"table": table, "chain": chain, "rules": len(c.rules), "hit": hit, "policy": c.policy, "url": url}
+
+    hooks = [
+        {"hook": hook, "cells": [cell(t, hook) if t in order else None for t in tables]}
+        for hook, order in structure.HOOK_TABLES
+    ]
+    user = [
+        c
+        for t in rs.tables
+        for ch in t.chains
+        if not ch.builtin and (c := cell(t.name, ch.name)) is not None and c["rules"]
+    ]
+    return {"tables": tables, "hooks": hooks, "user": user}
+
+
 @login_first
 @require_GET
 def structure_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The structure graph; `?connection=N`: only what connection N went through; `?download=svg|png`: the file."""
     analysis = access.readable_analysis(request, slug)
     family = _family(request, analysis)
-    hits = structure.hits_from_stories(_stories(analysis)) if family == _pod_family(analysis) else {}
-    svg, error = _structure_svg(analysis, family, hits)
+    stories = _stories(analysis)
+    hits = structure.hits_from_stories(stories) if family == _pod_family(analysis) else {}
+    raw = request.GET.get("connection", "")
+    number = int(raw) if raw.isdigit() and 1 <= int(raw) <= len(stories) else None
+    focus = structure.focus_of(stories[number - 1]) if number else None
+    download = request.GET.get("download", "")
+    if download in ("svg", "png"):
+        try:
+            data = render_module.render(
+                _structure_dot(analysis, family, hits, focus=focus),
+                download,
+                timeout=render_module.DEFAULT_TIMEOUT * 2,
+                max_bytes=render_module.DEFAULT_MAX_BYTES * 4,
+            )
+        except DiagramError as exc:
+            return HttpResponse(f"the diagram cannot be rendered: {exc}", status=503, content_type="text/plain")
+        response = HttpResponse(data, content_type=diagrams.FORMATS[download])
+        name = f"meshviz-{analysis.slug}-structure{f'-{number}' if number else ''}.{download}"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+    svg, error = _structure_svg(analysis, family, hits, focus=focus)
     context = {
         **_base_context(request, analysis, "structure"),
         "svg": svg,
         "diagram_error": error,
         "family": family.value,
         "families": _families(analysis),
+        "connection": number,
+        "overview": _overview(analysis, family, hits),
+        "connections": [
+            {"number": n, "label": services.connection_label(s["connection"], str(analysis.pod_ip))}
+            for n, s in enumerate(stories, 1)
+            if s.get("connection")
+        ],
     }
     return render(request, "explorer/structure.html", context)
 
@@ -585,8 +659,20 @@ def compose_page(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "explorer/_compose_result.html", context)
     family = FAMILIES[result["family"]]
     hits = structure.hits_from_stories(_stories(analysis)) if family == _pod_family(analysis) else {}
+    # "only what this packet hit": its chains and the Envoy listener it reached, not the whole pod
+    focus = None
+    if request.GET.get("only") == "1":
+        listeners = {
+            m.group(1)
+            for t in result["traces"]
+            if (m := re.match(r"envoy listener (\S+?):", str(t.get("socket") or "")))
+        }
+        focus = structure.Focus(
+            frozenset((r["table"], r["chain"]) for r in result["rules_hit"]), frozenset(listeners), frozenset()
+        )
+    context["only"] = focus is not None
     # the graph is drawn once per page; explorer.js highlights the current step's chain and rule in it
-    context["svg"], context["diagram_error"] = _structure_svg(analysis, family, hits)
+    context["svg"], context["diagram_error"] = _structure_svg(analysis, family, hits, focus=focus)
     return render(request, "explorer/compose.html", context)
 
 
@@ -636,6 +722,50 @@ def parse_edits(text: str) -> list[whatif.Edit]:
 
 def _edits_text(edits: list[whatif.Edit]) -> str:
     return json.dumps([e.to_dict() for e in edits], separators=(",", ":"))
+
+
+_TEXT_LABELS = {
+    "iptables": "iptables rules",
+    "ip_rule": "ip rules",
+    "ip_route": "routes",
+    "sysctl": "sysctls",
+    "envoy": "Envoy config dump",
+}
+
+
+def edit_sentence(e: whatif.Edit) -> str:
+    """One what-if edit as words, for the origin line of a saved copy."""
+    where = f"{e.table}/{e.chain}"
+    if e.op == "insert":
+        return f"inserted at {where} #{e.index}: {e.rule}"
+    if e.op == "replace":
+        return f"replaced {where} #{e.index} with: {e.rule}"
+    if e.op == "delete":
+        return f"deleted {where} #{e.index}"
+    if e.op == "move":
+        return f"moved {where} #{e.index} to #{e.to_index}"
+    label = _TEXT_LABELS.get(str(e.kind), str(e.kind))
+    first = next((ln.strip() for ln in (e.text or "").splitlines() if ln.strip()), "")
+    if e.op == "set_text":
+        return f"replaced the {label}" + (f" (starting {first})" if first else "")
+    if e.op == "append_text":
+        n = len([ln for ln in (e.text or "").splitlines() if ln.strip()])
+        return f"added to the {label}: {first}" + (f" and {n - 1} more line{'s' if n > 2 else ''}" if n > 1 else "")
+    if e.op == "sysctl":
+        return f"set {e.key} to {e.value}"
+    if e.op == "envoy_bind":
+        on = f"cluster {e.cluster}" if e.cluster else "the inbound clusters"
+        return (
+            f"bound Envoy's upstream connections on {on} to {e.address}"
+            if e.address
+            else f"removed the upstream bind on {on}"
+        )
+    on = e.listener or "virtualInbound"
+    return f"removed original_src from {on}" if e.mark is None else f"original_src with mark {e.mark} on {on}"
+
+
+def edits_sentences(edits: list[whatif.Edit]) -> str:
+    return "; ".join(edit_sentence(e) for e in edits)
 
 
 def whatif_result(analysis: Analysis, edits: list[whatif.Edit]) -> dict[str, Any]:
@@ -809,7 +939,7 @@ def whatif_save(request: HttpRequest, slug: str) -> HttpResponse:
         connections=list(analysis.connections),
         owner=access.owner_for(request),
         origin=Analysis.Origin.WHATIF,
-        origin_notes=[f"what-if copy of {analysis.permalink_path} with {len(edits)} edit(s): {_edits_text(edits)}"],
+        origin_notes=[f"a what-if copy of {analysis.permalink_path}: {edits_sentences(edits)}"],
         derived_from=analysis,
     )
     enqueue(copy)
@@ -846,8 +976,10 @@ def diff_pick(request: HttpRequest, slug: str) -> HttpResponse:
             "explorer/diff_pick.html",
             {**_base_context(request, analysis, "diff"), "mine": _diff_candidates(request, analysis)},
         )
-    access.readable_analysis(request, other)
-    return redirect("explorer-diff", slug_a=analysis.slug, slug_b=other)
+    picked = access.readable_analysis(request, other)
+    # the older analysis is "before": diffing a what-if copy against its original shows the fix as added lines
+    older, newer = (picked, analysis) if picked.created <= analysis.created else (analysis, picked)
+    return redirect("explorer-diff", slug_a=older.slug, slug_b=newer.slug)
 
 
 def _diff_candidates(request: HttpRequest, analysis: Analysis) -> list[Analysis]:

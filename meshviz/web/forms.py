@@ -12,15 +12,19 @@ from meshviz.analyses import bundles, services
 
 #: (field, label, help) for each piece of evidence, in the form's order
 EVIDENCE = (
-    ("iptables", "iptables rules", "required: `iptables-save` in the pod (or the istio-iptables dry-run output)"),
-    ("ip_rule", "ip rule", "optional: `ip rule` in the pod"),
-    ("ip_route", "ip route", "optional: `ip route show table all` in the pod"),
-    ("ip6tables", "ip6tables rules", "optional: `ip6tables-save` in the pod (IPv6)"),
-    ("ip6_rule", "ip -6 rule", "optional: `ip -6 rule` in the pod"),
-    ("ip6_route", "ip -6 route", "optional: `ip -6 route show table all` in the pod"),
-    ("addr", "ip addr", "optional: `ip -o addr` in the pod (its interfaces and addresses)"),
-    ("sysctl", "sysctls", "optional: `sysctl -a` (or the net.* lines) in the pod"),
-    ("envoy_config_dump", "Envoy config dump", "optional: `pilot-agent request GET config_dump`; secrets are redacted"),
+    ("iptables", "iptables rules", "required: the output of iptables-save in the pod (or istio-iptables' dry run)"),
+    ("ip_rule", "ip rule", "optional: the output of ip rule in the pod"),
+    ("ip_route", "ip route", "optional: the output of ip route show table all in the pod"),
+    ("ip6tables", "ip6tables rules", "optional: the output of ip6tables-save in the pod (IPv6)"),
+    ("ip6_rule", "ip -6 rule", "optional: the output of ip -6 rule in the pod"),
+    ("ip6_route", "ip -6 route", "optional: the output of ip -6 route show table all in the pod"),
+    ("addr", "ip addr", "optional: the output of ip -o addr in the pod (its interfaces and addresses)"),
+    ("sysctl", "sysctls", "optional: the output of sysctl -a (or its net.* lines) in the pod"),
+    (
+        "envoy_config_dump",
+        "Envoy config dump",
+        "optional: the output of pilot-agent request GET config_dump; secrets are redacted before it is stored",
+    ),
 )
 #: the engine's `source` names -> form fields (the reverse of services.SOURCES)
 FIELD_OF_SOURCE = {source: field for field, source in services.SOURCES.items()} | {"pod_ip": "pod_ip"}
@@ -41,6 +45,43 @@ class MultipleFileField(forms.FileField):
         if isinstance(data, list | tuple):
             return [super(MultipleFileField, self).clean(d, initial) for d in data] or None
         return super().clean(data, initial)
+
+
+def _whole_json_message(err: dict[str, Any], text: str) -> str:
+    """The JSON parser's message as a whole sentence, saying so when the text simply stops (a dump cut off while
+    copying): "not valid JSON: Expecting value" alone reads as if the message itself were cut."""
+    message = str(err.get("message") or "")
+    if not message.startswith("not valid JSON"):
+        return message
+    lines = text.rstrip().splitlines() or [""]
+    if int(err.get("line") or 0) >= len(lines):  # on the last line: the text stops inside the JSON
+        return (
+            f"{message}, on the last line: the JSON stops before it is complete, as if the dump was cut off while "
+            "it was copied. Paste or upload the whole dump."
+        )
+    return message if message.endswith(".") else message + "."
+
+
+def error_summary(form: NewAnalysisForm) -> list[dict[str, str]]:
+    """Every error of the form, each with the id of the input it is about, for the summary at the top."""
+    out: list[dict[str, str]] = []
+    labels = {name: str(f.label) for name, f in form.fields.items()}
+    for name, errors in form.errors.items():
+        if name == "__all__":
+            continue
+        base = name.removesuffix("_file")
+        for message in errors:
+            out.append({"field": labels.get(base, base), "message": str(message), "target": f"field-{base}"})
+    for name, found in form.evidence_errors.items():
+        for err in found:
+            out.append(
+                {
+                    "field": labels.get(name, name),
+                    "message": f"line {err['line']}, column {err['column']}: {err['message']}",
+                    "target": f"field-{name}",
+                }
+            )
+    return out
 
 
 class NewAnalysisForm(forms.Form):
@@ -71,6 +112,9 @@ class NewAnalysisForm(forms.Form):
         # the engine's errors, by field: [{line, column, text, message}]
         self.evidence_errors: dict[str, list[dict[str, Any]]] = {}
         self.warnings: list[dict[str, Any]] = []
+        # evidence read from uploaded files, by field: put back into the text boxes when the form comes back with
+        # errors (a browser never keeps a file input's file)
+        self.uploaded_texts: dict[str, str] = {}
         # create_analysis fields read from a bundle (None: the evidence is in the text/file fields)
         self.bundle_fields: dict[str, Any] | None = None
         self.bundle_errors: list[dict[str, Any]] = []
@@ -104,6 +148,7 @@ class NewAnalysisForm(forms.Form):
             merged, errors = bundles.merge_envoy(inputs)
             for err in errors:
                 self.add_error(f"{name}_file", f"{err['source']}:{err['line']}:{err['column']}: {err['message']}")
+            self.uploaded_texts[name] = merged
             return merged
         if upload is not None:
             if upload.size is not None and upload.size > settings.MESHVIZ_MAX_UPLOAD_BYTES:
@@ -115,6 +160,8 @@ class NewAnalysisForm(forms.Form):
             except UnicodeDecodeError as exc:
                 self.add_error(f"{name}_file", f"not UTF-8 text (byte {exc.start})")
                 return ""
+            if "\x00" not in text:
+                self.uploaded_texts[name] = text
         else:
             text = str(self.cleaned_data.get(name) or "")
             # browsers send pasted text with CRLF line ends
@@ -190,6 +237,7 @@ class NewAnalysisForm(forms.Form):
         self.warnings = warnings
         for err in errors:
             field = FIELD_OF_SOURCE.get(err["source"], "iptables")
+            err = {**err, "message": _whole_json_message(err, str(data.get(field) or ""))}
             # a caret under the offending column, below "LINE | text"
             gutter = len(f"{err['line']} | ")
             self.evidence_errors.setdefault(field, []).append(

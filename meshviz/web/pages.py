@@ -9,22 +9,27 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from meshviz.accounts.models import Team
-from meshviz.analyses import access, diagrams, examples, services
+from meshviz.analyses import access, chat, diagrams, examples, services
 from meshviz.analyses.access import login_first
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
 from meshviz.engine.api import DiagramError, Family, parse_iptables, rule_text, structure
 
-from .forms import NewAnalysisForm
+from . import ratelimit
+from .forms import NewAnalysisForm, error_summary
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +152,19 @@ def _comparison_tables(comparison: dict[str, Any], modes: list[str]) -> list[dic
     return tables
 
 
+def _comparison_diagrams(analysis: Analysis, tables: list[dict[str, Any]]) -> None:
+    """Each compared connection's REDIRECT vs TPROXY flow diagrams (inline SVG), or why there are none."""
+    for number, table in enumerate(tables, 1):
+        table["number"] = number
+        table["svg"], table["diagram_error"] = None, ""
+        try:
+            svg, _ = diagrams.rendered(diagrams.compare_dot(analysis, number), "svg")
+            table["svg"] = diagrams.inline_svg(svg)
+        except (DiagramError, diagrams.NoSuchConnection) as exc:
+            logger.warning("analysis %s: comparison diagram %d: %s", analysis.slug, number, exc)
+            table["diagram_error"] = str(exc)
+
+
 def _sharing(request: HttpRequest, analysis: Analysis) -> dict[str, Any]:
     user = request.user
     shared = list(analysis.teams.all())
@@ -161,6 +179,16 @@ def _sharing(request: HttpRequest, analysis: Analysis) -> dict[str, Any]:
     }
 
 
+def _preview(request: HttpRequest, analysis: Analysis) -> dict[str, str]:
+    card = chat.card(analysis)
+    return {
+        "title": card["title"],
+        "description": card["description"],
+        "url": request.build_absolute_uri(analysis.permalink_path),
+        "image": request.build_absolute_uri(f"/a/{analysis.slug}/card.png"),
+    }
+
+
 @login_first
 @require_GET
 def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
@@ -170,6 +198,8 @@ def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
     pending = analysis.state in (Analysis.State.QUEUED, Analysis.State.RUNNING)
     comparison = results.get("comparison") or {}
     modes = sorted(comparison.get("modes") or [], key=lambda m: 0 if m == "REDIRECT" else 1)
+    tables = _comparison_tables(comparison, modes)
+    _comparison_diagrams(analysis, tables)
     context = {
         "analysis": analysis,
         "pending": pending,
@@ -179,11 +209,13 @@ def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
         "connections": _connections(analysis, stories),
         "comparison": comparison,
         "compare_modes": modes,
-        "comparison_tables": _comparison_tables(comparison, modes),
+        "comparison_tables": tables,
         "fix": _fix(results.get("fix")),
         "warning_groups": warning_groups(analysis.parse_warnings or []),
         "rulesets": _rules(analysis, stories) if analysis.iptables else [],
         "stale": bool(results) and not analysis.results_are_current() and not pending,
+        # link previews (Open Graph, Twitter cards) only for public permalinks: a private one reveals nothing
+        "preview": _preview(request, analysis) if analysis.public and results else None,
         **_sharing(request, analysis),
     }
     return render(request, "web/analysis.html", context)
@@ -229,6 +261,34 @@ def analysis_diagram(request: HttpRequest, slug: str, number: int, fmt: str) -> 
         raise Http404(str(exc)) from exc
 
 
+@require_GET
+def card_image(request: HttpRequest, slug: str) -> HttpResponse:
+    """The link preview image (og:image, 1200 x 630 PNG). Anyone may fetch a public analysis's; a private one's is
+    a 404 to whoever may not read it, exactly like a slug that does not exist (no login redirect either)."""
+    analysis = access.readable_analysis(request, slug)
+    try:
+        data = diagrams.card_png(analysis)
+    except DiagramError as exc:
+        logger.warning("analysis %s: preview image: %s", analysis.slug, exc)
+        data = None
+    if data is None:
+        raise Http404("nothing to draw yet")
+    response = HttpResponse(data, content_type="image/png")
+    response["Cache-Control"] = "public, max-age=300" if analysis.public else "private, max-age=300"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_first
+@require_GET
+def compare_diagram(request: HttpRequest, slug: str, number: int, fmt: str) -> HttpResponse:
+    """REDIRECT vs TPROXY: compared connection `number`'s two flow diagrams side by side."""
+    try:
+        return diagrams.http_response(access.readable_analysis(request, slug), number, fmt, compare=True)
+    except diagrams.NoSuchConnection as exc:
+        raise Http404(str(exc)) from exc
+
+
 @login_first
 @require_GET
 def fix_artifact(request: HttpRequest, slug: str, patch: int, artifact: int) -> HttpResponse:
@@ -254,11 +314,51 @@ def fix_artifact(request: HttpRequest, slug: str, patch: int, artifact: int) -> 
 # --------------------------------------------------------------------------
 
 
+#: seconds a bundle from a failed submit is kept for the next one
+KEPT_BUNDLE_SECONDS = 3600
+
+
+def _kept_bundle_key(request: HttpRequest, token: str) -> str:
+    return f"meshviz:kept-bundle:{request.user.pk}:{token}"
+
+
+def _files_with_kept_bundle(request: HttpRequest) -> Any:
+    """The request's files, plus the bundle kept from this user's failed submit when no new one was chosen."""
+    token = request.POST.get("bundle_token", "")
+    if "bundle" in request.FILES or not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", token):
+        return request.FILES
+    kept = diagrams.cache_get(_kept_bundle_key(request, token))
+    if not isinstance(kept, tuple) or len(kept) != 2:
+        return request.FILES
+    files = request.FILES.copy()
+    files["bundle"] = SimpleUploadedFile(str(kept[0]), bytes(kept[1]), content_type="application/gzip")
+    return files
+
+
+def _keep_bundle(request: HttpRequest, files: Any) -> dict[str, str] | None:
+    """Keep the submitted bundle for the next submit (a browser never keeps a file input's file)."""
+    upload = files.get("bundle")
+    if upload is None:
+        return None
+    upload.seek(0)
+    data = upload.read(int(settings.MESHVIZ_MAX_UPLOAD_BYTES) + 1)
+    if len(data) > int(settings.MESHVIZ_MAX_UPLOAD_BYTES):
+        return None
+    token = secrets.token_urlsafe(18)
+    try:
+        cache.set(_kept_bundle_key(request, token), (upload.name or "bundle.tar.gz", data), KEPT_BUNDLE_SECONDS)
+    except ratelimit.cache_errors():
+        return None  # no cache server: the bundle has to be chosen again
+    return {"token": token, "name": upload.name or "bundle.tar.gz"}
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def new_analysis(request: HttpRequest) -> HttpResponse:
+    kept: dict[str, str] | None = None
     if request.method == "POST":
-        form = NewAnalysisForm(request.POST, request.FILES)
+        files = _files_with_kept_bundle(request)
+        form = NewAnalysisForm(request.POST, files)
         if form.is_valid() and form.bundle_fields is not None:
             analysis = services.create_analysis(**form.bundle_fields, warnings=form.warnings, owner=request.user)
             enqueue(analysis)
@@ -283,10 +383,23 @@ def new_analysis(request: HttpRequest) -> HttpResponse:
             enqueue(analysis)
             return redirect(analysis.permalink_path)
         status = 400
+        # keep every piece of evidence: what came in a file goes back into its text box
+        if form.uploaded_texts:
+            data = request.POST.copy()
+            for name, text in form.uploaded_texts.items():
+                data[name] = text
+            form.data = data
+        kept = _keep_bundle(request, files)
     else:
         form = NewAnalysisForm()
         status = 200
-    return render(request, "web/new.html", {"form": form, "examples": examples.examples()}, status=status)
+    context = {
+        "form": form,
+        "examples": examples.examples(),
+        "errors": error_summary(form) if form.is_bound else [],
+        "kept_bundle": kept,
+    }
+    return render(request, "web/new.html", context, status=status)
 
 
 @login_required

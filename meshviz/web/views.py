@@ -2,24 +2,27 @@ import logging
 
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from meshviz.analyses import access
+from meshviz.web import dashboard
 
 logger = logging.getLogger(__name__)
 
 
-#: analyses listed on the home page
-RECENT = 20
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The dashboard (meshviz.web.dashboard): a signed-in user's and their teams' analyses, examples, clusters and
+    watched pods; for a visitor, what meshviz answers and the public examples."""
+    return render(request, "web/home.html", dashboard.context(request))
 
 
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    """What meshviz does; for a logged-in user, their recent analyses and those shared with their teams."""
-    recent = access.member_of_analysis(request.user).select_related("owner").order_by("-created")[:RECENT]
-    return render(request, "web/home.html", {"recent": list(recent)})
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says: send them to the SVG icon."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 @never_cache

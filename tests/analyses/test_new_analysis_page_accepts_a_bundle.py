@@ -60,3 +60,24 @@ def test_bundle_with_pasted_evidence_is_refused(client: Client, user: Any) -> No
     assert response.status_code == 400
     assert "a bundle replaces the evidence" in response.content.decode()
     assert Analysis.objects.count() == 0
+
+
+def test_a_bundle_from_a_failed_submit_is_kept_for_the_next(
+    client: Client, user: Any, other_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    client.force_login(user)
+    failed = client.post("/new/", {"bundle": _bundle(), "app_ports": "70000"})
+    assert failed.status_code == 400
+    page = failed.content.decode()
+    assert "meshviz-hr2-tproxy-geo.tar.gz</code> is kept" in page
+    token = page.split('name="bundle_token" value="')[1].split('"')[0]
+
+    # someone else cannot use the token
+    other = Client()
+    other.force_login(other_user)
+    assert other.post("/new/", {"bundle_token": token, "app_ports": "8083"}).status_code == 400
+
+    with django_capture_on_commit_callbacks(execute=True):
+        again = client.post("/new/", {"bundle_token": token, "app_ports": "8083"})
+    assert again.status_code == 302
+    assert Analysis.objects.get().namespace == "hr2-tproxy"

@@ -64,6 +64,8 @@ def _analysis_requests(slug: str, w: World, target_read: str, target_write: str,
     reqs = [
         # pages
         Req("GET", f"/a/{slug}/", r),
+        Req("GET", f"/a/{slug}/card.png", r),
+        Req("GET", f"/a/{slug}/compare/1.svg", r),
         Req("POST", f"/a/{slug}/sharing/", wr, {"public": "on", "teams": [str(w.team.pk)]}),
         Req("POST", f"/a/{slug}/rerun/", wr),
         Req("POST", f"/a/{slug}/delete/", wr),
@@ -97,6 +99,9 @@ def _analysis_requests(slug: str, w: World, target_read: str, target_write: str,
         Req("DELETE", f"/api/v1/analyses/{slug}/", wr, api=True),
         Req("POST", f"/api/v1/analyses/{slug}/sharing/", wr, {"public": True, "teams": [TEAM_NAME]}, api=True),
         Req("GET", f"/api/v1/analyses/{slug}/rules/", r, api=True),
+        Req("GET", f"/api/v1/analyses/{slug}/summary?format=slack", r, api=True),
+        Req("GET", f"/api/v1/analyses/{slug}/verdicts/", r, api=True),
+        Req("GET", f"/api/v1/analyses/{slug}/comparison/diagram.svg?connection=1", r, api=True),
         Req("GET", f"/api/v1/analyses/{slug}/rules/mangle/ISTIO_INBOUND/1/", r, api=True),
         Req("GET", f"/api/v1/analyses/{slug}/traces/", r, api=True),
         Req("POST", f"/api/v1/analyses/{slug}/what-ifs/", target_fork, {"edits": json.loads(EDITS)}, api=True),
@@ -136,6 +141,7 @@ def matrix(w: World) -> list[Req]:
     reqs += [
         # the previous release's explorer path: a redirect computed from the path alone (it reads nothing)
         Req("GET", f"/api/v1/explorer/{w.private.slug}/rules/", NONE),
+        Req("GET", "/favicon.ico", NONE),
         # alice's cluster, collection and watched pod: pages
         Req("GET", f"/clusters/{c}/", PRIVATE),
         Req("POST", f"/clusters/{c}/check/", PRIVATE),

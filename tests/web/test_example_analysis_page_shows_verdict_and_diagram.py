@@ -45,8 +45,11 @@ def test_redirect_example_page_has_the_verdict_sentence_and_an_inline_svg(
     assert "127.0.0.6" in summary
     heading = re.search(r'<h1 class="verdict">(.*?)</h1>', page, re.S)
     assert heading is not None and "127.0.0.6" in heading.group(1)
-    # one inline diagram per connection (inbound + the default outbound), no XML prolog inside the HTML
-    assert page.count("<svg") == len(analysis.results["stories"]) == 2
+    # one inline diagram per connection (inbound + the default outbound) and the REDIRECT vs TPROXY one, no XML
+    # prolog inside the HTML
+    assert page.count('class="diagram flow-diagram"') == len(analysis.results["stories"]) == 2
+    assert page.count('class="diagram compare-diagram"') == 1
+    assert page.count("<svg") == 3
     assert "<?xml" not in page
     assert "data-panzoom" in page and "/static/js/analysis.js" in page
     # REDIRECT vs TPROXY side by side, the differing rows highlighted

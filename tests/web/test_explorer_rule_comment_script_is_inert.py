@@ -14,7 +14,11 @@ pytestmark = pytest.mark.django_db
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-OWN_SCRIPTS = ['<script src="/static/js/analysis.js" defer>', '<script src="/static/js/explorer.js" defer>']
+OWN_SCRIPTS = [
+    '<script src="/static/vendor/svg-pan-zoom/svg-pan-zoom.min.js" defer>',
+    '<script src="/static/js/analysis.js" defer>',
+    '<script src="/static/js/explorer.js" defer>',
+]
 
 
 def _inert(page: str) -> None:

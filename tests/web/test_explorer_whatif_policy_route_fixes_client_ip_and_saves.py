@@ -67,7 +67,17 @@ def test_policy_route_whatif_changes_the_verdict_and_saves_as_a_new_analysis(
     copy.refresh_from_db()
     assert copy.state == Analysis.State.DONE, copy.error
     assert copy.results["stories"][0]["verdict"] == inbound["after_verdict"]
-    assert client.get(copy.permalink_path).status_code == 200
+    page = client.get(copy.permalink_path)
+    assert page.status_code == 200
+    # the origin line reads as a sentence, not the edits' JSON
+    assert copy.origin_notes == [
+        f"a what-if copy of {analysis.permalink_path}: added to the ip rules: ip rule add fwmark 1337 lookup 133; "
+        "added to the routes: ip route add local default dev lo table 133"
+    ]
+    assert '{"op"' not in page.content.decode()
+    # diffing the copy against its original puts the original (the older) before: the fix shows as added lines
+    picked = client.get(f"/a/{copy.slug}/diff/", {"other": analysis.slug})
+    assert picked["Location"] == f"/diff/{analysis.slug}/{copy.slug}/"
     # the original is untouched
     analysis.refresh_from_db()
     assert analysis.results["stories"][0]["verdict"]["failure"] == "REPLY_ESCAPES_VIA_eth0"

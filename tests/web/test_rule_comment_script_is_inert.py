@@ -39,7 +39,10 @@ def test_script_in_a_rule_comment_renders_inert(
     assert "alert(1)" in page  # it is shown, escaped
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     # the only script elements are the page's own (no inline scripts at all)
-    assert re.findall(r"<script\b[^>]*>", page, re.I) == ['<script src="/static/js/analysis.js" defer>']
+    assert re.findall(r"<script\b[^>]*>", page, re.I) == [
+        '<script src="/static/vendor/svg-pan-zoom/svg-pan-zoom.min.js" defer>',
+        '<script src="/static/js/analysis.js" defer>',
+    ]
     # the highlighted rule is the commented one, escaped
     assert re.search(r'<li class="rule hit"[^>]*><code>[^<]*&lt;script&gt;alert\(1\)&lt;/script&gt;', page)
     # and the diagram carries it as text

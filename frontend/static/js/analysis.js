@@ -1,78 +1,105 @@
-// meshviz analysis page: pan/zoom on the flow diagrams, copy buttons on the fix artifacts. No dependencies.
+// meshviz analysis page: pan/zoom on the diagrams (vendored svg-pan-zoom), copy buttons on the fix artifacts.
 (function () {
   "use strict";
 
+  // Pan and zoom with the vendored svg-pan-zoom (static/vendor/svg-pan-zoom). A plain wheel scrolls the page;
+  // Ctrl (or Cmd) + wheel zooms, as do the +, - and 0 keys and the buttons under the diagram; drag pans.
+  // A flow diagram (.diagram without .structure-diagram) is shown at the page's width and its full height;
+  // the step where the connection fails (class "failure") is brought into view inside its box.
   function panZoom(box) {
     var svg = box.querySelector("svg");
-    if (!svg) return;
+    if (!svg || typeof window.svgPanZoom !== "function") return;
     var vb = svg.viewBox && svg.viewBox.baseVal;
     if (!vb || !vb.width) return;
-    var home = { x: vb.x, y: vb.y, w: vb.width, h: vb.height };
-    var view = { x: home.x, y: home.y, w: home.w, h: home.h };
-    // the diagram fills the box's width; its height follows the aspect ratio, bounded by CSS
+    var natural = !box.classList.contains("structure-diagram");
     svg.removeAttribute("width");
     svg.removeAttribute("height");
-    svg.setAttribute("preserveAspectRatio", "xMidYMin meet");
-
-    function apply() {
-      svg.setAttribute("viewBox", [view.x, view.y, view.w, view.h].join(" "));
+    // through the CSSOM, which the Content-Security-Policy allows (svg-pan-zoom would write a style attribute)
+    svg.style.overflow = "hidden";
+    function size() {
+      if (natural) svg.style.height = Math.round(box.clientWidth * vb.height / vb.width) + "px";
     }
-    function zoom(factor, cx, cy) {
-      // cx, cy: the fixed point, as fractions of the box (0..1)
-      var w = Math.min(Math.max(view.w * factor, home.w / 20), home.w * 4);
-      var h = w * (home.h / home.w);
-      view.x += (view.w - w) * cx;
-      view.y += (view.h - h) * cy;
-      view.w = w;
-      view.h = h;
-      apply();
-    }
-    function reset() {
-      view = { x: home.x, y: home.y, w: home.w, h: home.h };
-      apply();
-    }
-
+    size();
+    var pz = window.svgPanZoom(svg, {
+      zoomEnabled: true,
+      mouseWheelZoomEnabled: false,
+      dblClickZoomEnabled: false,
+      controlIconsEnabled: false,
+      fit: true,
+      center: true,
+      minZoom: 0.3,
+      maxZoom: 12
+    });
+    box.svgPanZoom = pz;
     box.addEventListener("wheel", function (e) {
+      if (!(e.ctrlKey || e.metaKey)) return;  // the page scrolls
       e.preventDefault();
       var r = svg.getBoundingClientRect();
-      zoom(e.deltaY < 0 ? 1 / 1.2 : 1.2, (e.clientX - r.left) / r.width, (e.clientY - r.top) / r.height);
+      pz.zoomAtPointBy(e.deltaY < 0 ? 1.2 : 1 / 1.2, { x: e.clientX - r.left, y: e.clientY - r.top });
     }, { passive: false });
-
-    var drag = null;
-    box.addEventListener("pointerdown", function (e) {
-      if (e.button !== 0) return;
-      drag = { x: e.clientX, y: e.clientY, vx: view.x, vy: view.y };
-      box.setPointerCapture(e.pointerId);
-      box.classList.add("dragging");
-    });
-    box.addEventListener("pointermove", function (e) {
-      if (!drag) return;
-      var r = svg.getBoundingClientRect();
-      var scale = Math.max(view.w / r.width, view.h / r.height);
-      view.x = drag.vx - (e.clientX - drag.x) * scale;
-      view.y = drag.vy - (e.clientY - drag.y) * scale;
-      apply();
-    });
-    function stop() {
-      drag = null;
-      box.classList.remove("dragging");
-    }
-    box.addEventListener("pointerup", stop);
-    box.addEventListener("pointercancel", stop);
-
+    box.addEventListener("pointerdown", function () { box.classList.add("dragging"); });
+    document.addEventListener("pointerup", function () { box.classList.remove("dragging"); });
+    function reset() { size(); pz.resize(); pz.fit(); pz.center(); }
     box.addEventListener("keydown", function (e) {
-      if (e.key === "+" || e.key === "=") { zoom(1 / 1.2, 0.5, 0.5); e.preventDefault(); }
-      else if (e.key === "-" || e.key === "_") { zoom(1.2, 0.5, 0.5); e.preventDefault(); }
+      if (e.key === "+" || e.key === "=") { pz.zoomBy(1.2); e.preventDefault(); }
+      else if (e.key === "-" || e.key === "_") { pz.zoomBy(1 / 1.2); e.preventDefault(); }
       else if (e.key === "0") { reset(); e.preventDefault(); }
       else if (e.key.indexOf("Arrow") === 0) {
-        var step = view.w / 10;
-        if (e.key === "ArrowLeft") view.x -= step;
-        if (e.key === "ArrowRight") view.x += step;
-        if (e.key === "ArrowUp") view.y -= step;
-        if (e.key === "ArrowDown") view.y += step;
-        apply();
+        var step = 60;
+        pz.panBy({
+          x: e.key === "ArrowLeft" ? step : e.key === "ArrowRight" ? -step : 0,
+          y: e.key === "ArrowUp" ? step : e.key === "ArrowDown" ? -step : 0
+        });
         e.preventDefault();
       }
+    });
+    var controls = box.parentNode.querySelector("[data-panzoom-controls='" + box.id + "']");
+    if (controls) {
+      controls.hidden = false;
+      controls.querySelector("[data-zoom='in']").addEventListener("click", function () { pz.zoomBy(1.3); });
+      controls.querySelector("[data-zoom='out']").addEventListener("click", function () { pz.zoomBy(1 / 1.3); });
+      controls.querySelector("[data-zoom='reset']").addEventListener("click", reset);
+    }
+    var resizing = null;
+    window.addEventListener("resize", function () {
+      clearTimeout(resizing);
+      resizing = setTimeout(reset, 150);
+    });
+    // the failing step: visible inside its box (a structure diagram's box is shorter than the drawing)
+    var failure = svg.querySelector(".failure");
+    if (failure && !natural) {
+      var br = box.getBoundingClientRect(), fr = failure.getBoundingClientRect();
+      if (fr.bottom > br.bottom || fr.top < br.top) pz.panBy({ x: 0, y: br.top + br.height / 2 - (fr.top + fr.height / 2) });
+    }
+  }
+
+  // a click on a step shows all of it under the diagram: the rule that decided it and the hooks it passed
+  function stepDetails(box) {
+    var out = box.parentNode.querySelector("[data-step-detail='" + box.id + "']");
+    if (!out) return;
+    box.addEventListener("click", function (e) {
+      var node = e.target.closest && e.target.closest("g.node");
+      var link = node && node.querySelector("a");
+      var text = link && (link.getAttribute("xlink:title") || link.getAttributeNS("http://www.w3.org/1999/xlink", "title"));
+      if (!text) return;
+      out.hidden = false;
+      out.textContent = text;
+    });
+  }
+
+  // a failing connection's diagram opens at its failure: the page scrolls there when it opens on it (#failure)
+  function showFailure() {
+    if (location.hash !== "#failure") return;
+    var f = document.querySelector(".diagram .failure");
+    if (f && f.scrollIntoView) f.scrollIntoView({ block: "center" });
+  }
+  function failureLink(a) {
+    a.addEventListener("click", function (e) {
+      var section = a.closest("section");
+      var f = section && section.querySelector(".diagram .failure");
+      if (!f) return;
+      e.preventDefault();
+      f.scrollIntoView({ block: "center", behavior: "smooth" });
     });
   }
 
@@ -116,6 +143,9 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("[data-panzoom]"), panZoom);
+    Array.prototype.forEach.call(document.querySelectorAll("a[data-failure-link]"), failureLink);
+    Array.prototype.forEach.call(document.querySelectorAll(".flow-diagram[id], .compare-diagram[id]"), stepDetails);
+    showFailure();
     Array.prototype.forEach.call(document.querySelectorAll("button[data-copy-target]"), copyButton);
   });
 })();

@@ -360,6 +360,7 @@ def _netfilter(
     rs: Ruleset | None,
     hits: Mapping[RuleKey, Sequence[int]],
     highlight: set[RuleKey],
+    focus: Focus | None = None,
 ) -> dict[tuple[str, str], str]:
     """The netfilter cluster; returns (table, chain) -> DOT node name."""
     chain_names: dict[tuple[str, str], str] = {}
@@ -385,6 +386,8 @@ def _netfilter(
             chain = table.chain(hook) if table is not None else None
             if table is None or chain is None:
                 continue
+            if focus is not None and (tname, hook) not in focus.chains:
+                continue
             cid = node_id("chain", tname, hook)
             label = _chain_label(d, family, tname, chain, hits, highlight, True)
             emph = any(k[0] == tname and k[1] == hook for k in highlight)
@@ -404,10 +407,15 @@ def _netfilter(
     # user-defined chains, per table
     for table in rs.tables if rs is not None else ():
         users = [c for c in table.chains if (table.name, c.name) not in chain_names and not c.builtin]
+        if focus is not None:
+            users = [c for c in users if (table.name, c.name) in focus.chains]
         users += [
             c
             for c in table.chains
-            if c.builtin and (table.name, c.name) not in chain_names and c not in users  # odd tables (lenient parse)
+            if c.builtin
+            and (table.name, c.name) not in chain_names
+            and c not in users  # odd tables (lenient parse)
+            and (focus is None or (table.name, c.name) in focus.chains)
         ]
         if not users:
             continue
@@ -583,7 +591,9 @@ def _cluster_label(c: Cluster | None, name: str, envoy: EnvoyConfig) -> str:
     return "<BR/>".join(lines)
 
 
-def _envoy(d: _Dot, envoy: EnvoyConfig | None) -> tuple[dict[int, list[str]], list[tuple[str, int]]]:
+def _envoy(
+    d: _Dot, envoy: EnvoyConfig | None, focus: Focus | None = None
+) -> tuple[dict[int, list[str]], list[tuple[str, int]]]:
     """The Envoy cluster; returns port -> listener node names, and (listener node, original_src mark)."""
     by_port: dict[int, list[str]] = defaultdict(list)
     marks: list[tuple[str, int]] = []
@@ -606,6 +616,8 @@ def _envoy(d: _Dot, envoy: EnvoyConfig | None) -> tuple[dict[int, list[str]], li
         return cluster_nodes[name]
 
     for lst in envoy.listeners:
+        if focus is not None and lst.name not in focus.listeners:
+            continue
         lid = node_id("listener", lst.name) + ("" if lst.state == "active" else f":{lst.state}")
         name = d.node(
             lid,
@@ -625,9 +637,13 @@ def _envoy(d: _Dot, envoy: EnvoyConfig | None) -> tuple[dict[int, list[str]], li
             flabel = (
                 f"<B>{esc(fc.label + tls)}</B><BR/>" + f'<FONT POINT-SIZE="9">{esc(fc.match.describe(), 160)}</FONT>'
             )
+            if focus is not None and not set(_chain_clusters(fc, envoy)) & focus.clusters:
+                continue
             fname = d.node(fid, flabel, shape="box", style="rounded", fontsize="10")
             d.edge(name, fname, "", color="#5b8c51")
             for cname in _chain_clusters(fc, envoy)[:MAX_CLUSTERS_PER_CHAIN]:
+                if focus is not None and cname not in focus.clusters:
+                    continue
                 d.edge(fname, cluster_node(cname), "", color="#5b8c51")
         if len(chains) > MAX_CHAINS_PER_LISTENER:
             more = d.node(
@@ -637,9 +653,43 @@ def _envoy(d: _Dot, envoy: EnvoyConfig | None) -> tuple[dict[int, list[str]], li
             )
             d.edge(name, more, "", style="dotted")
     for c in envoy.clusters:
-        cluster_node(c.name)
+        if focus is None or c.name in focus.clusters:
+            cluster_node(c.name)
     out.append("  }")
     return by_port, marks
+
+
+@dataclass(frozen=True)
+class Focus:
+    """What one connection went through: only these chains, listeners and clusters are drawn ("only what this
+    connection hit"), so a real pod's dozens of Envoy clusters do not dwarf the netfilter part."""
+
+    chains: frozenset[tuple[str, str]]
+    listeners: frozenset[str]
+    clusters: frozenset[str]
+
+
+_SOCKET_LISTENER = re.compile(r"^envoy listener (\S+?):")
+
+
+def focus_of(story: Mapping[str, Any]) -> Focus:
+    """The chains (every rule or policy step's table/chain), Envoy listeners and clusters of a stored story."""
+    chains: set[tuple[str, str]] = set()
+    listeners: set[str] = set()
+    for hop in story.get("traces") or []:
+        trace = hop.get("trace") or {}
+        m = _SOCKET_LISTENER.match(str(trace.get("socket") or ""))
+        if m:
+            listeners.add(m.group(1))
+        for khop in trace.get("hops") or []:
+            for step in khop.get("steps") or []:
+                if step.get("table") and step.get("chain"):
+                    chains.add((str(step["table"]), str(step["chain"])))
+    facts = story.get("facts") or {}
+    if facts.get("listener"):
+        listeners.add(str(facts["listener"]))
+    clusters = {str(facts["cluster"])} if facts.get("cluster") else set()
+    return Focus(frozenset(chains), frozenset(listeners), frozenset(clusters))
 
 
 def structure_dot(
@@ -649,18 +699,20 @@ def structure_dot(
     highlight: Iterable[RuleKey] = (),
     link: Callable[[str], str] | None = None,
     family: Family | str | None = None,
+    focus: Focus | None = None,
 ) -> str:
     """The pod's structure as Graphviz DOT: netfilter, policy routing and Envoy, linked where they meet.
 
     `family` picks the ruleset drawn (default IPv4, else the first one); `hits` and `highlight` refer to it.
+    With `focus`, only the chains, listeners and clusters one connection went through are drawn.
     """
     hits = hits or {}
     hl = {(str(t), str(c), int(i)) for t, c, i in highlight}
     d = _Dot(link)
     rs = _ruleset_for(snapshot, family)
-    chain_names = _netfilter(d, rs, hits, hl)
+    chain_names = _netfilter(d, rs, hits, hl, focus)
     by_mark = _routing(d, snapshot)
-    by_port, marks = _envoy(d, envoy)
+    by_port, marks = _envoy(d, envoy, focus)
     # TPROXY / REDIRECT -> the Envoy listener on that port
     missing: dict[int, str] = {}
     for table, c, i, rule, row in _rule_rows(rs, chain_names):
@@ -727,7 +779,9 @@ def render_structure_svg(
 
 __all__ = [
     "HOOK_TABLES",
+    "Focus",
     "RuleRow",
+    "focus_of",
     "hits_from_stories",
     "node_id",
     "parse_node_id",

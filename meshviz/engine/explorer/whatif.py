@@ -37,6 +37,8 @@ from meshviz.engine.netfilter.model import BUILTIN_CHAINS, Rule, Ruleset
 from meshviz.engine.netfilter.parser import IptablesParseResult, parse_iptables
 from meshviz.engine.netfilter.render import render_rule
 from meshviz.engine.pipeline.evidence import Evidence, connection_story, verdict_line
+from meshviz.engine.routing.defaults import default_policy_rules
+from meshviz.engine.routing.flow import render_rule as render_rule_text
 from meshviz.engine.routing.ip_route import parse_ip_routes
 from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
@@ -592,6 +594,11 @@ def _text_edit(ev: Evidence, edit: Edit, n: int) -> tuple[Evidence, str]:
     if edit.text is None:
         raise _err(n, f"{edit.op} needs a text")
     old = getattr(ev, kind) or ""
+    assumed = ""
+    if edit.op == "append_text" and not old.strip() and kind == "ip_rule":
+        # never uploaded: the engine assumed the kernel's default rules; appending adds to them (a listing of one
+        # rule alone would replace them and leave nothing sending traffic to the local and main tables)
+        old = assumed = "".join(render_rule_text(r) + "\n" for r in default_policy_rules(Family.IPV4))
     if edit.op == "set_text":
         new = edit.text
     else:
@@ -604,6 +611,8 @@ def _text_edit(ev: Evidence, edit: Edit, n: int) -> tuple[Evidence, str]:
         raise _EditFailed(errors)
     value: str | None = new if (new.strip() or kind == "iptables") else None
     what = "replaced" if edit.op == "set_text" else "extended"
+    if assumed:
+        what += " (it was not uploaded: the kernel's default rules it assumed, plus the new lines)"
     fields: dict[str, Any] = {kind: value}
     return replace(ev, **fields), f"{FILE_NAMES[kind]} {what}"
 

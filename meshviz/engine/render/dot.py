@@ -509,6 +509,13 @@ def _envoy_hop(c: _Ctx, hop: StoryHop, failing: bool) -> str | None:
 
 def story_to_dot(story: Story) -> str:
     """The connection's story as a Graphviz digraph (DOT text)."""
+    d, title, lines = story_graph(story)
+    return _emit(d, title, lines)
+
+
+def story_graph(story: Story) -> tuple[_Diagram, str, list[str]]:
+    """The connection's story as nodes (by lane) and numbered edges in story order, with the diagram's title and
+    subtitle lines; `story_to_dot` draws it as a graph, `meshviz.engine.render.flowchart` as lanes."""
     d = _Diagram()
     c = _Ctx(d, story)
     fail_index, fail_how = _failing_trace(story)
@@ -548,7 +555,7 @@ def story_to_dot(story: Story) -> str:
         lines.insert(0, f"verdict: FAILS ({failure})")
     else:
         lines.insert(0, "verdict: OK")
-    return _emit(d, f"{story.direction}: {title}", lines)
+    return d, f"{story.direction}: {title}", lines
 
 
 # --------------------------------------------------------------------------
