@@ -16,7 +16,7 @@ def test_appending_a_listed_policy_rule_keeps_the_default_rules() -> None:
     ev = replace(ex.engine_evidence(), ip_rule=None)
     conns = default_connections(ev)
     before = retrace(ev, conns)
-    assert before[0].verdict["failure"], "the inbound connection fails without the policy route"
+    assert before[0].verdict.failure, "the inbound connection fails without the policy route"
 
     result = apply_edits(
         ev,
@@ -32,5 +32,5 @@ def test_appending_a_listed_policy_rule_keeps_the_default_rules() -> None:
     after = retrace(result.evidence, conns)
     inbound = next(s for s, c in zip(after, conns, strict=True) if c["direction"] == "inbound")
     outbound = next(s for s, c in zip(after, conns, strict=True) if c["direction"] == "outbound")
-    assert not inbound.verdict["failure"]
-    assert outbound.verdict["destination_reached"], "the outbound connection still works"
+    assert not inbound.verdict.failure
+    assert outbound.verdict.destination_reached, "the outbound connection still works"
