@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 EVIDENCE_SOURCES: dict[str, str] = {
     "iptables": "iptables",
     "ip6tables": "ip6tables",
+    "nftables": "nftables",
     "ip_rule": "ip-rule",
     "ip6_rule": "ip6-rule",
     "ip_route": "ip-route",
@@ -79,6 +80,7 @@ def load_snapshot(
     ip6_rule: str | None = None,
     ip6_route: str | None = None,
     addr: str | None = None,
+    nftables: str | None = None,
     pod_ip: str | IPAddress | None = None,
     sockets: tuple[Socket, ...] | None = None,
     sources: dict[str, str] | None = None,
@@ -87,7 +89,9 @@ def load_snapshot(
     """Parse every piece of evidence given and assemble a Snapshot.
 
     IPv6 evidence comes beside the IPv4 one: `ip6tables` (ip6tables-save), `ip6_rule` (`ip -6 rule`) and
-    `ip6_route` (`ip -6 route show table all`); `addr` is optional `ip -o addr` / `ip addr` output.
+    `ip6_route` (`ip -6 route show table all`); `addr` is optional `ip -o addr` / `ip addr` output.  `nftables` is
+    `nft list ruleset` (or `nft -j list ruleset`, or an `nft -f` script): its base chains run beside iptables'
+    tables, interleaved by priority (meshviz.engine.nftables).
     """
     src = dict(EVIDENCE_SOURCES)
     src.update(sources or {})
@@ -116,7 +120,15 @@ def load_snapshot(
                 )
             )
         rulesets = tuple(rs for rs in rulesets if rs.family == Family.IPV4) + tuple(r6.rulesets)
-    if iptables is None and ip6tables is None:
+    nft = None
+    if nftables is not None:
+        from meshviz.engine.nftables.parser import parse_nftables
+
+        nr = parse_nftables(nftables, source=src["nftables"])
+        nft = nr.ruleset
+        errors += nr.errors
+        warnings += nr.warnings
+    if iptables is None and ip6tables is None and nftables is None:
         assumptions.append("no iptables rules given: every chain is empty with policy ACCEPT")
 
     pod_addr = ipaddress.ip_address(str(pod_ip)) if pod_ip is not None else None
@@ -231,6 +243,7 @@ def load_snapshot(
         interfaces=interfaces,
         sockets=sockets,
         assumptions=tuple(assumptions),
+        nftables=nft,
     )
     return LoadResult(snapshot, tuple(errors), tuple(warnings))
 
@@ -350,6 +363,7 @@ def load_pod(
     ip6_rule: str | None = None,
     ip6_route: str | None = None,
     addr: str | None = None,
+    nftables: str | None = None,
     pod_ip: str | None = None,
     proxy_uid: int | None = None,
     proxy_gid: int | None = None,
@@ -382,6 +396,7 @@ def load_pod(
         ip6_rule=ip6_rule,
         ip6_route=ip6_route,
         addr=addr,
+        nftables=nftables,
         pod_ip=pod_addr,
         sources=sources,
     )
@@ -421,7 +436,7 @@ class StoryResult:
 
 def run_story(
     *,
-    iptables: str | None,
+    iptables: str | None = None,
     ip_rule: str | None = None,
     ip_route: str | None = None,
     sysctl: str | None = None,
@@ -430,6 +445,7 @@ def run_story(
     ip6_rule: str | None = None,
     ip6_route: str | None = None,
     addr: str | None = None,
+    nftables: str | None = None,
     sources: dict[str, str] | None = None,
     pod_ip: str | None,
     proxy_uid: int | None = None,
@@ -457,6 +473,7 @@ def run_story(
         ip6_rule=ip6_rule,
         ip6_route=ip6_route,
         addr=addr,
+        nftables=nftables,
         pod_ip=pod_ip,
         proxy_uid=proxy_uid,
         proxy_gid=proxy_gid,

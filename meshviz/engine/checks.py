@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from meshviz.engine.model import Snapshot
 from meshviz.engine.modes import rule_dports
+from meshviz.engine.nftables.profile import is_istio as nft_istio
 from meshviz.engine.podspec import ISTIO_PORT_RANGE, PodIdentity, istio_minor
 from meshviz.engine.profile import interception_mode
 from meshviz.engine.story import Finding
@@ -76,7 +77,11 @@ def scope(snapshot: Snapshot, envoy: EnvoyConfig | None) -> Scope:
                 ),
             ),
         )
-    if "ISTIO_PRERT" in chains or any(c.startswith("ISTIO_") and "ztunnel" in c.lower() for c in chains):
+    if (
+        nft_istio(snapshot.nftables) == "ambient"
+        or "ISTIO_PRERT" in chains
+        or any(c.startswith("ISTIO_") and "ztunnel" in c.lower() for c in chains)
+    ):
         return Scope(
             AMBIENT_INPOD,
             (
@@ -90,6 +95,8 @@ def scope(snapshot: Snapshot, envoy: EnvoyConfig | None) -> Scope:
                 ),
             ),
         )
+    if nft_istio(snapshot.nftables) == "sidecar":
+        return Scope(SIDECAR)
     if snapshot.rulesets and not any(c.startswith("ISTIO") for c in chains):
         return Scope(
             NO_ISTIO,

@@ -1,6 +1,6 @@
 """Command line: a stable contract used by tests and tools.
 
-    python -m meshviz.engine parse F [--kind iptables|ip-rule|ip-route|sysctl|envoy] --format json|summary
+    python -m meshviz.engine parse F [--kind iptables|nftables|ip-rule|ip-route|sysctl|envoy] --format json|summary
     python -m meshviz.engine trace --iptables F [--ip-rule F] [--ip-route F] [--sysctl F]
         --src IP[:PORT] --dst IP:PORT [--in-iface eth0 | --local-uid N --local-gid N]
         [--proto tcp] [--pod-ip IP] [--mark N] [--transparent] [--tcp-flags SYN]
@@ -91,6 +91,15 @@ def cmd_parse(args: argparse.Namespace) -> int:
                 "rulesets": [ruleset_to_dict(rs) for rs in r.rulesets],
                 "warnings": [w.to_dict() for w in r.warnings],
             }
+    elif args.kind == "nftables":
+        from meshviz.engine.nftables.parser import parse_nftables
+        from meshviz.engine.nftables.serialize import nft_summary, nft_to_dict
+
+        nr = parse_nftables(text, source=source)
+        if nr.errors:
+            _print_errors(nr.errors, args.format)
+            return 2
+        out = nft_summary(nr) if args.format == "summary" else nft_to_dict(nr)
     elif args.kind == "envoy":
         from meshviz.engine.envoy import summary
         from meshviz.engine.envoy.parser import parse_config_dump
@@ -134,7 +143,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
             _print_errors(sr.errors, args.format)
             return 2
         out = {"sysctls": dict(sr.sysctls.values), "warnings": [w.to_dict() for w in sr.warnings]}
-    if args.format == "summary" and args.kind in ("iptables", "envoy"):
+    if args.format == "summary" and args.kind in ("iptables", "envoy", "nftables"):
         for k, v in out.items():
             print(f"{k}: {v}")
     else:
@@ -201,6 +210,7 @@ EVIDENCE_ARGS = (
     ("ip6_route", "ip6_route"),
     ("sysctl", "sysctl"),
     ("addr", "addr"),
+    ("nftables", "nftables"),
 )
 
 
@@ -224,12 +234,13 @@ def _add_evidence_files(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--ip-route", help="ip route show table all output")
     sp.add_argument("--ip6-route", help="ip -6 route show table all output")
     sp.add_argument("--addr", help="ip -o addr output (optional: interfaces and their addresses)")
+    sp.add_argument("--nftables", help="nft list ruleset output (also nft -j list ruleset, or an nft -f script)")
     sp.add_argument("--sysctl")
 
 
 def _need_rules(args: argparse.Namespace) -> bool:
-    if not args.iptables and not args.ip6tables:
-        print("error: give --iptables and/or --ip6tables", file=sys.stderr)
+    if not args.iptables and not args.ip6tables and not args.nftables:
+        print("error: give --iptables, --ip6tables and/or --nftables", file=sys.stderr)
         return False
     return True
 
@@ -372,6 +383,7 @@ def _evidence(args: argparse.Namespace) -> Any:
         ip6_rule=t["ip6_rule"],
         ip6_route=t["ip6_route"],
         addr=t["addr"],
+        nftables=t["nftables"],
         proxy_uid=args.proxy_uid,
         proxy_gid=args.proxy_gid,
         app_ports=tuple(args.app_port),
@@ -476,7 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pp = sub.add_parser("parse", help="parse one evidence file and print the model or a summary")
     pp.add_argument("file")
-    pp.add_argument("--kind", choices=("iptables", "ip-rule", "ip-route", "sysctl", "envoy"), default="iptables")
+    pp.add_argument(
+        "--kind", choices=("iptables", "nftables", "ip-rule", "ip-route", "sysctl", "envoy"), default="iptables"
+    )
     pp.add_argument("--format", choices=("json", "summary"), default="summary")
     pp.add_argument(
         "--lenient",

@@ -10,6 +10,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from meshviz.engine.nftables.model import NftRuleset
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -445,6 +449,7 @@ class Snapshot:
     interfaces: tuple[Interface, ...] = ()
     sockets: tuple[Socket, ...] | None = None  # None: unknown (lookups are assumed)
     assumptions: tuple[str, ...] = ()
+    nftables: NftRuleset | None = None  # native nftables tables (`nft list ruleset`), beside `rulesets`
 
     def ruleset(self, family: Family) -> Ruleset | None:
         for r in self.rulesets:
