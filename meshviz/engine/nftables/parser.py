@@ -695,7 +695,15 @@ class _Parser:
                 tb.name,
                 tuple(
                     NftChain(
-                        cb.name, tuple(cb.rules), cb.type, cb.hook, cb.priority, cb.policy, cb.device, cb.handle, cb.ref
+                        cb.name,
+                        tuple(cb.rules),
+                        cb.type,
+                        cb.hook,
+                        cb.priority,
+                        cb.policy or ("accept" if cb.hook else None),  # the kernel's default policy
+                        cb.device,
+                        cb.handle,
+                        cb.ref,
                     )
                     for cb in tb.chains.values()
                 ),
