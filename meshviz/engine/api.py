@@ -128,6 +128,14 @@ def load_snapshot(
         nft = nr.ruleset
         errors += nr.errors
         warnings += nr.warnings
+        from meshviz.engine.nftables.hooks import is_iptables_nft
+
+        xt = [t.label for t in nft.tables if is_iptables_nft(t)]
+        if xt and (iptables is not None or ip6tables is not None):
+            assumptions.append(
+                f"the nft tables {', '.join(xt)} are iptables-nft's: simulated once, from the iptables-save "
+                "evidence (their place in the listing gives their order on a hook)"
+            )
     if iptables is None and ip6tables is None and nftables is None:
         assumptions.append("no iptables rules given: every chain is empty with policy ACCEPT")
 

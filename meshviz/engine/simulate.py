@@ -57,7 +57,8 @@ class Host:
     def __init__(self, snapshot: Snapshot):
         self.snapshot = snapshot
         self.compiled: dict[Family, CompiledRuleset] = {rs.family: CompiledRuleset(rs) for rs in snapshot.rulesets}
-        self.nft = NftHooks(snapshot.nftables)  # nft base chains by hook, run between iptables' tables
+        # nft base chains by hook, run between iptables' tables (iptables-nft's own tables once, from iptables-save)
+        self.nft = NftHooks(snapshot.nftables, iptables_given=bool(snapshot.rulesets))
 
     def interface(self, name: str | None) -> Interface | None:
         return self.snapshot.interface(name) if name else None

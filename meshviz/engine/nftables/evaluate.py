@@ -68,6 +68,22 @@ class _Port(int):
     """A transport port read from the packet (`http` in a rule is 80)."""
 
 
+class _Flags(int):
+    """TCP flags read from the packet, as nft's bitmask (fin 0x01 ... cwr 0x80)."""
+
+
+TCP_FLAGS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "urg": 0x20, "ecn": 0x40, "cwr": 0x80}
+
+
+def _flags(text: str) -> int:
+    """`syn|ack`, `(syn | ack)`, `0x12` -> the bitmask."""
+    out = 0
+    for part in text.strip("()").replace(",", "|").split("|"):
+        part = part.strip().strip("()")
+        out |= TCP_FLAGS[part] if part in TCP_FLAGS else _int(part)
+    return out
+
+
 class _Iface(str):
     """An interface name read from the packet (`eth*` in a rule is a prefix)."""
 
@@ -110,6 +126,10 @@ def _fetch(sel: Selector, p: Packet, j: Journey) -> object:
         ):
             raise _Break
         return _Port(p.sport if field == "sport" else p.dport)
+    elif k == "tcp flags":
+        if p.protocol != "tcp":
+            raise _Break
+        return _Flags(sum(TCP_FLAGS.get(f.lower(), 0) for f in p.tcp_flags))
     elif proto == "meta":
         if field == "l4proto":
             return _Proto(p.protocol)
@@ -166,8 +186,9 @@ def _value(e: Expr, p: Packet, j: Journey) -> object:
         left = _value(e.left, p, j)
         if not isinstance(left, int):
             raise Unsupported(f"{e.text()}: bit operations on a non-number")
-        r = _int(e.right.text_)
-        return {"&": left & r, "|": left | r, "^": left ^ r, "<<": left << r, ">>": left >> r}[e.op] & 0xFFFFFFFF
+        r = _flags(e.right.text_) if isinstance(left, _Flags) else _int(e.right.text_)
+        out = {"&": left & r, "|": left | r, "^": left ^ r, "<<": left << r, ">>": left >> r}[e.op] & 0xFFFFFFFF
+        return _Flags(out) if isinstance(left, _Flags) else out
     if isinstance(e, Value):
         return _int(e.text_)
     raise Unsupported(f"{e.text()} is not modelled here")
@@ -188,6 +209,8 @@ def _eq(have: object, want: str) -> bool:
         return have.startswith(want[:-1])
     if isinstance(have, str):
         return have == want
+    if isinstance(have, _Flags):
+        return have == _flags(want)
     if isinstance(have, int):
         num = _num if isinstance(have, _Port) else _int
         lo, sep, hi = want.partition("-")
@@ -248,6 +271,8 @@ def match(m: Match, p: Packet, j: Journey, table: NftTable) -> bool:
     if isinstance(r, FlagList):
         hit = any(_eq(have, f) for f in r.flags)
         return hit if m.op == "==" else (not hit if m.op == "!=" else _bad_op(m))
+    if isinstance(have, _Flags) and not m.explicit_op and not isinstance(m.left, Binop):
+        return bool(have & _flags(r.text_))  # `tcp flags syn`: any of these flags is set
     if m.op in ("==", "!="):
         if isinstance(have, str) and m.left == Selector("ct state") and r.text_ not in _CT_STATES:
             raise Unsupported(f"unknown conntrack state {r.text_}")

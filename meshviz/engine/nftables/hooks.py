@@ -8,15 +8,22 @@ of them only ends that one: the next function on the hook still runs; a DROP end
 
 NAT chains are different: the NAT core registers one function per hook (at -100 or 100) and runs the hook's
 NAT chains - iptables' nat table and every nft `type nat` chain - in priority order inside it, for a
-connection's first packet only, stopping at the first one that set up a binding (nf_nat_inet_fn).  Equal
-priorities run in registration order, which the evidence does not show: iptables' tables are put first.
+connection's first packet only, stopping at the first one that set up a binding (nf_nat_inet_fn).  At equal
+priorities the function registered last runs first (nf_hook_entries_grow inserts a new entry before the first
+one of the same or a higher priority).  `nft list ruleset` prints tables in the order they were created, and
+with iptables-nft it shows iptables' own tables too (`table ip nat { chain PREROUTING ...`): where they appear
+says when iptables registered.  Without them in the listing, iptables' tables are taken as the oldest (they run
+after nft chains of the same priority).
+
+When iptables-save evidence is given as well, those iptables-nft tables in the nft listing are the same rules
+a second time: they are simulated once, from iptables-save (`is_iptables_nft`).
 """
 
 from __future__ import annotations
 
 from meshviz.engine.model import Family
 from meshviz.engine.nftables.evaluate import BaseChain
-from meshviz.engine.nftables.model import NftRuleset
+from meshviz.engine.nftables.model import NftRuleset, NftTable
 
 #: iptables' tables at each hook, in the kernel's order ("conntrack" is conntrack's own hook function).
 IPTABLES_ORDER: dict[str, tuple[str, ...]] = {
@@ -28,6 +35,17 @@ IPTABLES_ORDER: dict[str, tuple[str, ...]] = {
 }
 PRIORITY = {"raw": -300, "conntrack": -200, "mangle": -150, "filter": 0, "security": 50}
 _FAMILIES = {Family.IPV4: ("ip", "inet"), Family.IPV6: ("ip6", "inet")}
+IPTABLES_NFT_TABLES = ("raw", "mangle", "nat", "filter", "security")
+
+
+def is_iptables_nft(table: NftTable) -> bool:
+    """A table iptables-nft made: `ip`/`ip6` family, one of iptables' table names, chains named as
+    iptables' built-in chains (upper case)."""
+    return (
+        table.family in ("ip", "ip6")
+        and table.name in IPTABLES_NFT_TABLES
+        and any(c.base and c.name.isupper() for c in table.chains)
+    )
 
 
 def nat_priority(hook: str) -> int:
@@ -45,10 +63,17 @@ Slot = str | BaseChain
 class NftHooks:
     """The nft base chains of a ruleset by (family, hook), sorted by priority."""
 
-    def __init__(self, ruleset: NftRuleset | None):
+    def __init__(self, ruleset: NftRuleset | None, iptables_given: bool = False):
         self.chains: dict[tuple[Family, str], list[BaseChain]] = {}
         self.unmodelled: list[BaseChain] = []
-        for t in ruleset.tables if ruleset is not None else ():
+        self.order: dict[str, int] = {}  # table label -> position in the listing (creation order)
+        tables = ruleset.tables if ruleset is not None else ()
+        xt = [n for n, t in enumerate(tables) if is_iptables_nft(t)]
+        self.iptables_order = xt[0] if xt else -1
+        for n, t in enumerate(tables):
+            self.order[t.label] = n
+            if iptables_given and is_iptables_nft(t):
+                continue  # simulated from iptables-save
             for c in t.chains:
                 if not c.base:
                     continue
@@ -60,7 +85,7 @@ class NftHooks:
                 for f in fams:
                     self.chains.setdefault((f, hook), []).append(BaseChain(t, c))
         for lst in self.chains.values():
-            lst.sort(key=lambda bc: bc.priority)
+            lst.sort(key=lambda bc: (bc.priority, -self.order[bc.table.label]))
 
     def __bool__(self) -> bool:
         return bool(self.chains)
@@ -77,15 +102,15 @@ class NftHooks:
         lo = table_priority(order[first - 1], hook) if first > 0 else None
         hi = table_priority(order[last], hook) if last < len(order) - 1 else None
         picked = [bc for bc in mine if (lo is None or bc.priority > lo) and (hi is None or bc.priority <= hi)]
-        slots: list[tuple[int, int, Slot]] = [(table_priority(t, hook), 0, t) for t in tables]
-        slots += [(bc.priority, 1, bc) for bc in picked]
+        slots: list[tuple[int, int, Slot]] = [(table_priority(t, hook), -self.iptables_order, t) for t in tables]
+        slots += [(bc.priority, -self.order[bc.table.label], bc) for bc in picked]
         slots.sort(key=lambda s: (s[0], s[1]))
         return [s[2] for s in slots]
 
     def nat_lookups(self, family: Family, hook: str) -> list[Slot]:
         """iptables' nat table ("nat") and the nft NAT chains at this hook, in priority order."""
         mine = [bc for bc in self.chains.get((family, hook), ()) if bc.chain.type == "nat"]
-        slots: list[tuple[int, int, Slot]] = [(nat_priority(hook), 0, "nat")]
-        slots += [(bc.priority, 1, bc) for bc in mine]
+        slots: list[tuple[int, int, Slot]] = [(nat_priority(hook), -self.iptables_order, "nat")]
+        slots += [(bc.priority, -self.order[bc.table.label], bc) for bc in mine]
         slots.sort(key=lambda s: (s[0], s[1]))
         return [s[2] for s in slots]

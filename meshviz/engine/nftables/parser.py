@@ -359,7 +359,16 @@ class _Stmts:
                     if nxt in RELATIONAL:
                         op, explicit = RELATIONAL[nxt], True
                         self.i += 1
-                    out.append(Match(left, op, self.right(), explicit))
+                    right = self.right()
+                    if self.word() == "/":
+                        # `tcp flags syn / syn,ack`: nft's listing of `tcp flags & (syn|ack) == syn`
+                        self.i += 1
+                        mask = self.right()
+                        if not isinstance(right, Value | FlagList) or not isinstance(mask, Value | FlagList):
+                            raise NftSyntaxError(self.toks[self.i - 1], "VALUE / MASK needs plain values")
+                        left = Binop(left, "&", Value(mask.text()))
+                        right, explicit = Value(right.text()), True
+                    out.append(Match(left, op, right, explicit))
         return out, comment
 
     # ---- expressions ----
