@@ -19,6 +19,7 @@ EVIDENCE = (
     ("ip6_rule", "ip -6 rule", "optional: `ip -6 rule` in the pod"),
     ("ip6_route", "ip -6 route", "optional: `ip -6 route show table all` in the pod"),
     ("addr", "ip addr", "optional: `ip -o addr` in the pod (its interfaces and addresses)"),
+    ("nftables", "nft ruleset", "optional: `nft list ruleset` in the pod (native nftables interception)"),
     ("sysctl", "sysctls", "optional: `sysctl -a` (or the net.* lines) in the pod"),
     ("envoy_config_dump", "Envoy config dump", "optional: `pilot-agent request GET config_dump`; secrets are redacted"),
 )
@@ -183,6 +184,7 @@ class NewAnalysisForm(forms.Form):
             ip6_rule=data["ip6_rule"] or None,
             ip6_route=data["ip6_route"] or None,
             addr=data["addr"] or None,
+            nftables=data["nftables"] or None,
             sysctl=data["sysctl"] or None,
             envoy_config_dump=data["envoy_config_dump"] or None,
             pod_ip=str(data["pod_ip"]) if data.get("pod_ip") else None,

@@ -14,7 +14,7 @@ from meshviz.engine.nftables.model import Counter, Match, Nat, NftRule, NftRules
 from meshviz.engine.nftables.parser import parse_nftables
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
-CORPUS = sorted((FIX / "corpus" / "istio-nftables").glob("*/*.golden"))
+CORPUS = sorted((FIX / "istio-nftables").glob("*/*.golden"))
 LISTED = sorted((FIX / "nftables-listed").glob("*.list"))
 
 
@@ -76,7 +76,7 @@ def test_what_nft_printed_parses_the_same_in_every_form(path: Path) -> None:
 def test_a_golden_script_builds_the_ruleset_nft_lists_for_it(path: Path) -> None:
     """`add`/`insert rule ... index N` applied in order give the chains nft itself printed."""
     kind, _, name = path.stem.partition("-")
-    script = FIX / "corpus" / "istio-nftables" / kind / f"{name}.golden"
+    script = FIX / "istio-nftables" / kind / f"{name}.golden"
     built = parse_nftables(script.read_text(), source=str(script)).ruleset
     listed = parse_nftables(path.read_text(), source=str(path)).ruleset
     assert _shape(built) == _shape(listed) or name.startswith("hostprobe")

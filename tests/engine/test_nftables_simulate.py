@@ -14,9 +14,10 @@ from meshviz.engine.model import Packet
 from meshviz.engine.simulate import Sender
 from meshviz.engine.trace import Disposition, StepAction, StepKind
 
-CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
+FIX = Path(__file__).resolve().parents[1] / "fixtures"
+CORPUS = FIX / "corpus"
 TWINS = sorted(
-    p for p in (CORPUS / "istio-nftables" / "capture").glob("*.golden") if (CORPUS / "istio-iptables" / p.name).exists()
+    p for p in (FIX / "istio-nftables" / "capture").glob("*.golden") if (CORPUS / "istio-iptables" / p.name).exists()
 )
 CONNECTIONS = [
     {"direction": "inbound", "client": "10.1.1.1:40000", "port": 8080},
@@ -38,12 +39,12 @@ def test_an_istio_nftables_golden_tells_the_story_of_its_iptables_twin(golden: P
 
 
 def test_the_profile_is_read_from_istio_nft_tables() -> None:
-    pod = load_pod(nftables=(CORPUS / "istio-nftables" / "capture" / "tproxy.golden").read_text(), pod_ip="10.0.0.10")
+    pod = load_pod(nftables=(FIX / "istio-nftables" / "capture" / "tproxy.golden").read_text(), pod_ip="10.0.0.10")
     assert pod.profile is not None
     p = pod.profile
     assert (p.mode, p.inbound_port, p.outbound_port, p.tproxy_mark, p.proxy_gid) == ("TPROXY", 15006, 15001, 1337, 1337)
     redirect = load_pod(
-        nftables=(CORPUS / "istio-nftables" / "capture" / "outbound-ports-include.golden").read_text(),
+        nftables=(FIX / "istio-nftables" / "capture" / "outbound-ports-include.golden").read_text(),
         pod_ip="10.0.0.10",
     ).profile
     assert redirect is not None and (redirect.mode, redirect.proxy_uid, redirect.proxy_gid) == ("REDIRECT", 1337, 1337)
@@ -171,3 +172,20 @@ def test_inet_expressions_carry_their_protocol_dependency() -> None:
     assert trace(snap, v4, sender=Sender(uid=1000, gid=1000))[0].final_packet.dport == 15001
     inbound = Packet(ipaddress.ip_address("10.1.1.1"), ipaddress.ip_address("10.0.0.10"), sport=1, dport=81)
     assert trace(snap, inbound, in_iface="eth0")[0].final_packet.dport == 81
+
+
+LISTED = Path(__file__).resolve().parents[1] / "fixtures" / "nftables-listed"
+
+
+def test_iptables_nft_tables_in_the_nft_listing_are_simulated_once_from_iptables_save() -> None:
+    ipt = (LISTED / "iptables-nft-tproxy.restore").read_text()
+    nft = (LISTED / "iptables-nft-tproxy.nft-list").read_text()
+    conn = {"pod_ip": "10.0.0.10", "client": "10.1.1.1:40000", "port": 8080}
+    alone = run_story(iptables=ipt, **conn)  # type: ignore[arg-type]
+    both = run_story(iptables=ipt, nftables=nft, **conn)  # type: ignore[arg-type]
+    assert alone.story is not None and both.story is not None
+    assert both.story.verdict == alone.story.verdict
+    assert any("are iptables-nft's" in f.text for f in both.story.findings)
+    # Without iptables-save, `xt target TPROXY` (what nft shows of an iptables extension) is a named UNSUPPORTED.
+    only = run_story(nftables=nft, **conn)  # type: ignore[arg-type]
+    assert only.story is not None and only.story.verdict["failure"] == "UNSUPPORTED"

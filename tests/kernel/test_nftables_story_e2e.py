@@ -45,7 +45,7 @@ TPROXY_IP = (["rule", "add", "fwmark", "1337", "lookup", "133"], ["route", "add"
 
 
 def golden(name: str) -> str:
-    return fixture(f"corpus/istio-nftables/{name}")
+    return fixture(f"istio-nftables/{name}")
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,7 @@ FIB_RESULTS = ("oif", "oifname", "type")
 SOCKET_KEYS = ("transparent", "mark", "wildcard", "cgroupv2")
 #: Expressions the simulator does not model: the rest of the rule is kept as one Unmodelled statement.
 UNMODELLED_WORDS = {
+    "xt": "an iptables extension nft cannot show (`xt target TPROXY`, an iptables-nft rule: give iptables-save)",
     "numgen": "numgen picks a random or incremental number (load balancing)",
     "jhash": "jhash hashes packet fields",
     "symhash": "symhash hashes packet fields",
