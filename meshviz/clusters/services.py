@@ -332,6 +332,7 @@ def finish_collection(job: CollectionJob, collection: Any) -> Analysis | None:
         "ip_route": collection.ip_route or "",
         "sysctl": collection.sysctl or "",
         "envoy_config_dump": collection.envoy_config_dump or "",
+        "nftables": getattr(collection, "nftables", "") or "",
     }
     errors, warnings = analyses.validate_evidence(pod_ip=collection.pod_ip, **evidence)
     notes = [str(n) for n in (collection.notes or [])]
@@ -363,6 +364,7 @@ def finish_collection(job: CollectionJob, collection: Any) -> Analysis | None:
             ip_route=evidence["ip_route"],
             sysctl=evidence["sysctl"],
             envoy_config_dump=evidence["envoy_config_dump"],
+            nftables=evidence["nftables"],
             pod_ip=str(collection.pod_ip),
             pod_name=collection.pod_name or job.pod,
             namespace=collection.namespace or job.namespace,
