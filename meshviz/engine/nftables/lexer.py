@@ -43,7 +43,7 @@ def tokenize(text: str) -> list[Token]:
                 break  # continuation: no NL token
             if c == "#":
                 rest = line[i + 1 :].split()
-                if len(rest) == 2 and rest[0] == "handle" and rest[1].isdigit():
+                if len(rest) == 2 and rest[0] == "handle" and rest[1].isdecimal():
                     out.append(Token("HANDLE", rest[1], lineno, i + 1))
                 break
             if c in SPECIALS:

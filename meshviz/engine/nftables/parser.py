@@ -304,7 +304,7 @@ class _Stmts:
                 while self.word() in ("packets", "bytes"):
                     key = self.take_word("packets or bytes")
                     n = self.take_word("a number")
-                    if not n.isdigit():
+                    if not n.isdecimal():
                         raise NftSyntaxError(self.toks[self.i - 1], f"counter {key} needs a number, not {n!r}")
                     packets, bytes_ = (int(n), bytes_) if key == "packets" else (packets, int(n))
                 out.append(Counter(packets, bytes_))
@@ -517,7 +517,10 @@ def _split_addr_port(spec: str) -> tuple[str | None, int | None]:
 
 
 def _port(text: str) -> int:
-    return int(text.split("-")[0])
+    first = text.split("-")[0]
+    if not first.isdecimal() or int(first) > 65535:
+        raise NftSyntaxError(None, f"not a port: {text!r}")
+    return int(first)
 
 
 def _nat_flags(p: _Stmts) -> tuple[str, ...]:
@@ -543,7 +546,7 @@ def _nat(self: _Stmts, kind: str, start: int) -> Statement:
             return Unmodelled(self.rest_text(start), f"{kind} to a mapped address not modelled")
         spec = self.take_word("an address or port")
         if kind in ("redirect", "masquerade"):
-            if not spec.lstrip(":").split("-")[0].isdigit():
+            if not spec.lstrip(":").split("-")[0].isdecimal():
                 raise NftSyntaxError(self.toks[self.i - 1], f"{kind} to needs :PORT, not {spec!r}")
             port = _port(spec.lstrip(":"))
         else:
@@ -691,8 +694,11 @@ class _Parser:
                     raise NftSyntaxError(
                         t, f"expected a command (add, insert, flush, delete, ...) or a table block, found {t.text!r}"
                     )
-            except NftSyntaxError as e:
-                self.error(e.token or t, e.message)
+            except (NftSyntaxError, ValueError, IndexError) as e:
+                if isinstance(e, NftSyntaxError):
+                    self.error(e.token or t, e.message)
+                else:  # a number or position the checks above let through: still an error with its line
+                    self.error(t, f"cannot read this command: {e}")
                 self.i = max(self.i, start + 1)
                 if self.i > 0 and self.toks[self.i - 1].kind not in ("NL", "SEMI"):
                     self.skip_to_line_end()
@@ -911,7 +917,7 @@ class _Parser:
         cb = self.get_chain(tb, toks[pos].text, toks[pos], create=False)
         pos += 1
         where: tuple[str, int] | None = None
-        if pos + 1 < len(toks) and toks[pos].text in ("index", "position", "handle") and toks[pos + 1].text.isdigit():
+        if pos + 1 < len(toks) and toks[pos].text in ("index", "position", "handle") and toks[pos + 1].text.isdecimal():
             where = (toks[pos].text, int(toks[pos + 1].text))
             pos += 2
         if verb.text in ("delete", "destroy"):
@@ -1068,6 +1074,8 @@ class _Parser:
                     cb.rules.append(self.make_rule(tb, cb, toks, toks[0], handle))
                 except NftSyntaxError as e:
                     self.error(e.token or toks[0], e.message)
+                except (ValueError, IndexError) as e:
+                    self.error(toks[0], f"cannot read this rule: {e}")
             del start_line
 
     def chain_spec(self, cb: _ChainB, toks: list[Token]) -> None:
