@@ -58,6 +58,7 @@ class NftCase:
     bind: str = "passthrough"  # passthrough (127.0.0.6) | original_src | none
     policy: bool = False  # Istio's fwmark 1337 -> table 133 policy route
     app_uid: int = 1000
+    port: int = 8080  # the application's port, the one the client connects to
     iptables: str | None = None  # iptables-nft rules (a mixed pod), loaded before the nft script
     iptables_last: bool = False  # ... or after it
     expect: dict[str, Any] | None = None  # the fields the case was written to show
@@ -81,6 +82,12 @@ CASES = [
         golden("capture/inbound-ports-wildcard.golden"),
         sidecar=False,
         expect={"client_connected": False, "intercepted": False},
+    ),
+    NftCase(
+        "redirect, every inbound port but Istio's tunnel port 15008: an app on 15008 sees the client",
+        golden("capture/inbound-ports-wildcard.golden"),
+        port=15008,
+        expect={"intercepted": False, "app_peer_ip": CLIENT_IP},
     ),
     NftCase(
         "redirect, included ports 32000,31000 only: 8080 reaches the app directly",
@@ -209,7 +216,7 @@ def scenario(case: NftCase) -> Scenario:
         bind=case.bind,
         target="original_dst",
         sidecar=case.sidecar,
-        app_port=8080,
+        app_port=case.port,
         app_uid=case.app_uid,
         app_gid=1000 if case.app_uid != 1337 else 1337,
         tcp_fwmark_accept=0,

@@ -22,7 +22,7 @@ from meshviz.engine.limits import jump_depth_reached, rule_budget_reached
 from meshviz.engine.model import CtDirection, IPAddress, Packet
 from meshviz.engine.names import protocol_number, service_port
 from meshviz.engine.netaddr import parse_ip
-from meshviz.engine.netfilter import Journey, TableVerdict, WalkBudget
+from meshviz.engine.netfilter import Journey, TableVerdict, WalkBudget, describe_change
 from meshviz.engine.nftables.model import (
     AnonSet,
     Binop,
@@ -47,6 +47,20 @@ from meshviz.engine.nftables.model import (
     Vmap,
 )
 from meshviz.engine.trace import Step, StepAction, StepKind
+
+#: The step action of each verdict.
+_VERDICT_ACTION = {
+    "accept": StepAction.ACCEPT,
+    "drop": StepAction.DROP,
+    "return": StepAction.RETURN,
+    "jump": StepAction.JUMP,
+    "goto": StepAction.GOTO,
+}
+
+
+def _other_family(family: str | None, p: Packet) -> bool:
+    """A statement written for `ip` (or `ip6`) on a packet of the other family."""
+    return family is not None and p.family.value != ("ipv4" if family == "ip" else "ipv6")
 
 
 class Unsupported(Exception):
@@ -453,13 +467,7 @@ def run_rule(
                     return _ended(rule, index, hook, steps, did_something, None)
                 continue
             if isinstance(s, Verdict):
-                verb = {
-                    "accept": StepAction.ACCEPT,
-                    "drop": StepAction.DROP,
-                    "return": StepAction.RETURN,
-                    "jump": StepAction.JUMP,
-                    "goto": StepAction.GOTO,
-                }.get(s.kind, StepAction.CONTINUE)
+                verb = _VERDICT_ACTION.get(s.kind, StepAction.CONTINUE)
                 steps.append(_step(rule, index, hook, verb, s.text()))
                 return s
             if isinstance(s, Vmap):
@@ -467,13 +475,7 @@ def run_rule(
                 if el is None or not isinstance(el.data, Verdict):
                     return _ended(rule, index, hook, steps, did_something, "no element of the verdict map matches")
                 v = el.data
-                verb = {
-                    "accept": StepAction.ACCEPT,
-                    "drop": StepAction.DROP,
-                    "return": StepAction.RETURN,
-                    "jump": StepAction.JUMP,
-                    "goto": StepAction.GOTO,
-                }.get(v.kind, StepAction.CONTINUE)
+                verb = _VERDICT_ACTION.get(v.kind, StepAction.CONTINUE)
                 steps.append(_step(rule, index, hook, verb, f"verdict map: {el.text()}"))
                 return v
             if isinstance(s, SetStmt):
@@ -568,7 +570,7 @@ def _set(s: SetStmt, rule: NftRule, index: int, hook: str, j: Journey, steps: li
 
 def _tproxy(s: Tproxy, j: Journey) -> tuple[bool, str]:
     p = j.packet
-    if s.family is not None and p.family.value != ("ipv4" if s.family == "ip" else "ipv6"):
+    if _other_family(s.family, p):
         raise _Break
     if p.protocol not in ("tcp", "udp"):
         raise _Break
@@ -580,7 +582,7 @@ def _tproxy(s: Tproxy, j: Journey) -> tuple[bool, str]:
 
 def _nat(s: Nat, rule: NftRule, index: int, hook: str, j: Journey, steps: list[Step]) -> TableVerdict:
     before = j.packet
-    if s.family is not None and before.family.value != ("ipv4" if s.family == "ip" else "ipv6"):
+    if _other_family(s.family, before):
         raise _Break
     if s.kind == "redirect":
         addr = j.redirect_address()
@@ -606,12 +608,7 @@ def _nat(s: Nat, rule: NftRule, index: int, hook: str, j: Journey, steps: list[S
     if isinstance(res, str):
         steps.append(_step(rule, index, hook, StepAction.DROP, res))
         return TableVerdict("DROP", res)
-    parts = []
-    if (before.src, before.sport) != (res.src, res.sport):
-        parts.append(f"source {before.src}:{before.sport} -> {res.src}:{res.sport}")
-    if (before.dst, before.dport) != (res.dst, res.dport):
-        parts.append(f"destination {before.dst}:{before.dport} -> {res.dst}:{res.dport}")
-    change = ", ".join(parts) or "no change (null binding)"
+    change = describe_change(before, res)
     # The detail starts with the iptables target's name, as the story reads captures from it.
     steps.append(_step(rule, index, hook, StepAction.TRANSFORM, f"{s.kind.upper()} (nft {s.kind}): {change}", res))
     return TableVerdict("ACCEPT", f"{s.kind} {change}")

@@ -68,7 +68,7 @@ class Concat:
 
 @dataclass(frozen=True)
 class Value:
-    """A constant as written: `tcp`, `10.0.0.0/8`, `80-90`, `0x539`, `"lo"` (quotes removed), `:15001`."""
+    """A constant as written: `tcp`, `10.0.0.0/8`, `80-90`, `0x4000`, `"lo"` (quotes removed), `:15001`."""
 
     text_: str
 
@@ -131,7 +131,7 @@ Right = Value | AnonSet | SetRef | FlagList
 
 @dataclass(frozen=True)
 class Match:
-    """A relational expression: `tcp dport != { 53, 15008 }`, `meta mark & 0xfff == 0x539`."""
+    """A relational expression: `tcp dport != { 53, 15008 }`, `meta mark & 0xfff == 0x111`."""
 
     left: Expr
     op: str  # == != < > <= >= (implicit == is written as "==")

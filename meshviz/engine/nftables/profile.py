@@ -63,7 +63,7 @@ def _int(v: object) -> int | None:
 
 
 def tproxy_mark(rs: NftRuleset | None) -> tuple[int, int, str] | None:
-    """The mark a `tproxy` rule sets (`tproxy ip to :15006 meta mark set 1337 accept`), else what Istio's
+    """The mark a `tproxy` rule sets (`tproxy ip to :15006 meta mark set MARK accept`), else what Istio's
     `istio-divert` chain sets."""
     for want_tproxy in (True, False):
         for r in _rules(rs):
