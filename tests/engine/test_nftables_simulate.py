@@ -189,3 +189,21 @@ def test_iptables_nft_tables_in_the_nft_listing_are_simulated_once_from_iptables
     # Without iptables-save, `xt target TPROXY` (what nft shows of an iptables extension) is a named UNSUPPORTED.
     only = run_story(nftables=nft, **conn)  # type: ignore[arg-type]
     assert only.story is not None and only.story.verdict["failure"] == "UNSUPPORTED"
+
+
+def test_kube_proxy_nftables_mode_picks_each_endpoint_on_its_own_branch() -> None:
+    """kube-proxy's nftables mode: the service verdict map, then `numgen random mod N vmap` explored as branches
+    (like iptables' statistic), each ending in its endpoint's DNAT."""
+    listing = (LISTED / "kube-proxy-20-services.nft-list").read_text()
+    loaded = load_snapshot(nftables=listing, pod_ip="10.0.0.10")
+    assert loaded.errors == ()
+    svc = loaded.snapshot.nftables.tables[0].chain("service-00000003-ns3/svc3/tcp/http")  # type: ignore[union-attr]
+    assert svc is not None
+    numgen = svc.rules[-1].text()
+    n = int(numgen.split("mod ")[1].split()[0])
+    pkt = Packet(ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("172.16.0.13"), sport=1, dport=80)
+    traces = trace(loaded.snapshot, pkt, sender=Sender(uid=1000, gid=1000))
+    assert len(traces) == n
+    endpoints = {(str(t.final_packet.dst), t.final_packet.dport) for t in traces}
+    assert len(endpoints) == n and all(port == 8080 for _, port in endpoints)
+    assert not any(t.final_packet.mark & 0x4000 for t in traces)  # the pod (10.0.0.10) is in 10/8: no masquerade mark

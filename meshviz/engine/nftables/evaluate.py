@@ -471,7 +471,10 @@ def run_rule(
                 steps.append(_step(rule, index, hook, verb, s.text()))
                 return s
             if isinstance(s, Vmap):
-                el = _in_set(_key(s.key, p, j), _elements(s.map, table))
+                if isinstance(s.key, Selector) and s.key.key.startswith("numgen random"):
+                    el = _numgen(s.key.key, _elements(s.map, table), rule, j)
+                else:
+                    el = _in_set(_key(s.key, p, j), _elements(s.map, table))
                 if el is None or not isinstance(el.data, Verdict):
                     return _ended(rule, index, hook, steps, did_something, "no element of the verdict map matches")
                 v = el.data
@@ -522,6 +525,20 @@ def run_rule(
             return TableVerdict("UNSUPPORTED", f"nft {rule.family} {rule.table} {rule.chain} rule {index}: {e.reason}")
     if not did_something:
         steps.append(_step(rule, index, hook, StepAction.CONTINUE, "matched (no verdict: counters only)"))
+    return None
+
+
+def _numgen(key: str, elements: tuple[Element, ...], rule: NftRule, j: Journey) -> Element | None:
+    """`numgen random mod N [offset M] vmap { ... }`: a random pick, explored as branches (as iptables'
+    `statistic`): each value in turn is taken or not, the last one when none was."""
+    words = key.split()
+    n = int(words[3])
+    offset = int(words[5]) if len(words) > 5 else 0
+    values = list(range(offset, offset + n))
+    for v in values:
+        el = _in_set(v, elements)
+        if v == values[-1] or j.choose(rule, f"{key} gives {v}"):  # type: ignore[arg-type]  # choose reads table/chain
+            return el
     return None
 
 

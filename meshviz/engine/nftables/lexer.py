@@ -4,6 +4,7 @@ becomes a HANDLE token."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 SPECIALS = "{},;"
@@ -28,40 +29,36 @@ class LexError(Exception):
         self.message = message
 
 
+_TOKEN = re.compile(r'"[^"]*"|"|[{},;]|#.*|\\\s*$|[^\s{},;"#]+')
+
+
 def tokenize(text: str) -> list[Token]:
     """Split `text` into tokens; a line continued with a trailing backslash is one line."""
     out: list[Token] = []
+    append = out.append
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.rstrip("\r")
-        i, n = 0, len(line)
-        while i < n:
-            c = line[i]
-            if c in " \t":
-                i += 1
-                continue
-            if c == "\\" and line[i + 1 :].strip() == "":
-                break  # continuation: no NL token
-            if c == "#":
-                rest = line[i + 1 :].split()
-                if len(rest) == 2 and rest[0] == "handle" and rest[1].isdecimal():
-                    out.append(Token("HANDLE", rest[1], lineno, i + 1))
-                break
-            if c in SPECIALS:
-                out.append(Token(_KIND[c], c, lineno, i + 1))
-                i += 1
-                continue
+        continued = False
+        for m in _TOKEN.finditer(line):
+            tok = m.group()
+            c = tok[0]
+            col = m.start() + 1
             if c == '"':
-                j = line.find('"', i + 1)
-                if j < 0:
-                    raise LexError(lineno, i + 1, "unterminated string")
-                out.append(Token("STRING", line[i + 1 : j], lineno, i + 1))
-                i = j + 1
-                continue
-            j = i
-            while j < n and line[j] not in " \t" + SPECIALS + '"':
-                j += 1
-            out.append(Token("WORD", line[i:j], lineno, i + 1))
-            i = j
-        if not line.rstrip().endswith("\\"):
-            out.append(Token("NL", "", lineno, len(line) + 1))
+                if len(tok) == 1 or not tok.endswith('"'):
+                    raise LexError(lineno, col, "unterminated string")
+                append(Token("STRING", tok[1:-1], lineno, col))
+            elif c in SPECIALS:
+                append(Token(_KIND[c], c, lineno, col))
+            elif c == "#":
+                rest = tok[1:].split()
+                if len(rest) == 2 and rest[0] == "handle" and rest[1].isdecimal():
+                    append(Token("HANDLE", rest[1], lineno, col))
+                break
+            elif c == "\\":
+                continued = True
+                break
+            else:
+                append(Token("WORD", tok, lineno, col))
+        if not continued:
+            append(Token("NL", "", lineno, len(line) + 1))
     return out

@@ -11,6 +11,7 @@ expression they are compared with, which the evaluator (`nftables/evaluate.py`) 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from meshviz.engine.model import SourceRef
 
@@ -311,10 +312,14 @@ class NftTable:
     ref: SourceRef | None = None
 
     def chain(self, name: str) -> NftChain | None:
-        return next((c for c in self.chains if c.name == name), None)
+        return self._by_name[0].get(name)
 
     def set(self, name: str) -> NftSet | None:
-        return next((s for s in self.sets if s.name == name), None)
+        return self._by_name[1].get(name)
+
+    @cached_property
+    def _by_name(self) -> tuple[dict[str, NftChain], dict[str, NftSet]]:
+        return {c.name: c for c in self.chains}, {s.name: s for s in self.sets}
 
     @property
     def label(self) -> str:

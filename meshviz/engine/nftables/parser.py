@@ -326,7 +326,9 @@ class _Stmts:
                 out.append(_nat(self, w, start))
             elif w == "tproxy":
                 out.append(_tproxy(self))
-            elif w in UNMODELLED_WORDS or (w == "ct" and self.word() == "helper" and self.word(1) == "set"):
+            elif (w in UNMODELLED_WORDS and not (w == "numgen" and self.word() == "random")) or (
+                w == "ct" and self.word() == "helper" and self.word(1) == "set"
+            ):
                 why = UNMODELLED_WORDS.get(w, "conntrack helpers")
                 out.append(Unmodelled(self.rest_text(start), f"{why} not modelled"))
                 self.i = len(self.toks)
@@ -429,6 +431,13 @@ class _Stmts:
             if key == "cgroupv2":
                 raise _NotModelled("socket cgroupv2 not modelled")
             return Selector(f"socket {key}")
+        if w == "numgen" and nxt == "random" and self.word(1) == "mod" and (self.word(2) or "").isdecimal():
+            self.i += 3
+            key = f"numgen random mod {int(self.toks[self.i - 1].text)}"
+            if self.word() == "offset" and (self.word(1) or "").isdecimal():
+                key += f" offset {int(self.toks[self.i + 1].text)}"
+                self.i += 2
+            return Selector(key)
         if w in UNMODELLED_WORDS or w.startswith("@"):
             raise _NotModelled(f"{UNMODELLED_WORDS.get(w, 'raw payload expressions')} not modelled")
         return Value(w)
@@ -876,7 +885,8 @@ class _Parser:
             p = _Stmts(toks[pos + 2 :])
             elems = parse_elements(p)
             if verb.text in ("add", "create"):
-                sb.elements += [e for e in elems if e not in sb.elements]
+                have = set(sb.elements)
+                sb.elements += [e for e in dict.fromkeys(elems) if e not in have]
             elif verb.text in ("delete", "destroy"):
                 keys = {e.key for e in elems}
                 sb.elements[:] = [e for e in sb.elements if e.key not in keys]
