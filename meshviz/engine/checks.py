@@ -88,7 +88,7 @@ def scope(snapshot: Snapshot, envoy: EnvoyConfig | None) -> Scope:
                 Finding(
                     "cause",
                     "these rules are Istio ambient's in-pod redirection (istio-cni's ISTIO_PRERT/ISTIO_OUTPUT chains "
-                    "and ztunnel's marks), not a sidecar's: traffic is redirected to ztunnel's in-pod sockets "
+                    "or its nftables tables inet istio-ambient-*, and ztunnel's marks), not a sidecar's: traffic is redirected to ztunnel's in-pod sockets "
                     "(15001, 15006, 15008), which ztunnel owns from the node; there is no sidecar Envoy to configure, "
                     "so meshviz gives no sidecar advice (no original_src EnvoyFilter, no fwmark policy route). "
                     "The packet path below is simulated as the rules say",

@@ -207,3 +207,23 @@ def test_kube_proxy_nftables_mode_picks_each_endpoint_on_its_own_branch() -> Non
     endpoints = {(str(t.final_packet.dst), t.final_packet.dport) for t in traces}
     assert len(endpoints) == n and all(port == 8080 for _, port in endpoints)
     assert not any(t.final_packet.mark & 0x4000 for t in traces)  # the pod (10.0.0.10) is in 10/8: no masquerade mark
+
+
+def test_the_evidence_scope_reads_istios_nft_tables() -> None:
+    """Istio's ambient nft tables are ambient's in-pod redirection; Istio's sidecar nft tables beside iptables
+    rules that hold no Istio chain (kube-proxy's) are still a sidecar's evidence."""
+    conn = {"pod_ip": "10.0.0.10", "client": "10.1.1.1:40000", "port": 8080}
+    ambient = run_story(nftables=(FIX / "istio-nftables" / "cni" / "default.golden").read_text(), **conn)  # type: ignore[arg-type]
+    assert ambient.story is not None and ambient.story.facts["scope"] == "ambient-inpod"
+    assert "inet istio-ambient-*" in ambient.story.findings[0].text
+    kube = (
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n-A OUTPUT -j KUBE-SERVICES\n"
+        "COMMIT\n"
+    )
+    mixed = run_story(
+        iptables=kube,
+        nftables=(FIX / "istio-nftables" / "capture" / "inbound-ports-wildcard.golden").read_text(),
+        **conn,  # type: ignore[arg-type]
+    )
+    assert mixed.story is not None and mixed.story.facts.get("scope", "sidecar") == "sidecar"
+    assert mixed.story.verdict["app_peer_ip"] == "127.0.0.6"
