@@ -18,7 +18,9 @@ LISTED = Path(__file__).resolve().parents[1] / "fixtures" / "nftables-listed"
 REDIRECT = (LISTED / "capture-inbound-ports-wildcard.list").read_text()
 
 
-def test_nft_ruleset_alone_gets_the_verdict(api: APIClient, django_capture_on_commit_callbacks: Any) -> None:
+def test_nft_ruleset_alone_gets_the_verdict(
+    api: APIClient, user: Any, client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
     payload = {
         "nftables": REDIRECT,
         "pod_ip": "10.0.0.10",
@@ -35,6 +37,9 @@ def test_nft_ruleset_alone_gets_the_verdict(api: APIClient, django_capture_on_co
     assert v["verdict"]["app_peer_ip"] == "127.0.0.6"
     assert got["pod"]["profile"]["mode"] == "REDIRECT"
     assert Analysis.objects.get().nftables == REDIRECT
+    client.force_login(user)
+    page = client.get(got["permalink"])
+    assert page.status_code == 200 and "127.0.0.6" in page.content.decode()
 
 
 def test_a_bad_nft_line_is_400_naming_nftables(api: APIClient) -> None:
