@@ -188,9 +188,11 @@ def nft_rules(s: Scenario) -> str:
         ("TPROXY", "other"): "inbound-ports-tproxy",
     }[(s.mode, s.inbound)]
     text = (NFT_GOLDENS / f"{name}.golden").read_text()
-    text = re.sub(r"\bskuid (!= )?1337\b", lambda m: f"skuid {m.group(1) or ''}{s.proxy_uid}", text)
-    text = re.sub(r"\bskgid (!= )?1337\b", lambda m: f"skgid {m.group(1) or ''}{s.proxy_gid}", text)
-    return re.sub(r"\b1337\b", str(s.mark), text)
+    # The owner ids first, as placeholders: the mark replaces every other 1337 (a gid of 1337 must stay 1337).
+    text = re.sub(r"\bskuid (!= )?1337\b", lambda m: f"skuid {m.group(1) or ''}@UID@", text)
+    text = re.sub(r"\bskgid (!= )?1337\b", lambda m: f"skgid {m.group(1) or ''}@GID@", text)
+    text = re.sub(r"\b1337\b", str(s.mark), text)
+    return text.replace("@UID@", str(s.proxy_uid)).replace("@GID@", str(s.proxy_gid))
 
 
 # --------------------------------------------------------------------------
