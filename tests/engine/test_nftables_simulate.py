@@ -227,3 +227,20 @@ def test_the_evidence_scope_reads_istios_nft_tables() -> None:
     )
     assert mixed.story is not None and mixed.story.facts.get("scope", "sidecar") == "sidecar"
     assert mixed.story.verdict["app_peer_ip"] == "127.0.0.6"
+
+
+def test_an_escaping_reply_is_explained_with_nfts_own_restore_rule() -> None:
+    """An nft TPROXY pod whose policy rule routes the mark but whose replies lose it: the explanation names
+    `meta mark set ct mark` (nft's CONNMARK --restore-mark), not an iptables rule."""
+    nft = (LISTED / "capture-inbound-ports-wildcard-tproxy.list").read_text()
+    nft = nft.replace("meta l4proto tcp ct mark 0x00000539 counter packets 0 bytes 0 meta mark set ct mark\n", "")
+    r = run_story(
+        nftables=nft,
+        ip_rule="0:\tfrom all lookup local\n32765:\tfrom all fwmark 0x539 lookup 133\n32766:\tfrom all lookup main\n"
+        "32767:\tfrom all lookup default\n",
+        pod_ip="10.0.0.10",
+        client="10.1.1.1:40000",
+        port=8080,
+    )
+    assert r.story is not None and str(r.story.verdict["failure"]).startswith("REPLY_ESCAPES")
+    assert "no `meta mark set ct mark` rule" in r.story.summary

@@ -572,7 +572,9 @@ def _set(s: SetStmt, rule: NftRule, index: int, hook: str, j: Journey, steps: li
     if key == "meta mark":
         old = p.mark
         j.set_mark(new)
-        steps.append(_step(rule, index, hook, StepAction.CONTINUE, f"mark {old:#x} -> {new:#x}", j.packet))
+        # `meta mark set ct mark` is CONNMARK --restore-mark: said with the same words
+        what = "restore connection mark: packet mark" if _reads_ct_mark(s.value) else "mark"
+        steps.append(_step(rule, index, hook, StepAction.CONTINUE, f"{what} {old:#x} -> {new:#x}", j.packet))
         return
     if key == "ct mark":
         ct = j.ct_mark()
@@ -583,6 +585,10 @@ def _set(s: SetStmt, rule: NftRule, index: int, hook: str, j: Journey, steps: li
         steps.append(_step(rule, index, hook, StepAction.CONTINUE, f"ctmark {ct:#x} -> {new:#x}", j.packet))
         return
     raise Unsupported(f"setting {key} is not modelled")
+
+
+def _reads_ct_mark(e: Expr) -> bool:
+    return e == Selector("ct mark") or (isinstance(e, Binop) and _reads_ct_mark(e.left))
 
 
 def _tproxy(s: Tproxy, j: Journey) -> tuple[bool, str]:

@@ -93,6 +93,15 @@ def exempt_ids(rs: NftRuleset | None, key: str) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
+def restores_ct_mark(rs: NftRuleset | None) -> bool:
+    """A rule copies the connection's mark to the packet (`meta mark set ct mark`: CONNMARK --restore-mark)."""
+    return any(
+        isinstance(s, SetStmt) and s.target == Selector("meta mark") and s.value == Selector("ct mark")
+        for r in _rules(rs)
+        for s in r.statements
+    )
+
+
 def is_istio(rs: NftRuleset | None) -> str | None:
     """ "sidecar" for Istio's sidecar tables, "ambient" for its ambient ones, None otherwise."""
     names = {t.name for t in rs.tables} if rs is not None else set()
