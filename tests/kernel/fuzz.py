@@ -160,15 +160,19 @@ def draw(seed: int) -> Scenario:
 
 def draw_nft(seed: int) -> Scenario:
     """A pod whose interception is Istio's nftables backend: one of its capture goldens (every inbound port, or
-    only 32000,31000) for the drawn mode, with the drawn uid, gid and mark written in; IPv4, the capture
-    flavour, no excluded interface, no other iptables backend."""
+    only some other ports) for the drawn mode and family (`NFT_GOLDEN`), with the drawn uid, gid and mark
+    written in; the capture flavour, no excluded interface, no other iptables backend."""
     s = draw(seed)
     rng = random.Random(seed ^ 0x6E6674)
+    inbound = rng.choice(("all", "all", "other"))
+    family = rng.choice(("ipv4", "ipv4", "ipv6"))
+    if (s.mode, inbound, family) not in NFT_GOLDEN:
+        family = "ipv4"
     return replace(
         s,
-        family="ipv4",
+        family=family,
         native_nft=True,
-        inbound=rng.choice(("all", "all", "other")),
+        inbound=inbound,
         flavour="capture",
         exclude_iface=False,
         other_backend="none",
@@ -176,17 +180,22 @@ def draw_nft(seed: int) -> Scenario:
 
 
 NFT_GOLDENS = Path(__file__).resolve().parents[1] / "fixtures" / "istio-nftables" / "capture"
+#: (mode, inbound ports, family) -> the golden: all ports, or only others (32000,31000; IPv6: 4000,5000); the
+#: IPv6 TPROXY golden (`tproxy`) also captures DNS and excludes an interface the pod does not have.
+NFT_GOLDEN = {
+    ("REDIRECT", "all", "ipv4"): "inbound-ports-wildcard",
+    ("REDIRECT", "other", "ipv4"): "inbound-ports-include",
+    ("TPROXY", "all", "ipv4"): "inbound-ports-wildcard-tproxy",
+    ("TPROXY", "other", "ipv4"): "inbound-ports-tproxy",
+    ("REDIRECT", "other", "ipv6"): "ipv6-inbound-ports",
+    ("TPROXY", "all", "ipv6"): "tproxy",
+}
 
 
 def nft_rules(s: Scenario) -> str:
     """The Istio nftables golden for the scenario's mode and inbound ports, as `nft -f` input, with its proxy
     uid/gid and TPROXY mark (1337 in the goldens) replaced by the scenario's."""
-    name = {
-        ("REDIRECT", "all"): "inbound-ports-wildcard",
-        ("REDIRECT", "other"): "inbound-ports-include",
-        ("TPROXY", "all"): "inbound-ports-wildcard-tproxy",
-        ("TPROXY", "other"): "inbound-ports-tproxy",
-    }[(s.mode, s.inbound)]
+    name = NFT_GOLDEN[(s.mode, s.inbound, s.family)]
     text = (NFT_GOLDENS / f"{name}.golden").read_text()
     # The owner ids first, as placeholders: the mark replaces every other 1337 (a gid of 1337 must stay 1337).
     text = re.sub(r"\bskuid (!= )?1337\b", lambda m: f"skuid {m.group(1) or ''}@UID@", text)
