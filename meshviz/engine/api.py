@@ -31,6 +31,8 @@ from meshviz.engine.model import (
     Sysctls,
 )
 from meshviz.engine.netaddr import split_host_port
+from meshviz.engine.nftables.hooks import is_iptables_nft
+from meshviz.engine.nftables.parser import parse_nftables
 from meshviz.engine.profile import DEFAULT_POD_IFACE, PodProfile, derive_profile, pod_ip_from_evidence
 from meshviz.engine.routing import default_policy_rules, default_routing, interfaces_from_routes, with_default_rules
 from meshviz.engine.routing_parser import parse_ip_routes, parse_ip_rules
@@ -122,16 +124,12 @@ def load_snapshot(
         rulesets = tuple(rs for rs in rulesets if rs.family == Family.IPV4) + tuple(r6.rulesets)
     nft = None
     if nftables is not None:
-        from meshviz.engine.nftables.parser import parse_nftables
-
         nr = parse_nftables(nftables, source=src["nftables"])
         nft = nr.ruleset
         errors += nr.errors
         warnings += nr.warnings
-        from meshviz.engine.nftables.hooks import is_iptables_nft
-
         xt = [t.label for t in nft.tables if is_iptables_nft(t)]
-        if xt and (iptables is not None or ip6tables is not None):
+        if xt and rulesets:  # as simulate.Host decides
             assumptions.append(
                 f"the nft tables {', '.join(xt)} are iptables-nft's: simulated once, from the iptables-save "
                 "evidence (their place in the listing gives their order on a hook)"
