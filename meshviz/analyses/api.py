@@ -213,6 +213,9 @@ class AnalysisCreateSerializer(serializers.Serializer):
     ip6_rule = EvidenceField(required=False, help_text="`ip -6 rule` output")
     ip6_route = EvidenceField(required=False, help_text="`ip -6 route show table all` output")
     addr = EvidenceField(required=False, help_text="`ip -o addr` output (interfaces and addresses)")
+    nftables = EvidenceField(
+        required=False, help_text="`nft list ruleset` output (pods whose interception is native nftables)"
+    )
     sysctl = EvidenceField(required=False, help_text="`sysctl -a` output")
     envoy_config_dump = EvidenceField(
         required=False, help_text="Envoy /config_dump JSON; secrets are redacted before it is stored"
@@ -238,7 +241,12 @@ class AnalysisCreateSerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> Any:
         # without a bundle, iptables (or ip6tables) is required: reported with the other fields' errors
         missing: dict[str, Any] = {}
-        no_rules = hasattr(data, "get") and data.get("iptables") in (None, "") and not data.get("ip6tables")
+        no_rules = (
+            hasattr(data, "get")
+            and data.get("iptables") in (None, "")
+            and not data.get("ip6tables")
+            and not data.get("nftables")
+        )
         if no_rules and not data.get("bundle"):
             missing = {"iptables": [serializers.Field.default_error_messages["required"]]}
         try:
@@ -262,6 +270,7 @@ class AnalysisCreateSerializer(serializers.Serializer):
             ip6_rule=attrs.get("ip6_rule"),
             ip6_route=attrs.get("ip6_route"),
             addr=attrs.get("addr"),
+            nftables=attrs.get("nftables"),
             sysctl=attrs.get("sysctl"),
             envoy_config_dump=attrs.get("envoy_config_dump"),
             pod_ip=attrs.get("pod_ip"),
@@ -503,6 +512,7 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             ip6_rule=data.get("ip6_rule", ""),
             ip6_route=data.get("ip6_route", ""),
             addr=data.get("addr", ""),
+            nftables=data.get("nftables", ""),
             sysctl=data.get("sysctl", ""),
             envoy_config_dump=data.get("envoy_config_dump", ""),
             pod_name=data["pod_name"],

@@ -6,8 +6,8 @@ with the same parsers as an upload (`services.validate_evidence`, errors renamed
 came from) and creates the analyses.
 
 `KIND_FIELDS` and `analysis_fields()` are the one place an evidence kind meets an Analysis field: a new kind
-(`nftables`) is wired by adding it to `KIND_FIELDS` once the Analysis has the field and
-`services.validate_evidence` takes it.
+is wired by adding it to `KIND_FIELDS` once the Analysis has the field and `services.validate_evidence` takes
+it.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ KIND_FIELDS: dict[str, str] = {
     "ip_route": "ip_route",
     "ip6_route": "ip6_route",
     "addr": "addr",
+    "nftables": "nftables",
     "sysctl": "sysctl",
     "envoy": "envoy_config_dump",
 }

@@ -61,6 +61,7 @@ class Analysis(models.Model):
     ip6_rule = models.TextField(blank=True, default="")
     ip6_route = models.TextField(blank=True, default="")
     addr = models.TextField(blank=True, default="", help_text="`ip -o addr` output")
+    nftables = models.TextField(blank=True, default="", help_text="`nft list ruleset` output")
     sysctl = models.TextField(blank=True, default="")
     # Stored redacted (meshviz.engine.envoy.redact): secrets never reach the database.
     envoy_config_dump = models.TextField(blank=True, default="")

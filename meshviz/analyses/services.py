@@ -69,6 +69,7 @@ def validate_evidence(
     ip6_rule: str | None = None,
     ip6_route: str | None = None,
     addr: str | None = None,
+    nftables: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Parse every piece of evidence with the engine; returns (errors, warnings) as dicts.
 
@@ -82,12 +83,12 @@ def validate_evidence(
             ipaddress.ip_address(pod_ip)
         except ValueError:
             errors.append(error("pod_ip", f"not an IP address: {pod_ip!r}", text=pod_ip))
-    if (not iptables or not iptables.strip()) and (not ip6tables or not ip6tables.strip()):
+    if not any(t and t.strip() for t in (iptables, ip6tables, nftables)):
         errors.append(
             error(
                 "iptables",
                 "iptables evidence is required (the output of iptables-save in the pod, or ip6tables-save for an "
-                "IPv6-only pod)",
+                "IPv6-only pod, or `nft list ruleset` for a pod whose rules are native nftables)",
             )
         )
     given = {
@@ -98,6 +99,7 @@ def validate_evidence(
         "ip_route": ip_route,
         "ip6_route": ip6_route,
         "addr": addr,
+        "nftables": nftables,
         "sysctl": sysctl,
         "envoy_config_dump": envoy_config_dump,
     }
@@ -126,6 +128,7 @@ def pod_ip_from_evidence(texts: dict[str, Any]) -> str | None:
         ip_route=texts.get("ip_route") or None,
         ip6_route=texts.get("ip6_route") or None,
         addr=texts.get("addr") or None,
+        nftables=texts.get("nftables") or None,
         sysctl=texts.get("sysctl") or None,
         envoy=texts.get("envoy_config_dump") or None,
     )
@@ -144,6 +147,7 @@ def create_analysis(
     ip6_rule: str = "",
     ip6_route: str = "",
     addr: str = "",
+    nftables: str = "",
     pod_name: str = "",
     namespace: str = "",
     proxy_uid: int | None = None,
@@ -176,6 +180,7 @@ def create_analysis(
         ip6_rule=ip6_rule,
         ip6_route=ip6_route,
         addr=addr,
+        nftables=nftables,
         envoy_redactions=redactions,
         pod_ip=pod_ip,
         pod_name=pod_name,
@@ -213,6 +218,7 @@ def evidence_of(analysis: Analysis) -> Evidence:
         ip6_rule=analysis.ip6_rule or None,
         ip6_route=analysis.ip6_route or None,
         addr=analysis.addr or None,
+        nftables=analysis.nftables or None,
         sysctl=analysis.sysctl or None,
         envoy=analysis.envoy_config_dump or None,
         proxy_uid=analysis.proxy_uid,

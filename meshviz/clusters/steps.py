@@ -123,6 +123,7 @@ def finish_collection(job: CollectionJob, collection: Any) -> Analysis | None:
         "ip_route": collection.ip_route or "",
         "sysctl": collection.sysctl or "",
         "envoy_config_dump": collection.envoy_config_dump or "",
+        "nftables": getattr(collection, "nftables", "") or "",
     }
     errors, warnings = analyses.validate_evidence(pod_ip=collection.pod_ip, **evidence)
     notes = [str(n) for n in (collection.notes or [])]

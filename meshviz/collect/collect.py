@@ -69,6 +69,7 @@ from meshviz.engine.api import (
     parse_ip_routes,
     parse_ip_rules,
     parse_iptables,
+    parse_nftables,
     parse_sysctls,
     pod_ips,
     reconstruct_from_pod,
@@ -183,6 +184,8 @@ def capture_script(ipv6: bool = False, config_dump: bool = False) -> str:
     for part, binary in families:
         lines.append(f"part {part}; save {binary}; rc {part} $?")
     lines += [
+        # native nftables (Istio's nft backend, kube-proxy's nftables mode): only where the image has nft
+        "if command -v nft >/dev/null 2>&1; then part nft-ruleset; nft list ruleset; rc nft-ruleset $?; fi",
         "part ip-rule; ip rule show; rc ip-rule $?",
         "part ip-route; ip route show table all; rc ip-route $?",
         "part sysctl; sysctls; rc sysctl $?",
@@ -285,6 +288,7 @@ class Collection:
     reconstructed: bool
     notes: list[str] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
+    nftables: str = ""  # `nft list ruleset`, when the capture image has nft
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -292,7 +296,7 @@ class Collection:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Collection:
         names = {f for f in cls.__dataclass_fields__}
-        missing = names - set(data) - {"notes", "steps"}
+        missing = names - set(data) - {"notes", "steps", "nftables"}
         if missing:
             raise ValueError(f"Collection.from_dict: missing {', '.join(sorted(missing))}")
         values = {k: data[k] for k in names if k in data}
@@ -620,6 +624,7 @@ class _Capture:
     config_dump: str | None = None  # read by the capture container (only when asked and it worked)
     dump_tool: str = ""
     dump_error: str = ""  # why the capture container has no dump (when it was asked for one)
+    nftables: str = ""  # `nft list ruleset` (when the capture image has nft)
 
 
 @dataclass(frozen=True)
@@ -675,6 +680,8 @@ def split_capture(log: str, ipv6: bool = False) -> dict[str, str]:
         if not text.strip():
             raise CollectError("bad_output", step, f"{part} printed nothing")
         out[part] = text + "\n"
+    if read.codes.get("nft-ruleset") == "0" and read.parts.get("nft-ruleset", "").strip():
+        out["nft-ruleset"] = read.parts["nft-ruleset"] + "\n"
     return out
 
 
@@ -702,8 +709,13 @@ def _validate_capture(parts: Mapping[str, str]) -> _Capture:
     ipt = parse_iptables(iptables, source="iptables-save")
     if ipt.errors:
         raise CollectError("bad_output", step, f"iptables-save output does not parse: {_first_error(ipt.errors)}")
-    if not any(ch.rules for rs in ipt.rulesets for t in rs.tables for ch in t.chains):
-        raise CollectError("bad_output", step, "iptables-save shows no rules at all: Istio's capture is not there")
+    nft = parse_nftables(parts.get("nft-ruleset", ""), source="nft list ruleset")
+    if nft.errors:
+        raise CollectError("bad_output", step, f"nft list ruleset does not parse: {_first_error(nft.errors)}")
+    if not any(ch.rules for rs in ipt.rulesets for t in rs.tables for ch in t.chains) and not nft.ruleset.rule_count():
+        raise CollectError(
+            "bad_output", step, "iptables-save and nft list ruleset show no rules at all: Istio's capture is not there"
+        )
     checks: list[tuple[str, str, tuple[ParseError, ...]]] = [
         ("ip rule", parts["ip-rule"], parse_ip_rules(parts["ip-rule"], source="ip rule").errors),
         ("ip route", parts["ip-route"], parse_ip_routes(parts["ip-route"], source="ip route").errors),
@@ -712,7 +724,9 @@ def _validate_capture(parts: Mapping[str, str]) -> _Capture:
     for what, _text, errors in checks:
         if errors:
             raise CollectError("bad_output", step, f"{what} output does not parse: {_first_error(errors)}")
-    return _Capture(iptables, parts["ip-rule"], parts["ip-route"], parts["sysctl"])
+    return _Capture(
+        iptables, parts["ip-rule"], parts["ip-route"], parts["sysctl"], nftables=parts.get("nft-ruleset", "")
+    )
 
 
 class _Refused(Exception):
@@ -793,6 +807,7 @@ def _netfilter(
         config_dump=dump,
         dump_tool=tool,
         dump_error=dump_error,
+        nftables=capture.nftables,
     )
 
 
@@ -977,6 +992,7 @@ def collect_pod(
         reconstructed=reconstructed,
         notes=notes,
         steps=run.steps,
+        nftables=capture.nftables,
     )
     # collection.steps is run.steps: the final entry lands in it too.
     run.emit("done", "done", "reconstructed, not captured" if reconstructed else "captured")

@@ -49,6 +49,7 @@ from meshviz.engine.istio.reconstruct import ReconstructionError, reconstruct_fr
 from meshviz.engine.netfilter.model import Ruleset
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.netfilter.render import rule_text
+from meshviz.engine.nftables.parser import parse_nftables
 from meshviz.engine.pipeline.evidence import (
     Evidence,
     SimulatedPod,
@@ -118,6 +119,7 @@ __all__ = [
     "parse_ip_routes",
     "parse_ip_rules",
     "parse_iptables",
+    "parse_nftables",
     "parse_sysctls",
     "pod_evidence",
     "pod_ips",

@@ -1,6 +1,6 @@
 """Command line: a stable contract used by tests and tools.
 
-    python -m meshviz.engine parse F [--kind iptables|ip-rule|ip-route|sysctl|envoy] --format json|summary
+    python -m meshviz.engine parse F [--kind iptables|nftables|ip-rule|ip-route|sysctl|envoy] --format json|summary
     python -m meshviz.engine trace --iptables F [--ip-rule F] [--ip-route F] [--sysctl F]
         --src IP[:PORT] --dst IP:PORT [--in-iface eth0 | --local-uid N --local-gid N]
         [--proto tcp] [--pod-ip IP] [--mark N] [--transparent] [--tcp-flags SYN]
@@ -96,6 +96,15 @@ def cmd_parse(args: argparse.Namespace) -> int:
                 "rulesets": [ruleset_to_dict(rs) for rs in r.rulesets],
                 "warnings": [w.to_dict() for w in r.warnings],
             }
+    elif args.kind == "nftables":
+        from meshviz.engine.nftables.parser import parse_nftables
+        from meshviz.engine.nftables.serialize import nft_summary, nft_to_dict
+
+        nr = parse_nftables(text, source=source)
+        if nr.errors:
+            _print_errors(nr.errors, args.format)
+            return 2
+        out = nft_summary(nr) if args.format == "summary" else nft_to_dict(nr)
     elif args.kind == "envoy":
         from meshviz.engine.envoy import summary
         from meshviz.engine.envoy.parser import parse_config_dump
@@ -139,7 +148,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
             _print_errors(sr.errors, args.format)
             return 2
         out = {"sysctls": dict(sr.sysctls.values), "warnings": [w.to_dict() for w in sr.warnings]}
-    if args.format == "summary" and args.kind in ("iptables", "envoy"):
+    if args.format == "summary" and args.kind in ("iptables", "envoy", "nftables"):
         for k, v in out.items():
             print(f"{k}: {v}")
     else:
@@ -221,8 +230,8 @@ def _add_evidence_files(sp: argparse.ArgumentParser) -> None:
 
 
 def _need_rules(args: argparse.Namespace) -> bool:
-    if not args.iptables and not args.ip6tables:
-        print("error: give --iptables and/or --ip6tables", file=sys.stderr)
+    if not args.iptables and not args.ip6tables and not args.nftables:
+        print("error: give --iptables, --ip6tables and/or --nftables", file=sys.stderr)
         return False
     return True
 
@@ -374,6 +383,7 @@ def _evidence(args: argparse.Namespace) -> Any:
         ip6_rule=t["ip6_rule"],
         ip6_route=t["ip6_route"],
         addr=t["addr"],
+        nftables=t["nftables"],
         proxy_uid=args.proxy_uid,
         proxy_gid=args.proxy_gid,
         app_ports=tuple(args.app_port),
@@ -478,7 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pp = sub.add_parser("parse", help="parse one evidence file and print the model or a summary")
     pp.add_argument("file")
-    pp.add_argument("--kind", choices=("iptables", "ip-rule", "ip-route", "sysctl", "envoy"), default="iptables")
+    pp.add_argument(
+        "--kind", choices=("iptables", "nftables", "ip-rule", "ip-route", "sysctl", "envoy"), default="iptables"
+    )
     pp.add_argument("--format", choices=("json", "summary"), default="summary")
     pp.add_argument(
         "--lenient",

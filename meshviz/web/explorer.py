@@ -929,6 +929,7 @@ def whatif_save(request: HttpRequest, slug: str) -> HttpResponse:
         ip6_rule=ev.ip6_rule or "",
         ip6_route=ev.ip6_route or "",
         addr=ev.addr or "",
+        nftables=ev.nftables or "",
         pod_ip=str(analysis.pod_ip),
         pod_name=analysis.pod_name,
         namespace=analysis.namespace,

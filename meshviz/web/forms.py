@@ -12,13 +12,18 @@ from meshviz.analyses import bundles, services
 
 #: (field, label, help) for each piece of evidence, in the form's order
 EVIDENCE = (
-    ("iptables", "iptables rules", "required: the output of iptables-save in the pod (or istio-iptables' dry run)"),
+    (
+        "iptables",
+        "iptables rules",
+        "the output of iptables-save in the pod (or istio-iptables' dry run); this or the nft ruleset is required",
+    ),
     ("ip_rule", "ip rule", "optional: the output of ip rule in the pod"),
     ("ip_route", "ip route", "optional: the output of ip route show table all in the pod"),
     ("ip6tables", "ip6tables rules", "optional: the output of ip6tables-save in the pod (IPv6)"),
     ("ip6_rule", "ip -6 rule", "optional: the output of ip -6 rule in the pod"),
     ("ip6_route", "ip -6 route", "optional: the output of ip -6 route show table all in the pod"),
     ("addr", "ip addr", "optional: the output of ip -o addr in the pod (its interfaces and addresses)"),
+    ("nftables", "nft ruleset", "the output of nft list ruleset in the pod (native nftables interception)"),
     ("sysctl", "sysctls", "optional: the output of sysctl -a (or its net.* lines) in the pod"),
     (
         "envoy_config_dump",
@@ -230,6 +235,7 @@ class NewAnalysisForm(forms.Form):
             ip6_rule=data["ip6_rule"] or None,
             ip6_route=data["ip6_route"] or None,
             addr=data["addr"] or None,
+            nftables=data["nftables"] or None,
             sysctl=data["sysctl"] or None,
             envoy_config_dump=data["envoy_config_dump"] or None,
             pod_ip=str(data["pod_ip"]) if data.get("pod_ip") else None,

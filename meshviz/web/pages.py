@@ -374,6 +374,7 @@ def new_analysis(request: HttpRequest) -> HttpResponse:
                 ip6_rule=data["ip6_rule"],
                 ip6_route=data["ip6_route"],
                 addr=data["addr"],
+                nftables=data["nftables"],
                 sysctl=data["sysctl"],
                 envoy_config_dump=data["envoy_config_dump"],
                 app_ports=data["app_ports"],

@@ -61,4 +61,4 @@ def test_hostile_bundle_exits_2_naming_the_member(tmp_path: Path) -> None:
 
 def test_without_bundle_the_rules_are_required() -> None:
     out = _story("--client", "10.1.1.1:40000", "--port", "8083")
-    assert out.returncode == 1 and "give --iptables and/or --ip6tables" in out.stderr
+    assert out.returncode == 1 and "give --iptables, --ip6tables and/or --nftables" in out.stderr

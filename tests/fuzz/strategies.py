@@ -520,3 +520,69 @@ outbound = st.fixed_dictionaries(
     }
 )
 connections = st.one_of(inbound, outbound)
+
+
+# --------------------------------------------------------------------------
+# nftables
+# --------------------------------------------------------------------------
+
+NFT_FILES = [
+    _read(p)
+    for p in sorted((FIXTURES / "istio-nftables").glob("*/*.golden")) + sorted((FIXTURES / "nftables-listed").iterdir())
+    if p.is_file() and p.suffix != ".md"
+]
+NFT_STATEMENTS = [
+    "meta l4proto tcp",
+    "ip daddr != 127.0.0.1/32",
+    "ip6 saddr ::6",
+    "tcp dport != { 53, 15008 }",
+    "udp sport 1-65535",
+    "meta mark & 0xfff == 0x539",
+    "ct state established,related",
+    "ct mark set ct mark & 0xfffff000 | 0x111",
+    "meta mark set ct mark",
+    "tcp flags syn / syn,ack",
+    "ip daddr . tcp dport { 10.0.0.1 . 80 }",
+    "ip daddr @s",
+    "ip daddr vmap { 10.0.0.1 : jump c0, 10.0.0.2 : drop }",
+    "fib daddr type local",
+    "socket transparent 1",
+    "skuid 1337",
+    "counter packets 1 bytes 2",
+    "redirect to :15001",
+    "tproxy ip to :15006",
+    "dnat to 10.0.0.1:80",
+    "masquerade",
+    "limit rate 3/second",
+    "jump c0",
+    "goto c1",
+    "return",
+    "accept",
+    "drop",
+]
+
+
+@st.composite
+def nft_grammar(draw: st.DrawFn) -> str:
+    """A plausible `nft -f` script: a table, a set, base and regular chains, rules of the statements above."""
+    lines = [
+        "add table inet t",
+        "add set inet t s { type ipv4_addr ; flags interval ; }",
+        "add element inet t s { 10.0.0.0/8 }",
+    ]
+    for name, spec in (("pre", "type nat hook prerouting priority -100 ;"), ("c0", ""), ("c1", "")):
+        lines.append(f"add chain inet t {name}" + (f" {{ {spec} }}" if spec else ""))
+    for _ in range(draw(st.integers(0, 12))):
+        chain = draw(st.sampled_from(["pre", "c0", "c1"]))
+        verb = draw(st.sampled_from(["add rule", "insert rule"]))
+        stmts = draw(st.lists(st.sampled_from(NFT_STATEMENTS), min_size=1, max_size=5))
+        lines.append(f"{verb} inet t {chain} {' '.join(stmts)}")
+    return "\n".join(lines) + "\n"
+
+
+nftables_text = st.one_of(
+    nft_grammar(),
+    mutated(st.sampled_from(NFT_FILES)),
+    mutated(nft_grammar()),
+    st.text(max_size=300),
+)

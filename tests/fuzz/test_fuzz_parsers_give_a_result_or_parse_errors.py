@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from meshviz.engine.core.errors import ParseError, ParseWarning
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.nftables.parser import parse_nftables
 from meshviz.engine.routing.ip_route import parse_ip_routes
 from meshviz.engine.routing.ip_rule import parse_ip_rules
 from meshviz.engine.routing.sysctl import parse_sysctls
@@ -66,3 +67,12 @@ def test_sysctl(text: str) -> None:
 @settings(max_examples=examples("envoy", 25))
 def test_envoy(text: str) -> None:
     _check("envoy", parse_config_dump, text)
+
+
+@given(s.nftables_text)
+@example("table inet t {\n\tchain c {\n\t\tip daddr " + "{ " * 3000 + "\n\t}\n}\n")
+@example('{"nftables": [{"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [{"match": 1}]}}]}')
+@example("add rule inet t c index 99999999999999999999 accept\n")
+@settings(max_examples=examples("nftables", 25))
+def test_nftables(text: str) -> None:
+    _check("nftables", parse_nftables, text)

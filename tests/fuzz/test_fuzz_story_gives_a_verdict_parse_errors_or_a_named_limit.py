@@ -72,3 +72,26 @@ def test_story(
             note_limit("story")
     else:
         assert result.errors
+
+
+@given(nftables=s.nftables_text, iptables=st.none() | s.iptables_text, conn=s.connections)
+@example(  # a chain that jumps to itself (nft refuses it at load time): the jump depth limit, named
+    nftables="add table inet t\nadd chain inet t pre { type nat hook prerouting priority -100 ; }\n"
+    "add chain inet t c0\nadd rule inet t c0 jump c0\nadd rule inet t pre jump c0\n",
+    iptables=None,
+    conn={"direction": "inbound", "client": "10.1.1.1:40000", "port": 8080},
+)
+@settings(max_examples=examples("story-nftables", 10))
+def test_story_nftables(nftables: str, iptables: str | None, conn: dict[str, Any]) -> None:
+    """The same for native nftables evidence, alone or beside iptables rules."""
+    kwargs: dict[str, Any] = {"nftables": nftables, "iptables": iptables, "pod_ip": POD_IP}
+    if conn["direction"] == "inbound":
+        kwargs.update(client=conn["client"], port=conn["port"])
+    else:
+        kwargs.update(direction="outbound", dst=conn["dst"], app_uid=conn["app_uid"], app_gid=conn["app_gid"])
+    result = bounded("story-nftables", kwargs, lambda: run_story(**kwargs))
+    assert all(isinstance(e, ParseError) for e in result.errors)
+    if result.story is not None:
+        result.story.to_dict()
+    else:
+        assert result.errors

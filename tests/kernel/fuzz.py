@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import time
 from collections import Counter
@@ -91,6 +92,7 @@ class Scenario:
     exclude_iface: bool = False  # istio-iptables --exclude-interfaces names the pod's interface
     other_backend: str = "none"  # none | filter: the other iptables backend holds a filter table too
     direction: str = "inbound"  # inbound: a client's request; outbound: the application calls a server outside
+    native_nft: bool = False  # the rules are Istio's nftables backend's (its goldens, loaded with nft -f)
 
     @property
     def v6(self) -> bool:
@@ -112,7 +114,7 @@ class Scenario:
             f"target={self.target} sidecar={self.sidecar} app={self.app_port} fwmark_accept={self.tcp_fwmark_accept} "
             f"localnet={self.route_localnet} rp={self.rp_filter} svm={self.src_valid_mark} {self.flavour}"
             f"{' exclude-iface' if self.exclude_iface else ''}{' +other-backend' if self.other_backend != 'none' else ''}"
-            f"{' OUTBOUND' if self.direction == 'outbound' else ''}"
+            f"{' OUTBOUND' if self.direction == 'outbound' else ''}{' NATIVE-NFT' if self.native_nft else ''}"
         )
 
 
@@ -154,6 +156,52 @@ def draw(seed: int) -> Scenario:
         other_backend=rng.choice(("none", "none", "none", "filter")),
         direction=rng.choice(("inbound", "inbound", "inbound", "outbound")),
     )
+
+
+def draw_nft(seed: int) -> Scenario:
+    """A pod whose interception is Istio's nftables backend: one of its capture goldens (every inbound port, or
+    only some other ports) for the drawn mode and family (`NFT_GOLDEN`), with the drawn uid, gid and mark
+    written in; the capture flavour, no excluded interface, no other iptables backend."""
+    s = draw(seed)
+    rng = random.Random(seed ^ 0x6E6674)
+    inbound = rng.choice(("all", "all", "other"))
+    family = rng.choice(("ipv4", "ipv4", "ipv6"))
+    if (s.mode, inbound, family) not in NFT_GOLDEN:
+        family = "ipv4"
+    return replace(
+        s,
+        family=family,
+        native_nft=True,
+        inbound=inbound,
+        flavour="capture",
+        exclude_iface=False,
+        other_backend="none",
+    )
+
+
+NFT_GOLDENS = Path(__file__).resolve().parents[1] / "fixtures" / "istio-nftables" / "capture"
+#: (mode, inbound ports, family) -> the golden: all ports, or only others (32000,31000; IPv6: 4000,5000); the
+#: IPv6 TPROXY golden (`tproxy`) also captures DNS and excludes an interface the pod does not have.
+NFT_GOLDEN = {
+    ("REDIRECT", "all", "ipv4"): "inbound-ports-wildcard",
+    ("REDIRECT", "other", "ipv4"): "inbound-ports-include",
+    ("TPROXY", "all", "ipv4"): "inbound-ports-wildcard-tproxy",
+    ("TPROXY", "other", "ipv4"): "inbound-ports-tproxy",
+    ("REDIRECT", "other", "ipv6"): "ipv6-inbound-ports",
+    ("TPROXY", "all", "ipv6"): "tproxy",
+}
+
+
+def nft_rules(s: Scenario) -> str:
+    """The Istio nftables golden for the scenario's mode and inbound ports, as `nft -f` input, with its proxy
+    uid/gid and TPROXY mark (1337 in the goldens) replaced by the scenario's."""
+    name = NFT_GOLDEN[(s.mode, s.inbound, s.family)]
+    text = (NFT_GOLDENS / f"{name}.golden").read_text()
+    # The owner ids first, as placeholders: the mark replaces every other 1337 (a gid of 1337 must stay 1337).
+    text = re.sub(r"\bskuid (!= )?1337\b", lambda m: f"skuid {m.group(1) or ''}@UID@", text)
+    text = re.sub(r"\bskgid (!= )?1337\b", lambda m: f"skgid {m.group(1) or ''}@GID@", text)
+    text = re.sub(r"\b1337\b", str(s.mark), text)
+    return text.replace("@UID@", str(s.proxy_uid)).replace("@GID@", str(s.proxy_gid))
 
 
 # --------------------------------------------------------------------------
@@ -521,8 +569,11 @@ def run_kernel(s: Scenario) -> KernelRun:
         }
         for k, v in sysctls.items():
             net.sysctl(k, v)
-        net.load_iptables(v4, backend=s.backend)  # type: ignore[arg-type]
-        if v6 is not None:
+        if s.native_nft:
+            net.run_pod(["nft", "-f", "-"], input=nft_rules(s))
+        else:
+            net.load_iptables(v4, backend=s.backend)  # type: ignore[arg-type]
+        if v6 is not None and not s.native_nft:
             net.run_pod([f"ip6tables-{s.backend}-restore", "-w", "10"], input=v6)
         other = "nft" if s.backend == "legacy" else "legacy"
         if s.other_backend == "filter":
@@ -538,7 +589,10 @@ def run_kernel(s: Scenario) -> KernelRun:
             got = net.request_from_client(s.pod_ip, s.app_port, sport=CLIENT_SPORT, timeout=REQUEST_TIMEOUT)
             verdict, raw = kernel_verdict(net, got, app, sc, s.client_ip, ifaces)
         evidence = {
-            "iptables": net.iptables_save(backend=s.backend)  # type: ignore[arg-type]
+            "nftables": net.run_pod(["nft", "list", "ruleset"]).stdout if s.native_nft else None,
+            "iptables": None
+            if s.native_nft
+            else net.iptables_save(backend=s.backend)  # type: ignore[arg-type]
             + (net.iptables_save(backend=other) if s.other_backend == "filter" else ""),  # type: ignore[arg-type]
             "ip6tables": net.run_pod([f"ip6tables-{s.backend}-save"]).stdout if s.v6 else None,
             "ip_rule": net.ip_rule_list(),
@@ -563,6 +617,7 @@ def run_engine(s: Scenario, evidence: dict[str, Any]) -> dict[str, Any]:
     result = run_story(
         **conn,
         iptables=evidence["iptables"],
+        nftables=evidence.get("nftables"),
         ip6tables=evidence["ip6tables"],
         ip_rule=evidence["ip_rule"],
         ip6_rule=evidence["ip6_rule"],
@@ -629,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="tests/artifacts/kernel-fuzz.jsonl")
+    ap.add_argument("--nft", action="store_true", help="draw pods whose rules are Istio's nftables backend's")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -637,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with out.open("w") as fh:
         for i in range(args.n):
-            s = draw(args.seed * 100_000 + i)
+            s = (draw_nft if args.nft else draw)(args.seed * 100_000 + i)
             o = run(s)
             ok = not o.diff
             agree += ok

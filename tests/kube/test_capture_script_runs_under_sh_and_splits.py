@@ -17,7 +17,8 @@ def test_script_output_splits_into_every_part(tmp_path: Path) -> None:
     log, code = run_capture_command(["sh", "-c", capture_script()], redirect_data(), tmp_path)
     assert code == 0, log
     parts = split_capture(log)
-    assert set(parts) == {"iptables-save", "ip-rule", "ip-route", "sysctl"}
+    # every stubbed tool, nft included: `nft list ruleset` is a part too
+    assert set(parts) == {"iptables-save", "ip-rule", "ip-route", "sysctl", "nft-ruleset"}
     assert "-A ISTIO_INBOUND" in parts["iptables-save"] and "Warning" not in parts["iptables-save"]
 
 

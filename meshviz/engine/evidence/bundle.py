@@ -33,17 +33,14 @@ from meshviz.engine.istio.reconstruct import RECONSTRUCTED, ReconstructionError,
 
 FORMAT = "meshviz-bundle"
 FORMAT_VERSION = 1
-#: Evidence kinds, in the engine's names (evidence/kinds.py), and nft's ruleset (kept, not yet simulated).
-KINDS = (*(k.name for k in EVIDENCE_KINDS), "nftables")
+#: Evidence kinds, in the engine's names (evidence/kinds.py).
+KINDS = tuple(k.name for k in EVIDENCE_KINDS)
 
 #: The iptables backends a bundle may hold (legacy, nft, whatever `iptables-save` is), chosen between by
 #: `_choose_backend`.
 BACKENDS = {k.name: k.files for k in EVIDENCE_KINDS if len(k.files) > 1}
 #: member file name -> evidence kind
-MEMBER_KINDS = {
-    **{f: k.name for k in EVIDENCE_KINDS if k.name not in BACKENDS for f in k.files},
-    "nft-ruleset.txt": "nftables",
-}
+MEMBER_KINDS = {f: k.name for k in EVIDENCE_KINDS if k.name not in BACKENDS for f in k.files}
 KNOWN = frozenset({"manifest.json", "pod.json", *MEMBER_KINDS, *BACKENDS["iptables"], *BACKENDS["ip6tables"]})
 
 #: Bundles are small (a config dump is the largest part): tighter bounds than bug-report archives.

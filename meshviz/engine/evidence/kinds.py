@@ -56,6 +56,15 @@ EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
         Family.IPV6,
     ),
     EvidenceKind(
+        "nftables",
+        "nftables",
+        "nftables",
+        "--nftables",
+        "nft list ruleset output (or nft -j list ruleset, or an nft -f script)",
+        ("nft-ruleset.txt",),
+        "meshviz.engine.nftables.parser:parse_nftables",
+    ),
+    EvidenceKind(
         "ip_rule",
         "ip-rule",
         "ip_rule",

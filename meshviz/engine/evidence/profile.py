@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from meshviz.engine.core.model import Family, IPAddress
 from meshviz.engine.netfilter.model import Rule, Ruleset
 from meshviz.engine.netfilter.render import rule_text
+from meshviz.engine.nftables import profile as nft
 from meshviz.engine.routing.model import RuleAction
 from meshviz.engine.sim.snapshot import Snapshot
 
@@ -147,7 +148,8 @@ def interception_mode(snapshot: Snapshot) -> str:
             return "TPROXY"
         if _target_is(r, "REDIRECT"):
             mode = "REDIRECT"
-    return mode
+    from_nft = nft.interception_mode(snapshot.nftables)
+    return from_nft if from_nft == "TPROXY" or mode == "NONE" else mode
 
 
 def _capture_port(snapshot: Snapshot, mode: str) -> int | None:
@@ -161,7 +163,7 @@ def _capture_port(snapshot: Snapshot, mode: str) -> int | None:
             p = _opt(r, "to-ports", "to-port")
             if p:
                 return int(p.split("-")[0])
-    return None
+    return nft.capture_port(snapshot.nftables, mode)
 
 
 def _outbound_port(snapshot: Snapshot) -> int | None:
@@ -170,7 +172,7 @@ def _outbound_port(snapshot: Snapshot) -> int | None:
             p = _opt(r, "to-ports", "to-port")
             if p:
                 return int(p.split("-")[0])
-    return None
+    return nft.outbound_port(snapshot.nftables)
 
 
 def tproxy_mark_of(snapshot: Snapshot) -> tuple[int, int, str] | None:
@@ -184,7 +186,7 @@ def tproxy_mark_of(snapshot: Snapshot) -> tuple[int, int, str] | None:
             vm = _value_mask(_opt(r, "set-xmark", "set-mark") or "")
             if vm:
                 return vm[0], 0xFFFFFFFF, f"mangle/{c}: {rule_text(r).strip()}"
-    return None
+    return nft.tproxy_mark(snapshot.nftables)
 
 
 def _exempt_ids(snapshot: Snapshot, option: str) -> list[int]:
@@ -194,6 +196,7 @@ def _exempt_ids(snapshot: Snapshot, option: str) -> list[int]:
     for _t, c, r in _rules(snapshot.rulesets, "nat"):
         if c in ("ISTIO_OUTPUT", "OUTPUT") and _target_is(r, "RETURN") and r.out_iface is None:
             ids += _owner_ids(r, option)
+    ids += nft.exempt_ids(snapshot.nftables, "meta skuid" if option == "uid-owner" else "meta skgid")
     return list(dict.fromkeys(ids))
 
 

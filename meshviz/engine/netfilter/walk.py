@@ -637,12 +637,13 @@ def _nat(cr: CompiledRule, a: Action, hook: str, j: Journey, steps: list[Step]) 
     if isinstance(res, str):
         steps.append(_rule_step(cr, hook, StepAction.DROP, res))
         return TableVerdict("DROP", res)
-    change = _describe_change(before, res)
+    change = describe_change(before, res)
     steps.append(_rule_step(cr, hook, StepAction.TRANSFORM, f"{k}: {change}", res))
     return TableVerdict("ACCEPT", f"{k} {change}")
 
 
-def _describe_change(a: Packet, b: Packet) -> str:
+def describe_change(a: Packet, b: Packet) -> str:
+    """What NAT changed between two packets ("source A -> B, destination C -> D"); nftables' NAT says it too."""
     parts = []
     if (a.src, a.sport) != (b.src, b.sport):
         parts.append(f"source {a.src}:{a.sport} -> {b.src}:{b.sport}")

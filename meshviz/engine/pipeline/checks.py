@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from meshviz.engine.evidence.podspec import ISTIO_PORT_RANGE, PodIdentity, identity_from_node, istio_minor
 from meshviz.engine.evidence.profile import interception_mode
 from meshviz.engine.netfilter.model import rule_dports
+from meshviz.engine.nftables.profile import is_istio as nft_istio
 from meshviz.engine.sim.snapshot import Snapshot
 from meshviz.engine.story.model import Finding, Story
 
@@ -76,20 +77,26 @@ def scope(snapshot: Snapshot, envoy: EnvoyConfig | None) -> Scope:
                 ),
             ),
         )
-    if "ISTIO_PRERT" in chains or any(c.startswith("ISTIO_") and "ztunnel" in c.lower() for c in chains):
+    if (
+        nft_istio(snapshot.nftables) == "ambient"
+        or "ISTIO_PRERT" in chains
+        or any(c.startswith("ISTIO_") and "ztunnel" in c.lower() for c in chains)
+    ):
         return Scope(
             AMBIENT_INPOD,
             (
                 Finding(
                     "cause",
                     "these rules are Istio ambient's in-pod redirection (istio-cni's ISTIO_PRERT/ISTIO_OUTPUT chains "
-                    "and ztunnel's marks), not a sidecar's: traffic is redirected to ztunnel's in-pod sockets "
+                    "or its nftables tables inet istio-ambient-*, and ztunnel's marks), not a sidecar's: traffic is redirected to ztunnel's in-pod sockets "
                     "(15001, 15006, 15008), which ztunnel owns from the node; there is no sidecar Envoy to configure, "
                     "so meshviz gives no sidecar advice (no original_src EnvoyFilter, no fwmark policy route). "
                     "The packet path below is simulated as the rules say",
                 ),
             ),
         )
+    if nft_istio(snapshot.nftables) == "sidecar":
+        return Scope(SIDECAR)
     if snapshot.rulesets and not any(c.startswith("ISTIO") for c in chains):
         return Scope(
             NO_ISTIO,

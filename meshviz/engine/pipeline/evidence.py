@@ -34,6 +34,7 @@ class Evidence:
     ip6_rule: str | None = None
     ip6_route: str | None = None
     addr: str | None = None  # `ip -o addr` output
+    nftables: str | None = None  # `nft list ruleset` output
     proxy_uid: int | None = None
     proxy_gid: int | None = None
     proxy_net_admin: bool | None = None
@@ -67,6 +68,7 @@ def _pod_arguments(ev: Evidence) -> dict[str, Any]:
         "ip6_rule": ev.ip6_rule,
         "ip6_route": ev.ip6_route,
         "addr": ev.addr,
+        "nftables": ev.nftables,
         "pod_ip": ev.pod_ip,
         "proxy_uid": ev.proxy_uid,
         "proxy_gid": ev.proxy_gid,

@@ -15,6 +15,8 @@ from meshviz.engine.core.model import Family, IPAddress, Socket
 from meshviz.engine.evidence.kinds import EVIDENCE_SOURCES
 from meshviz.engine.netfilter.model import Ruleset
 from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.nftables.hooks import is_iptables_nft
+from meshviz.engine.nftables.parser import parse_nftables
 from meshviz.engine.routing.addr import parse_ip_addr
 from meshviz.engine.routing.defaults import (
     default_policy_rules,
@@ -50,6 +52,7 @@ def load_snapshot(
     ip6_rule: str | None = None,
     ip6_route: str | None = None,
     addr: str | None = None,
+    nftables: str | None = None,
     pod_ip: str | IPAddress | None = None,
     sockets: tuple[Socket, ...] | None = None,
     sources: dict[str, str] | None = None,
@@ -58,7 +61,9 @@ def load_snapshot(
     """Parse every piece of evidence given and assemble a Snapshot.
 
     IPv6 evidence comes beside the IPv4 one: `ip6tables` (ip6tables-save), `ip6_rule` (`ip -6 rule`) and
-    `ip6_route` (`ip -6 route show table all`); `addr` is optional `ip -o addr` / `ip addr` output.
+    `ip6_route` (`ip -6 route show table all`); `addr` is optional `ip -o addr` / `ip addr` output.  `nftables` is
+    `nft list ruleset` (or `nft -j list ruleset`, or an `nft -f` script): its base chains run beside iptables'
+    tables, interleaved by priority (meshviz.engine.nftables).
     """
     src = dict(EVIDENCE_SOURCES)
     src.update(sources or {})
@@ -87,7 +92,19 @@ def load_snapshot(
                 )
             )
         rulesets = tuple(rs for rs in rulesets if rs.family == Family.IPV4) + tuple(r6.rulesets)
-    if iptables is None and ip6tables is None:
+    nft = None
+    if nftables is not None:
+        nr = parse_nftables(nftables, source=src["nftables"])
+        nft = nr.ruleset
+        errors += nr.errors
+        warnings += nr.warnings
+        xt = [t.label for t in nft.tables if is_iptables_nft(t)]
+        if xt and rulesets:  # as simulate.Host decides
+            assumptions.append(
+                f"the nft tables {', '.join(xt)} are iptables-nft's: simulated once, from the iptables-save "
+                "evidence (their place in the listing gives their order on a hook)"
+            )
+    if iptables is None and ip6tables is None and nftables is None:
         assumptions.append("no iptables rules given: every chain is empty with policy ACCEPT")
 
     pod_addr = ipaddress.ip_address(str(pod_ip)) if pod_ip is not None else None
@@ -200,6 +217,7 @@ def load_snapshot(
         routing=RoutingConfig(rules=tuple(rules), routes=tuple(routes), table_names=table_names),
         sysctls=sysctls,
         interfaces=interfaces,
+        nftables=nft,
         sockets=sockets,
         assumptions=tuple(assumptions),
     )

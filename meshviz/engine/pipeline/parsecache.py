@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from meshviz.engine.sim.snapshot import Snapshot
 
 #: The evidence texts `parse_once` takes, in `api.load_snapshot`'s names.
-TEXTS = ("iptables", "ip_rule", "ip_route", "sysctl", "ip6tables", "ip6_rule", "ip6_route", "addr")
+TEXTS = ("iptables", "ip_rule", "ip_route", "sysctl", "ip6tables", "ip6_rule", "ip6_route", "addr", "nftables")
 
 MAX_ENTRIES = 8
 MAX_TEXT_BYTES = 16 * 1024 * 1024

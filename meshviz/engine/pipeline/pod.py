@@ -79,6 +79,7 @@ def load_pod(
     ip6_rule: str | None = None,
     ip6_route: str | None = None,
     addr: str | None = None,
+    nftables: str | None = None,
     pod_ip: str | None = None,
     proxy_uid: int | None = None,
     proxy_gid: int | None = None,
@@ -112,6 +113,7 @@ def load_pod(
         ip6_rule=ip6_rule,
         ip6_route=ip6_route,
         addr=addr,
+        nftables=nftables,
         pod_ip=pod_addr,
         sources=sources,
     ).loaded
@@ -151,7 +153,7 @@ class StoryResult:
 
 def run_story(
     *,
-    iptables: str | None,
+    iptables: str | None = None,
     ip_rule: str | None = None,
     ip_route: str | None = None,
     sysctl: str | None = None,
@@ -160,6 +162,7 @@ def run_story(
     ip6_rule: str | None = None,
     ip6_route: str | None = None,
     addr: str | None = None,
+    nftables: str | None = None,
     sources: dict[str, str] | None = None,
     pod_ip: str | None,
     proxy_uid: int | None = None,
@@ -189,6 +192,7 @@ def run_story(
         ip6_rule=ip6_rule,
         ip6_route=ip6_route,
         addr=addr,
+        nftables=nftables,
         pod_ip=pod_ip,
         proxy_uid=proxy_uid,
         proxy_gid=proxy_gid,

@@ -29,6 +29,8 @@ from meshviz.engine.core.trace import Disposition, Hop, Step, StepAction, StepKi
 from meshviz.engine.netfilter.conntrack import ConntrackTable, CtEntry, Tuple5, classify_new
 from meshviz.engine.netfilter.model import Rule
 from meshviz.engine.netfilter.walk import CompiledRuleset, TableVerdict, WalkBudget, walk_table
+from meshviz.engine.nftables.evaluate import BaseChain, walk_base_chain
+from meshviz.engine.nftables.hooks import NftHooks
 from meshviz.engine.routing.flow import Flow, RouteDecision
 from meshviz.engine.routing.input import route_input
 from meshviz.engine.routing.model import Interface, Route, RouteType
@@ -48,6 +50,8 @@ class Host:
     def __init__(self, snapshot: Snapshot):
         self.snapshot = snapshot
         self.compiled: dict[Family, CompiledRuleset] = {rs.family: CompiledRuleset(rs) for rs in snapshot.rulesets}
+        # nft base chains by hook, run between iptables' tables (iptables-nft's own tables once, from iptables-save)
+        self.nft = NftHooks(snapshot.nftables, iptables_given=bool(snapshot.rulesets))
 
     def interface(self, name: str | None) -> Interface | None:
         return self.snapshot.interface(name) if name else None
@@ -203,6 +207,7 @@ class _Journey:
         self.loop_passes = 0
         self.sent_dst: tuple[IPAddress, int] | None = None
         self.budget = WalkBudget()  # rule evaluations of this packet's trace (`limits.py`)
+        self.nat_made = False  # a NAT lookup set up a binding (the NAT core stops there)
 
     # ---- EvalEnv ----
 
@@ -280,6 +285,7 @@ class _Journey:
         e = self.ct
         if e is None:
             return f"{what}: packet has no conntrack entry"
+        self.nat_made = True
         p = self.packet
         if manip == "DST":
             new_addr = addr if addr is not None else p.dst
@@ -360,7 +366,10 @@ class _Journey:
         """Run the given tables at a hook; raises _Stop on a terminal verdict."""
         self.hook = hook
         crs = self.host.compiled.get(self.packet.family)
-        for table in tables:
+        for table in self.host.nft.plan(self.packet.family, hook, tables):
+            if isinstance(table, BaseChain):
+                self._verdict(walk_base_chain(table, hook, self, self.steps, self.budget), table.label, hook)
+                continue
             if table == "nat":
                 self._nat_hook(hook, crs)
                 continue
@@ -439,9 +448,15 @@ class _Journey:
             return
         done = e.nat_dst_done if manip == "DST" else e.nat_src_done
         if not done and self.ct_dir == CtDirection.ORIGINAL and self.packet.ctstate == CtState.NEW:
-            if crs is not None:
-                v = walk_table(crs, "nat", hook, self, self.steps, self.budget)
-                self._verdict(v, "nat", hook)
+            # iptables' nat table and nft's NAT chains, in priority order, until one sets up a binding.
+            for lookup in self.host.nft.nat_lookups(self.packet.family, hook):
+                self.nat_made = False
+                if isinstance(lookup, BaseChain):
+                    self._verdict(walk_base_chain(lookup, hook, self, self.steps, self.budget), lookup.label, hook)
+                elif crs is not None:
+                    self._verdict(walk_table(crs, "nat", hook, self, self.steps, self.budget), "nat", hook)
+                if self.nat_made:
+                    break
             if manip == "DST":
                 e.nat_dst_done = True
             else:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from meshviz.engine.core.model import Family, Socket
 from meshviz.engine.netfilter.model import Ruleset
 from meshviz.engine.routing.model import Interface, RoutingConfig, Sysctls
+
+if TYPE_CHECKING:
+    from meshviz.engine.nftables.model import NftRuleset
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,7 @@ class Snapshot:
     interfaces: tuple[Interface, ...] = ()
     sockets: tuple[Socket, ...] | None = None  # None: unknown (lookups are assumed)
     assumptions: tuple[str, ...] = ()
+    nftables: NftRuleset | None = None  # native nftables tables (`nft list ruleset`), beside `rulesets`
 
     def ruleset(self, family: Family) -> Ruleset | None:
         for r in self.rulesets:

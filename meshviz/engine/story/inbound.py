@@ -14,6 +14,7 @@ from meshviz.engine.envoy.listeners import handoff
 from meshviz.engine.envoy.model import EnvoyConfig, Listener
 from meshviz.engine.envoy.upstream import upstream_binding, upstream_target
 from meshviz.engine.netfilter.render import rule_text
+from meshviz.engine.nftables.profile import restores_ct_mark
 from meshviz.engine.routing.model import RuleAction
 from meshviz.engine.sim.connection import ConnectionResult, Endpoint, connect_from_network, connect_from_pod
 from meshviz.engine.sim.simulate import Host, Sender, Simulation, host_for
@@ -416,6 +417,8 @@ def _save_mark_rule(snapshot: Snapshot) -> str | None:
 
 
 def _has_restore_rule(snapshot: Snapshot) -> bool:
+    if restores_ct_mark(snapshot.nftables):
+        return True
     return any(
         r.target is not None and r.target.name == "CONNMARK" and r.target.option("restore-mark") is not None
         for rs in snapshot.rulesets
@@ -432,6 +435,7 @@ def _why_reply_escapes(snapshot: Snapshot, up: ConnectionResult, iface: str, ctx
     mark = p.mark
     fw = [r for r in snapshot.routing.rules if r.fwmark is not None and r.action == RuleAction.LOOKUP]
     restored = any("restore" in s.detail for s in t.rules_hit())
+    restore = "`meta mark set ct mark`" if snapshot.nftables and not snapshot.rulesets else "CONNMARK --restore-mark"
     src = f"{t.packet.src}:{t.packet.sport}"
     if fw:
         r = fw[0]
@@ -444,9 +448,9 @@ def _why_reply_escapes(snapshot: Snapshot, up: ConnectionResult, iface: str, ctx
             if not restored:
                 why += (
                     f" (the connection carries ctmark {p.ctmark:#x}: Envoy's upstream SYN never had mark "
-                    f"{r.fwmark:#x} saved on it, so no CONNMARK --restore-mark rule gives the reply that mark)"
+                    f"{r.fwmark:#x} saved on it, so no {restore} rule gives the reply that mark)"
                     if _has_restore_rule(snapshot)
-                    else " (there is no CONNMARK --restore-mark rule to give it the connection's mark)"
+                    else f" (there is no {restore} rule to give it the connection's mark)"
                 )
             return why
         return f"the SYN-ACK from {src} matches '{rtext}' but still leaves via {iface}"
