@@ -36,6 +36,7 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler
 
 from meshviz.accounts.models import Team
+from meshviz.web import uploads
 from meshviz.web.explorer_api import ExplorerViewSet
 from meshviz.web.parsers import BoundedJSONParser
 
@@ -55,11 +56,11 @@ class EvidenceTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"
 
-    def __init__(self, source: str, size: int | None = None) -> None:
+    def __init__(self, source: str, size: int | None = None, message: str = "") -> None:
         limit = settings.MESHVIZ_MAX_UPLOAD_BYTES
         got = f" ({size} bytes)" if size is not None else ""
         self.source = source
-        super().__init__(f"{source} is larger than the {limit}-byte limit (MESHVIZ_MAX_UPLOAD_BYTES){got}")
+        super().__init__(message or f"{source} is larger than the {limit}-byte limit (MESHVIZ_MAX_UPLOAD_BYTES){got}")
 
 
 class EvidenceInvalid(exceptions.APIException):
@@ -153,22 +154,14 @@ class EvidenceField(serializers.Field):
         name = services.SOURCES.get(self.field_name or "", self.field_name or "evidence")
         limit = settings.MESHVIZ_MAX_UPLOAD_BYTES
         if isinstance(data, UploadedFile):
-            if data.size is not None and data.size > limit:
-                raise EvidenceTooLarge(name, data.size)
-            raw: bytes = data.read(limit + 1)
-            if len(raw) > limit:
-                raise EvidenceTooLarge(name)
+            # read in pieces (gunzipped when it is gzip), so the file is held once, as text
             try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise EvidenceInvalid(
-                    [
-                        services.error(
-                            name,
-                            f"not UTF-8 text (byte {exc.start}): upload the command's text output, not a binary file",
-                        )
-                    ]
-                ) from exc
+                text = uploads.read_text(data, name, limit=limit)
+            except uploads.TooLarge as exc:
+                gz = "decompresses" in exc.message
+                raise EvidenceTooLarge(name, None if gz else data.size, exc.message if gz else "") from exc
+            except uploads.Unreadable as exc:
+                raise EvidenceInvalid([services.error(name, exc.message)]) from exc
         elif isinstance(data, str):
             text = data
             if len(text.encode("utf-8", "surrogatepass")) > limit:
@@ -556,8 +549,13 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > settings.MESHVIZ_MAX_UPLOAD_BYTES:
-            raise EvidenceTooLarge("the request body", int(length))
+        if length.isdigit() and int(length) > uploads.max_request_bytes():
+            raise EvidenceTooLarge(
+                "the request body",
+                int(length),
+                f"the request body ({int(length):,} bytes) is larger than the {uploads.max_request_bytes():,}-byte "
+                "limit (MESHVIZ_MAX_REQUEST_BYTES)",
+            )
 
     @extend_schema(
         request={
