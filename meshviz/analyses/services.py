@@ -139,6 +139,10 @@ def validate_evidence(
                 continue
             errors += [e.to_dict() for e in parsed.errors]
             warnings += [w.to_dict() for w in parsed.warnings]
+            if field == "iptables" and not parsed.errors:
+                from meshviz.web import parsed as parsed_cache  # the pages read this parse (issue 15)
+
+                parsed_cache.remember_iptables(text, parsed)
     return errors, warnings
 
 

@@ -7,7 +7,7 @@ Not registered by this module: the API's one router lives in meshviz/analyses/ap
 
 which serves, for an analysis the caller may read (404 otherwise, like every API view):
 
-    GET  /api/v1/explorer/{slug}/rules/?table=&chain=&target=&q=&family=
+    GET  /api/v1/explorer/{slug}/rules/?table=&chain=&target=&q=&family=&page=&per_page=   (one page of the rules)
     GET  /api/v1/explorer/{slug}/rules/{table}/{chain}/{n}/?family=
     GET  /api/v1/explorer/{slug}/compose/?entry=&iface=&src=&sport=&dst=&dport=&proto=&uid=&gid=&mark=&transparent=
     POST /api/v1/explorer/{slug}/whatif/      {"edits": [Edit.to_dict(), ...]}
@@ -64,8 +64,11 @@ class ExplorerViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get"])
     def rules(self, request: Request, slug: str) -> Response:
         analysis = access.readable_analysis(request, slug)
-        context = explorer._rules_context(request, analysis)
-        return Response({"family": context["family"], "total": context["total"], "rules": context["rows"]})
+        try:
+            context = explorer._rules_context(request, analysis)
+        except explorer.BadInput as exc:
+            return _bad(exc.errors)
+        return Response(explorer.rules_json(context))
 
     @extend_schema(
         operation_id="explorer_rule",
