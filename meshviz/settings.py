@@ -251,6 +251,9 @@ MESHVIZ_HEARTBEAT_SECONDS: float = env.float("MESHVIZ_HEARTBEAT_SECONDS", defaul
 MESHVIZ_STALE_SECONDS: float = env.float("MESHVIZ_STALE_SECONDS", default=40.0)
 MESHVIZ_TASK_MAX_ATTEMPTS: int = env.int("MESHVIZ_TASK_MAX_ATTEMPTS", default=3)
 MESHVIZ_REDISPATCH_GRACE_SECONDS: float = env.float("MESHVIZ_REDISPATCH_GRACE_SECONDS", default=5.0)
+# Without a broker (tasks in-process), evidence larger than this (characters) is analysed in a background thread of
+# the web process, with progress, so the upload answers at once; 0 analyses everything inside the request.
+MESHVIZ_BACKGROUND_BYTES: int = env.int("MESHVIZ_BACKGROUND_BYTES", default=2 * 1024 * 1024)
 # Largest results one analysis may store (PostgreSQL's jsonb limit is 256 MB); more is a failure with the reason.
 MESHVIZ_MAX_RESULT_BYTES: int = env.int("MESHVIZ_MAX_RESULT_BYTES", default=16 * 1024 * 1024)
 

@@ -40,7 +40,7 @@ from meshviz.web import uploads
 from meshviz.web.explorer_api import ExplorerViewSet
 from meshviz.web.parsers import BoundedJSONParser
 
-from . import access, bundles, diagrams, services
+from . import access, bundles, diagrams, progress, services
 from .models import Analysis
 from .permissions import ReadPublicOrAuthenticated
 from .tasks import enqueue
@@ -451,6 +451,9 @@ def represent(analysis: Analysis, request: Request, *, full: bool = True) -> dic
         "state": analysis.state,
         "summary": services.summary_line(analysis, permalink),
     }
+    if analysis.state in (Analysis.State.QUEUED, Analysis.State.RUNNING):
+        # {step, steps, doing} while it runs (meshviz.analyses.progress); null before it starts
+        data["progress"] = progress.of(analysis.pk)
     if not full:
         return data
     results = analysis.results or {}

@@ -6,6 +6,7 @@ connections are simulated.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import ipaddress
 import json
@@ -268,12 +269,20 @@ def connection_label(conn: dict[str, Any], pod_ip: str) -> str:
     return f"application (uid {conn['app_uid']}) -> {conn['dst']}"
 
 
-def compute_results(analysis: Analysis) -> dict[str, Any]:
-    """Run every connection's story, the REDIRECT/TPROXY comparison and the fix for the first inbound one."""
+def compute_results(analysis: Analysis, progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+    """Run every connection's story, the REDIRECT/TPROXY comparison and the fix for the first inbound one.
+
+    `progress(step, steps, doing)` is told before each step (meshviz.analyses.progress); by default, the one
+    `run_analysis` was given."""
+    progress = progress or _PROGRESS.get()
     ev = evidence_of(analysis)
     stories: list[dict[str, Any]] = []
     first_inbound: tuple[dict[str, Any], Story] | None = None
-    for conn in analysis.connections:
+    has_inbound = any(c.get("direction") == "inbound" for c in analysis.connections)
+    steps = len(analysis.connections) + (2 if has_inbound else 0)
+    for number, conn in enumerate(analysis.connections, 1):
+        if progress is not None:
+            progress(number, steps, f"simulating connection {number} of {len(analysis.connections)}")
         story = connection_story(ev, conn)
         if first_inbound is None and conn["direction"] == "inbound":
             first_inbound = (conn, story)
@@ -282,7 +291,11 @@ def compute_results(analysis: Analysis) -> dict[str, Any]:
     fix_result: dict[str, Any] | None = None
     if first_inbound is not None:
         conn, story = first_inbound
+        if progress is not None:
+            progress(steps - 1, steps, "comparing REDIRECT and TPROXY")
         comparison = compare(ev, [(conn["client"], int(conn["port"]))])
+        if progress is not None:
+            progress(steps, steps, "looking for a verified fix")
         fix_result = fix(ev, client=conn["client"], port=int(conn["port"])).to_dict()
         summary = verdict_line(story)
         # Only a fix whose re-simulation reaches the goal is ever named; otherwise the cause leads.
@@ -305,6 +318,12 @@ def compute_results(analysis: Analysis) -> dict[str, Any]:
     }
 
 
+#: the progress reporter of the analysis being computed in this thread (run_analysis sets it)
+_PROGRESS: contextvars.ContextVar[Callable[[int, int, str], None] | None] = contextvars.ContextVar(
+    "meshviz_analysis_progress", default=None
+)
+
+
 class ResultTooLarge(Exception):
     """The results are larger than MESHVIZ_MAX_RESULT_BYTES: a failure, never retried."""
 
@@ -323,13 +342,17 @@ def check_result_size(results: dict[str, Any]) -> None:
         )
 
 
-def run_analysis(analysis: Analysis) -> Analysis:
+def run_analysis(analysis: Analysis, progress: Callable[[int, int, str], None] | None = None) -> Analysis:
     """Compute the results and store them; the previous results stay until the new ones are saved.
 
     Raises whatever the engine raises, and ResultTooLarge: the caller (the task) records failures.
     """
     revision = analysis.revision
-    results = compute_results(analysis)
+    token = _PROGRESS.set(progress)
+    try:
+        results = compute_results(analysis)
+    finally:
+        _PROGRESS.reset(token)
     check_result_size(results)
     with transaction.atomic():
         current = Analysis.objects.select_for_update().get(pk=analysis.pk)

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from meshviz.accounts.models import Team
-from meshviz.analyses import access, diagrams, examples, services
+from meshviz.analyses import access, diagrams, examples, progress, services
 from meshviz.analyses.access import login_first
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
@@ -224,6 +224,7 @@ def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
         "warning_groups": warning_groups(analysis.parse_warnings or []),
         "rulesets": _rules(analysis, stories) if analysis.iptables else [],
         "stale": bool(results) and not analysis.results_are_current() and not pending,
+        "progress": progress.of(analysis.pk) if pending else None,
         **_sharing(request, analysis),
     }
     return render(request, "web/analysis.html", context)
