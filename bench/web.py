@@ -181,8 +181,9 @@ def main() -> None:
         )
         return response
 
+    uploaded = time.perf_counter()
     created = measure(
-        "upload -> verdict (API)",
+        "upload answered (API)",
         lambda: client.post("/api/v1/analyses/", body, content_type="application/json", **api),
         1,
         5.0,
@@ -200,7 +201,9 @@ def main() -> None:
         state = client.get(f"/api/v1/analyses/{slug}/", **api).json()
     if state["state"] != "done":
         print(f"  the analysis is {state['state']}: {state.get('error')}")
-    print(f"  upload -> verdict done after {time.perf_counter() - t0 - 0:.1f} s since the pod was built")
+    took = time.perf_counter() - uploaded
+    figures.append({"page": "upload -> verdict", "state": state["state"], "seconds": round(took, 1), "target_s": 5.0})
+    print(f"  upload -> verdict (state {state['state']}): {took:.1f} s   target <= 5 s: {'yes' if took <= 5 else 'NO'}")
 
     pages: list[tuple[str, Callable[[], Any], float, int | None]] = [
         ("analysis page", lambda: client.get(f"/a/{slug}/"), 1.0, 1_000_000),

@@ -184,7 +184,13 @@ def evidence_bytes(pk: int) -> int:
 def _run_in_background(pk: int, force: bool) -> None:
     try:
         analyse.apply((pk,), {"force": force})
-    except Exception:  # analyse records its own failures; this is a bug in it
+        # this process serves the pages: build the rule table's rows and the explorer's pod now, not on first visit
+        from meshviz.web import parsed
+
+        done = Analysis.objects.filter(pk=pk, state=Analysis.State.DONE).first()
+        if done is not None:
+            parsed.warm(done)
+    except Exception:  # analyse records its own failures; this is a bug in it or in the warm-up
         logger.exception("analyse: the background run of analysis %s raised", pk)
     finally:
         connection.close()  # this thread's own database connection

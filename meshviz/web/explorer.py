@@ -20,6 +20,7 @@ only Graphviz's SVG is inserted unescaped, because the engine's renderer escapes
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import json
 import logging
@@ -325,6 +326,8 @@ def _matching(cached: parsed.Rows, f: dict[str, str]) -> list[int]:
     """Indexes of the rows the filters keep (the text filter searches the cached lower-cased haystacks)."""
     needle = f["q"].lower()
     target = f["target"].lower()
+    if not (needle or target or f["table"] or f["chain"]):
+        return list(range(len(cached.rows)))
     out = []
     for i, (r, hay) in enumerate(zip(cached.rows, cached.haystacks, strict=True)):
         if f["table"] and r.table != f["table"]:
@@ -353,17 +356,14 @@ def _rules_context(
     pages = max(1, -(-len(matching) // per_page))
     selected_at: int | None = None
     if selected is not None:
-        selected_at = next(
-            (i for i, r in enumerate(cached.rows) if (r.table, r.chain, r.index) == selected),
-            None,
-        )
+        selected_at = cached.position.get(selected)
         if selected_at is None:
             raise Http404("no such rule")
     default_page = 1
     if selected_at is not None and "page" not in request.GET:
         # a deep link opens the page its rule is on
-        pos = next((n for n, i in enumerate(matching) if i == selected_at), None)
-        default_page = 1 if pos is None else pos // per_page + 1
+        pos = bisect.bisect_left(matching, selected_at)  # `matching` is in row order
+        default_page = pos // per_page + 1 if pos < len(matching) and matching[pos] == selected_at else 1
     page = min(_positive(request, "page", default_page, 10**9), pages)
     window = matching[(page - 1) * per_page : page * per_page]
     shown = [_row_dict(_with_hits(cached.rows[i], hits), link(*_key(cached.rows[i]))) for i in window]
@@ -413,11 +413,11 @@ def _key(row: structure.RuleRow) -> tuple[str, str, int]:
 def _rule_detail(analysis: Analysis, table: str, chain: str, index: int, family: Family) -> dict[str, Any]:
     """The rule, its explanation, the connections that hit it and the trace steps around it."""
     hits = _hits(analysis, family)
-    row = next(
-        (_with_hits(r, hits) for r in parsed.rows(analysis, family).rows if _key(r) == (table, chain, index)), None
-    )
-    if row is None:
+    cached = parsed.rows(analysis, family)
+    at = cached.position.get((table, chain, index))
+    if at is None:
         raise Http404("no such rule")
+    row = _with_hits(cached.rows[at], hits)
     stories = _stories(analysis) if family == _pod_family(analysis) else []
     labels = _connection_labels(analysis)
     steps = structure.steps_for_rule(stories, table, chain, index)

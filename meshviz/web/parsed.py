@@ -174,13 +174,15 @@ class Rows:
     tables: tuple[str, ...]
     targets: tuple[str, ...]
     chains_by_table: dict[str, tuple[str, ...]]
+    #: (table, chain, index) -> position in `rows`
+    position: dict[tuple[str, str, int], int]
 
 
 def rows(analysis: Analysis, family: Family) -> Rows:
     def build() -> Rows:
         rs = ruleset(analysis, family)
         if rs is None:
-            return Rows((), (), (), (), {})
+            return Rows((), (), (), (), {}, {})
         all_rows = tuple(structure.rule_rows(rs, {}))
         chains: dict[str, list[str]] = {}
         for r in all_rows:
@@ -193,6 +195,7 @@ def rows(analysis: Analysis, family: Family) -> Rows:
             tables=tuple(sorted({r.table for r in all_rows})),
             targets=tuple(sorted({r.target for r in all_rows if r.target})),
             chains_by_table={t: tuple(sorted(set(c))) for t, c in chains.items()},
+            position={(r.table, r.chain, r.index): i for i, r in enumerate(all_rows)},
         )
 
     return _ROWS.get((evidence_hash(analysis), str(family)), build)
@@ -204,3 +207,11 @@ def pod(analysis: Analysis) -> SimulatedPod:
         evidence_hash(analysis),
         lambda: simulated_pod(services.evidence_of(analysis), services.DEFAULT_APP_PORT),
     )
+
+
+def warm(analysis: Analysis) -> None:
+    """Build what the pages need (the parse, the pod family's rule rows, the explorer's pod) ahead of the first
+    visit: called after a background run (meshviz.analyses.tasks), in the process that will serve the pages."""
+    family = Family.IPV6 if ":" in str(analysis.pod_ip) else Family.IPV4
+    rows(analysis, family)
+    pod(analysis)
