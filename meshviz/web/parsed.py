@@ -4,7 +4,8 @@ by the analysis page, the explorer (rule table, rule detail, composer, structure
 Before, every page re-parsed the analysis's iptables text (twice on the rule table: once for the rows, once for the
 families), and the rule table re-explained every rule on every request: 30 s and 80 MB for a node-sized pod.
 
-What is cached, each in a small LRU (entries are big: an 80,000-rule ruleset parsed is a few hundred MB):
+What is cached, each in a small LRU bounded by entries (16) and by the evidence text behind them (48 MB: an
+80,000-rule ruleset, 12 MB of text, parses to a few hundred MB):
 
 * `iptables(text)`: `parse_iptables(text, source="iptables")`, keyed by the text's SHA-256, so the parse the upload
   validated is the one the pages use (in the process that validated it: `make run`, or a web worker);
@@ -41,17 +42,22 @@ _EVIDENCE_FIELDS = (*services.EVIDENCE_FIELDS, "pod_ip", "proxy_uid", "proxy_gid
 
 
 class _LRU:
-    """A small thread-safe LRU of computed values; a value is computed once even when threads ask at once."""
+    """A small thread-safe LRU of computed values; a value is computed once even when threads ask at once.
 
-    def __init__(self, size: int) -> None:
+    Bounded by a number of entries and by their weight (the size of the evidence text they were computed from:
+    parsed objects take about 16 times that), so a few node-sized pods, or many typical ones, stay in memory."""
+
+    def __init__(self, size: int, budget: int = 48 * 1024 * 1024) -> None:
         self.size = size
+        self.budget = budget
+        self.weights: dict[Hashable, int] = {}
         self.items: OrderedDict[Hashable, Any] = OrderedDict()
         self.lock = threading.Lock()
         self.computing: dict[Hashable, threading.Lock] = {}
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def get(self, key: Hashable, compute: Callable[[], T], weight: int = 0) -> T:
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)
@@ -68,20 +74,24 @@ class _LRU:
                 self.misses += 1
                 self.items[key] = value
                 self.items.move_to_end(key)
-                while len(self.items) > self.size:
-                    self.items.popitem(last=False)
+                self.weights[key] = weight
+                # the newest entry stays even when it alone is over the budget
+                while len(self.items) > 1 and (len(self.items) > self.size or sum(self.weights.values()) > self.budget):
+                    old, _ = self.items.popitem(last=False)
+                    self.weights.pop(old, None)
                 self.computing.pop(key, None)
             return value
 
     def clear(self) -> None:
         with self.lock:
             self.items.clear()
+            self.weights.clear()
             self.hits = self.misses = 0
 
 
-_IPTABLES = _LRU(4)
-_ROWS = _LRU(4)
-_PODS = _LRU(8)
+_IPTABLES = _LRU(16)
+_ROWS = _LRU(16)
+_PODS = _LRU(16)
 _HASHES: OrderedDict[tuple[int, str], str] = OrderedDict()
 #: evidence hash -> SHA-256 of its iptables text (the key of `_IPTABLES`, shared with the upload's validation)
 _TEXT_HASHES: OrderedDict[str, str] = OrderedDict()
@@ -135,7 +145,7 @@ def evidence_hash(analysis: Analysis) -> str:
 
 def remember_iptables(text: str, parsed: IptablesParseResult) -> None:
     """Keep a parse made elsewhere (the upload's validation) for the pages."""
-    _IPTABLES.get(text_hash(text), lambda: parsed)
+    _IPTABLES.get(text_hash(text), lambda: parsed, len(text))
 
 
 def _iptables_hash(analysis: Analysis) -> str:
@@ -154,7 +164,7 @@ def _iptables_hash(analysis: Analysis) -> str:
 def iptables(analysis: Analysis) -> IptablesParseResult:
     """The analysis's iptables evidence parsed (`parse_iptables(..., source="iptables")`), once."""
     text = analysis.iptables
-    return _IPTABLES.get(_iptables_hash(analysis), lambda: parse_iptables(text, source="iptables"))
+    return _IPTABLES.get(_iptables_hash(analysis), lambda: parse_iptables(text, source="iptables"), len(text))
 
 
 def ruleset(analysis: Analysis, family: Family) -> Ruleset | None:
@@ -198,7 +208,7 @@ def rows(analysis: Analysis, family: Family) -> Rows:
             position={(r.table, r.chain, r.index): i for i, r in enumerate(all_rows)},
         )
 
-    return _ROWS.get((evidence_hash(analysis), str(family)), build)
+    return _ROWS.get((evidence_hash(analysis), str(family)), build, len(analysis.iptables))
 
 
 def pod(analysis: Analysis) -> SimulatedPod:
@@ -206,6 +216,7 @@ def pod(analysis: Analysis) -> SimulatedPod:
     return _PODS.get(
         evidence_hash(analysis),
         lambda: simulated_pod(services.evidence_of(analysis), services.DEFAULT_APP_PORT),
+        sum(len(getattr(analysis, name) or "") for name in services.EVIDENCE_FIELDS),
     )
 
 
