@@ -452,8 +452,11 @@ def represent(analysis: Analysis, request: Request, *, full: bool = True) -> dic
         "summary": services.summary_line(analysis, permalink),
     }
     if analysis.state in (Analysis.State.QUEUED, Analysis.State.RUNNING):
-        # {step, steps, doing} while it runs (meshviz.analyses.progress); null before it starts
-        data["progress"] = progress.of(analysis.pk)
+        # {step, steps, doing} while it runs (meshviz.analyses.progress); null before it starts (the short form
+        # leaves it out then)
+        now = progress.of(analysis.pk)
+        if now is not None or full:
+            data["progress"] = now
     if not full:
         return data
     results = analysis.results or {}
