@@ -45,7 +45,7 @@ from meshviz.engine import analysis_diff, safejson, structure, whatif
 from meshviz.engine import render as render_module
 from meshviz.engine.api import trace
 from meshviz.engine.evidence import Evidence, SimulatedPod, simulated_pod
-from meshviz.engine.model import Family, Packet, Ruleset
+from meshviz.engine.model import Family, Packet
 from meshviz.engine.profile import DEFAULT_POD_IFACE
 from meshviz.engine.render import DiagramError
 from meshviz.engine.simulate import Sender
@@ -158,10 +158,6 @@ def _family(request: HttpRequest, analysis: Analysis) -> Family:
     return FAMILIES[name]
 
 
-def _ruleset(analysis: Analysis, family: Family) -> Ruleset | None:
-    return parsed.ruleset(analysis, family)
-
-
 def _connection_labels(analysis: Analysis) -> dict[int, str]:
     return {
         n: services.connection_label(s["connection"], str(analysis.pod_ip)) for n, s in enumerate(_stories(analysis), 1)
@@ -270,29 +266,8 @@ def _with_hits(row: structure.RuleRow, hits: dict[tuple[str, str, int], list[int
     return replace(row, hits=tuple(by)) if by else row
 
 
-def _rows(analysis: Analysis, family: Family) -> list[structure.RuleRow]:
-    """Every rule of `family` with the connections that hit it (the rows come from the parse-once cache)."""
-    hits = _hits(analysis, family)
-    return [_with_hits(r, hits) for r in parsed.rows(analysis, family).rows]
-
-
 def _filters(request: HttpRequest) -> dict[str, str]:
     return {f: request.GET.get(f, "").strip() for f in FILTER_FIELDS}
-
-
-def _row_matches(row: structure.RuleRow, f: dict[str, str]) -> bool:
-    if f["table"] and row.table != f["table"]:
-        return False
-    if f["chain"] and row.chain != f["chain"]:
-        return False
-    if f["target"] and (row.target or "").lower() != f["target"].lower():
-        return False
-    if f["q"]:
-        needle = f["q"].lower()
-        hay = f"{row.table} {row.chain} {row.text} {row.explanation}".lower()
-        if needle not in hay:
-            return False
-    return True
 
 
 def _row_dict(row: structure.RuleRow, link: str) -> dict[str, Any]:
