@@ -5,6 +5,7 @@ and the evidence is parsed once per analysis for every page."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -151,3 +152,22 @@ def test_every_page_of_an_analysis_shares_one_parse(setup: tuple[Analysis, objec
     assert stats["iptables"][1] == 1, stats
     assert stats["rows"][1] == 1, stats
     assert stats["pod"][1] <= 1, stats
+
+
+def test_structure_graph_that_would_be_refused_is_never_built(setup: tuple[Analysis, object], monkeypatch: Any) -> None:
+    from meshviz.engine import structure
+    from meshviz.web import explorer
+
+    analysis, client = setup
+
+    def not_built(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError("structure_dot was called")
+
+    monkeypatch.setattr(structure, "structure_dot", not_built)
+    monkeypatch.setattr(explorer, "MIN_DOT_BYTES_PER_RULE", 1000)  # 2,400+ rules: surely over 1 MB of DOT
+    for url in (f"/a/{analysis.slug}/structure/", f"/a/{analysis.slug}/compose/"):
+        response = client.get(url)  # type: ignore[attr-defined]
+        assert response.status_code == 200
+        assert (
+            "too many to draw as one graph" in response.content.decode() and "rule table" in response.content.decode()
+        )
