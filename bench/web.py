@@ -219,6 +219,7 @@ def main() -> None:
         ("rules JSON (API)", lambda: client.get(f"/api/v1/explorer/{slug}/rules/", **api), 0.3, 1_000_000),
         ("rule detail", lambda: client.get(f"/a/{slug}/rules/mangle/ISTIO_INBOUND/1"), 1.0, 1_000_000),
         ("composer", lambda: client.get(f"/a/{slug}/compose/?src=10.1.1.1&dport=8083&format=json"), 1.0, 1_000_000),
+        ("composer page (HTML)", lambda: client.get(f"/a/{slug}/compose/?src=10.1.1.1&dport=8083"), 1.0, 1_000_000),
         ("structure page", lambda: client.get(f"/a/{slug}/structure/"), 1.0, 1_000_000),
     ]
     edit = [{"op": "insert", "family": "ipv4", "table": "mangle", "chain": "ISTIO_INBOUND", "index": 1,
