@@ -1,6 +1,15 @@
-"""Load with faults (issue 17): submit analyses to a real stack while a Celery worker is killed -9, Redis is
-unreachable for 10 s and PostgreSQL restarts; then count submitted, done, failed (with reasons) and lost.
+"""Load tests of the API, two kinds.
 
+Concurrent clients (issue 15), with --clients: N clients upload a typical pod (the bundled Istio REDIRECT example:
+the golden rules and a corpus config dump) back to back for --seconds against a `make run`-style instance of its own
+(`manage.py runserver`, threaded, tasks in-process, the embedded SQLite default in a throwaway directory unless
+--database names another database), and print requests per second, p50/p95/max upload -> verdict, errors by status
+and the server's RSS (start, peak, end).
+
+    python bench/load.py --clients 10 --seconds 60 [--database postgres://postgres@127.0.0.1:5432/load]
+
+Faults (issue 17), without --clients: submit analyses to a real stack while a Celery worker is killed -9, Redis is
+unreachable for 10 s and PostgreSQL restarts; then count submitted, done, failed (with reasons) and lost.
 Everything runs in a throwaway directory with its own PostgreSQL cluster and Redis on free ports (nothing shared
 is touched): gunicorn (2 workers), a Celery worker (2 processes) and beat, with short heartbeat/stale settings so the
 reaper acts within the run.
@@ -19,6 +28,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -273,8 +283,146 @@ def request(url: str, key: str, body: dict[str, Any] | None = None, timeout: flo
         return 0, str(exc)
 
 
+def typical_pod() -> dict[str, Any]:
+    """The upload: the bundled REDIRECT example (Istio's golden rules and a corpus config dump)."""
+    meta = json.loads((EXAMPLE / "example.json").read_text())
+    return {
+        "iptables": (EXAMPLE / "iptables").read_text(),
+        "envoy_config_dump": (EXAMPLE / "envoy.json").read_text(),
+        "pod_ip": meta["pod_ip"],
+        "app_ports": meta["app_ports"],
+    }
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` and its children (MB), from /proc."""
+    total = 0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for p in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def concurrent_load(args: argparse.Namespace) -> None:
+    """--clients N uploading back to back for --seconds against a `make run`-style server; prints the figures."""
+    workdir: Path = args.workdir
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL")},
+        "DEBUG": "true",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "MESHVIZ_API_RATE": "1000000/min",
+        "PYTHONPATH": str(ROOT),
+        "LOG_LEVEL": "WARNING",
+    }
+    env["DATABASE_URL"] = args.database or f"sqlite:///{workdir / 'db.sqlite3'}"
+    database = "PostgreSQL" if env["DATABASE_URL"].startswith(("postgres", "pgsql")) else "SQLite (embedded default)"
+
+    def manage(*margs: str) -> str:
+        out = subprocess.run([PY, "manage.py", *margs], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        return out.stdout
+
+    manage("migrate", "--noinput")
+    code = (
+        "from django.contrib.auth.models import User; from meshviz.accounts.models import ApiKey;"
+        "u, _ = User.objects.get_or_create(username='load');"
+        "print(ApiKey.issue(u, 'load')[1])"
+    )
+    key = manage("shell", "-c", code).strip().splitlines()[-1]
+    logf = open(workdir / "server.log", "ab")  # noqa: SIM115 - kept open for the server's life
+    server = subprocess.Popen(
+        [PY, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=logf,
+        stderr=logf,
+        start_new_session=True,
+    )
+    try:
+        wait_port(port)
+        base = f"http://127.0.0.1:{port}/api/v1/analyses/"
+        payload = typical_pod()
+        request(base, key, payload, timeout=60)  # warm-up: imports and first queries, not counted
+        rss_start = rss_mb(server.pid)
+        rss_peak = [rss_start]
+        samples: list[tuple[float, int, str]] = []  # (seconds, status, error text)
+        lock = threading.Lock()
+        stop_at = time.monotonic() + args.seconds
+        log(f"{args.clients} clients uploading for {args.seconds:.0f} s to {base} ({database})")
+
+        def client() -> None:
+            while time.monotonic() < stop_at:
+                t0 = time.perf_counter()
+                status, body = request(base, key, payload, timeout=120)
+                took = time.perf_counter() - t0
+                why = ""
+                if status == 201 and isinstance(body, dict) and body.get("state") != "done":
+                    why = f"state {body.get('state')}"  # in-process tasks: the verdict is there when it answers
+                elif status != 201:
+                    errs = body.get("errors") if isinstance(body, dict) else None
+                    why = str(errs[0].get("message") if errs else body)[:120]
+                with lock:
+                    samples.append((took, status, why))
+
+        def watch() -> None:
+            while time.monotonic() < stop_at:
+                rss_peak.append(rss_mb(server.pid))
+                time.sleep(1)
+
+        threads = [threading.Thread(target=client) for _ in range(args.clients)]
+        threads.append(threading.Thread(target=watch, daemon=True))
+        started = time.monotonic()
+        for th in threads:
+            th.start()
+        for th in threads[:-1]:
+            th.join()
+        elapsed = time.monotonic() - started
+        rss_end = rss_mb(server.pid)
+        ok = [t for t, status, why in samples if status == 201 and not why]
+        errors = Counter(f"{status} {why}".strip() for _, status, why in samples if status != 201 or why)
+        report = {
+            "database": database,
+            "clients": args.clients,
+            "seconds": round(elapsed, 1),
+            "requests": len(samples),
+            "requests_per_second": round(len(samples) / elapsed, 2),
+            "ok": len(ok),
+            "errors": sum(errors.values()),
+            "error_rate": round(sum(errors.values()) / max(1, len(samples)), 4),
+            "errors_by_kind": dict(errors),
+            "p50_ms": round(percentile(ok, 0.5) * 1000),
+            "p95_ms": round(percentile(ok, 0.95) * 1000),
+            "max_ms": round(max(ok) * 1000) if ok else None,
+            "mean_ms": round(statistics.fmean(ok) * 1000) if ok else None,
+            "server_rss_mb": {"start": round(rss_start), "peak": round(max(rss_peak)), "end": round(rss_end)},
+        }
+        print(json.dumps(report, indent=1))
+        (workdir / "report.json").write_text(json.dumps(report, indent=1))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=0, help="concurrent clients (issue 15); 0: the faults run")
+    parser.add_argument("--seconds", type=float, default=60, help="with --clients: how long they upload")
+    parser.add_argument("--database", default="", help="with --clients: DATABASE_URL (default: SQLite in --workdir)")
     parser.add_argument("--analyses", type=int, default=60)
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/meshviz-load"))
@@ -283,14 +431,11 @@ def main() -> None:
     if args.workdir.exists():
         shutil.rmtree(args.workdir)
     args.workdir.mkdir(parents=True)
+    if args.clients > 0:
+        concurrent_load(args)
+        return
     stack = Stack(args.workdir)
-    meta = json.loads((EXAMPLE / "example.json").read_text())
-    payload = {
-        "iptables": (EXAMPLE / "iptables").read_text(),
-        "envoy_config_dump": (EXAMPLE / "envoy.json").read_text(),
-        "pod_ip": meta["pod_ip"],
-        "app_ports": meta["app_ports"],
-    }
+    payload = typical_pod()
     log(f"starting PostgreSQL :{stack.pg_port}, Redis :{stack.redis_port}, gunicorn :{stack.web_port}, worker, beat")
     stack.up()
     try:

@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "meshviz.web.security.ContentSecurityPolicyMiddleware",
+    # `Content-Encoding: gzip` request bodies, decompressed (capped) before anything reads them
+    "meshviz.web.uploads.GzipRequestMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -154,9 +156,16 @@ CACHES: dict[str, dict[str, Any]] = {
 }
 
 # --- uploads: evidence files (iptables-save, ip rule/route, Envoy config dumps) ---
-MESHVIZ_MAX_UPLOAD_BYTES: int = env.int("MESHVIZ_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
+# Largest evidence file (after gunzipping a .gz one) or pasted input; node-sized evidence (a 10k-service ruleset,
+# a big mesh's 42 MB config dump) fits.
+MESHVIZ_MAX_UPLOAD_BYTES: int = env.int("MESHVIZ_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
+# Largest request body (several files, a JSON body with the evidence in strings), after `Content-Encoding: gzip`
+# is undone (meshviz.web.uploads: decompressed with this cap, so a gzip bomb is a 413).
+MESHVIZ_MAX_REQUEST_BYTES: int = env.int("MESHVIZ_MAX_REQUEST_BYTES", default=256 * 1024 * 1024)
 # Pasted evidence arrives as form fields, which Django caps separately from file uploads.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MESHVIZ_MAX_UPLOAD_BYTES
+# Uploaded files larger than this are streamed to a temporary file on disk, not kept in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2621440
 
 # --- API ---
 # Bots authenticate with API keys (`Authorization: Api-Key mvz_...`), the browser with its session.
@@ -249,6 +258,9 @@ MESHVIZ_HEARTBEAT_SECONDS: float = env.float("MESHVIZ_HEARTBEAT_SECONDS", defaul
 MESHVIZ_STALE_SECONDS: float = env.float("MESHVIZ_STALE_SECONDS", default=40.0)
 MESHVIZ_TASK_MAX_ATTEMPTS: int = env.int("MESHVIZ_TASK_MAX_ATTEMPTS", default=3)
 MESHVIZ_REDISPATCH_GRACE_SECONDS: float = env.float("MESHVIZ_REDISPATCH_GRACE_SECONDS", default=5.0)
+# Without a broker (tasks in-process), evidence larger than this (characters) is analysed in a background thread of
+# the web process, with progress, so the upload answers at once; 0 analyses everything inside the request.
+MESHVIZ_BACKGROUND_BYTES: int = env.int("MESHVIZ_BACKGROUND_BYTES", default=2 * 1024 * 1024)
 # Largest results one analysis may store (PostgreSQL's jsonb limit is 256 MB); more is a failure with the reason.
 MESHVIZ_MAX_RESULT_BYTES: int = env.int("MESHVIZ_MAX_RESULT_BYTES", default=16 * 1024 * 1024)
 

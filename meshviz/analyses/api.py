@@ -31,9 +31,10 @@ from rest_framework.response import Response
 
 from meshviz.accounts.models import Team
 from meshviz.engine.api import MAX_CONNECTIONS as ENGINE_MAX_CONNECTIONS
+from meshviz.web import uploads
 from meshviz.web.parsers import BoundedJSONParser
 
-from . import access, bundles, chat, diagrams, services
+from . import access, bundles, chat, diagrams, progress, services
 from .errors import EvidenceInvalid, EvidenceTooLarge, api_exception_handler
 from .models import Analysis
 from .permissions import ReadPublicOrAuthenticated
@@ -71,22 +72,14 @@ class EvidenceField(serializers.Field):
         name = services.SOURCES.get(self.field_name or "", self.field_name or "evidence")
         limit = settings.MESHVIZ_MAX_UPLOAD_BYTES
         if isinstance(data, UploadedFile):
-            if data.size is not None and data.size > limit:
-                raise EvidenceTooLarge(name, data.size)
-            raw: bytes = data.read(limit + 1)
-            if len(raw) > limit:
-                raise EvidenceTooLarge(name)
+            # read in pieces (gunzipped when it is gzip), so the file is held once, as text
             try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise EvidenceInvalid(
-                    [
-                        services.error(
-                            name,
-                            f"not UTF-8 text (byte {exc.start}): upload the command's text output, not a binary file",
-                        )
-                    ]
-                ) from exc
+                text = uploads.read_text(data, name, limit=limit)
+            except uploads.TooLarge as exc:
+                gz = "decompresses" in exc.message
+                raise EvidenceTooLarge(name, None if gz else data.size, exc.message if gz else "") from exc
+            except uploads.Unreadable as exc:
+                raise EvidenceInvalid([services.error(name, exc.message)]) from exc
         elif isinstance(data, str):
             text = data
             if len(text.encode("utf-8", "surrogatepass")) > limit:
@@ -385,6 +378,12 @@ def represent(analysis: Analysis, request: Request, *, full: bool = True) -> dic
         "state": analysis.state,
         "summary": services.summary_line(analysis, permalink),
     }
+    if analysis.state in (Analysis.State.QUEUED, Analysis.State.RUNNING):
+        # {step, steps, doing} while it runs (meshviz.analyses.progress); null before it starts (the short form
+        # leaves it out then)
+        now = progress.of(analysis.pk)
+        if now is not None or full:
+            data["progress"] = now
     if not full:
         return data
     results = analysis.results or {}
@@ -483,8 +482,13 @@ class AnalysisViewSet(viewsets.GenericViewSet):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > settings.MESHVIZ_MAX_UPLOAD_BYTES:
-            raise EvidenceTooLarge("the request body", int(length))
+        if length.isdigit() and int(length) > uploads.max_request_bytes():
+            raise EvidenceTooLarge(
+                "the request body",
+                int(length),
+                f"the request body ({int(length):,} bytes) is larger than the {uploads.max_request_bytes():,}-byte "
+                "limit (MESHVIZ_MAX_REQUEST_BYTES)",
+            )
 
     @extend_schema(
         request={

@@ -24,11 +24,11 @@ class EvidenceTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"
 
-    def __init__(self, source: str, size: int | None = None) -> None:
+    def __init__(self, source: str, size: int | None = None, message: str = "") -> None:
         limit = settings.MESHVIZ_MAX_UPLOAD_BYTES
         got = f" ({size} bytes)" if size is not None else ""
         self.source = source
-        super().__init__(f"{source} is larger than the {limit}-byte limit (MESHVIZ_MAX_UPLOAD_BYTES){got}")
+        super().__init__(message or f"{source} is larger than the {limit}-byte limit (MESHVIZ_MAX_UPLOAD_BYTES){got}")
 
 
 class EvidenceInvalid(exceptions.APIException):

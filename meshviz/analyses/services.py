@@ -6,6 +6,7 @@ connections are simulated.
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import json
 import logging
@@ -50,6 +51,9 @@ EVIDENCE_FIELDS = tuple(k.field for k in EVIDENCE_KINDS)
 SOURCES = {k.field: k.source for k in EVIDENCE_KINDS}
 #: The engine's parser for each evidence field (each returns errors and warnings besides what it parsed).
 PARSERS: dict[str, Callable[..., Any]] = {k.field: k.parse for k in EVIDENCE_KINDS}
+#: Told (field, text, parse) of each piece of evidence an upload validated cleanly: meshviz.web.parsed keeps the
+#: iptables parse for the pages (issue 15) without this module importing the web app.
+PARSE_LISTENERS: list[Callable[[str, str, Any], None]] = []
 
 
 def error(source: str, message: str, line: int = 0, column: int = 0, text: str = "") -> dict[str, Any]:
@@ -115,6 +119,9 @@ def validate_evidence(
                 continue
             errors += [e.to_dict() for e in parsed.errors]
             warnings += [w.to_dict() for w in parsed.warnings]
+            if not parsed.errors:
+                for listener in PARSE_LISTENERS:
+                    listener(field, text, parsed)
     return errors, warnings
 
 
@@ -244,11 +251,20 @@ def connection_label(conn: dict[str, Any], pod_ip: str) -> str:
     return f"application (uid {conn['app_uid']}) -> {conn['dst']}"
 
 
-def compute_results(analysis: Analysis) -> dict[str, Any]:
+def compute_results(analysis: Analysis, progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
     """The engine's analysis of every connection (meshviz.engine.api.analyse: every story, the REDIRECT/TPROXY
-    comparison of every inbound connection, the fix for the first), stamped with version and revision."""
-    result = analyse(evidence_of(analysis), analysis.connections)
+    comparison of every inbound connection, the fix for the first), stamped with version and revision.
+
+    `progress(step, steps, doing)` is told before each step (meshviz.analyses.progress); by default, the one
+    `run_analysis` was given."""
+    result = analyse(evidence_of(analysis), analysis.connections, progress=progress or _PROGRESS.get())
     return {"engine_version": ENGINE_VERSION, "revision": analysis.revision, **result.to_dict()}
+
+
+#: the progress reporter of the analysis being computed in this thread (run_analysis sets it)
+_PROGRESS: contextvars.ContextVar[Callable[[int, int, str], None] | None] = contextvars.ContextVar(
+    "meshviz_analysis_progress", default=None
+)
 
 
 class ResultTooLarge(Exception):
@@ -269,13 +285,17 @@ def check_result_size(results: dict[str, Any]) -> None:
         )
 
 
-def run_analysis(analysis: Analysis) -> Analysis:
+def run_analysis(analysis: Analysis, progress: Callable[[int, int, str], None] | None = None) -> Analysis:
     """Compute the results and store them; the previous results stay until the new ones are saved.
 
     Raises whatever the engine raises, and ResultTooLarge: the caller (the task) records failures.
     """
     revision = analysis.revision
-    results = compute_results(analysis)
+    token = _PROGRESS.set(progress)
+    try:
+        results = compute_results(analysis)
+    finally:
+        _PROGRESS.reset(token)
     check_result_size(results)
     with transaction.atomic():
         current = Analysis.objects.select_for_update().get(pk=analysis.pk)

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from . import progress
 from .models import Analysis
 from .services import ResultTooLarge, run_analysis
 
@@ -124,12 +125,13 @@ def analyse(self: Any, analysis_id: int, force: bool = False) -> str:
     Analysis.objects.filter(pk=analysis.pk, revision=analysis.revision).update(
         state=Analysis.State.RUNNING, attempts=attempts, heartbeat=timezone.now(), updated=timezone.now()
     )
+    report = progress.reporter(analysis.pk)
     try:
         if self.request.is_eager:
-            stored = run_analysis(analysis)
+            stored = run_analysis(analysis, report)
         else:
             with _Heartbeat(analysis.pk):
-                stored = run_analysis(analysis)
+                stored = run_analysis(analysis, report)
     except (OperationalError, InterfaceError) as exc:
         if is_transient(exc) and not self.request.is_eager and self.request.retries < self.max_retries:
             logger.warning("analyse: analysis %s hit a transient database error, retrying: %s", analysis.slug, exc)
@@ -159,13 +161,56 @@ def analyse(self: Any, analysis_id: int, force: bool = False) -> str:
         logger.exception("analyse: analysis %s failed", analysis.slug)
         message = str(exc) or type(exc).__name__
         return _fail(analysis, f"{type(exc).__name__}: {message}")
+    finally:
+        progress.clear(analysis.pk)
     return "done" if stored.state == Analysis.State.DONE else "superseded"
 
 
+def evidence_bytes(pk: int) -> int:
+    """How many characters of evidence analysis `pk` holds (counted by the database, nothing loaded)."""
+    from django.db.models import Value
+    from django.db.models.functions import Coalesce, Length
+
+    from .services import EVIDENCE_FIELDS
+
+    sizes = [Coalesce(Length(name), Value(0)) for name in EVIDENCE_FIELDS]
+    total: Any = sizes[0]
+    for size in sizes[1:]:
+        total = total + size
+    row = Analysis.objects.filter(pk=pk).annotate(evidence_size=total).values_list("evidence_size", flat=True).first()
+    return int(row or 0)
+
+
+def _run_in_background(pk: int, force: bool) -> None:
+    try:
+        analyse.apply((pk,), {"force": force})
+        # this process serves the pages: build the rule table's rows and the explorer's pod now, not on first visit
+        from meshviz.web import parsed
+
+        done = Analysis.objects.filter(pk=pk, state=Analysis.State.DONE).first()
+        if done is not None:
+            parsed.warm(done)
+    except Exception:  # analyse records its own failures; this is a bug in it or in the warm-up
+        logger.exception("analyse: the background run of analysis %s raised", pk)
+    finally:
+        connection.close()  # this thread's own database connection
+
+
 def dispatch(pk: int, *, force: bool = False) -> bool:
-    """Send the task to the broker; records `dispatched_at`.  False (logged) when the broker is unreachable."""
+    """Send the task to the broker; records `dispatched_at`.  False (logged) when the broker is unreachable.
+
+    Without a broker (tasks in-process), node-sized evidence (over MESHVIZ_BACKGROUND_BYTES) is analysed in a
+    thread of the web process: the upload answers at once (the analysis queued or running, with its progress) and
+    the page reloads until it is done, instead of the request taking as long as the analysis.
+    """
     from kombu.exceptions import OperationalError as BrokerError
 
+    threshold = int(getattr(settings, "MESHVIZ_BACKGROUND_BYTES", 0) or 0)
+    if settings.CELERY_TASK_ALWAYS_EAGER and threshold and evidence_bytes(pk) > threshold:
+        Analysis.objects.filter(pk=pk, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
+        progress.report(pk, 0, 1, "waiting to start (node-sized evidence is analysed in the background)")
+        threading.Thread(target=_run_in_background, args=(pk, force), name=f"analyse-{pk}", daemon=True).start()
+        return True
     try:
         analyse.apply_async((pk,), {"force": force}, retry=False)
     except (BrokerError, OSError) as exc:

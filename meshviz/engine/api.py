@@ -12,7 +12,7 @@ internal and may move.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,7 @@ from meshviz.engine.fix.modes import mode_of
 from meshviz.engine.fix.plans import fix
 from meshviz.engine.istio.reconstruct import ReconstructionError, reconstruct_from_pod
 from meshviz.engine.netfilter.model import Ruleset
-from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.parser import IptablesParseResult, parse_iptables
 from meshviz.engine.netfilter.render import rule_text
 from meshviz.engine.nftables.parser import parse_nftables
 from meshviz.engine.pipeline.evidence import (
@@ -85,6 +85,7 @@ __all__ = [
     "EvidenceKind",
     "Family",
     "Finding",
+    "IptablesParseResult",
     "LoadResult",
     "Packet",
     "ParseError",
@@ -161,14 +162,23 @@ class AnalysisResult:
         }
 
 
-def analyse(ev: Evidence, connections: Sequence[Mapping[str, Any]]) -> AnalysisResult:
+def analyse(
+    ev: Evidence,
+    connections: Sequence[Mapping[str, Any]],
+    progress: Callable[[int, int, str], None] | None = None,
+) -> AnalysisResult:
     """Run every connection's story; compare the modes for every inbound connection; plan a fix for the first.
 
     Only a fix whose re-simulation reaches the goal is ever named in the summary; otherwise the cause leads.
+    `progress(step, steps, doing)`, when given, is told before each step (a node-sized pod takes a while).
     """
     stories: list[dict[str, Any]] = []
     first_inbound: tuple[Mapping[str, Any], Story] | None = None
-    for conn in connections:
+    has_inbound = any(c.get("direction") == "inbound" for c in connections)
+    steps = len(connections) + (2 if has_inbound else 0)
+    for number, conn in enumerate(connections, 1):
+        if progress is not None:
+            progress(number, steps, f"simulating connection {number} of {len(connections)}")
         story = connection_story(ev, conn)
         if first_inbound is None and conn["direction"] == "inbound":
             first_inbound = (conn, story)
@@ -179,7 +189,11 @@ def analyse(ev: Evidence, connections: Sequence[Mapping[str, Any]]) -> AnalysisR
         conn, story = first_inbound
         # every inbound connection, as given and in the other mode (the page draws each side by side)
         inbound = [(c["client"], int(c["port"])) for c in connections if c["direction"] == "inbound"]
+        if progress is not None:
+            progress(steps - 1, steps, "comparing REDIRECT and TPROXY")
         comparison = compare(ev, inbound)
+        if progress is not None:
+            progress(steps, steps, "looking for a verified fix")
         fix_result = fix(ev, client=conn["client"], port=int(conn["port"])).to_dict()
         summary = verdict_line(story)
         if fix_result["works"] and fix_result["patches"]:

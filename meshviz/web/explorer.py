@@ -20,12 +20,13 @@ only Graphviz's SVG is inserted unescaped, because the engine's renderer escapes
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
@@ -47,13 +48,11 @@ from meshviz.engine.api import (
     Evidence,
     Family,
     Packet,
-    Ruleset,
     Sender,
     SimulatedPod,
     Story,
     Trace,
     analysis_diff,
-    parse_iptables,
     safejson,
     simulated_pod,
     structure,
@@ -61,7 +60,7 @@ from meshviz.engine.api import (
     whatif,
 )
 from meshviz.engine.api import render as render_module
-from meshviz.web import ratelimit
+from meshviz.web import parsed, ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +149,7 @@ def pod_of(ev: Evidence) -> Pod:
 
 
 def _pod(analysis: Analysis) -> Pod:
-    return pod_of(services.evidence_of(analysis))
+    return parsed.pod(analysis)
 
 
 def _stories(analysis: Analysis) -> list[dict[str, Any]]:
@@ -167,13 +166,6 @@ def _family(request: HttpRequest, analysis: Analysis) -> Family:
     if name not in FAMILIES:
         raise Http404(f"unknown family {name!r} (ipv4 or ipv6)")
     return FAMILIES[name]
-
-
-def _ruleset(analysis: Analysis, family: Family) -> Ruleset | None:
-    for rs in parse_iptables(analysis.iptables, source="iptables").rulesets:
-        if rs.family == family:
-            return rs
-    return None
 
 
 def _connection_labels(analysis: Analysis) -> dict[int, str]:
@@ -224,6 +216,8 @@ def _node_link(analysis: Analysis, family: Family) -> Callable[[str], str]:
     return link
 
 
+#: the least DOT one rule adds to the structure graph (its row's markup and text; about 1 KB in practice)
+MIN_DOT_BYTES_PER_RULE = 64
 #: rendered structure SVGs, by the DOT's content hash (like the flow diagrams)
 STRUCTURE_CACHE_PREFIX = "meshviz:structure:"
 
@@ -254,7 +248,20 @@ def _structure_svg(
     highlight: Iterable[Any] = (),
     focus: structure.Focus | None = None,
 ) -> tuple[str | None, str]:
-    """(inline SVG or None, error text) of the structure graph of `family`'s ruleset."""
+    """(inline SVG or None, error text) of the structure graph of `family`'s ruleset.
+
+    A whole ruleset whose DOT would surely be refused (every rule takes at least MIN_DOT_BYTES_PER_RULE of it, over
+    the renderer's MAX_DOT_BYTES) is not built at all: a node's 80,000 kube-proxy rules took 30 s to build 60 MB of
+    DOT that was then refused.  Only what a connection hit (`focus`) is drawn whatever the ruleset's size."""
+    if focus is None:
+        rs = parsed.ruleset(analysis, family)
+        rules = sum(len(c.rules) for t in rs.tables for c in t.chains) if rs is not None else 0
+        if rules * MIN_DOT_BYTES_PER_RULE > render_module.MAX_DOT_BYTES:
+            return None, (
+                f"the {family.value} ruleset has {rules:,} rules: too many to draw as one graph (more than the "
+                f"{render_module.MAX_DOT_BYTES:,}-byte limit of DOT); the rule table lists them, filtered and paged, "
+                "and the structure of only what a connection hit can be drawn"
+            )
     dot = _structure_dot(analysis, family, hits, highlight, focus)
     key = STRUCTURE_CACHE_PREFIX + render_module.diagram_key(dot, "svg")
     svg = diagrams.cache_get(key)
@@ -270,7 +277,7 @@ def _structure_svg(
 
 def _overview(analysis: Analysis, family: Family, hits: dict[Any, Any]) -> dict[str, Any]:
     """Hooks -> tables -> chains with their rule and hit counts, each linking to its chain in the rule table."""
-    rs = _ruleset(analysis, family)
+    rs = parsed.ruleset(analysis, family)
     if rs is None:
         return {"tables": [], "hooks": [], "user": []}
     tables = [t for _, order in structure.HOOK_TABLES for t in order]
@@ -348,31 +355,17 @@ def structure_page(request: HttpRequest, slug: str) -> HttpResponse:
 # --------------------------------------------------------------------------
 
 
-def _rows(analysis: Analysis, family: Family) -> list[structure.RuleRow]:
-    ruleset = _ruleset(analysis, family)
-    if ruleset is None:
-        return []
-    hits = structure.hits_from_stories(_stories(analysis)) if family == _pod_family(analysis) else {}
-    return list(structure.rule_rows(ruleset, hits))
+def _hits(analysis: Analysis, family: Family) -> dict[tuple[str, str, int], list[int]]:
+    return structure.hits_from_stories(_stories(analysis)) if family == _pod_family(analysis) else {}
+
+
+def _with_hits(row: structure.RuleRow, hits: dict[tuple[str, str, int], list[int]]) -> structure.RuleRow:
+    by = hits.get((row.table, row.chain, row.index))
+    return replace(row, hits=tuple(by)) if by else row
 
 
 def _filters(request: HttpRequest) -> dict[str, str]:
     return {f: request.GET.get(f, "").strip() for f in FILTER_FIELDS}
-
-
-def _row_matches(row: structure.RuleRow, f: dict[str, str]) -> bool:
-    if f["table"] and row.table != f["table"]:
-        return False
-    if f["chain"] and row.chain != f["chain"]:
-        return False
-    if f["target"] and (row.target or "").lower() != f["target"].lower():
-        return False
-    if f["q"]:
-        needle = f["q"].lower()
-        hay = f"{row.table} {row.chain} {row.text} {row.explanation}".lower()
-        if needle not in hay:
-            return False
-    return True
 
 
 def _row_dict(row: structure.RuleRow, link: str) -> dict[str, Any]:
@@ -383,43 +376,121 @@ def _row_dict(row: structure.RuleRow, link: str) -> dict[str, Any]:
 
 
 def _families(analysis: Analysis) -> list[str]:
-    return [str(rs.family) for rs in parse_iptables(analysis.iptables, source="iptables").rulesets]
+    return parsed.families(analysis)
+
+
+#: rule-table rows per page (?per_page= up to MAX_PER_PAGE)
+PER_PAGE = 200
+MAX_PER_PAGE = 1000
+#: the chain filter's drop-down lists every chain only up to this many (the chains hit and the selected one always)
+MAX_CHAIN_CHOICES = 300
+
+
+def _positive(request: HttpRequest, name: str, default: int, most: int) -> int:
+    raw = request.GET.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadInput([_error(name, f"{name} must be a whole number from 1, not {raw!r}", raw)])
+    return min(int(raw), most)
+
+
+def _matching(cached: parsed.Rows, f: dict[str, str]) -> list[int]:
+    """Indexes of the rows the filters keep (the text filter searches the cached lower-cased haystacks)."""
+    needle = f["q"].lower()
+    target = f["target"].lower()
+    if not (needle or target or f["table"] or f["chain"]):
+        return list(range(len(cached.rows)))
+    out = []
+    for i, (r, hay) in enumerate(zip(cached.rows, cached.haystacks, strict=True)):
+        if f["table"] and r.table != f["table"]:
+            continue
+        if f["chain"] and r.chain != f["chain"]:
+            continue
+        if target and (r.target or "").lower() != target:
+            continue
+        if needle and needle not in hay:
+            continue
+        out.append(i)
+    return out
 
 
 def _rules_context(
     request: HttpRequest, analysis: Analysis, selected: tuple[str, str, int] | None = None
 ) -> dict[str, Any]:
+    """One page of the rule table: filtered and paged on the server (?page=, ?per_page=), rows from the cache."""
     family = _family(request, analysis)
-    rows = _rows(analysis, family)
+    cached = parsed.rows(analysis, family)
+    hits = _hits(analysis, family)
     filters = _filters(request)
     link = _rule_link(analysis, family)
-    shown = [_row_dict(r, link(r.table, r.chain, r.index)) for r in rows if _row_matches(r, filters)]
+    matching = _matching(cached, filters)
+    per_page = _positive(request, "per_page", PER_PAGE, MAX_PER_PAGE)
+    pages = max(1, -(-len(matching) // per_page))
+    selected_at: int | None = None
     if selected is not None:
-        key = selected
-        row = next((r for r in rows if (r.table, r.chain, r.index) == key), None)
-        if row is None:
+        selected_at = cached.position.get(selected)
+        if selected_at is None:
             raise Http404("no such rule")
-        if not any((d["table"], d["chain"], d["index"]) == key for d in shown):
-            shown.append(_row_dict(row, link(*key)))  # a deep link shows its rule even when filtered out
+    default_page = 1
+    if selected_at is not None and "page" not in request.GET:
+        # a deep link opens the page its rule is on
+        pos = bisect.bisect_left(matching, selected_at)  # `matching` is in row order
+        default_page = pos // per_page + 1 if pos < len(matching) and matching[pos] == selected_at else 1
+    page = min(_positive(request, "page", default_page, 10**9), pages)
+    window = matching[(page - 1) * per_page : page * per_page]
+    shown = [_row_dict(_with_hits(cached.rows[i], hits), link(*_key(cached.rows[i]))) for i in window]
+    if selected_at is not None and selected_at not in window:
+        row = cached.rows[selected_at]
+        shown.append(
+            _row_dict(_with_hits(row, hits), link(*_key(row)))
+        )  # a deep link shows its rule even when filtered out
+    chains = (
+        list(cached.chains_by_table.get(filters["table"], ()))
+        if filters["table"]
+        else sorted({c for names in cached.chains_by_table.values() for c in names})
+    )
+    if len(chains) > MAX_CHAIN_CHOICES:
+        keep = {k[1] for k in hits} | ({filters["chain"]} if filters["chain"] else set())
+        chains = sorted(c for c in chains if c in keep)
+    targets = list(cached.targets)
+    if len(targets) > MAX_CHAIN_CHOICES:  # jumps to thousands of chains: the targets that are not chains
+        all_chains = {c for names in cached.chains_by_table.values() for c in names}
+        targets = [t for t in targets if t not in all_chains or t == filters["target"]]
+    query = {k: v for k, v in request.GET.items() if k in (*FILTER_FIELDS, "family", "per_page") and v}
     return {
         **_base_context(request, analysis, "rules"),
         "family": family.value,
         "families": _families(analysis),
         "filters": filters,
         "rows": shown,
-        "total": len(rows),
-        "tables": sorted({r.table for r in rows}),
-        "chains": sorted({r.chain for r in rows if not filters["table"] or r.table == filters["table"]}),
-        "targets": sorted({r.target for r in rows if r.target}),
+        "total": len(cached.rows),
+        "matched": len(matching),
+        "page": page,
+        "pages": pages,
+        "per_page": per_page,
+        "first": (page - 1) * per_page + 1 if window else 0,
+        "last": (page - 1) * per_page + len(window),
+        "prev_url": "?" + urlencode({**query, "page": page - 1}) if page > 1 else "",
+        "next_url": "?" + urlencode({**query, "page": page + 1}) if page < pages else "",
+        "tables": list(cached.tables),
+        "chains": chains,
+        "targets": targets,
     }
+
+
+def _key(row: structure.RuleRow) -> tuple[str, str, int]:
+    return (row.table, row.chain, row.index)
 
 
 def _rule_detail(analysis: Analysis, table: str, chain: str, index: int, family: Family) -> dict[str, Any]:
     """The rule, its explanation, the connections that hit it and the trace steps around it."""
-    rows = _rows(analysis, family)
-    row = next((r for r in rows if (r.table, r.chain, r.index) == (table, chain, index)), None)
-    if row is None:
+    hits = _hits(analysis, family)
+    cached = parsed.rows(analysis, family)
+    at = cached.position.get((table, chain, index))
+    if at is None:
         raise Http404("no such rule")
+    row = _with_hits(cached.rows[at], hits)
     stories = _stories(analysis) if family == _pod_family(analysis) else []
     labels = _connection_labels(analysis)
     steps = structure.steps_for_rule(stories, table, chain, index)
@@ -434,10 +505,26 @@ def _rule_detail(analysis: Analysis, table: str, chain: str, index: int, family:
 @require_GET
 def rules_page(request: HttpRequest, slug: str) -> HttpResponse:
     analysis = access.readable_analysis(request, slug)
-    context = _rules_context(request, analysis)
+    try:
+        context = _rules_context(request, analysis)
+    except BadInput as exc:
+        return _bad_input_response(request, exc, "explorer/rules.html", _base_context(request, analysis, "rules"))
     if _wants_json(request):
-        return JsonResponse({"family": context["family"], "total": context["total"], "rules": context["rows"]})
+        return JsonResponse(rules_json(context))
     return render(request, "explorer/rules.html", context)
+
+
+def rules_json(context: dict[str, Any]) -> dict[str, Any]:
+    """The rule table's JSON: one page of the filtered rules and where it is."""
+    return {
+        "family": context["family"],
+        "total": context["total"],
+        "matched": context["matched"],
+        "page": context["page"],
+        "pages": context["pages"],
+        "per_page": context["per_page"],
+        "rules": context["rows"],
+    }
 
 
 @login_first
@@ -450,7 +537,11 @@ def rule_page(request: HttpRequest, slug: str, table: str, chain: str, index: in
         return JsonResponse(detail)
     if _wants_fragment(request):
         return render(request, "explorer/_rule_detail.html", {"analysis": analysis, **detail})
-    context = {**_rules_context(request, analysis, (table, chain, index)), **detail, "selected": (table, chain, index)}
+    try:
+        rules_context = _rules_context(request, analysis, (table, chain, index))
+    except BadInput as exc:
+        return _bad_input_response(request, exc, "explorer/rules.html", _base_context(request, analysis, "rules"))
+    context = {**rules_context, **detail, "selected": (table, chain, index)}
     return render(request, "explorer/rules.html", context)
 
 
@@ -776,10 +867,27 @@ def whatif_result(analysis: Analysis, edits: list[whatif.Edit]) -> dict[str, Any
     before = None
     if analysis.results_are_current() and len(stories) == len(analysis.connections):
         before = [Story.from_dict(s) for s in stories]
-    result = whatif.whatif(ev, list(analysis.connections), edits, before=before).to_dict()
+    result = slim_whatif(whatif.whatif(ev, list(analysis.connections), edits, before=before).to_dict())
     if result.get("errors"):
         raise BadInput(list(result["errors"]))
     return result
+
+
+def slim_whatif(result: dict[str, Any]) -> dict[str, Any]:
+    """A what-if answer carries the change and the verdicts, not the whole edited evidence (12 MB on a node-sized
+    pod): the edits, what they changed, the patch, the verdict diff and each connection's new verdict; the edited
+    evidence is the original plus `patch` (and "save as a new analysis" re-applies the edits on the server)."""
+    out = {k: v for k, v in result.items() if k not in ("evidence", "stories")}
+    out["verdicts"] = [
+        {
+            "connection": s.get("connection"),
+            "verdict": s.get("verdict"),
+            "summary": s.get("summary"),
+            "findings": s.get("findings") or [],
+        }
+        for s in result.get("stories") or []
+    ]
+    return out
 
 
 #: the what-if page's "add an edit" form fields (the engine's Edit fields)

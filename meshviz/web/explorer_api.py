@@ -3,7 +3,7 @@
 Nested resources of an analysis (meshviz/urls.py maps them), for an analysis the caller may read (404 otherwise,
 like every API view):
 
-    GET  /api/v1/analyses/{slug}/rules/?table=&chain=&target=&q=&family=
+    GET  /api/v1/analyses/{slug}/rules/?table=&chain=&target=&q=&family=&page=&per_page=   (one page of the rules)
     GET  /api/v1/analyses/{slug}/rules/{table}/{chain}/{n}/?family=
     GET  /api/v1/analyses/{slug}/traces/?entry=&iface=&src=&sport=&dst=&dport=&proto=&uid=&gid=&mark=&transparent=
     POST /api/v1/analyses/{slug}/what-ifs/      {"edits": [Edit.to_dict(), ...]}
@@ -63,8 +63,11 @@ class ExplorerViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get"])
     def rules(self, request: Request, slug: str) -> Response:
         analysis = access.readable_analysis(request, slug)
-        context = explorer._rules_context(request, analysis)
-        return Response({"family": context["family"], "total": context["total"], "rules": context["rows"]})
+        try:
+            context = explorer._rules_context(request, analysis)
+        except explorer.BadInput as exc:
+            return _bad(exc.errors)
+        return Response(explorer.rules_json(context))
 
     @extend_schema(
         operation_id="explorer_rule",

@@ -10,6 +10,8 @@ from django.core.files.uploadedfile import UploadedFile
 
 from meshviz.analyses import bundles, services
 
+from . import uploads
+
 #: (field, label, help) for each piece of evidence, in the form's order
 EVIDENCE = (
     (
@@ -156,14 +158,16 @@ class NewAnalysisForm(forms.Form):
             self.uploaded_texts[name] = merged
             return merged
         if upload is not None:
-            if upload.size is not None and upload.size > settings.MESHVIZ_MAX_UPLOAD_BYTES:
-                self.add_error(f"{name}_file", f"larger than the {settings.MESHVIZ_MAX_UPLOAD_BYTES}-byte limit")
+            try:  # in pieces, gunzipped when it is gzip (meshviz.web.uploads)
+                text = uploads.read_text(upload, upload.name or name)
+            except uploads.TooLarge as exc:
+                if "decompresses" in exc.message:
+                    self.add_error(f"{name}_file", exc.message)
+                else:
+                    self.add_error(f"{name}_file", f"larger than the {settings.MESHVIZ_MAX_UPLOAD_BYTES}-byte limit")
                 return ""
-            raw: bytes = upload.read()
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                self.add_error(f"{name}_file", f"not UTF-8 text (byte {exc.start})")
+            except uploads.Unreadable as exc:
+                self.add_error(f"{name}_file", exc.message)
                 return ""
             if "\x00" not in text:
                 self.uploaded_texts[name] = text
@@ -177,15 +181,18 @@ class NewAnalysisForm(forms.Form):
         return text
 
     def _upload_text(self, name: str, upload: UploadedFile[bytes]) -> str | None:
-        if upload.size is not None and upload.size > settings.MESHVIZ_MAX_UPLOAD_BYTES:
-            self.add_error(
-                f"{name}_file", f"{upload.name}: larger than the {settings.MESHVIZ_MAX_UPLOAD_BYTES}-byte limit"
-            )
-            return None
         try:
-            text: str = upload.read().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            self.add_error(f"{name}_file", f"{upload.name}: not UTF-8 text (byte {exc.start})")
+            text = uploads.read_text(upload, str(upload.name or name))
+        except uploads.TooLarge as exc:
+            if "decompresses" in exc.message:
+                self.add_error(f"{name}_file", exc.message)
+            else:
+                self.add_error(
+                    f"{name}_file", f"{upload.name}: larger than the {settings.MESHVIZ_MAX_UPLOAD_BYTES}-byte limit"
+                )
+            return None
+        except uploads.Unreadable as exc:
+            self.add_error(f"{name}_file", f"{upload.name}: {exc.message}")
             return None
         if "\x00" in text:
             self.add_error(f"{name}_file", f"{upload.name}: contains NUL bytes: not a text file")

@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -19,16 +20,17 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from meshviz.accounts.models import Team
-from meshviz.analyses import access, chat, diagrams, examples, services
+from meshviz.analyses import access, chat, diagrams, examples, progress, services
 from meshviz.analyses.access import login_first
 from meshviz.analyses.models import Analysis
 from meshviz.analyses.tasks import enqueue
-from meshviz.engine.api import DiagramError, Family, parse_iptables, rule_text, structure
+from meshviz.engine.api import DiagramError, Family, rule_text, structure
 
-from . import ratelimit
+from . import parsed, ratelimit
 from .forms import NewAnalysisForm, error_summary
 
 logger = logging.getLogger(__name__)
@@ -56,32 +58,67 @@ def _rule_hits(stories: list[dict[str, Any]]) -> dict[tuple[str, str, int], list
     return structure.hits_from_stories(stories)
 
 
+#: a ruleset with more rules than this (a node's kube-proxy rules) is summarised on the analysis page: only the
+#: chains a connection hit are listed, each with at most RULES_PER_HIT_CHAIN rules (those hit first); the whole
+#: table is the explorer's paged rule table
+SUMMARISE_OVER_RULES = 2000
+RULES_PER_HIT_CHAIN = 100
+
+
 def _rules(analysis: Analysis, stories: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The pod's rules grouped by family, table and chain; each rule with the connections that hit it."""
-    parsed = parse_iptables(analysis.iptables, source="iptables")
+    """The pod's rules grouped by family, table and chain; each rule with the connections that hit it.
+
+    The parse comes from the parse-once cache (meshviz.web.parsed). Big rulesets are summarised (see
+    SUMMARISE_OVER_RULES): each table then says how many chains and rules it leaves to the rule table."""
     pod_family = Family.IPV6 if ipaddress.ip_address(str(analysis.pod_ip)).version == 6 else Family.IPV4
     hits = _rule_hits(stories)
     out = []
-    for rs in parsed.rulesets:
+    for rs in parsed.iptables(analysis).rulesets:
         traced = rs.family == pod_family
+        summarise = sum(len(c.rules) for t in rs.tables for c in t.chains) > SUMMARISE_OVER_RULES
         tables = []
         for table in rs.tables:
             chains = []
+            omitted_chains = omitted_rules = 0
             for chain in table.chains:
+                hit_here = (
+                    {i for (t, c, i) in hits if t == table.name and c == chain.name} if traced and hits else set()
+                )
+                if summarise and not hit_here:
+                    omitted_chains += 1
+                    omitted_rules += len(chain.rules)
+                    continue
+                indexes = range(1, len(chain.rules) + 1)
+                if summarise and len(chain.rules) > RULES_PER_HIT_CHAIN:
+                    keep = sorted(hit_here)[:RULES_PER_HIT_CHAIN]
+                    keep += [i for i in indexes if i not in hit_here][: RULES_PER_HIT_CHAIN - len(keep)]
+                    indexes = sorted(keep)  # type: ignore[assignment]
+                    omitted_rules += len(chain.rules) - len(keep)
                 rules = []
-                for index, rule in enumerate(chain.rules, 1):
+                for index in indexes:
                     by = hits.get((table.name, chain.name, index), []) if traced else []
-                    rules.append({"index": index, "text": rule_text(rule), "hit_by": by})
+                    rules.append({"index": index, "text": rule_text(chain.rules[index - 1]), "hit_by": by})
                 chains.append(
                     {
                         "name": chain.name,
                         "policy": chain.policy,
                         "rules": rules,
                         "hit": any(r["hit_by"] for r in rules),
+                        "total_rules": len(chain.rules),
                     }
                 )
-            tables.append({"name": table.name, "chains": chains})
-        out.append({"family": str(rs.family), "tables": tables, "traced": traced})
+            tables.append(
+                {
+                    "name": table.name,
+                    "chains": chains,
+                    "omitted_chains": omitted_chains,
+                    "omitted_rules": omitted_rules,
+                    "rules_url": reverse("explorer-rules", args=[analysis.slug])
+                    + "?"
+                    + urlencode({"table": table.name, **({"family": "ipv6"} if rs.family == Family.IPV6 else {})}),
+                }
+            )
+        out.append({"family": str(rs.family), "tables": tables, "traced": traced, "summarised": summarise})
     return out
 
 
@@ -216,6 +253,7 @@ def analysis_page(request: HttpRequest, slug: str) -> HttpResponse:
         "stale": bool(results) and not analysis.results_are_current() and not pending,
         # link previews (Open Graph, Twitter cards) only for public permalinks: a private one reveals nothing
         "preview": _preview(request, analysis) if analysis.public and results else None,
+        "progress": progress.of(analysis.pk) if pending else None,
         **_sharing(request, analysis),
     }
     return render(request, "web/analysis.html", context)

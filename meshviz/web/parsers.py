@@ -2,12 +2,18 @@
 
 DRF's JSONParser calls `json.load`: a body nested 2,000 levels deep raised RecursionError (an HTML 500) and a
 4,300-digit number a bare ValueError.  This parser reports both as a ParseError naming the line and column.
+
+The bounds are checked on the body with its strings blanked out first (a regular expression, at C speed): an
+upload's evidence travels inside JSON strings, so what is left to scan character by character is a few hundred
+bytes instead of megabytes (issue 15: 70 ms of every typical upload went to that scan). Only a body that fails
+the quick check is scanned again in full, for the exact line and column.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -16,6 +22,18 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from meshviz.engine.api import safejson
+
+#: a complete JSON string (what safejson.check skips over character by character)
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def bounded_loads(text: str) -> Any:
+    """`safejson.loads(text)` with the same bounds and errors, faster on text that is mostly strings."""
+    try:
+        safejson.check(_STRING.sub('""', text))
+    except json.JSONDecodeError:
+        return safejson.loads(text)  # the full scan reports the position in the original text
+    return json.loads(text)
 
 
 class BoundedJSONParser(JSONParser):
@@ -28,6 +46,8 @@ class BoundedJSONParser(JSONParser):
         except UnicodeDecodeError as exc:
             raise ParseError(f"JSON parse error - the body is not {encoding} text") from exc
         try:
-            return safejson.loads(text)
+            return bounded_loads(text)
         except json.JSONDecodeError as exc:
             raise ParseError(f"JSON parse error - {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
+        except (RecursionError, ValueError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc
