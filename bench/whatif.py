@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from meshviz.analyses.examples import get  # noqa: E402  (plain data, no Django)
 from meshviz.engine.explorer import whatif as whatif_module  # noqa: E402
-from meshviz.engine.explorer.whatif import Edit, default_connections, retrace, whatif  # noqa: E402
+from meshviz.engine.explorer.edits import Edit  # noqa: E402
+from meshviz.engine.explorer.whatif import default_connections, retrace, whatif  # noqa: E402
 from meshviz.engine.netfilter.parser import parse_iptables  # noqa: E402
 from meshviz.engine.pipeline.evidence import Evidence  # noqa: E402
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from meshviz.engine.explorer.diff import diff_rulesets
-from meshviz.engine.explorer.whatif import Edit, apply_edits
+from meshviz.engine.explorer.edits import Edit
+from meshviz.engine.explorer.whatif import apply_edits
 from meshviz.engine.netfilter.parser import parse_iptables
 
 from .helpers import TPROXY_OK, evidence

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.explorer.diff import diff_envoy, diff_verdicts
-from meshviz.engine.explorer.whatif import Edit, apply_edits, retrace, stored
+from meshviz.engine.explorer.edits import Edit
+from meshviz.engine.explorer.whatif import apply_edits, retrace, stored
 
 from .helpers import REDIRECT, TPROXY_OK, connections, envoy, evidence
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from meshviz.analyses import examples
-from meshviz.engine.explorer.whatif import Edit, apply_edits, default_connections, retrace
+from meshviz.engine.explorer.edits import Edit
+from meshviz.engine.explorer.whatif import apply_edits, default_connections, retrace
 
 
 def test_appending_a_listed_policy_rule_keeps_the_default_rules() -> None:

@@ -6,7 +6,8 @@ import json
 
 from meshviz.engine.envoy.model import ORIGINAL_SRC
 from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.explorer.whatif import Edit, apply_edits, whatif
+from meshviz.engine.explorer.edits import Edit
+from meshviz.engine.explorer.whatif import apply_edits, whatif
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.routing.sysctl import parse_sysctls
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from meshviz.engine.explorer.whatif import Edit, apply_edits
+from meshviz.engine.explorer.edits import Edit
+from meshviz.engine.explorer.whatif import apply_edits
 
 from .helpers import REDIRECT, TPROXY_OK, evidence
 

@@ -6,7 +6,8 @@ import difflib
 
 import pytest
 
-from meshviz.engine.explorer.whatif import Edit, apply_edits
+from meshviz.engine.explorer.edits import Edit
+from meshviz.engine.explorer.whatif import apply_edits
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.netfilter.render import render_rule
 

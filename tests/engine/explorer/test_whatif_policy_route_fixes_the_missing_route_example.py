@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from meshviz.engine.explorer.whatif import Edit, retrace, whatif
+from meshviz.engine.explorer.edits import Edit
+from meshviz.engine.explorer.whatif import retrace, whatif
 
 from .helpers import NO_POLICY_ROUTE, TPROXY_OK, connections, evidence
 

@@ -8,7 +8,8 @@ import ipaddress
 
 import pytest
 
-from meshviz.engine.explorer.whatif import Edit, apply_edits
+from meshviz.engine.explorer.edits import Edit
+from meshviz.engine.explorer.whatif import apply_edits
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.netfilter.render import render_rule
 from meshviz.engine.pipeline.evidence import Evidence
