@@ -4,7 +4,16 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from meshviz.analyses.api import AnalysisViewSet
 from meshviz.api import router as api_router
-from meshviz.web import evidence_pages, explorer, explorer_api, pages, views
+from meshviz.web import (
+    evidence_pages,
+    explorer,
+    explorer_api,
+    explorer_composer,
+    explorer_rules,
+    explorer_whatif,
+    pages,
+    views,
+)
 from meshviz.web.explorer_api import ExplorerViewSet
 
 
@@ -42,15 +51,15 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("a/<slug:slug>/fix/<int:patch>/<int:artifact>.txt", pages.fix_artifact, name="fix-artifact"),
     # explorer (meshviz/web/explorer.py, docs/explorer.md)
     path("a/<slug:slug>/structure/", explorer.structure_page, name="explorer-structure"),
-    path("a/<slug:slug>/rules/", explorer.rules_page, name="explorer-rules"),
+    path("a/<slug:slug>/rules/", explorer_rules.rules_page, name="explorer-rules"),
     # `path`: iptables chain names may contain "/" (any character but whitespace)
-    path("a/<slug:slug>/rules/<str:table>/<path:chain>/<int:index>", explorer.rule_page, name="explorer-rule"),
-    path("a/<slug:slug>/compose/", explorer.compose_page, name="explorer-compose"),
-    path("a/<slug:slug>/whatif/", explorer.whatif_page, name="explorer-whatif"),
-    path("a/<slug:slug>/whatif/patch.txt", explorer.whatif_patch, name="explorer-whatif-patch"),
-    path("a/<slug:slug>/whatif/save/", explorer.whatif_save, name="explorer-whatif-save"),
-    path("a/<slug:slug>/diff/", explorer.diff_pick, name="explorer-diff-pick"),
-    path("diff/<slug:slug_a>/<slug:slug_b>/", explorer.diff_page, name="explorer-diff"),
+    path("a/<slug:slug>/rules/<str:table>/<path:chain>/<int:index>", explorer_rules.rule_page, name="explorer-rule"),
+    path("a/<slug:slug>/compose/", explorer_composer.compose_page, name="explorer-compose"),
+    path("a/<slug:slug>/whatif/", explorer_whatif.whatif_page, name="explorer-whatif"),
+    path("a/<slug:slug>/whatif/patch.txt", explorer_whatif.whatif_patch, name="explorer-whatif-patch"),
+    path("a/<slug:slug>/whatif/save/", explorer_whatif.whatif_save, name="explorer-whatif-save"),
+    path("a/<slug:slug>/diff/", explorer_whatif.diff_pick, name="explorer-diff-pick"),
+    path("diff/<slug:slug_a>/<slug:slug_b>/", explorer_whatif.diff_page, name="explorer-diff"),
     # end explorer
     # not a router action: the router would add a trailing slash after the file name
     path(

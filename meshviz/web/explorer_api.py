@@ -34,7 +34,7 @@ from meshviz.analyses.errors import api_exception_handler
 from meshviz.analyses.permissions import ReadPublicOrAuthenticated
 from meshviz.engine.api import analysis_diff, whatif
 
-from . import explorer
+from . import explorer, explorer_composer, explorer_rules, explorer_whatif
 
 _OK = OpenApiResponse(OpenApiTypes.OBJECT)
 _ERRORS = OpenApiResponse(OpenApiTypes.OBJECT, description="{errors: [{source, line, column, text, message}]}")
@@ -64,10 +64,10 @@ class ExplorerViewSet(viewsets.ViewSet):
     def rules(self, request: Request, slug: str) -> Response:
         analysis = access.readable_analysis(request, slug)
         try:
-            context = explorer._rules_context(request, analysis)
+            context = explorer_rules._rules_context(request, analysis)
         except explorer.BadInput as exc:
             return _bad(exc.errors)
-        return Response(explorer.rules_json(context))
+        return Response(explorer_rules.rules_json(context))
 
     @extend_schema(
         operation_id="explorer_rule",
@@ -78,14 +78,16 @@ class ExplorerViewSet(viewsets.ViewSet):
     def rule(self, request: Request, slug: str, table: str, chain: str, index: str) -> Response:
         analysis = access.readable_analysis(request, slug)
         family = explorer._family(request, analysis)
-        return Response(explorer._rule_detail(analysis, table, chain, int(index), family))
+        return Response(explorer_rules._rule_detail(analysis, table, chain, int(index), family))
 
     @extend_schema(responses={200: _OK, 400: _ERRORS, 404: _ERRORS}, summary="trace a composed packet")
     @action(detail=True, methods=["get"])
     def compose(self, request: Request, slug: str) -> Response:
         analysis = access.readable_analysis(request, slug)
         try:
-            return Response(explorer.composer_result(analysis, {k: str(v) for k, v in request.query_params.items()}))
+            return Response(
+                explorer_composer.composer_result(analysis, {k: str(v) for k, v in request.query_params.items()})
+            )
         except explorer.BadInput as exc:
             return _bad(exc.errors)
 
@@ -100,14 +102,14 @@ class ExplorerViewSet(viewsets.ViewSet):
         items = request.data.get("edits") if isinstance(request.data, dict) else None
         if isinstance(items, str):
             try:
-                return Response(explorer.whatif_result(analysis, explorer.parse_edits(items)))
+                return Response(explorer_whatif.whatif_result(analysis, explorer_whatif.parse_edits(items)))
             except explorer.BadInput as exc:
                 return _bad(exc.errors)
         edits, errors = whatif.parse_edits(items if items is not None else [])
         if errors:
             return _bad([e.to_dict() for e in errors])
         try:
-            return Response(explorer.whatif_result(analysis, edits))
+            return Response(explorer_whatif.whatif_result(analysis, edits))
         except explorer.BadInput as exc:
             return _bad(exc.errors)
 
