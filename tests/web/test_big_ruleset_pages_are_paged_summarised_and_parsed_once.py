@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from meshviz.analyses import examples, services
 from meshviz.analyses.models import Analysis
 from meshviz.web import parsed
-from meshviz.web.explorer import MAX_PER_PAGE, PER_PAGE
+from meshviz.web.explorer_rules import MAX_PER_PAGE, PER_PAGE
 from meshviz.web.pages import SUMMARISE_OVER_RULES
 from tests.web.explorer_support import TPROXY_OK, client_for, explorer_user
 
@@ -141,7 +141,7 @@ def test_every_page_of_an_analysis_shares_one_parse(setup: tuple[Analysis, objec
         f"/a/{slug}/rules/",
         f"/a/{slug}/rules/?q=ns/svc&page=2",
         f"/a/{slug}/rules/mangle/ISTIO_INBOUND/1",
-        f"/api/v1/explorer/{slug}/rules/",
+        f"/api/v1/analyses/{slug}/rules/",
         f"/a/{slug}/compose/?format=json",
         f"/a/{slug}/rules/?family=ipv4&target=DNAT",
     ]
