@@ -1,4 +1,4 @@
-"""Fixed-window rate limits in the Django cache, for pages (login, anonymous what-if) that DRF's throttles do not
+"""Sliding-window rate limits in the Django cache, for pages (login, anonymous what-if) that DRF's throttles do not
 cover.  `hit` counts one request and says how long to wait when the window is full."""
 
 from __future__ import annotations
@@ -41,26 +41,34 @@ def client_address(request: HttpRequest) -> str:
 
 
 def hit(scope: str, ident: str, rate: str) -> int | None:
-    """Count a request of `ident` in `scope`; None when allowed, else the seconds until the window ends."""
+    """Count a request of `ident` in `scope`; None when allowed, else the seconds to wait.
+
+    A sliding-window counter: the current window's count plus the previous window's, weighted by how much of it
+    still lies within one period of now.  A plain fixed window let a burst straddling a window's end through twice
+    over (and made the limit's own test flaky)."""
     if not rate:
         return None
     limit, period = parse_rate(rate)
-    now = int(time.time())
-    window = now - now % period
+    now = time.time()
+    window = int(now) - int(now) % period
     digest = hashlib.sha256(ident.encode("utf-8", "replace")).hexdigest()[:32]
     key = f"ratelimit:{scope}:{digest}:{window}"
+    previous_key = f"ratelimit:{scope}:{digest}:{window - period}"
     try:
-        cache.add(key, 0, timeout=period + 5)
+        cache.add(key, 0, timeout=2 * period + 5)
         try:
             count = cache.incr(key)
         except ValueError:  # evicted between add and incr
-            cache.set(key, 1, timeout=period + 5)
+            cache.set(key, 1, timeout=2 * period + 5)
             count = 1
+        previous = int(cache.get(previous_key) or 0)
     except cache_errors() as exc:
         logger.warning("rate limit %s not enforced: the cache is unavailable (%s)", scope, exc)
         return None
-    if count > limit:
-        return max(1, window + period - now)
+    elapsed = (now - window) / period  # 0..1 of the current window gone
+    if count + previous * (1.0 - elapsed) > limit:
+        # wait until the excess has left the sliding window
+        return max(1, int(window + period - now) + 1)
     return None
 
 
