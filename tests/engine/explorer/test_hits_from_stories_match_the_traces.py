@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from meshviz.engine.explorer.structure import hits_from_stories, steps_for_rule
+from meshviz.engine.explorer.rule_table import hits_from_stories, steps_for_rule
 from meshviz.engine.explorer.whatif import retrace, stored
 
 from .helpers import EXAMPLE_NAMES, TPROXY_OK, connections, evidence

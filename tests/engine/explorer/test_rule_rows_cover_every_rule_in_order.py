@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshviz.engine.explorer.structure import hits_from_stories, rule_rows
+from meshviz.engine.explorer.rule_table import hits_from_stories, rule_rows
 from meshviz.engine.netfilter.explain import explain_rule
 from meshviz.engine.netfilter.render import render_rule
 

@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from meshviz.engine.explorer.structure import hits_from_stories, node_id, render_structure_svg, structure_dot
+from meshviz.engine.explorer.rule_table import hits_from_stories
+from meshviz.engine.explorer.structure import node_id, render_structure_svg, structure_dot
 
 from .helpers import EXAMPLE_NAMES, TPROXY_OK, envoy, evidence, needs_dot, snapshot, stored_stories
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from meshviz.engine.explorer.edits import Edit, parse_edits
-from meshviz.engine.explorer.structure import hits_from_stories
+from meshviz.engine.explorer.rule_table import hits_from_stories
 from meshviz.engine.explorer.whatif import whatif
 
 from .helpers import TPROXY_OK, connections, evidence
