@@ -14,7 +14,7 @@ with the steps that one mode takes and the other does not highlighted.
 
 Every position is computed here (the DOT pins each node; Graphviz's `neato` only draws), so a diagram's width is
 fixed: about 1,150 points for one connection, and its text is 11 points or more, which stays at or above 11 px
-when the page shows it at its width. Labels come from `meshviz.engine.render.dot.story_graph`, already escaped; text
+when the page shows it at its width. Labels come from `meshviz.engine.render.story_dot.story_graph`, already escaped; text
 added here goes through `render.esc` / `render.wrapped`.
 """
 
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshviz.engine.render import dot as render
+from meshviz.engine.render.story_dot import story_graph
 from meshviz.engine.story.model import Story
 
 LANES = ("client", "pod-kernel", "envoy", "application")
@@ -184,7 +185,7 @@ def _via(label: str) -> str:
 
 def flow_of(story: Story, layout: Layout = FULL) -> _Flow:
     """The story's steps as rows: the request path, then the reply path."""
-    d, title, lines = render.story_graph(story)
+    d, title, lines = story_graph(story)
     wraps = dict(zip(LANES, layout.node_wrap, strict=True))
     flow = _Flow(title=title, lines=lines)
     sections = [("request", [e for e in d.edges if not e.reply]), ("reply", [e for e in d.edges if e.reply])]

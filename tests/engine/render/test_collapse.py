@@ -1,6 +1,7 @@
 """Hooks where no rule decides are folded into the next edge ("via INPUT") instead of getting a node."""
 
-from meshviz.engine.render.dot import node_count, story_to_dot
+from meshviz.engine.render.dot import node_count
+from meshviz.engine.render.story_dot import story_to_dot
 
 from .helpers import scenario_story, tproxy_story
 

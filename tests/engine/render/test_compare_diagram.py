@@ -3,7 +3,8 @@
 import pytest
 
 from meshviz.engine.fix.compare import compare
-from meshviz.engine.render.dot import DIFF_FILL, compare_to_dot
+from meshviz.engine.render.dot import DIFF_FILL
+from meshviz.engine.render.story_dot import compare_to_dot
 
 from ..fix.helpers import CLIENT, PORT, tproxy_evidence
 from .helpers import needs_dot, svg_of, svg_text

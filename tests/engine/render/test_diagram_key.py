@@ -2,7 +2,8 @@
 
 import re
 
-from meshviz.engine.render.dot import diagram_key, story_to_dot
+from meshviz.engine.render.dot import diagram_key
+from meshviz.engine.render.story_dot import story_to_dot
 
 from .helpers import tproxy_story
 

@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 from meshviz.engine.core.trace import Hop
-from meshviz.engine.render.dot import story_to_dot
+from meshviz.engine.render.story_dot import story_to_dot
 from meshviz.engine.story.model import Story, StoryHop
 
 from ..fix.helpers import TPROXY_RULES

@@ -3,7 +3,8 @@
 import pytest
 
 from meshviz.engine.render import dot as r
-from meshviz.engine.render.dot import DiagramError, render_png, render_svg, story_to_dot
+from meshviz.engine.render.dot import DiagramError, render_png, render_svg
+from meshviz.engine.render.story_dot import story_to_dot
 
 from .helpers import needs_dot, tproxy_story
 

@@ -1,6 +1,7 @@
 """A loop: Envoy's own upstream SYN lands on its listener again - that edge is red."""
 
-from meshviz.engine.render.dot import RED, story_to_dot
+from meshviz.engine.render.dot import RED
+from meshviz.engine.render.story_dot import story_to_dot
 
 from .helpers import needs_dot, scenario_story, svg_of
 

@@ -1,6 +1,6 @@
 """A REDIRECT story: the nat REDIRECT rule and Envoy's 127.0.0.6 upstream bind."""
 
-from meshviz.engine.render.dot import story_to_dot
+from meshviz.engine.render.story_dot import story_to_dot
 
 from .helpers import needs_dot, scenario_story, svg_of, svg_text
 

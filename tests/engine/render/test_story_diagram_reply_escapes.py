@@ -1,6 +1,7 @@
 """No policy route for mark 1337: the application's SYN-ACK leaves via eth0 - red, dashed, into eth0."""
 
-from meshviz.engine.render.dot import RED, story_to_dot
+from meshviz.engine.render.dot import RED
+from meshviz.engine.render.story_dot import story_to_dot
 
 from ..fix.helpers import IP_ROUTE_NONE, IP_RULE_NONE
 from .helpers import needs_dot, svg_of, svg_text, tproxy_story

@@ -1,6 +1,7 @@
 """A working TPROXY story: the capture rule, the policy route to table 133 and the application are on the diagram."""
 
-from meshviz.engine.render.dot import node_count, story_to_dot
+from meshviz.engine.render.dot import node_count
+from meshviz.engine.render.story_dot import story_to_dot
 
 from .helpers import needs_dot, svg_of, svg_text, tproxy_story
 
