@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from meshviz.engine.core import safejson
 from meshviz.engine.envoy import redact as redact_module
-from meshviz.engine.envoy.parser import _Locator
+from meshviz.engine.envoy.parse_base import _Locator
 from tests.fuzz import strategies as s
 
 DUMPS = sorted((Path(__file__).resolve().parents[2] / "fixtures" / "envoy").glob("*.json"))
