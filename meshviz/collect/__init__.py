@@ -10,7 +10,8 @@ No Django or Celery here: the web app's task calls these functions and stores th
 docs/live-collection.md describes what runs in the pod, the RBAC (deploy/rbac.yaml) and the fallbacks.
 """
 
-from meshviz.collect.collect import DEFAULT_DEBUG_IMAGE, Collection, collect_pod
+from meshviz.collect.capture import DEFAULT_DEBUG_IMAGE
+from meshviz.collect.collect import Collection, collect_pod
 from meshviz.collect.discover import PodSummary, list_namespaces, list_pods
 from meshviz.collect.errors import CollectError
 from meshviz.collect.kube import CAPABILITY_CHECKS, api_client, capabilities, contexts

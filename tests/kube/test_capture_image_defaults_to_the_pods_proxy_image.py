@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from kubernetes import client as k8s
 
-from meshviz.collect.collect import DEFAULT_DEBUG_IMAGE, capture_image, collect_pod
+from meshviz.collect.capture import DEFAULT_DEBUG_IMAGE, capture_image
+from meshviz.collect.collect import collect_pod
 from tests.kube.fake_apiserver import PROXY_IMAGE, FakeApiServer
 from tests.kube.helpers import POD, REDIRECT_NS
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from meshviz.collect.collect import CollectError, _validate_capture, capture_script, split_capture
+from meshviz.collect.capture import capture_script
+from meshviz.collect.capture_log import _validate_capture, split_capture
+from meshviz.collect.collect import CollectError
 from tests.kube.fake_apiserver import NETSHOOT_TOOLS, PROXYV2_TOOLS, redirect_data, run_capture_command
 
 LISTED = Path(__file__).resolve().parents[1] / "fixtures" / "nftables-listed"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from meshviz.collect.collect import capture_script, split_capture, split_config_dump
+from meshviz.collect.capture import capture_script
+from meshviz.collect.capture_log import split_capture, split_config_dump
 from tests.kube.fake_apiserver import MINIMAL_TOOLS, NETSHOOT_TOOLS, PROXYV2_TOOLS, redirect_data, run_capture_command
 
 

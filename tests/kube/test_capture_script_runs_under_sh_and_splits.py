@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from meshviz.collect.collect import capture_script, split_capture
+from meshviz.collect.capture import capture_script
+from meshviz.collect.capture_log import split_capture
 from meshviz.collect.errors import CollectError
 from meshviz.engine.routing.sysctl import parse_sysctls
 from tests.kube.fake_apiserver import redirect_data, run_capture_command

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from kubernetes import client as k8s
 
-from meshviz.collect.collect import CONFIG_DUMP_COMMAND, collect_pod
+from meshviz.collect.capture import CONFIG_DUMP_COMMAND
+from meshviz.collect.collect import collect_pod
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.pipeline.evidence import story_for
 from tests.kube.fake_apiserver import FakeApiServer, redirect_data
