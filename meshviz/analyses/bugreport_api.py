@@ -22,8 +22,8 @@ from rest_framework.response import Response
 from meshviz.engine.api import ArchiveError, pod_keys
 
 from . import access, bundles
-from .api import ERROR_RESPONSES, represent
 from .errors import EvidenceInvalid, EvidenceTooLarge, api_exception_handler
+from .serializers import ERROR_RESPONSES, represent
 from .tasks import enqueue
 
 

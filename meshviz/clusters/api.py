@@ -24,9 +24,9 @@ from rest_framework.routers import BaseRouter
 
 from meshviz.accounts import audit
 from meshviz.analyses import services as analyses
-from meshviz.analyses.api import ERRORS, EvidenceField
 from meshviz.analyses.errors import api_exception_handler
 from meshviz.analyses.models import Analysis
+from meshviz.analyses.serializers import ERRORS, EvidenceField
 from meshviz.collect.errors import CollectError
 from meshviz.web.parsers import BoundedJSONParser
 

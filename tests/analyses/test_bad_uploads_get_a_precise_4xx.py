@@ -9,9 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from meshviz.analyses.api import AnalysisCreateSerializer
 from meshviz.analyses.errors import EvidenceTooLarge
 from meshviz.analyses.models import Analysis
+from meshviz.analyses.serializers import AnalysisCreateSerializer
 
 from .helpers import ENVOY_REDIRECT, POD_IP, REDIRECT_RULES, evidence_payload
 
