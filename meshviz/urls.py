@@ -74,6 +74,12 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     # the chat message for bots, as /summary?format=text|markdown|slack (meshviz/analyses/chat.py)
     path("api/v1/analyses/<slug:slug>/summary", AnalysisViewSet.as_view({"get": "summary"}), name="api-summary"),
+    # the router's style (a trailing slash) answers too: a bot written either way gets its message
+    path(
+        "api/v1/analyses/<slug:slug>/summary/",
+        AnalysisViewSet.as_view({"get": "summary"}),
+        name="api-summary-slash",
+    ),
     path("", include("meshviz.clusters.urls")),  # live collection pages
     # the explorer's resources, nested under their analysis (meshviz/web/explorer_api.py)
     path("api/v1/analyses/<slug:slug>/rules/", ExplorerViewSet.as_view({"get": "rules"}), name="api-analysis-rules"),

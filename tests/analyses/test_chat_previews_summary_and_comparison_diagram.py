@@ -156,3 +156,10 @@ def client_for_owner_of() -> Callable[[str], Client]:
         return c
 
     return _client
+
+
+def test_summary_answers_with_or_without_a_trailing_slash(api: APIClient, done_analysis: Analysis) -> None:
+    bare = api.get(f"/api/v1/analyses/{done_analysis.slug}/summary", {"format": "text"})
+    slash = api.get(f"/api/v1/analyses/{done_analysis.slug}/summary/", {"format": "text"})
+    assert (bare.status_code, slash.status_code) == (200, 200)
+    assert slash.content == bare.content
