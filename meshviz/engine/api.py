@@ -19,7 +19,7 @@ from typing import Any
 from meshviz.engine.core import safejson
 from meshviz.engine.core.defaults import DEFAULT_POD_IFACE
 from meshviz.engine.core.errors import EngineInputError, ParseError, ParseWarning
-from meshviz.engine.core.limits import MAX_CONNECTIONS
+from meshviz.engine.core.limits import MAX_COMPARED_CONNECTIONS, MAX_CONNECTIONS
 from meshviz.engine.core.model import Family, Packet
 from meshviz.engine.core.trace import Trace
 from meshviz.engine.envoy.parser import parse_config_dump
@@ -191,7 +191,13 @@ def analyse(
         inbound = [(c["client"], int(c["port"])) for c in connections if c["direction"] == "inbound"]
         if progress is not None:
             progress(steps - 1, steps, "comparing REDIRECT and TPROXY")
-        comparison = compare(ev, inbound)
+        comparison = compare(ev, inbound[:MAX_COMPARED_CONNECTIONS])
+        if len(inbound) > MAX_COMPARED_CONNECTIONS:
+            comparison["notes"] = [
+                *comparison.get("notes", []),
+                f"the first {MAX_COMPARED_CONNECTIONS} of {len(inbound)} inbound connections are compared "
+                f"(MAX_COMPARED_CONNECTIONS)",
+            ]
         if progress is not None:
             progress(steps, steps, "looking for a verified fix")
         fix_result = fix(ev, client=conn["client"], port=int(conn["port"])).to_dict()

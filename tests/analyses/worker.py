@@ -95,7 +95,9 @@ class Worker:
 @contextmanager
 def producer_for(queue: str) -> Iterator[Celery]:
     """A Celery client sending to `queue`; the queue is deleted afterwards."""
-    producer = Celery("meshviz-test-producer", broker=BROKER_URL)
+    # not the current app: shared tasks (meshviz.analyses.tasks.analyse) must keep using meshviz's own app, eager in
+    # the test process, after this producer is gone
+    producer = Celery("meshviz-test-producer", broker=BROKER_URL, set_as_current=False)
     try:
         yield producer
     finally:

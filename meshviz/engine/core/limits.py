@@ -23,6 +23,9 @@ MAX_JUMP_DEPTH = 64
 MAX_PATHS = 64
 # Connections one analysis may ask for.
 MAX_CONNECTIONS = 64
+#: Inbound connections an analysis compares in the other interception mode (each is two more stories and a side by
+#: side diagram on the page): the first ones; the comparison says how many it left out.
+MAX_COMPARED_CONNECTIONS = 8
 
 
 @dataclass(frozen=True)
