@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from meshviz.analyses.api import AnalysisViewSet
+from meshviz.analyses.api import AnalysisViewSet, summary_slash
 from meshviz.api import router as api_router
 from meshviz.web import (
     evidence_pages,
@@ -74,12 +74,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     # the chat message for bots, as /summary?format=text|markdown|slack (meshviz/analyses/chat.py)
     path("api/v1/analyses/<slug:slug>/summary", AnalysisViewSet.as_view({"get": "summary"}), name="api-summary"),
-    # the router's style (a trailing slash) answers too: a bot written either way gets its message
-    path(
-        "api/v1/analyses/<slug:slug>/summary/",
-        AnalysisViewSet.as_view({"get": "summary"}),
-        name="api-summary-slash",
-    ),
+    # the router's style (a trailing slash) is sent on to it, query kept (not a second operation in the schema)
+    path("api/v1/analyses/<slug:slug>/summary/", summary_slash, name="api-summary-slash"),
     path("", include("meshviz.clusters.urls")),  # live collection pages
     # the explorer's resources, nested under their analysis (meshviz/web/explorer_api.py)
     path("api/v1/analyses/<slug:slug>/rules/", ExplorerViewSet.as_view({"get": "rules"}), name="api-analysis-rules"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -390,3 +390,13 @@ class AnalysisViewSet(viewsets.GenericViewSet):
                 status=status.HTTP_409_CONFLICT,
             )
         return Response({"state": analysis.state, key: analysis.results.get(key)})
+
+
+def summary_slash(request: HttpRequest, slug: str) -> HttpResponse:
+    """`/summary/` (the router's trailing-slash style): a 308 to `/summary`, the query string kept."""
+    location = f"/api/v1/analyses/{slug}/summary"
+    if request.META.get("QUERY_STRING"):
+        location += "?" + request.META["QUERY_STRING"]
+    response = HttpResponsePermanentRedirect(location)
+    response.status_code = 308
+    return response

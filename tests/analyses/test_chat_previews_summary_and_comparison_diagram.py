@@ -158,8 +158,9 @@ def client_for_owner_of() -> Callable[[str], Client]:
     return _client
 
 
-def test_summary_answers_with_or_without_a_trailing_slash(api: APIClient, done_analysis: Analysis) -> None:
+def test_summary_with_a_trailing_slash_is_sent_on_with_its_query(api: APIClient, done_analysis: Analysis) -> None:
     bare = api.get(f"/api/v1/analyses/{done_analysis.slug}/summary", {"format": "text"})
     slash = api.get(f"/api/v1/analyses/{done_analysis.slug}/summary/", {"format": "text"})
-    assert (bare.status_code, slash.status_code) == (200, 200)
-    assert slash.content == bare.content
+    assert (slash.status_code, slash["Location"]) == (308, f"/api/v1/analyses/{done_analysis.slug}/summary?format=text")
+    followed = api.get(f"/api/v1/analyses/{done_analysis.slug}/summary/", {"format": "text"}, follow=True)
+    assert followed.status_code == 200 and followed.content == bare.content

@@ -100,7 +100,6 @@ def _analysis_requests(slug: str, w: World, target_read: str, target_write: str,
         Req("POST", f"/api/v1/analyses/{slug}/sharing/", wr, {"public": True, "teams": [TEAM_NAME]}, api=True),
         Req("GET", f"/api/v1/analyses/{slug}/rules/", r, api=True),
         Req("GET", f"/api/v1/analyses/{slug}/summary?format=slack", r, api=True),
-        Req("GET", f"/api/v1/analyses/{slug}/summary/?format=text", r, api=True),
         Req("GET", f"/api/v1/analyses/{slug}/verdicts/", r, api=True),
         Req("GET", f"/api/v1/analyses/{slug}/comparison/diagram.svg?connection=1", r, api=True),
         Req("GET", f"/api/v1/analyses/{slug}/rules/mangle/ISTIO_INBOUND/1/", r, api=True),
@@ -143,6 +142,8 @@ def matrix(w: World) -> list[Req]:
         # the previous release's explorer path: a redirect computed from the path alone (it reads nothing)
         Req("GET", f"/api/v1/explorer/{w.private.slug}/rules/", NONE),
         Req("GET", "/favicon.ico", NONE),
+        # a redirect computed from the path alone, like the explorer's old paths
+        Req("GET", f"/api/v1/analyses/{w.private.slug}/summary/?format=text", NONE),
         # alice's cluster, collection and watched pod: pages
         Req("GET", f"/clusters/{c}/", PRIVATE),
         Req("POST", f"/clusters/{c}/check/", PRIVATE),
