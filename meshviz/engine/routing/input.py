@@ -197,15 +197,7 @@ def route_input(snapshot: RoutingState, flow: Flow) -> RouteDecision:
                 fib,
             )
         why.append(f"the packet is dropped ({ERRNO_OF.get(fib.error or '', fib.error)})")
-        return RouteDecision(
-            ok=False,
-            error=fib.error,
-            rule=fib.rule,
-            route=fib.route,
-            table=fib.table,
-            type=fib.route.type if fib.route else None,
-            explanation=tuple(why),
-        )
+        return _decision_from_fib(fib, why)
     route = fib.route
     assert route is not None
     if route.type == RouteType.BROADCAST:

@@ -120,15 +120,7 @@ def route_output(snapshot: RoutingState, flow: Flow) -> RouteDecision:
                 f"then assumes {dst} is on-link and sends it out {oif_dev}"
             )
             return _make_output(snapshot, flow, why, RouteType.UNICAST, oif_dev, src, None, None, None, None)
-        return RouteDecision(
-            ok=False,
-            error=fib.error,
-            rule=fib.rule,
-            route=fib.route,
-            table=fib.table,
-            type=fib.route.type if fib.route else None,
-            explanation=tuple(why),
-        )
+        return _decision_from_fib(fib, why)
     route = fib.route
     assert route is not None
     if route.type == RouteType.LOCAL:
