@@ -314,11 +314,14 @@ def cmd_story(args: argparse.Namespace) -> int:
     from meshviz.engine.core.trace import render_text
     from meshviz.engine.pipeline.pod import run_story
 
+    if args.udp:
+        args.direction = "udp"
     if args.direction == "inbound" and (args.client is None or args.port is None):
         print("error: an inbound story needs --client IP[:PORT] and --port N", file=sys.stderr)
         return 1
-    if args.direction == "outbound" and (args.dst is None or args.app_uid is None or args.app_gid is None):
-        print("error: an outbound story needs --dst IP:PORT, --app-uid N and --app-gid N", file=sys.stderr)
+    if args.direction in ("outbound", "udp") and (args.dst is None or args.app_uid is None or args.app_gid is None):
+        print(f"error: a{'n outbound' if args.direction == 'outbound' else ' udp'} story needs --dst IP:PORT, "
+              "--app-uid N and --app-gid N", file=sys.stderr)  # fmt: skip
         return 1
     if not _need_rules(args):
         return 1
@@ -337,6 +340,7 @@ def cmd_story(args: argparse.Namespace) -> int:
         app_gid=args.app_gid,
         app_ports=tuple(args.app_port),
         client_tls=args.client_tls,
+        dns_proxy=not args.no_dns_proxy,
     )
     if result.errors:
         _print_errors(result.errors, args.format)
@@ -523,8 +527,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("story", help="follow a whole connection through the kernel and Envoy")
     _add_evidence_args(sp)
-    sp.add_argument("--direction", choices=("inbound", "outbound"), default="inbound")
-    sp.add_argument("--dst", help="outbound: IP:PORT the application connects to")
+    sp.add_argument("--direction", choices=("inbound", "outbound", "udp"), default="inbound")
+    sp.add_argument(
+        "--udp",
+        action="store_true",
+        help="a UDP datagram (a DNS query) from --app-uid/--app-gid to --dst and its answer: --direction udp",
+    )
+    sp.add_argument("--no-dns-proxy", action="store_true", help="udp: no DNS proxy (istio-agent) listens on 15053")
+    sp.add_argument("--dst", help="outbound / udp: IP:PORT the application connects / sends to")
     sp.add_argument("--app-uid", type=int)
     sp.add_argument("--app-gid", type=int)
     sp.add_argument("--client-tls", action="store_true", help="the client speaks mTLS (a meshed client)")

@@ -100,3 +100,27 @@ def test_trace_with_bad_rules_exits_2(tmp_path: Path) -> None:
     p = run("trace", "--iptables", str(f), "--src", "10.0.0.1", "--dst", "10.0.0.10:80", "--format", "json")
     assert p.returncode == 2
     assert "NOSUCHCHAIN" in p.stderr
+
+
+def test_story_udp_json_gives_the_udp_verdict_fields_in_order() -> None:
+    golden = ROOT / "tests" / "fixtures" / "istio-nftables" / "capture" / "dns-uid-gid.golden"
+    args = ["story", "--nftables", str(golden), "--pod-ip", "10.0.0.10", "--udp", "--dst", "127.0.0.53:53"]
+    p = run(*args, "--app-uid", "1000", "--app-gid", "1000", "--format", "json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["direction"] == "udp"
+    assert list(out["verdict"].items()) == [
+        ("intercepted", True),
+        ("received_by", "dns-proxy"),
+        ("receiver_peer_ip", "127.0.0.1"),
+        ("reply_received", True),
+        ("reply_source", "127.0.0.53:53"),
+        ("failure", None),
+    ]
+    refused = run(*args, "--app-uid", "1000", "--app-gid", "1000", "--no-dns-proxy", "--format", "json")
+    assert json.loads(refused.stdout)["verdict"]["failure"] == "NO_LISTENER"
+
+
+def test_story_udp_without_a_sender_exits_1() -> None:
+    p = run("story", "--iptables", "/dev/null", "--pod-ip", "10.0.0.10", "--udp", "--dst", "10.0.0.53:53")
+    assert p.returncode == 1 and "udp story needs --dst" in p.stderr

@@ -95,6 +95,7 @@ class SocketRole(StrEnum):
 
     ENVOY_LISTENER = "envoy-listener"
     APPLICATION = "application"
+    DNS_PROXY = "dns-proxy"  # the sidecar's DNS proxy (istio-agent on 15053), where Istio's DNS capture sends
     OTHER = "other"
 
 

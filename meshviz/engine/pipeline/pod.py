@@ -176,8 +176,13 @@ def run_story(
     app_gid: int | None = None,
     app_ports: tuple[int, ...] = (),
     client_tls: bool = False,
+    dns_proxy: bool = True,
 ) -> StoryResult:
-    """Parse the evidence and tell one connection's story (see meshviz.engine.story.build)."""
+    """Parse the evidence and tell one connection's story (see meshviz.engine.story.build).
+
+    direction: inbound (client -> pod `port`), outbound (the application connects to `dst`) or udp (a process of
+    app_uid/app_gid sends one datagram to `dst`, e.g. a DNS query, and waits for the answer; `dns_proxy`: the
+    sidecar's DNS proxy listens on 15053)."""
     from meshviz.engine.story.context import PodContext
     from meshviz.engine.story.inbound import inbound_story
     from meshviz.engine.story.outbound import outbound_story
@@ -217,6 +222,22 @@ def run_story(
         caddr, cport = split_host_port(client)
         st = inbound_story(
             pod.snapshot, pod.envoy, ctx, Endpoint(caddr, cport or 40000), port, assumptions=pod.assumptions, host=host
+        )
+    elif direction == "udp":
+        from meshviz.engine.story.udp import udp_story
+
+        if dst is None:
+            raise ValueError("a udp story needs dst")
+        daddr, dport = split_host_port(dst)
+        st = udp_story(
+            pod.snapshot,
+            ctx,
+            Endpoint(daddr, dport or 53),
+            uid=app_uid if app_uid is not None else ctx.app_uid,
+            gid=app_gid if app_gid is not None else ctx.app_gid,
+            dns_proxy=dns_proxy,
+            assumptions=pod.assumptions,
+            host=host,
         )
     else:
         if dst is None:

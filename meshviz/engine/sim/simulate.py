@@ -265,6 +265,17 @@ class _Journey:
             self.packet = replace(self.packet, ctmark=mark)
 
     def set_ct_zone(self, zone: int) -> None:
+        if self.ct is not None:
+            # xt_CT / nft_ct_set_zone_eval: a packet that already has a conntrack entry (looped back) keeps it.
+            self.steps.append(
+                Step(
+                    StepKind.CONNTRACK,
+                    StepAction.CONTINUE,
+                    f"the packet already has conntrack entry #{self.ct.ident} (it looped back): zone {zone} is not set",
+                    hook=self.hook,
+                )
+            )
+            return
         self.zone = zone
 
     def set_notrack(self) -> None:

@@ -111,6 +111,14 @@ def _finish(direction: str, fields: dict[str, Any], b: _Builder, what: str) -> S
             summary = f"{what}: the application sees {peer}"
         else:
             summary = f"{what}: the application is not reached"
+    elif direction == "udp":
+        if verdict.failure:
+            summary = f"{what}: fails ({verdict.failure_code})"
+        else:
+            summary = (
+                f"{what}: {'captured, ' if verdict.intercepted else ''}received by {verdict.received_by} "
+                f"from {verdict.receiver_peer_ip}; the answer comes from {verdict.reply_source}"
+            )
     else:
         if verdict.loop:
             summary = f"{what}: LOOP"

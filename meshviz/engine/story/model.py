@@ -26,6 +26,12 @@ INBOUND_VERDICT_FIELDS = (
     "failure",
 )
 OUTBOUND_VERDICT_FIELDS = ("intercepted", "loop", "destination_reached", "destination_peer_ip", "failure")
+#: A UDP datagram the application (or any local uid) sends, and its answer (direction "udp").
+#: intercepted: the datagram reached the sidecar's DNS proxy, though addressed elsewhere; received_by: who gets it
+#: (`dns-proxy`, `destination` - the address it was sent to, in or outside the pod -, or null); receiver_peer_ip:
+#: the source address the receiver sees; reply_received: the answer reaches the sending (connected) socket;
+#: reply_source: IP:PORT the answer comes from as the sender sees it (after conntrack undid any NAT), else null.
+UDP_VERDICT_FIELDS = ("intercepted", "received_by", "receiver_peer_ip", "reply_received", "reply_source", "failure")
 
 
 class Failure(StrEnum):
@@ -45,6 +51,9 @@ class Failure(StrEnum):
     DOWNSTREAM_TLS_REQUIRED = "DOWNSTREAM_TLS_REQUIRED"  # the pod accepts only mTLS
     NO_CLUSTER = "NO_CLUSTER"  # the route names no cluster Envoy has
     NO_HEALTHY_UPSTREAM = "NO_HEALTHY_UPSTREAM"  # the cluster has no endpoint (503 UH)
+    # UDP: the answer comes back from an address the sending socket is not connected to (conntrack did not undo
+    # the NAT, e.g. the reply was tracked in another zone): no socket takes it
+    REPLY_UNMATCHED = "REPLY_UNMATCHED"
 
 
 _REPLY_ESCAPES_PREFIX = "REPLY_ESCAPES_VIA_"
@@ -74,6 +83,7 @@ class Verdict:
 
     Inbound: client_connected, intercepted, app_reached, app_peer_ip, app_would_see, loop, failure.
     Outbound: intercepted, loop, destination_reached, destination_peer_ip, failure.
+    UDP: intercepted, received_by, receiver_peer_ip, reply_received, reply_source, failure.
     """
 
     direction: str  # inbound | outbound
@@ -87,9 +97,15 @@ class Verdict:
     app_would_see: str | None = None
     destination_reached: bool = False
     destination_peer_ip: str | None = None
+    received_by: str | None = None
+    receiver_peer_ip: str | None = None
+    reply_received: bool = False
+    reply_source: str | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
+        if self.direction == "udp":
+            return UDP_VERDICT_FIELDS
         return INBOUND_VERDICT_FIELDS if self.direction == "inbound" else OUTBOUND_VERDICT_FIELDS
 
     @property
