@@ -4,8 +4,9 @@ What an observer of a real resolver sees (glibc's stub resolver `connect()`s its
 receive the datagram, which one and with what source address (`recvfrom`), and did an answer reach the sending
 socket - from which address.  A connected UDP socket only takes datagrams from the address it connected to
 (`__udp4_lib_lookup` scores any other source -1); so when conntrack does not undo a NAT on the answer, no socket
-takes it.  Nothing to receive it: the kernel answers ICMP port unreachable, which conntrack relates to the
-connection and un-NATs, and the sending socket's next `recv()` fails with ECONNREFUSED.
+takes it.  Nothing to receive it: the kernel answers ICMP port unreachable, and the sending socket's next `recv()`
+fails with ECONNREFUSED - when the ICMP's embedded header names it, which after a NAT needs conntrack to relate the
+ICMP to the connection, in the same zone.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from meshviz.engine.core.model import Packet, Socket, SocketRole
 from meshviz.engine.core.trace import Disposition, Trace
+from meshviz.engine.netfilter.conntrack import Tuple5
 from meshviz.engine.sim.connection import Endpoint, ephemeral_port
 from meshviz.engine.sim.simulate import Sender, Simulation
 
@@ -39,16 +41,48 @@ class DatagramResult:
     reply: Trace | None = None
 
 
-def _query_failure(t: Trace, local: Endpoint | None) -> DatagramResult:
+def _icmp_error_related(sim: Simulation, t: Trace) -> tuple[bool, str]:
+    """Whether the kernel's ICMP port unreachable for the datagram reaches the sending socket, and why.
+
+    `__udp4_lib_err` finds the socket by the ICMP's embedded header, which is the datagram as delivered: when NAT
+    changed it, only conntrack can restore it, and only when the ICMP error - sent by the kernel, no socket, through
+    raw OUTPUT like any local packet - is looked up in the zone of the datagram's connection (the lookup of a
+    related packet uses the zone the packet was given, not the connection's)."""
+    start, fp = t.packet, t.final_packet
+    assert fp is not None
+    if (fp.src, fp.sport, fp.dst, fp.dport) == (start.src, start.sport, start.dst, start.dport):
+        return True, "its embedded header is the datagram as sent"
+    sent = Tuple5("udp", start.src, start.sport, start.dst, start.dport)
+    entry = next((e for e in sim.conntrack.entries if e.original == sent), None)
+    if entry is None:
+        return False, "no conntrack entry can undo the datagram's NAT in its embedded header"
+    probe = sim.copy_state()
+    probe.send(Packet(src=fp.dst, dst=fp.src, protocol="icmp"), Sender(uid=None, gid=None, name="kernel ICMP error"))
+    zones = [e.zone for e in probe.conntrack.entries if e.original.protocol == "icmp"]
+    zone = zones[-1] if zones else 0
+    if zone == entry.zone:
+        return True, f"conntrack relates it to connection #{entry.ident} (zone {zone}) and undoes the NAT"
+    return False, (
+        f"it is looked up in conntrack zone {zone}, the datagram's connection #{entry.ident} is in zone "
+        f"{entry.zone}: not related, its embedded header keeps {fp.dst}:{fp.dport}, which no socket sent to"
+    )
+
+
+def _query_failure(sim: Simulation, t: Trace, local: Endpoint | None) -> DatagramResult:
     d = t.disposition
     if d == Disposition.NO_SOCKET:
+        related, why = _icmp_error_related(sim, t)
+        what = f"nothing is bound where the datagram goes ({t.detail}): the kernel answers ICMP port unreachable; {why}"
+        if related:
+            return DatagramResult(
+                "refused",
+                f"{what}: the sender's recv() fails with ECONNREFUSED",
+                sender_local=local,
+                errno="ECONNREFUSED",
+                query=t,
+            )
         return DatagramResult(
-            "refused",
-            f"nothing is bound where the datagram goes ({t.detail}): the kernel answers ICMP port unreachable, "
-            "which conntrack relates to the connection, and the sender's recv() fails with ECONNREFUSED",
-            sender_local=local,
-            errno="ECONNREFUSED",
-            query=t,
+            "timeout", f"{what}: the sender never learns and waits in vain", sender_local=local, query=t
         )
     if d == Disposition.REJECTED:
         refused = "port-unreach" in t.detail
@@ -119,7 +153,7 @@ def send_datagram_from_pod(sim: Simulation, dst: Endpoint, sender: Sender) -> Da
             query=t,
         )
     if t.disposition != Disposition.ACCEPTED_TO_SOCKET:
-        return _query_failure(t, local)
+        return _query_failure(sim, t, local)
     receiver = _receiver(sim, t)
     if receiver is None:
         return DatagramResult("error", f"the datagram reached an unknown socket: {t.detail}", query=t)

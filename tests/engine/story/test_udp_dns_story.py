@@ -102,9 +102,22 @@ def test_a_dns_proxy_running_as_a_uid_the_rules_do_not_name_answers_in_zone_0_an
 
 
 @pytest.mark.parametrize("backend", GOLDENS)
-def test_a_captured_query_with_no_dns_proxy_listening_is_refused(backend: str) -> None:
+def test_a_captured_query_with_no_dns_proxy_listening_times_out_as_its_icmp_error_is_tracked_in_another_zone(
+    backend: str,
+) -> None:
     st = udp(backend, "127.0.0.53:53", dns_proxy=False, **APP)
-    assert (st.verdict.received_by, st.verdict.reply_received, st.verdict.failure_code) == (None, False, "NO_LISTENER")
+    assert (st.verdict.received_by, st.verdict.reply_received, st.verdict.failure_code) == (None, False, "TIMEOUT")
+    assert any(
+        "looked up in conntrack zone 0, the datagram's connection #1 is in zone 2" in f.text for f in st.findings
+    )
+
+
+def test_without_zone_rules_the_icmp_error_of_a_redirected_query_is_related_and_refuses_it() -> None:
+    rules = "*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 15053\nCOMMIT\n"
+    r = run_story(iptables=rules, pod_ip="10.0.0.10", direction="udp", dst="10.9.9.9:53", dns_proxy=False, **APP)
+    assert r.story is not None
+    assert r.story.verdict.failure_code == "NO_LISTENER"
+    assert any("relates it to connection #1 (zone 0)" in f.text for f in r.story.findings)
 
 
 def test_a_looped_back_answer_keeps_its_conntrack_entry_whatever_zone_raw_prerouting_sets() -> None:
