@@ -833,6 +833,7 @@ class PodNet:
         side: Side = "pod",
         proto: Literal["tcp", "udp"] = "tcp",
         start_timeout: float = 5.0,
+        owner_at_socket: bool = False,
     ) -> Listener:
         """Start a stand-in listener; returns once it listens (raises HarnessError otherwise).
 
@@ -853,6 +854,8 @@ class PodNet:
             "gid": gid,
             "keep_caps": keep_caps,
         }
+        if owner_at_socket:  # udp: drop to uid/gid before socket() (the socket's owner is then uid/gid, not root)
+            cfg["owner_at_socket"] = True
         command = "listen" if proto == "tcp" else "udp-listen"
         process = _StandinProcess(self._standin_args(side, command, cfg))
         self._processes.append(process)

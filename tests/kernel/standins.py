@@ -382,8 +382,15 @@ def cmd_udp_listen(cfg: Json) -> int:
     uid = int(cfg.get("uid", 0))
     gid = int(cfg.get("gid", 0))
     keep_caps = bool(cfg.get("keep_caps", False))
+    # owner_at_socket: drop to uid/gid before socket(), as a daemon running as that user does (istio-agent's DNS
+    # proxy): the socket's owner - what `-m owner` / `meta skuid` see on its answers - is then uid/gid, not root.
+    owner_at_socket = bool(cfg.get("owner_at_socket", False))
     stage = "socket"
     try:
+        if owner_at_socket:
+            stage = "drop_privileges"
+            drop_privileges(uid, gid, keep_caps)
+            stage = "socket"
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if transparent:
@@ -392,8 +399,9 @@ def cmd_udp_listen(cfg: Json) -> int:
             sock.setsockopt(SOL_IP, IP_RECVORIGDSTADDR, 1)
         stage = "bind"
         sock.bind((bind_addr, port))
-        stage = "drop_privileges"
-        drop_privileges(uid, gid, keep_caps)
+        if not owner_at_socket:
+            stage = "drop_privileges"
+            drop_privileges(uid, gid, keep_caps)
     except OSError as exc:
         emit({"event": "error", "stage": stage, "errno": errno_name(exc), "message": str(exc)})
         return 1
@@ -468,7 +476,8 @@ def cmd_udp_send(cfg: Json) -> int:
         sock.settimeout(timeout)
         sock.send((payload + "\n").encode())
         stage = "recv"
-        data = sock.recv(65536)
+        data, peer = sock.recvfrom(65536)
+        result["reply_from"] = addr(peer)  # where the answer came from, as the connected socket sees it
         result["server"] = json.loads(data.decode())
         result["outcome"] = "connected"
     except TimeoutError as exc:
