@@ -1,6 +1,7 @@
-"""`story --udp` against the kernel: Istio's DNS capture golden (dns-uid-gid: the sidecar's uids 3,4 and gids 1,2
-exempt, conntrack zones 1 and 2), with the pod's resolv.conf nameserver written in for 127.0.0.53, loaded into a
-pod namespace as iptables (legacy and nft backends) and as native nftables (`nft -f`).
+"""`story --udp` against the kernel: Istio's DNS capture goldens loaded into a pod namespace as iptables (legacy and
+nft backends) and as native nftables (`nft -f`): dns-uid-gid (the sidecar's uids 3,4 and gids 1,2 exempt,
+conntrack zones 1 and 2, the pod's resolv.conf nameserver written in for 127.0.0.53) and istio-cni's
+ISTIO_META_DNS_CAPTURE golden (capture-all-dns, uid/gid 1337).
 
 A stand-in DNS proxy (a UDP socket on 127.0.0.1:15053, created by the sidecar's uid/gid as istio-agent's is)
 and a stand-in upstream DNS server in the client namespace (10.80.0.1:53 and 10.80.1.1:53) answer every datagram
@@ -26,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from meshviz.engine.istio.nft_generator import generate_nftables
+from meshviz.engine.istio.settings import CaptureSettings
 from meshviz.engine.pipeline.pod import run_story
 from meshviz.engine.story.model import UDP_VERDICT_FIELDS
 
@@ -48,8 +51,22 @@ def with_nameserver(golden: str) -> str:
     return re.sub(r"(?<![:\d.])127\.0\.0\.53(?![\d])", NAMESERVER, golden)
 
 
-IPTABLES = with_nameserver(fixture("corpus/istio-iptables/dns-uid-gid.golden"))
-NFTABLES = with_nameserver(fixture("istio-nftables/capture/dns-uid-gid.golden"))
+def capture_all_nftables() -> str:
+    """The nftables twin of the CNI plugin's dns.txt golden, as the engine's generator (checked against every
+    Istio nftables golden) writes it: Istio ships no nftables golden with capture-all-dns."""
+    settings = CaptureSettings.from_values(CaptureSettings(), redirect_dns="true", capture_all_dns="true")
+    return generate_nftables(settings, "cni-plugin").script
+
+
+#: The rules by shape and backend.  uid-gid: Istio's dns-uid-gid golden (the resolv.conf nameserver captured;
+#: uids 3,4 and gids 1,2 exempt).  capture-all: istio-cni's plugin golden for ISTIO_META_DNS_CAPTURE=true (every
+#: port-53 datagram captured; uid/gid 1337 exempt).
+RULES = {
+    ("uid-gid", "iptables"): with_nameserver(fixture("corpus/istio-iptables/dns-uid-gid.golden")),
+    ("uid-gid", "nftables"): with_nameserver(fixture("istio-nftables/capture/dns-uid-gid.golden")),
+    ("capture-all", "iptables"): fixture("corpus/istio-cni/plugin/dns.txt.golden"),
+    ("capture-all", "nftables"): capture_all_nftables(),
+}
 BACKENDS = ("iptables-legacy", "iptables-nft", "nftables")
 
 
@@ -62,6 +79,7 @@ class UdpCase:
     dns_proxy: bool = True
     proxy_uid: int = PROXY_UID  # the uid/gid the DNS proxy runs as
     proxy_gid: int = PROXY_GID
+    rules: str = "uid-gid"  # RULES' shape
     expect: dict[str, Any] | None = None  # the fields the case was written to show
 
 
@@ -106,6 +124,34 @@ CASES = [
         "a query to the pod's own address, not captured, where nothing listens: refused",
         POD_IP,
         expect={"intercepted": False, "received_by": None, "failure": "NO_LISTENER"},
+    ),
+    UdpCase(
+        "capture-all-dns: the application's query to any server reaches the DNS proxy; the answer comes from "
+        "the server it asked",
+        OTHER_SERVER,
+        proxy_uid=1337,
+        proxy_gid=1337,
+        rules="capture-all",
+        expect={"intercepted": True, "received_by": "dns-proxy", "reply_source": f"{OTHER_SERVER}:53"},
+    ),
+    UdpCase(
+        "capture-all-dns: the sidecar's own query (uid 1337) reaches the server and its answer (zone 1) comes back",
+        NAMESERVER,
+        uid=1337,
+        gid=1337,
+        proxy_uid=1337,
+        proxy_gid=1337,
+        rules="capture-all",
+        expect={"intercepted": False, "received_by": "destination", "reply_source": f"{NAMESERVER}:53"},
+    ),
+    UdpCase(
+        "capture-all-dns, no DNS proxy listening: the sender is never told",
+        NAMESERVER,
+        proxy_uid=1337,
+        proxy_gid=1337,
+        rules="capture-all",
+        dns_proxy=False,
+        expect={"received_by": None, "failure": "TIMEOUT"},
     ),
 ]
 
@@ -157,9 +203,9 @@ def test_story_udp_gives_the_kernels_verdict_for_dns_capture(case: UdpCase, back
     require_netns(ipt_backend)
     with PodNet(ipt_backend) as net:
         if backend == "nftables":
-            net.run_pod(["nft", "-f", "-"], input=NFTABLES)
+            net.run_pod(["nft", "-f", "-"], input=RULES[case.rules, "nftables"])
         else:
-            net.load_iptables(to_kernel_text(IPTABLES))
+            net.load_iptables(to_kernel_text(RULES[case.rules, "iptables"]))
         upstream = [
             net.listen(f"upstream {a}", 53, addr=a, side="client", proto="udp") for a in (NAMESERVER, OTHER_SERVER)
         ]
