@@ -108,12 +108,19 @@ MAX_ID = 2**32 - 2
 
 
 class ConnectionSerializer(serializers.Serializer):
-    direction = serializers.ChoiceField(choices=["inbound", "outbound"], default="inbound")
+    direction = serializers.ChoiceField(
+        choices=["inbound", "outbound", "udp"],
+        default="inbound",
+        help_text="udp: the application sends one datagram (a DNS query) to dst and waits for the answer",
+    )
     client = serializers.CharField(required=False, help_text="inbound: the client's IP:PORT")
     port = serializers.IntegerField(required=False, min_value=1, max_value=65535, help_text="inbound: pod port")
     dst = serializers.CharField(required=False, help_text="outbound: the destination IP:PORT")
     app_uid = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, default=services.DEFAULT_APP_UID)
     app_gid = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, default=services.DEFAULT_APP_GID)
+    dns_proxy = serializers.BooleanField(
+        required=False, default=True, help_text="udp: the sidecar's DNS proxy (istio-agent) listens on 15053"
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["direction"] == "inbound":
@@ -126,13 +133,17 @@ class ConnectionSerializer(serializers.Serializer):
                 "port": attrs["port"],
             }
         if "dst" not in attrs:
-            raise serializers.ValidationError({"dst": "required for an outbound connection"})
-        return {
-            "direction": "outbound",
+            what = "a udp" if attrs["direction"] == "udp" else "an outbound"
+            raise serializers.ValidationError({"dst": f"required for {what} connection"})
+        out: dict[str, Any] = {
+            "direction": attrs["direction"],
             "dst": _check_host_port(attrs["dst"], "dst"),
             "app_uid": attrs["app_uid"],
             "app_gid": attrs["app_gid"],
         }
+        if attrs["direction"] == "udp" and not attrs["dns_proxy"]:
+            out["dns_proxy"] = False
+        return out
 
 
 @extend_schema_field(OpenApiTypes.BINARY)

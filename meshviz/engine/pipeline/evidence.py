@@ -56,6 +56,11 @@ def outbound_story_for(ev: Evidence, *, dst: str, app_uid: int, app_gid: int) ->
     return _story(ev, direction="outbound", dst=dst, app_uid=app_uid, app_gid=app_gid)
 
 
+def udp_story_for(ev: Evidence, *, dst: str, app_uid: int, app_gid: int, dns_proxy: bool = True) -> Story:
+    """The story of a UDP datagram (a DNS query) the application (uid/gid) sends to `dst`, and of its answer."""
+    return _story(ev, direction="udp", dst=dst, app_uid=app_uid, app_gid=app_gid, dns_proxy=dns_proxy)
+
+
 def _pod_arguments(ev: Evidence) -> dict[str, Any]:
     """The evidence as the facade's keyword arguments (`load_pod`, `run_story`)."""
     return {
@@ -169,9 +174,11 @@ def simulated_pod(ev: Evidence, default_app_port: int) -> SimulatedPod:
 def connection_story(ev: Evidence, connection: Mapping[str, Any]) -> Story:
     """The story of one connection in the stored shape (`Analysis.connections`).
 
-    `{"direction": "inbound", "client": "IP:PORT", "port": N}` or
-    `{"direction": "outbound", "dst": "IP:PORT", "app_uid": N, "app_gid": N}`.  Raises ValueError for a
-    connection of another shape, EngineInputError when the evidence does not parse.
+    `{"direction": "inbound", "client": "IP:PORT", "port": N}`,
+    `{"direction": "outbound", "dst": "IP:PORT", "app_uid": N, "app_gid": N}` or
+    `{"direction": "udp", "dst": "IP:PORT", "app_uid": N, "app_gid": N[, "dns_proxy": false]}` (a datagram and its
+    answer).  Raises ValueError for a connection of another shape, EngineInputError when the evidence does not
+    parse.
     """
     direction = connection.get("direction")
     try:
@@ -184,9 +191,17 @@ def connection_story(ev: Evidence, connection: Mapping[str, Any]) -> Story:
                 app_uid=int(connection["app_uid"]),
                 app_gid=int(connection["app_gid"]),
             )
+        if direction == "udp":
+            return udp_story_for(
+                ev,
+                dst=str(connection["dst"]),
+                app_uid=int(connection["app_uid"]),
+                app_gid=int(connection["app_gid"]),
+                dns_proxy=bool(connection.get("dns_proxy", True)),
+            )
     except KeyError as e:
         raise ValueError(f"{direction} connection without {e.args[0]!r}: {dict(connection)!r}") from e
-    raise ValueError(f"unknown connection direction {direction!r} (inbound or outbound): {dict(connection)!r}")
+    raise ValueError(f"unknown connection direction {direction!r} (inbound, outbound or udp): {dict(connection)!r}")
 
 
 def verdict_line(story: Story) -> str:
