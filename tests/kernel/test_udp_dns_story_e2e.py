@@ -66,6 +66,16 @@ RULES = {
     ("uid-gid", "nftables"): with_nameserver(fixture("istio-nftables/capture/dns-uid-gid.golden")),
     ("capture-all", "iptables"): fixture("corpus/istio-cni/plugin/dns.txt.golden"),
     ("capture-all", "nftables"): capture_all_nftables(),
+    # the redirect alone, no conntrack zones: what the zones change
+    (
+        "no-zones",
+        "iptables",
+    ): "*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 15053\nCOMMIT\n",
+    (
+        "no-zones",
+        "nftables",
+    ): "table ip dns {\n\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n"
+    "\t\tudp dport 53 redirect to :15053\n\t}\n}\n",
 }
 BACKENDS = ("iptables-legacy", "iptables-nft", "nftables")
 
@@ -152,6 +162,13 @@ CASES = [
         rules="capture-all",
         dns_proxy=False,
         expect={"received_by": None, "failure": "TIMEOUT"},
+    ),
+    UdpCase(
+        "the redirect without conntrack zones, no DNS proxy: the ICMP error is related and refuses the query",
+        NAMESERVER,
+        rules="no-zones",
+        dns_proxy=False,
+        expect={"received_by": None, "failure": "NO_LISTENER"},
     ),
 ]
 
