@@ -391,7 +391,7 @@ def cmd_udp_listen(cfg: Json) -> int:
             stage = "drop_privileges"
             drop_privileges(uid, gid, keep_caps)
             stage = "socket"
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock = socket.socket(family_of(bind_addr), socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if transparent:
             stage = "IP_TRANSPARENT"
@@ -465,10 +465,11 @@ def cmd_udp_send(cfg: Json) -> int:
     try:
         drop_privileges(uid, gid, False)
         stage = "socket"
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock = socket.socket(family_of(dst), socket.SOCK_DGRAM)
         if src is not None or sport is not None:
             stage = "bind"
-            sock.bind((str(src) if src is not None else "0.0.0.0", int(sport or 0)))
+            wildcard = "::" if family_of(dst) == socket.AF_INET6 else "0.0.0.0"
+            sock.bind((str(src) if src is not None else wildcard, int(sport or 0)))
         stage = "connect"
         sock.connect((dst, port))
         result["local"] = addr(sock.getsockname())

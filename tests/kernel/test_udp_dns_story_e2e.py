@@ -27,19 +27,23 @@ from typing import Any
 
 import pytest
 
+from meshviz.engine.core.model import Family
 from meshviz.engine.istio.nft_generator import generate_nftables
 from meshviz.engine.istio.settings import CaptureSettings
+from meshviz.engine.netfilter.parser import parse_iptables
+from meshviz.engine.netfilter.render import render_ruleset
 from meshviz.engine.pipeline.pod import run_story
 from meshviz.engine.story.model import UDP_VERDICT_FIELDS
 
 from . import netns
 from .conformance import fixture, to_kernel_text
 from .conftest import require_netns
-from .netns import CLIENT_IP, POD_IP, PodNet
+from .netns import CLIENT_IP, CLIENT_IP6, POD_IP, POD_IP6, PodNet
 
 pytestmark = pytest.mark.kernel
 
 NAMESERVER = CLIENT_IP  # the pod's resolv.conf nameserver: the upstream DNS stand-in in the client namespace
+NAMESERVER6 = CLIENT_IP6  # and its IPv6 address
 OTHER_SERVER = "10.80.1.1"  # the client namespace's second address: a DNS server the rules do not name
 PROXY_UID, PROXY_GID = 3, 1  # dns-uid-gid's first exempt uid and gid
 APP_UID, APP_GID = 1000, 1000
@@ -47,8 +51,16 @@ TIMEOUT = 1.0
 
 
 def with_nameserver(golden: str) -> str:
-    """The golden with the pod's nameserver in place of its 127.0.0.53 (the IPv6 ::127.0.0.53 stays)."""
-    return re.sub(r"(?<![:\d.])127\.0\.0\.53(?![\d])", NAMESERVER, golden)
+    """The golden with the pod's nameservers in place of its 127.0.0.53 and ::127.0.0.53."""
+    return re.sub(r"(?<![:\d.])127\.0\.0\.53(?![\d])", NAMESERVER, golden.replace("::127.0.0.53", NAMESERVER6))
+
+
+def restore_texts(rules: str) -> tuple[str, str | None]:
+    """iptables-restore input for IPv4 and (when the rules have any) IPv6."""
+    r = parse_iptables(rules, source="golden")
+    assert not r.errors, [str(e) for e in r.errors]
+    v6 = [render_ruleset(rs) for rs in r.rulesets if rs.family == Family.IPV6]
+    return to_kernel_text(rules), (v6[0] if v6 else None)
 
 
 def capture_all_nftables() -> str:
@@ -90,6 +102,7 @@ class UdpCase:
     proxy_uid: int = PROXY_UID  # the uid/gid the DNS proxy runs as
     proxy_gid: int = PROXY_GID
     rules: str = "uid-gid"  # RULES' shape
+    ipv6: bool = False  # a dual-stack pod (PodNet ipv6=True): the DNS proxy on ::1 too, the upstream on fd00:80::1
     expect: dict[str, Any] | None = None  # the fields the case was written to show
 
 
@@ -170,6 +183,33 @@ CASES = [
         dns_proxy=False,
         expect={"received_by": None, "failure": "NO_LISTENER"},
     ),
+    UdpCase(
+        "IPv6: the application's query to the IPv6 nameserver reaches the DNS proxy on ::1; the answer comes from "
+        "the server",
+        NAMESERVER6,
+        ipv6=True,
+        expect={
+            "intercepted": True,
+            "received_by": "dns-proxy",
+            "receiver_peer_ip": POD_IP6,
+            "reply_source": f"[{NAMESERVER6}]:53",
+        },
+    ),
+    UdpCase(
+        "IPv6: the sidecar's own query (uid 3) reaches the server",
+        NAMESERVER6,
+        uid=PROXY_UID,
+        gid=PROXY_GID,
+        ipv6=True,
+        expect={"intercepted": False, "received_by": "destination", "reply_source": f"[{NAMESERVER6}]:53"},
+    ),
+    UdpCase(
+        "IPv6, no DNS proxy listening: the sender is never told",
+        NAMESERVER6,
+        ipv6=True,
+        dns_proxy=False,
+        expect={"received_by": None, "failure": "TIMEOUT"},
+    ),
 ]
 
 
@@ -184,8 +224,8 @@ def _ip(a: Any) -> str | None:
     return str(a[0]) if a else None
 
 
-def kernel_verdict(case: UdpCase, sent: Any, proxy: Any, upstream: list[Any]) -> dict[str, Any]:
-    got_proxy = proxy.accepted(timeout=0.2) if proxy is not None else []
+def kernel_verdict(case: UdpCase, sent: Any, proxies: list[Any], upstream: list[Any]) -> dict[str, Any]:
+    got_proxy = [r for p in proxies for r in p.accepted(timeout=0.2 / len(proxies))]
     got_upstream = [r for u in upstream for r in u.accepted(timeout=0.0 if got_proxy else 0.2)]
     received_by, peer = None, None
     if got_proxy:
@@ -193,6 +233,8 @@ def kernel_verdict(case: UdpCase, sent: Any, proxy: Any, upstream: list[Any]) ->
     elif got_upstream:
         received_by, peer = "destination", got_upstream[0].peer
     reply_from = sent.raw.get("reply_from")
+    if reply_from and ":" in str(reply_from[0]):
+        reply_from = [f"[{reply_from[0]}]", reply_from[1]]
     failure = {"connected": None, "refused": "NO_LISTENER", "timeout": "TIMEOUT"}.get(sent.outcome, sent.outcome)
     return {
         "intercepted": bool(got_proxy) and (case.dst, 53) != ("127.0.0.1", 15053),
@@ -218,32 +260,41 @@ def observable(verdict: dict[str, Any]) -> dict[str, Any]:
 def test_story_udp_gives_the_kernels_verdict_for_dns_capture(case: UdpCase, backend: str) -> None:
     ipt_backend = "nft" if backend != "iptables-legacy" else "legacy"
     require_netns(ipt_backend)
-    with PodNet(ipt_backend) as net:
+    v6_rules: str | None = None
+    with PodNet(ipt_backend, ipv6=case.ipv6) as net:
         if backend == "nftables":
             net.run_pod(["nft", "-f", "-"], input=RULES[case.rules, "nftables"])
         else:
-            net.load_iptables(to_kernel_text(RULES[case.rules, "iptables"]))
-        upstream = [
-            net.listen(f"upstream {a}", 53, addr=a, side="client", proto="udp") for a in (NAMESERVER, OTHER_SERVER)
-        ]
-        proxy = (
+            v4_rules, v6_rules = restore_texts(RULES[case.rules, "iptables"])
+            net.load_iptables(v4_rules)
+            if case.ipv6 and v6_rules is not None:
+                net.run_pod([f"ip6tables-{ipt_backend}-restore", "-w", "10"], input=v6_rules)
+        servers = (NAMESERVER, OTHER_SERVER, *((NAMESERVER6,) if case.ipv6 else ()))
+        upstream = [net.listen(f"upstream {a}", 53, addr=a, side="client", proto="udp") for a in servers]
+        # istio-agent binds localhost:15053: 127.0.0.1 and, with IPv6, ::1
+        proxy_addrs = ("127.0.0.1", *(("::1",) if case.ipv6 else ())) if case.dns_proxy else ()
+        proxies = [
             net.listen(
-                "dns-proxy",
+                f"dns-proxy {a}",
                 15053,
-                addr="127.0.0.1",
+                addr=a,
                 uid=case.proxy_uid,
                 gid=case.proxy_gid,
                 proto="udp",
                 owner_at_socket=True,
             )
-            if case.dns_proxy
-            else None
-        )
+            for a in proxy_addrs
+        ]
         sent = net.udp_send("pod", case.dst, 53, uid=case.uid, gid=case.gid, timeout=TIMEOUT)
-        kernel = kernel_verdict(case, sent, proxy, upstream)
+        kernel = kernel_verdict(case, sent, proxies, upstream)
         evidence = {
             "nftables": net.run_pod(["nft", "list", "ruleset"]).stdout if backend == "nftables" else None,
             "iptables": net.iptables_save() if backend != "nftables" else None,
+            "ip6tables": (
+                net.run_pod([f"ip6tables-{ipt_backend}-save"]).stdout if backend != "nftables" and case.ipv6 else None
+            ),
+            "ip6_rule": net.ip6_rule_list() if case.ipv6 else None,
+            "ip6_route": net.ip6_route_show_all() if case.ipv6 else None,
             "ip_rule": net.ip_rule_list(),
             "ip_route": net.ip_route_show_all(),
             "addr": net.ip_addr(),
@@ -253,7 +304,7 @@ def test_story_udp_gives_the_kernels_verdict_for_dns_capture(case: UdpCase, back
         **evidence,
         pod_ip=POD_IP,
         direction="udp",
-        dst=f"{case.dst}:53",
+        dst=f"[{case.dst}]:53" if ":" in case.dst else f"{case.dst}:53",
         app_uid=case.uid,
         app_gid=case.gid,
         proxy_uid=case.proxy_uid,
