@@ -194,7 +194,8 @@ def flow_of(story: Story, layout: Layout = FULL) -> _Flow:
         if not edges:
             continue
         if name == "reply":
-            flow.rows.append(_Row("heading", label="reply path: the SYN-ACKs back to each sender (dashed)"))
+            back = "the answer back to the sender" if story.direction == "udp" else "the SYN-ACKs back to each sender"
+            flow.rows.append(_Row("heading", label=f"reply path: {back} (dashed)"))
         at: str | None = None  # the node the previous row drew
         for e in edges:
             if e.src != at:

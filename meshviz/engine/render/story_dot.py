@@ -24,7 +24,7 @@ from meshviz.engine.render.dot import (
     esc,
     wrapped,
 )
-from meshviz.engine.story.model import Failure, Story, StoryHop
+from meshviz.engine.story.model import UDP_ANSWER_TITLE, Failure, Story, StoryHop
 
 # --------------------------------------------------------------------------
 # Story -> diagram
@@ -33,7 +33,9 @@ from meshviz.engine.story.model import Failure, Story, StoryHop
 
 def _is_reply(hop: StoryHop) -> bool:
     t = hop.trace
-    return hop.title == "SYN-ACK" or (t is not None and {"SYN", "ACK"} <= set(t.packet.tcp_flags))
+    if hop.title in ("SYN-ACK", UDP_ANSWER_TITLE):
+        return True
+    return t is not None and t.packet.protocol == "tcp" and {"SYN", "ACK"} <= set(t.packet.tcp_flags)
 
 
 def _step_decides(s: Step) -> bool:

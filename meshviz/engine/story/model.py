@@ -31,6 +31,8 @@ OUTBOUND_VERDICT_FIELDS = ("intercepted", "loop", "destination_reached", "destin
 #: (`dns-proxy`, `destination` - the address it was sent to, in or outside the pod -, or null); receiver_peer_ip:
 #: the source address the receiver sees; reply_received: the answer reaches the sending (connected) socket;
 #: reply_source: IP:PORT the answer comes from as the sender sees it (after conntrack undid any NAT), else null.
+#: The title of a UDP story's answer hop: diagrams draw it as the reply path.
+UDP_ANSWER_TITLE = "the answer"
 UDP_VERDICT_FIELDS = ("intercepted", "received_by", "receiver_peer_ip", "reply_received", "reply_source", "failure")
 
 

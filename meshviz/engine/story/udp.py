@@ -22,7 +22,7 @@ from meshviz.engine.sim.snapshot import Snapshot
 from meshviz.engine.sim.sockets import SocketTable
 from meshviz.engine.story.build import _Builder, _capture_rule, _finish, _rule_refs
 from meshviz.engine.story.context import PodContext
-from meshviz.engine.story.model import Failure, Story
+from meshviz.engine.story.model import UDP_ANSWER_TITLE, Failure, Story
 
 #: istio-agent's DNS proxy: Istio binds it to localhost:15053 (udp and tcp), a port its rules redirect to and that
 #: no setting changes.
@@ -108,10 +108,10 @@ def udp_story(
     r = send_datagram_from_pod(sim, dst, Sender(uid=uid, gid=gid, name=f"{name} ({who})"))
     if r.query is not None:
         q = r.query
-        b.hop(f"the datagram to {dst}", "pod-kernel", f"{q.disposition.value} - {q.detail}", trace=q)
+        b.hop(f"{name}'s datagram to {dst}", "pod-kernel", f"{q.disposition.value} - {q.detail}", trace=q)
     if r.reply is not None:
         rt = r.reply
-        b.hop("the answer", "pod-kernel", f"{rt.disposition.value} - {rt.detail}", trace=rt)
+        b.hop(UDP_ANSWER_TITLE, "pod-kernel", f"{rt.disposition.value} - {rt.detail}", trace=rt)
     failure, iface = _failure(r)
     receiver = r.receiver
     verdict: dict[str, Any] = {
