@@ -77,7 +77,21 @@ def compare(ev: Evidence, connections: list[tuple[str, int]]) -> dict[str, Any]:
     mode = mode_of(ev)
     other_mode = "TPROXY" if mode == "REDIRECT" else "REDIRECT"
     backend = backend_of(ev)
-    other = evidence_in_mode(ev, other_mode, notes)
+    prof = profile_of(ev)
+    try:
+        other = evidence_in_mode(ev, other_mode, notes)
+    except ValueError as exc:
+        # The other mode cannot be built from this evidence (nft -j JSON cannot be patched): say so, compare nothing.
+        why = f"the {other_mode} side cannot be built from this evidence: {exc}"
+        return {
+            "modes": [mode, other_mode],
+            "as_uploaded": mode,
+            "derived": {"mode": other_mode, "how": [*notes, why], "nft_fragment": None},
+            "backend": backend,
+            "connections": [],
+            "costs": {},
+            "notes": [why],
+        }
     out_conns = []
     for client, port in connections:
         a = Side(mode, ev, story_for(ev, client=client, port=port))
@@ -98,7 +112,6 @@ def compare(ev: Evidence, connections: list[tuple[str, int]]) -> dict[str, Any]:
                 "stories": {mode: a.story.to_dict(), other_mode: b.story.to_dict()},
             }
         )
-    prof = profile_of(ev)
     envoy_change = (
         f"transparent listeners and original_src (mark {prof.tproxy_mark}) on virtualInbound"
         if other_mode == "TPROXY"

@@ -99,8 +99,10 @@ def _plans(ev: Evidence, fam: Family, notes: list[str]) -> list[Plan]:
         if _dials_loopback(ev):
             up = _upgrade_repair(ev)
             plans.append(Plan("upgrade to Istio >= 1.10, then TPROXY", [up, switch]))
-        switched = switch.apply(ev)
-        more, _ = candidate_repairs(switched, fam)
+        try:
+            more, _ = candidate_repairs(switch.apply(ev), fam)
+        except (ValueError, EngineInputError):
+            more = []  # the switch itself cannot be applied: its own plan already says why
         if more:
             plans.append(Plan("TPROXY with every repair the switched pod still lacks", [switch, *more]))
     return plans

@@ -404,7 +404,10 @@ def candidate_repairs(ev: Evidence, fam: Family = Family.IPV4) -> tuple[list[Rep
 def _switch_to_tproxy(ev: Evidence, notes: list[str]) -> Repair:
     from meshviz.engine.fix.modes import evidence_in_mode, generated_ip_commands, mode_fragment
 
-    switched = evidence_in_mode(ev, "TPROXY", notes)
+    try:
+        switched: Evidence | None = evidence_in_mode(ev, "TPROXY", notes)
+    except ValueError:
+        switched = None  # applying the repair says why (the plans record it as "cannot be applied")
     ip_cmds = generated_ip_commands(ev, "TPROXY")
     fragment = mode_fragment(ev, "TPROXY")
     artifacts = [
@@ -442,7 +445,7 @@ def _switch_to_tproxy(ev: Evidence, notes: list[str]) -> Repair:
         "(Istio's defaults: `ip rule fwmark 1337 lookup 133` / `ip route local default dev lo table 133`) and the "
         "CONNMARK rules so the replies return to Envoy. Cost: the sidecar runs as root (uid 0) with NET_ADMIN, and "
         "`owner` matches see uid 0 instead of the proxy uid.",
-        lambda e: switched if e is ev else evidence_in_mode(e, "TPROXY", []),
+        lambda e: switched if e is ev and switched is not None else evidence_in_mode(e, "TPROXY", []),
         tuple(artifacts),
     )
 
