@@ -19,6 +19,7 @@ iptables rules (a mixed pod: kube-proxy in iptables-nft beside Istio's nft table
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import replace
 
 from meshviz.engine.core.model import Family
@@ -31,17 +32,22 @@ from meshviz.engine.istio.nft_commands import (
     nft_fragment,
 )
 from meshviz.engine.istio.nft_generator import (
+    ISTIO_DROP,
     ISTIO_IN_REDIRECT,
     ISTIO_INBOUND,
+    ISTIO_OUTPUT,
+    ISTIO_OUTPUT_DNS,
+    ISTIO_REDIRECT,
     ISTIO_TPROXY,
     MANGLE,
     NAT,
+    OUTPUT,
     PREROUTING,
     RAW,
     GeneratedNftables,
     generate_nftables,
 )
-from meshviz.engine.istio.settings import CaptureSettings, InterceptionMode
+from meshviz.engine.istio.settings import WILDCARD, CaptureSettings, Cidr, InterceptionMode
 from meshviz.engine.nftables import profile as nft_profile
 from meshviz.engine.nftables.model import AnonSet, Match, NftRule, NftRuleset, Selector, SetStmt, Value, Verdict
 from meshviz.engine.pipeline.evidence import Evidence, pod_of
@@ -115,14 +121,179 @@ def _verdict(rule: NftRule) -> Verdict | None:
     return next((s for s in reversed(rule.statements) if isinstance(s, Verdict)), None)
 
 
+def _matches(rule: NftRule) -> list[Match]:
+    return [s for s in rule.statements if isinstance(s, Match)]
+
+
+def _only(rule: NftRule, key: str) -> str | None:
+    """The value of the rule's single `key == VALUE` match (None when it matches anything else too)."""
+    ms = _matches(rule)
+    if len(ms) == 1 and ms[0].left == Selector(key) and ms[0].op == "==" and isinstance(ms[0].right, Value):
+        return ms[0].right.text_
+    return None
+
+
+def _chain_rules(rs: NftRuleset, table: str, chain: str) -> tuple[NftRule, ...]:
+    t = rs.table("inet", table)
+    c = t.chain(chain) if t else None
+    return c.rules if c else ()
+
+
+def _interfaces(rs: NftRuleset) -> dict[str, object]:
+    """Excluded interfaces (`iifname X return` in nat prerouting and `oifname X return` in nat output) and
+    KubeVirt interfaces (rerouted: `iifname X ... return|jump istio-redirect` in nat prerouting only, each
+    inserted at the head, so listed last first)."""
+    pre: list[str] = []
+    virt: list[str] = []
+    for r in _chain_rules(rs, NAT, PREROUTING):
+        v = _verdict(r)
+        iface = next((m.right.text_ for m in _matches(r) if m.left == Selector("meta iifname")
+                      and m.op == "==" and isinstance(m.right, Value)), None)  # fmt: skip
+        if v is None or iface is None:
+            continue
+        if v.kind == "return" and _only(r, "meta iifname") is not None:
+            pre.append(iface)
+        elif v.kind == "jump" and v.chain == ISTIO_REDIRECT:
+            virt.append(iface)
+    out = {
+        _only(r, "meta oifname")
+        for r in _chain_rules(rs, NAT, OUTPUT)
+        if (v := _verdict(r)) is not None and v.kind == "return"
+    }
+    kw: dict[str, object] = {}
+    excluded = [i for i in pre if i in out]
+    virt = list(reversed([*virt, *(i for i in pre if i not in out)]))
+    if excluded:
+        kw["exclude_interfaces"] = tuple(dict.fromkeys(excluded))
+    if virt:
+        kw["reroute_virtual_interfaces"] = tuple(dict.fromkeys(virt))
+    return kw
+
+
+def _cidr(text: str) -> Cidr | None:
+    try:
+        return ipaddress.ip_interface(text)
+    except ValueError:
+        return None
+
+
+def _outbound(rs: NftRuleset) -> dict[str, object]:
+    """Outbound capture in nat istio-output: the loopback CIDR, excluded and included ranges and ports."""
+    kw: dict[str, object] = {}
+    seen_loopback = {4: False, 6: False}
+    exclude: list[Cidr] = []
+    include: list[Cidr] = []
+    include_all = False
+    ports_in: list[int] = []
+    ports_out: list[int] = []
+    for r in _chain_rules(rs, NAT, ISTIO_OUTPUT):
+        v = _verdict(r)
+        if v is None:
+            continue
+        redirect = v.kind == "jump" and v.chain == ISTIO_REDIRECT
+        if not redirect and v.kind != "return":
+            continue
+        if redirect and not _matches(r):
+            include_all = True
+            continue
+        for key in ("ip daddr", "ip6 daddr"):
+            text = _only(r, key)
+            cidr = _cidr(text) if text is not None else None
+            if cidr is None:
+                continue
+            if redirect:
+                include.append(cidr)
+            elif not seen_loopback[cidr.version]:
+                seen_loopback[cidr.version] = True  # Istio's first daddr return: "to localhost"
+                if cidr.version == 4 and cidr != CaptureSettings().host_ipv4_loopback_cidr:
+                    kw["host_ipv4_loopback_cidr"] = cidr
+            else:
+                exclude.append(cidr)
+        for key in ("tcp dport", "udp dport"):
+            text = _only(r, key)
+            if text is not None and text.isdigit():
+                (ports_in if redirect and key == "tcp dport" else ports_out).append(int(text))
+    if include_all:
+        kw["outbound_ip_ranges_include"] = WILDCARD
+    elif include:
+        kw["outbound_ip_ranges_include"] = tuple(dict.fromkeys(include))
+    if exclude:
+        kw["outbound_ip_ranges_exclude"] = tuple(dict.fromkeys(exclude))
+    if ports_in:
+        kw["outbound_ports_include"] = tuple(dict.fromkeys(ports_in))
+    if ports_out:
+        kw["outbound_ports_exclude"] = tuple(dict.fromkeys(ports_out))
+    return kw
+
+
+def _dns(rs: NftRuleset) -> dict[str, object]:
+    """DNS capture: istio-output-dns chains (raw, nat), the servers the nat one redirects to 15053 for (or every
+    port-53 packet: --capture-all-dns)."""
+    raw = rs.table("inet", RAW)
+    rules = _chain_rules(rs, NAT, ISTIO_OUTPUT_DNS)
+    if not rules and (raw is None or raw.chain(ISTIO_OUTPUT_DNS) is None):
+        return {}
+    kw: dict[str, object] = {"redirect_dns": True}
+    servers: dict[int, list[str]] = {4: [], 6: []}
+    for r in rules:
+        daddr = [m for m in _matches(r) if m.left in (Selector("ip daddr"), Selector("ip6 daddr"))]
+        if not daddr:
+            kw["capture_all_dns"] = True
+            continue
+        right = daddr[0].right
+        cidr = _cidr(right.text_) if isinstance(right, Value) else None
+        if cidr is not None:
+            servers[cidr.version].append(str(cidr.ip))
+    if servers[4]:
+        kw["dns_servers_v4"] = tuple(dict.fromkeys(servers[4]))
+    if servers[6]:
+        kw["dns_servers_v6"] = tuple(dict.fromkeys(servers[6]))
+    return kw
+
+
+def _owner_groups(rs: NftRuleset) -> dict[str, object]:
+    """The sidecar's gids (a `skgid X return` with its `skgid X jump istio-in-redirect` companion) apart from
+    owner groups: excluded (`skgid G return` alone) or included (`skgid != A skgid != B return`)."""
+    rules = _chain_rules(rs, NAT, ISTIO_OUTPUT)
+    proxy = {
+        m.right.text_
+        for r in rules
+        if (v := _verdict(r)) is not None and v.kind == "jump" and v.chain == ISTIO_IN_REDIRECT
+        for m in _matches(r)
+        if m.left == Selector("meta skgid") and m.op == "==" and isinstance(m.right, Value)
+    }
+    kw: dict[str, object] = {}
+    excluded: list[str] = []
+    for r in rules:
+        v = _verdict(r)
+        if v is None or v.kind != "return":
+            continue
+        ms = _matches(r)
+        if (g := _only(r, "meta skgid")) is not None and g not in proxy:
+            excluded.append(g)
+        elif ms and all(m.left == Selector("meta skgid") and m.op == "!=" and isinstance(m.right, Value) for m in ms):
+            kw["owner_groups_include"] = tuple(m.right.text_ for m in ms if isinstance(m.right, Value))
+    if excluded:
+        kw["owner_groups_exclude"] = tuple(dict.fromkeys(excluded))
+    if proxy:
+        kw["proxy_gids"] = tuple(g for g in dict.fromkeys(
+            str(i) for i in nft_profile.exempt_ids(rs, "meta skgid")) if g in proxy)  # fmt: skip
+    return kw
+
+
 def settings_from_nft(rs: NftRuleset, notes: list[str]) -> CaptureSettings:
     """The istio-nftables settings behind a pod's Istio nft tables (what the comparison keeps constant): mode,
     Envoy's ports, the inbound ports captured or excluded, the excluded interfaces, the sidecar's uid/gid,
-    the TPROXY mark and whether IPv6 is programmed."""
+    outbound ranges and ports, the loopback CIDR, KubeVirt interfaces, `drop-invalid`, the TPROXY mark and whether
+    IPv6 is programmed, DNS capture and owner groups."""
     base = CaptureSettings()
     kw: dict[str, object] = {}
     mode = nft_profile.interception_mode(rs)
-    tproxy = mode == "TPROXY"
+    mangle = rs.table("inet", MANGLE)
+    # Istio's mangle table saves the TPROXY mark even when no inbound port is captured (INBOUND_PORTS="").
+    tproxy = mode == "TPROXY" or (mangle is not None and _saves_mark(NftRuleset((mangle,))))
+    if tproxy:
+        mode = "TPROXY"
     kw["interception_mode"] = InterceptionMode.TPROXY if tproxy else InterceptionMode.REDIRECT
     if (p := nft_profile.outbound_port(rs)) is not None:
         kw["proxy_port"] = p
@@ -155,23 +326,18 @@ def settings_from_nft(rs: NftRuleset, notes: list[str]) -> CaptureSettings:
             kw["inbound_ports_exclude"] = tuple(dict.fromkeys(excluded))
         elif included:
             kw["inbound_ports_include"] = tuple(dict.fromkeys(included))
-    nat = rs.table("inet", NAT)
-    pre = nat.chain(PREROUTING) if nat else None
-    ifaces = [
-        s.right.text_
-        for r in (pre.rules if pre else ())
-        if (v := _verdict(r)) is not None and v.kind == "return"
-        for s in r.statements
-        if isinstance(s, Match) and s.left == Selector("meta iifname") and s.op == "==" and isinstance(s.right, Value)
-    ]
-    if ifaces:
-        kw["exclude_interfaces"] = tuple(dict.fromkeys(ifaces))
+    kw.update(_interfaces(rs))
+    kw.update(_outbound(rs))
+    kw.update(_dns(rs))
+    if mangle is not None and mangle.chain(ISTIO_DROP) is not None:
+        kw["drop_invalid"] = True
     uids = nft_profile.exempt_ids(rs, "meta skuid")
     gids = nft_profile.exempt_ids(rs, "meta skgid")
     if uids:
         kw["proxy_uids"] = tuple(str(u) for u in uids)
     if gids:
         kw["proxy_gids"] = tuple(str(g) for g in gids)
+    kw.update(_owner_groups(rs))
     tm = nft_profile.tproxy_mark(rs)
     if tm is not None:
         kw["inbound_tproxy_mark"] = tm[0]
