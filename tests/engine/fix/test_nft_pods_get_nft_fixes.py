@@ -227,3 +227,29 @@ def test_nft_json_evidence_is_not_patched_and_no_fix_is_offered() -> None:
     assert "cannot be applied" in r.tried[0]["why"] and "nft -j" in r.tried[0]["why"]
     out = compare(ev, [(CLIENT, PORT)])
     assert out["connections"] == [] and "nft -j" in out["notes"][0]
+
+
+def test_ipv6_client_of_an_nft_pod_gets_ip6_routing_and_the_inet_rule_it_lacks() -> None:
+    from dataclasses import replace
+
+    from meshviz.engine.istio.settings import CaptureSettings, InterceptionMode
+
+    from .test_ipv6_fix_emits_ip6_commands import _evidence
+
+    settings = CaptureSettings(
+        interception_mode=InterceptionMode.TPROXY,
+        enable_ipv6=True,
+        inbound_tproxy_mark=0x100,
+        inbound_tproxy_route_table=200,
+        inbound_ports_include="*",
+    )
+    script = without(generate_nftables(settings).script, "meta mark set ct mark")
+    r = fix(replace(_evidence(), ip6tables=None, nftables=script), client="[fd00:1::1]:40000", port=8083)
+    assert r.backend == "nftables"
+    assert r.works and r.after is not None and r.after["app_peer_ip"] == "fd00:1::1"
+    contents = [a.content for x in r.repairs for a in x.artifacts if a.kind in ("ip", "nft")]
+    assert contents == [
+        "ip -6 rule add fwmark 256 lookup 133",
+        "ip -6 route add local ::/0 dev lo table 133",
+        "nft add rule inet istio-proxy-mangle output meta l4proto tcp ct mark 256 counter meta mark set ct mark",
+    ]
