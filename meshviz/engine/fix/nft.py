@@ -49,7 +49,9 @@ from meshviz.engine.istio.nft_generator import (
 )
 from meshviz.engine.istio.settings import WILDCARD, CaptureSettings, Cidr, InterceptionMode
 from meshviz.engine.nftables import profile as nft_profile
+from meshviz.engine.nftables.listing import ruleset_listing, same_ruleset
 from meshviz.engine.nftables.model import AnonSet, Match, NftRule, NftRuleset, Selector, SetStmt, Value, Verdict
+from meshviz.engine.nftables.parser import parse_nftables
 from meshviz.engine.pipeline.evidence import Evidence, pod_of
 from meshviz.engine.pipeline.parsecache import rules_once
 
@@ -370,11 +372,25 @@ def replacement_fragment(script: str) -> str:
 
 
 def with_fragment(ev: Evidence, fragment: str) -> Evidence:
-    """`ev` after `nft -f fragment` ran on the pod: the fragment appended to the listed ruleset."""
+    """`ev` after `nft -f fragment` ran on the pod: the fragment appended to the listed ruleset (`nft -j`
+    evidence is written as a listing first)."""
+    return replace(ev, nftables=listed_text(ev).rstrip("\n") + "\n" + fragment)
+
+
+def listed_text(ev: Evidence) -> str:
+    """The pod's nft evidence as text `nft -f` reads: as given, or, for `nft -j` JSON, written as a listing
+    (refused when the listing would not read back as the same ruleset)."""
     text = ev.nftables or ""
-    if text.lstrip().startswith(("{", "[")):
-        raise ValueError("the nft evidence is `nft -j` JSON: meshviz patches `nft list ruleset` text only")
-    return replace(ev, nftables=text.rstrip("\n") + "\n" + fragment)
+    if not text.lstrip().startswith(("{", "[")):
+        return text
+    parsed = pod_of(ev).snapshot.nftables
+    if parsed is None:
+        raise ValueError("the nft evidence does not parse")
+    listing = ruleset_listing(parsed)
+    back = parse_nftables(listing)
+    if back.errors or not same_ruleset(back.ruleset, parsed):
+        raise ValueError("the `nft -j` evidence cannot be written as a listing that reads back the same")
+    return listing
 
 
 # --------------------------------------------------------------------------

@@ -220,13 +220,15 @@ def test_iptables_pod_still_gets_iptables_repairs() -> None:
     assert [a.kind for x in r.repairs for a in x.artifacts] == ["iptables", "iptables-restore"]
 
 
-def test_nft_json_evidence_is_not_patched_and_no_fix_is_offered() -> None:
+def test_nft_json_evidence_is_fixed_like_its_listing() -> None:
     ev = redirect_pod(nftables=(LISTED / "capture-inbound-ports-wildcard.json").read_text())
+    listed = fix(redirect_pod(), client=CLIENT, port=PORT)
     r = fix(ev, client=CLIENT, port=PORT)
-    assert not r.works and r.repairs == []
-    assert "cannot be applied" in r.tried[0]["why"] and "nft -j" in r.tried[0]["why"]
+    assert r.works and r.after == listed.after and r.after is not None and r.after["app_peer_ip"] == CLIENT_IP
+    assert r.to_dict()["nft_fragment"] == listed.to_dict()["nft_fragment"]
+    assert r.patched is not None and (r.patched.nftables or "").startswith("table inet istio-proxy-nat {")
     out = compare(ev, [(CLIENT, PORT)])
-    assert out["connections"] == [] and "nft -j" in out["notes"][0]
+    assert out["connections"][0]["differences"]["app_peer_ip"] == {"REDIRECT": "127.0.0.6", "TPROXY": CLIENT_IP}
 
 
 def test_ipv6_client_of_an_nft_pod_gets_ip6_routing_and_the_inet_rule_it_lacks() -> None:
