@@ -6,7 +6,8 @@ with a stand-in sidecar; a real client request shows the breakage.  The engine g
 goal="preserve-client-ip")` answers with nft commands.  Then, in the same pod, exactly what the fix says is
 applied: its `nft -f` fragment with `nft -f`, its `ip` commands, the sidecar restarted as the patched Envoy dump
 describes it.  A second request must give the fix's promised verdict (`after`), every field
-(story.INBOUND_VERDICT_FIELDS), and reach the application with the client's address.
+(story.INBOUND_VERDICT_FIELDS), and reach the application with the client's address.  A fresh pod built from the
+fix's `patched` evidence alone (its nft ruleset loaded with `nft -f`, its rules and routes) gives it too.
 """
 
 from __future__ import annotations
@@ -243,3 +244,14 @@ def test_applied_nft_fix_gives_the_promised_verdict_in_the_kernel(case: Case) ->
     ctx = f"\nkernel: {kernel}\npromised: {promised}\n{result.after_summary}\n{json.dumps(raw, default=str)[:3000]}"
     assert {k: kernel[k] for k in INBOUND_VERDICT_FIELDS} == {k: promised[k] for k in INBOUND_VERDICT_FIELDS}, ctx
     assert kernel["app_reached"] and kernel["app_peer_ip"] == CLIENT_IP, ctx
+    if case.iptables is not None:
+        return  # iptables-nft's tables are in the listing too: a fresh pod is rebuilt from nft-only evidence
+    # 3. A fresh pod built from `patched` alone: its nft ruleset (the listing and the fragment) with nft -f, its
+    #    rules and routes, the sidecar as the patched dump says.
+    with PodNet("nft") as fresh:
+        fresh.run_pod(["nft", "-f", "-"], input=patched["nftables"])
+        for cmd in patched["ip_rule"] + patched["ip_route"]:
+            fresh.ip(*cmd.split())
+        rebuilt, raw = request(fresh, s, fixed_sidecar)
+    ctx = f"\nrebuilt: {rebuilt}\npromised: {promised}\n{json.dumps(raw, default=str)[:3000]}"
+    assert {k: rebuilt[k] for k in INBOUND_VERDICT_FIELDS} == {k: promised[k] for k in INBOUND_VERDICT_FIELDS}, ctx
