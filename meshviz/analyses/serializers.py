@@ -334,7 +334,12 @@ class AnalysisSerializer(AnalysisCreatedSerializer):
     connections = serializers.ListField(child=serializers.DictField())
     verdicts = serializers.ListField(child=serializers.DictField(), help_text="one per connection")
     findings = serializers.ListField(child=serializers.DictField(), help_text="per connection, assumptions excluded")
-    fix = serializers.DictField(allow_null=True)
+    fix = serializers.DictField(
+        allow_null=True,
+        help_text="the verified fix: `backend` (`iptables` or `nftables`: the firewall its commands are for), "
+        "`patches` with their artifacts (`nft` commands and `nft -f` fragments for a native nftables pod), "
+        "`nft_fragment` (every nft change as one `nft -f` fragment, else null)",
+    )
     parse_warnings = serializers.ListField(child=serializers.DictField())
 
 

@@ -419,6 +419,7 @@ def cmd_fix(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"goal: {result.goal}: {'reached' if result.works else 'NOT reached'} after the patch")
+    print(f"backend: {result.backend} (the firewall the commands below are for)")
     print(f"before: {json.dumps(result.before)}")
     print(f"after:  {json.dumps(result.after)}")
     print(f"        {result.after_summary}")
@@ -458,7 +459,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for row in conn["rows"]:
             mark = "*" if row["differs"] else " "
             print(f"{mark} {row['label']:48} {str(row[a])[:44]:45} {str(row[b])[:60]}")
+    print(f"\nbackend: {out['backend']}")
     print(f"\n{b} derived: " + "; ".join(out["derived"]["how"]))
+    if out["derived"].get("nft_fragment"):
+        print(f"\n{b} as nft -f fragment (Istio's tables replaced, every other table kept):")
+        print(out["derived"]["nft_fragment"].rstrip("\n"))
     for m, costs in out["costs"].items():
         print(f"\ncost of {m}:")
         for c in costs:

@@ -43,6 +43,8 @@ ARTIFACT_EXT = {
     "envoyfilter": "yaml",
     "iptables": "sh",
     "iptables-restore": "rules",
+    "nft": "sh",
+    "nft-f": "nft",
     "ip": "sh",
     "sysctl": "conf",
 }

@@ -1,8 +1,10 @@
 """The same pod in the other interception mode.
 
 From a pod's evidence, infer the istio-iptables settings behind its rules
-(`settings_from_rules`), regenerate the rules in the other mode with the Istio
-generator (`meshviz.engine.istio`), and change what Istio changes with it:
+(`settings_from_rules`; for a native nftables pod, `fix.nft.settings_from_nft`),
+regenerate the rules in the other mode with the Istio generator
+(`meshviz.engine.istio`: iptables, or nftables replacing the pod's Istio nft
+tables), and change what Istio changes with it:
 Envoy's listeners (TPROXY: `transparent` and `original_src` with the pod's TPROXY
 mark), the policy route for that mark and table (Istio's defaults: `ip rule fwmark
 1337 lookup 133`, `ip route local default dev lo table 133`) and the sidecar's
@@ -18,6 +20,13 @@ from dataclasses import replace
 from meshviz.engine.core.model import Family
 from meshviz.engine.envoy.patch import to_mode
 from meshviz.engine.evidence.profile import tproxy_mark_of
+from meshviz.engine.fix.nft import (
+    generate_for,
+    istio_nft_ruleset,
+    replacement_fragment,
+    settings_from_nft,
+    with_fragment,
+)
 from meshviz.engine.istio.settings import CaptureSettings, InterceptionMode
 from meshviz.engine.netfilter.model import Chain, Rule, Ruleset, rule_dports
 from meshviz.engine.pipeline.evidence import Evidence, profile_of
@@ -144,12 +153,36 @@ def _generate(settings: CaptureSettings) -> tuple[str, list[str], list[str]]:
     return "".join(render_ruleset(rs) for rs in g.rulesets), list(g.ip_rule), list(g.ip_route)
 
 
+def settings_in_mode(ev: Evidence, mode: str, notes: list[str]) -> CaptureSettings:
+    """The settings behind the pod's Istio rules (its nft tables when its capture is native nftables, else its
+    iptables rules), in interception `mode`."""
+    rs = istio_nft_ruleset(ev)
+    settings = settings_from_nft(rs, notes) if rs is not None else settings_from_rules(ev.iptables, notes)
+    return replace(settings, interception_mode=InterceptionMode(mode))
+
+
+def mode_fragment(ev: Evidence, mode: str) -> str | None:
+    """For a pod whose capture is native nftables: the `nft -f` fragment that replaces its Istio tables by what
+    Istio's nftables generator programs in `mode` (every other table kept).  None for an iptables pod."""
+    if istio_nft_ruleset(ev) is None:
+        return None
+    return replacement_fragment(generate_for(settings_in_mode(ev, mode, [])).script)
+
+
 def evidence_in_mode(ev: Evidence, mode: str, notes: list[str]) -> Evidence:
-    """The same pod as Istio would set it up in `mode` (REDIRECT or TPROXY)."""
-    settings = settings_from_rules(ev.iptables, notes)
-    target = InterceptionMode(mode)
-    settings = replace(settings, interception_mode=target)
-    rules, ip_rule, ip_route = _generate(settings)
+    """The same pod as Istio would set it up in `mode` (REDIRECT or TPROXY), in the backend its capture uses:
+    iptables rules regenerated whole, or, for a native nftables pod, its Istio nft tables replaced (the iptables
+    rules, if any, kept as they are)."""
+    settings = settings_in_mode(ev, mode, notes)
+    target = settings.interception_mode
+    nftables = ev.nftables
+    if istio_nft_ruleset(ev) is not None:
+        g = generate_for(settings)
+        rules = ev.iptables
+        nftables = with_fragment(ev, replacement_fragment(g.script)).nftables
+        ip_rule, ip_route = list(g.ip_rule), list(g.ip_route)
+    else:
+        rules, ip_rule, ip_route = _generate(settings)
     rule_text = (ev.ip_rule or "").rstrip("\n")
     route_text = (ev.ip_route or "").rstrip("\n")
     if ip_rule:
@@ -164,6 +197,7 @@ def evidence_in_mode(ev: Evidence, mode: str, notes: list[str]) -> Evidence:
     return replace(
         ev,
         iptables=rules,
+        nftables=nftables,
         ip_rule=(rule_text + "\n") if ip_rule or ev.ip_rule else None,
         ip_route=(route_text + "\n") if ip_route or ev.ip_route else None,
         envoy=envoy,
@@ -181,6 +215,9 @@ def mode_of(ev: Evidence) -> str:
 
 def generated_ip_commands(ev: Evidence, mode: str) -> list[str]:
     """The `ip` commands (rule, then route) Istio installs for this pod in `mode`."""
-    settings = replace(settings_from_rules(ev.iptables, []), interception_mode=InterceptionMode(mode))
+    settings = settings_in_mode(ev, mode, [])
+    if istio_nft_ruleset(ev) is not None:
+        g = generate_for(settings)
+        return list(g.ip_rule) + list(g.ip_route)
     _, ip_rule, ip_route = _generate(settings)
     return ip_rule + ip_route

@@ -24,6 +24,7 @@ from meshviz.engine.core.model import Family
 from meshviz.engine.core.netaddr import split_host_port
 from meshviz.engine.envoy.patch import upgrade_inbound_clusters
 from meshviz.engine.fix.modes import mode_of
+from meshviz.engine.fix.nft import backend_of
 from meshviz.engine.fix.repairs import ALTERNATIVES, _dials_loopback, candidate_repairs
 from meshviz.engine.fix.result import GOALS, Artifact, FixResult, Repair
 from meshviz.engine.pipeline.evidence import Evidence, pod_of, story_for, with_identity
@@ -98,8 +99,10 @@ def _plans(ev: Evidence, fam: Family, notes: list[str]) -> list[Plan]:
         if _dials_loopback(ev):
             up = _upgrade_repair(ev)
             plans.append(Plan("upgrade to Istio >= 1.10, then TPROXY", [up, switch]))
-        switched = switch.apply(ev)
-        more, _ = candidate_repairs(switched, fam)
+        try:
+            more, _ = candidate_repairs(switch.apply(ev), fam)
+        except (ValueError, EngineInputError):
+            more = []  # the switch itself cannot be applied: its own plan already says why
         if more:
             plans.append(Plan("TPROXY with every repair the switched pod still lacks", [switch, *more]))
     return plans
@@ -126,6 +129,7 @@ def fix(
         raise ValueError(f"unknown goal {goal!r}; known: {', '.join(GOALS)}")
     client_ip = str(split_host_port(client)[0])
     ev = with_identity(ev)
+    backend = backend_of(ev)
     tls = client_tls
     before = story_for(ev, client=client, port=port, client_tls=tls)
     notes: list[str] = []
@@ -153,13 +157,27 @@ def fix(
             None,
             before.summary,
             [*notes, "the goal is already met: nothing to change"],
+            backend=backend,
         )
     fam = Family.IPV6 if ":" in client_ip else Family.IPV4
     scope = _scope(ev)
     if scope is not None:
         notes.append(scope)
         return FixResult(
-            goal, client, port, diagnosis, before.verdict.to_dict(), None, False, [], [], ALTERNATIVES, None, "", notes
+            goal,
+            client,
+            port,
+            diagnosis,
+            before.verdict.to_dict(),
+            None,
+            False,
+            [],
+            [],
+            ALTERNATIVES,
+            None,
+            "",
+            notes,
+            backend=backend,
         )
     tried: list[dict[str, Any]] = []
     chosen: tuple[list[Repair], Evidence, Story] | None = None
@@ -206,6 +224,7 @@ def fix(
             "",
             notes,
             tried,
+            backend=backend,
         )
     repairs, dropped = _minimise(ev, chosen[0], client, port, client_ip, tls)
     patched = _apply_all(ev, repairs)
@@ -226,4 +245,5 @@ def fix(
         after.summary,
         notes,
         tried,
+        backend=backend,
     )

@@ -1,6 +1,7 @@
 """The repairs a pod's evidence may need, read from what it has: CONNMARK save/restore, the TPROXY policy rule and
 local route, original_src's mark, route_localnet, the switch to TPROXY. Each is applied to the evidence, never
-guessed: the plans re-simulate it.
+guessed: the plans re-simulate it. A pod whose Istio capture is native nftables gets its firewall repairs as nft
+rules in Istio's tables and its switch as Istio's nft tables (`fix.nft`); its iptables rules are never touched.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from meshviz.engine.core.model import Family
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.patch import patch_dump
 from meshviz.engine.fix.modes import mode_of
-from meshviz.engine.fix.result import Artifact, Repair, _parsed, _parsed6, _sysctls
+from meshviz.engine.fix.nft import istio_nft_ruleset, nft_firewall_repairs
+from meshviz.engine.fix.result import NFT_FRAGMENT, Artifact, Repair, _parsed, _parsed6, _sysctls
 from meshviz.engine.netfilter.model import BUILTIN_CHAINS, Chain, Rule, Ruleset, Table
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.netfilter.render import render_ruleset
@@ -305,7 +307,13 @@ def candidate_repairs(ev: Evidence, fam: Family = Family.IPV4) -> tuple[list[Rep
                 (Artifact("ip", "local default route", _ip(fam, f"route add {local_default} dev lo table {TABLE}")),),
             )
         )
-    if not _has_rule(ev, fam, "mangle", "PREROUTING", lambda r: _target(r, "CONNMARK", "save-mark")):
+    nft_rules = istio_nft_ruleset(ev)
+    if nft_rules is not None:
+        # Istio's capture is native nftables: the firewall repairs are nft rules in its tables (iptables untouched).
+        out += nft_firewall_repairs(nft_rules, MARK, TABLE)
+    if nft_rules is None and not _has_rule(
+        ev, fam, "mangle", "PREROUTING", lambda r: _target(r, "CONNMARK", "save-mark")
+    ):
         out.append(
             _iptables_repair(
                 fam,
@@ -319,7 +327,9 @@ def candidate_repairs(ev: Evidence, fam: Family = Family.IPV4) -> tuple[list[Rep
                 f"-p tcp -m mark --mark {MARK} -j CONNMARK --save-mark",
             )
         )
-    if not _has_rule(ev, fam, "mangle", "OUTPUT", lambda r: _target(r, "CONNMARK", "restore-mark")):
+    if nft_rules is None and not _has_rule(
+        ev, fam, "mangle", "OUTPUT", lambda r: _target(r, "CONNMARK", "restore-mark")
+    ):
         out.append(
             _iptables_repair(
                 fam,
@@ -333,8 +343,12 @@ def candidate_repairs(ev: Evidence, fam: Family = Family.IPV4) -> tuple[list[Rep
                 f"-p tcp -m connmark --mark {MARK} -j CONNMARK --restore-mark",
             )
         )
-    if _has_chain(ev, fam, "mangle", "ISTIO_INBOUND") and not _has_rule(
-        ev, fam, "mangle", "ISTIO_INBOUND", lambda r: _target(r, "RETURN") and MARK in _marks(r, "mark")
+    if (
+        nft_rules is None
+        and _has_chain(ev, fam, "mangle", "ISTIO_INBOUND")
+        and not _has_rule(
+            ev, fam, "mangle", "ISTIO_INBOUND", lambda r: _target(r, "RETURN") and MARK in _marks(r, "mark")
+        )
     ):
         out.append(
             _iptables_repair(
@@ -388,10 +402,14 @@ def candidate_repairs(ev: Evidence, fam: Family = Family.IPV4) -> tuple[list[Rep
 
 
 def _switch_to_tproxy(ev: Evidence, notes: list[str]) -> Repair:
-    from meshviz.engine.fix.modes import evidence_in_mode, generated_ip_commands
+    from meshviz.engine.fix.modes import evidence_in_mode, generated_ip_commands, mode_fragment
 
-    switched = evidence_in_mode(ev, "TPROXY", notes)
+    try:
+        switched: Evidence | None = evidence_in_mode(ev, "TPROXY", notes)
+    except ValueError:
+        switched = None  # applying the repair says why (the plans record it as "cannot be applied")
     ip_cmds = generated_ip_commands(ev, "TPROXY")
+    fragment = mode_fragment(ev, "TPROXY")
     artifacts = [
         Artifact(
             "kubectl-patch",
@@ -399,6 +417,15 @@ def _switch_to_tproxy(ev: Evidence, notes: list[str]) -> Repair:
             _kubectl_annotation(ev, {"sidecar.istio.io/interceptionMode": "TPROXY"}),
         )
     ]
+    if fragment is not None:
+        artifacts.append(
+            Artifact(
+                NFT_FRAGMENT,
+                "Istio's TPROXY nft tables in place of the pod's istio-proxy-* tables, every other table kept "
+                "(nft -f; what istio-init programs when the pod restarts with the annotation)",
+                fragment,
+            )
+        )
     if ip_cmds:
         artifacts.append(
             Artifact(
@@ -418,7 +445,7 @@ def _switch_to_tproxy(ev: Evidence, notes: list[str]) -> Repair:
         "(Istio's defaults: `ip rule fwmark 1337 lookup 133` / `ip route local default dev lo table 133`) and the "
         "CONNMARK rules so the replies return to Envoy. Cost: the sidecar runs as root (uid 0) with NET_ADMIN, and "
         "`owner` matches see uid 0 instead of the proxy uid.",
-        lambda e: switched if e is ev else evidence_in_mode(e, "TPROXY", []),
+        lambda e: switched if e is ev and switched is not None else evidence_in_mode(e, "TPROXY", []),
         tuple(artifacts),
     )
 

@@ -20,10 +20,13 @@ from meshviz.engine.routing.model import TABLE_IDS, PolicyRule
 
 GOALS = ("preserve-client-ip",)
 
+#: The artifact kind of an `nft -f` fragment (an nft pod's repairs; `nft` is one `nft add rule ...` command).
+NFT_FRAGMENT = "nft-f"
+
 
 @dataclass(frozen=True)
 class Artifact:
-    kind: str  # kubectl-patch | envoyfilter | iptables | iptables-restore | ip | sysctl
+    kind: str  # kubectl-patch | envoyfilter | iptables | iptables-restore | nft | nft-f | ip | sysctl
     title: str
     content: str
 
@@ -56,6 +59,14 @@ class FixResult:
     after_summary: str = ""
     notes: list[str] = field(default_factory=list)
     tried: list[dict[str, Any]] = field(default_factory=list)  # every candidate plan re-simulated, and its outcome
+    #: The firewall the repairs' rules are for: `iptables` (iptables/iptables-restore artifacts) or `nftables`
+    #: (the pod's Istio capture is native nft: `nft` commands and `nft -f` fragments).
+    backend: str = "iptables"
+
+    def nft_fragment(self) -> str | None:
+        """Every nft repair as one `nft -f` fragment, in order (None when no repair is an nft one)."""
+        parts = [a.content for r in self.repairs for a in r.artifacts if a.kind == NFT_FRAGMENT]
+        return "".join(p if p.endswith("\n") else p + "\n" for p in parts) if parts else None
 
     def to_dict(self) -> dict[str, Any]:
         patches = [
@@ -75,6 +86,8 @@ class FixResult:
             "after_summary": self.after_summary,
             "notes": self.notes,
             "tried": self.tried,
+            "backend": self.backend,
+            "nft_fragment": self.nft_fragment(),
         }
         if self.patched is not None:
             out["patched"] = patched_evidence(self.patched, self.repairs)
@@ -84,8 +97,9 @@ class FixResult:
 def patched_evidence(ev: Evidence, repairs: list[Repair]) -> dict[str, Any]:
     """The complete patched evidence, machine-applicable to a fresh pod.
 
-    `iptables_save` / `ip6tables_save` are whole rulesets for iptables-restore.  `ip_rule` / `ip6_rule` hold every
-    policy rule the pod has beyond the kernel's defaults (the ones it already had and the new ones) as `rule add`
+    `iptables_save` / `ip6tables_save` are whole rulesets for iptables-restore; `nftables` is the pod's nft
+    ruleset as listed with the nft repairs appended (an `nft -f` script: block syntax, then commands), None
+    without nft evidence.  `ip_rule` / `ip6_rule` hold every policy rule the pod has beyond the kernel's defaults (the ones it already had and the new ones) as `rule add`
     commands with explicit priorities; `ip_route` / `ip6_route` every route the kernel does not create by itself
     from the interfaces' addresses, as idempotent `route replace` commands (IPv6 ones start with `-6`: each is
     the arguments of one `ip` command).  `repairs` is kept for the artifacts.
@@ -127,6 +141,7 @@ def patched_evidence(ev: Evidence, repairs: list[Repair]) -> dict[str, Any]:
         "ip_route": routes[Family.IPV4],
         "ip6_route": routes[Family.IPV6],
         "sysctl": dict(_sysctls(ev.sysctl)),
+        "nftables": ev.nftables,
         "envoy_config_dump": json.loads(ev.envoy) if ev.envoy else None,
         "proxy_uid": ev.proxy_uid,
         "proxy_gid": ev.proxy_gid,
