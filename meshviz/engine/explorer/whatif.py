@@ -22,6 +22,7 @@ while any edit failed.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -140,7 +141,61 @@ def default_connections(ev: Evidence) -> list[dict[str, Any]]:
             "app_gid": DEFAULT_APP_GID,
         }
     )
+    dns = dns_query_destination(ev)
+    if dns is not None:
+        conns.append({"direction": "udp", "dst": dns, "app_uid": DEFAULT_APP_UID, "app_gid": DEFAULT_APP_GID})
     return conns
+
+
+#: Istio's DNS capture as the rules write it: a UDP port-53 redirect to istio-agent's DNS proxy on 15053, in
+#: iptables-save (`-p udp ... --dport 53 ... -j REDIRECT --to-port(s) 15053`) and nft (`udp dport 53 ... redirect to
+#: :15053`, listed or as an `nft -f` script).
+_IPT_DNS_CAPTURE = re.compile(r"(?:^|\s)-[AI]\s.*-p udp\b.*--dport 53\b.*-j REDIRECT --to-ports? 15053\b")
+_IPT_DST = re.compile(r"(?<!! )-d (\S+)")
+_NFT_DNS_CAPTURE = re.compile(r"\budp dport 53\b.*\bredirect to :15053\b")
+_NFT_DST = re.compile(r"\bip6? daddr (?!!=)(\S+)")
+#: The nameserver a capture-all rule set (no server named) is asked: kube-dns's conventional ClusterIP.
+DEFAULT_DNS_SERVER_V4 = "10.96.0.10:53"
+DEFAULT_DNS_SERVER_V6 = "[fd00:10:96::a]:53"
+
+
+def dns_query_destination(ev: Evidence) -> str | None:
+    """Where the default DNS query goes when the pod's rules capture DNS (Istio's ISTIO_META_DNS_CAPTURE): the first
+    nameserver a capturing rule names (`-d 10.96.0.10/32`, `ip daddr 10.96.0.10`), else - the rules capture every
+    port-53 datagram - kube-dns's conventional ClusterIP. None: the rules capture no DNS, no default query."""
+    import ipaddress as _ip
+
+    found_v6_capture_all = False
+    sources = ((ev.iptables, _IPT_DNS_CAPTURE, _IPT_DST, 4), (ev.ip6tables, _IPT_DNS_CAPTURE, _IPT_DST, 6))
+    nft = ((ev.nftables, _NFT_DNS_CAPTURE, _NFT_DST, 0),)
+    captured = False
+    for text, capture, dst_re, version in sources + nft:
+        for line in (text or "").splitlines():
+            line = line.strip()
+            if "15053" not in line or not capture.search(line):
+                continue
+            captured = True
+            m = dst_re.search(line)
+            if m is None:
+                found_v6_capture_all = found_v6_capture_all or version == 6
+                continue
+            try:
+                net = _ip.ip_network(m.group(1), strict=False)
+            except ValueError:
+                continue
+            if net.num_addresses != 1:
+                continue
+            host = net.network_address
+            return f"[{host}]:53" if host.version == 6 else f"{host}:53"
+    if not captured:
+        return None
+    only_v6 = found_v6_capture_all and not any(
+        capture.search(line) and "15053" in line
+        for text, capture, _d, v in sources + nft
+        if v != 6
+        for line in (text or "").splitlines()
+    )
+    return DEFAULT_DNS_SERVER_V6 if only_v6 else DEFAULT_DNS_SERVER_V4
 
 
 def outbound_destination(ev: Evidence) -> str:
@@ -303,6 +358,7 @@ __all__ = [
     "WhatIf",
     "apply_edits",
     "default_connections",
+    "dns_query_destination",
     "evidence_patch",
     "parse_edits",
     "retrace",
