@@ -24,6 +24,9 @@ from meshviz.engine.nftables.model import NftRule, NftRuleset, NftSet, NftTable,
 
 #: elements of a set or map listed in the structure view (the rest are counted); kube-proxy's maps hold thousands
 MAX_ELEMENTS = 200
+#: regular chains listed per table (those a connection hit always; the rest are counted): kube-proxy has one
+#: chain per service and per endpoint
+MAX_CHAINS = 100
 HOOKS = tuple(IPTABLES_ORDER)
 
 
@@ -78,9 +81,20 @@ def _set_view(s: NftSet, limit: int) -> dict[str, Any]:
     }
 
 
-def _table_view(t: NftTable, hits: Mapping[RuleKey, Sequence[int]], limit: int) -> dict[str, Any]:
+def _table_view(
+    t: NftTable, hits: Mapping[RuleKey, Sequence[int]], limit: int, max_chains: int = MAX_CHAINS
+) -> dict[str, Any]:
+    hit_chains = {c for (label, c, _) in hits if label == t.label}
+    regular = [c for c in t.chains if not c.base]
+    keep = {c.name for c in regular if c.name in hit_chains}
+    for c in regular:
+        if len(keep) >= max_chains:
+            break
+        keep.add(c.name)
     chains = []
     for c in t.chains:
+        if not c.base and c.name not in keep:
+            continue
         chains.append(
             {
                 "name": c.name,
@@ -101,6 +115,7 @@ def _table_view(t: NftTable, hits: Mapping[RuleKey, Sequence[int]], limit: int) 
         "label": t.label,
         "iptables_nft": is_iptables_nft(t),
         "chains": chains,
+        "more_chains": len(regular) - sum(1 for c in regular if c.name in keep),
         "sets": [_set_view(s, limit) for s in t.sets],
     }
 
@@ -158,17 +173,19 @@ def nft_structure(
     hits: Mapping[RuleKey, Sequence[int]] | None = None,
     family: Family = Family.IPV4,
     max_elements: int = MAX_ELEMENTS,
+    max_chains: int = MAX_CHAINS,
 ) -> dict[str, Any]:
-    """Tables (family, name; chains with type/hook/priority/policy, rule and hit counts; sets and maps with type,
-    flags and up to `max_elements` elements, `count` all of them) and the hook order for `family` (see
+    """Tables (family, name; every base chain with type/hook/priority/policy, up to `max_chains` regular chains -
+    those a connection hit first - `more_chains` counting the rest, each with rule and hit counts; sets and maps
+    with type, flags and up to `max_elements` elements, `count` all of them) and the hook order for `family` (see
     `hook_order`).  `iptables_tables`: the iptables tables the evidence has, per family."""
     hits = hits or {}
     return {
         "family": family.value,
-        "tables": [_table_view(t, hits, max_elements) for t in ruleset.tables],
+        "tables": [_table_view(t, hits, max_elements, max_chains) for t in ruleset.tables],
         "hooks": hook_order(ruleset, iptables_tables or {}, family),
         "rules": ruleset.rule_count(),
     }
 
 
-__all__ = ["MAX_ELEMENTS", "hook_order", "nft_rule_rows", "nft_structure", "shown_handle"]
+__all__ = ["MAX_CHAINS", "MAX_ELEMENTS", "hook_order", "nft_rule_rows", "nft_structure", "shown_handle"]
