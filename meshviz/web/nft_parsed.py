@@ -40,7 +40,8 @@ def rows(analysis: Analysis) -> Rows:
     """Every nft rule as a rule-table row (hits empty), with what the text filter searches."""
 
     def build() -> Rows:
-        all_rows = tuple(nft_view.nft_rule_rows(nftables(analysis).ruleset, {}))
+        result = nftables(analysis)
+        all_rows = tuple(nft_view.nft_rule_rows(result.ruleset, {}, from_json=result.format == "json"))
         chains: dict[str, dict[str, None]] = {}
         for r in all_rows:
             chains.setdefault(r.table, {})[r.chain] = None

@@ -30,18 +30,21 @@ MAX_CHAINS = 100
 HOOKS = tuple(IPTABLES_ORDER)
 
 
-def shown_handle(rule: NftRule) -> int | None:
-    """The rule's handle when the evidence printed it (`# handle N` of `nft -a`, `handle` in JSON), else None: a
-    listing without handles gets handles numbered by the parser, which are not the kernel's."""
+def shown_handle(rule: NftRule, from_json: bool = False) -> int | None:
+    """The rule's handle when the evidence printed it (`# handle N` of `nft -a`; every rule of `nft -j` JSON,
+    `from_json`), else None: a listing without handles gets handles numbered by the parser, not the kernel's."""
     if rule.handle is None:
         return None
-    if rule.ref is None or f"handle {rule.handle}" in rule.ref.text or rule.ref.source.endswith(".json"):
+    if from_json or rule.ref is None or f"handle {rule.handle}" in rule.ref.text:
         return rule.handle
     return None
 
 
-def nft_rule_rows(ruleset: NftRuleset, hits: Mapping[RuleKey, Sequence[int]] | None = None) -> list[RuleRow]:
-    """Every nft rule, in table, chain and rule order, as a rule-table row."""
+def nft_rule_rows(
+    ruleset: NftRuleset, hits: Mapping[RuleKey, Sequence[int]] | None = None, from_json: bool = False
+) -> list[RuleRow]:
+    """Every nft rule, in table, chain and rule order, as a rule-table row (`from_json`: the ruleset is `nft -j`
+    JSON, whose handles are the kernel's and whose `line` is the object's position in the `nftables` list)."""
     hits = hits or {}
     out: list[RuleRow] = []
     for table in ruleset.tables:
@@ -63,7 +66,7 @@ def nft_rule_rows(ruleset: NftRuleset, hits: Mapping[RuleKey, Sequence[int]] | N
                         original=rule.ref.text if rule.ref is not None else text,
                         goto=any(isinstance(s, Verdict) and s.kind == "goto" for s in rule.statements),
                         backend="nft",
-                        handle=shown_handle(rule),
+                        handle=shown_handle(rule, from_json),
                     )
                 )
     return out

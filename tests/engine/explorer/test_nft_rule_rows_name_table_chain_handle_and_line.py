@@ -34,6 +34,16 @@ def test_a_listing_with_handles_shows_them() -> None:
     assert all(row.handle is not None and lines[row.line - 1].endswith(f"# handle {row.handle}") for row in rows)
 
 
+def test_json_rules_show_their_handles() -> None:
+    from .nft_support import LISTED
+
+    parsed = parse_nftables((LISTED / "capture-tproxy.json").read_text())
+    assert parsed.format == "json"
+    rows = nft_rule_rows(parsed.ruleset, from_json=True)
+    assert rows and all(row.handle is not None for row in rows)
+    assert [r.handle for r in rows] == [r.handle for r in nft_rule_rows(parse_nftables(TPROXY_HANDLES).ruleset)]
+
+
 def test_target_and_explanation_follow_the_verdict_and_statements() -> None:
     rows = {(r.chain, r.index): r for r in nft_rule_rows(parse_nftables(KUBE_PROXY_SCRIPT).ruleset)}
     jump = rows[("nat-output", 1)]
