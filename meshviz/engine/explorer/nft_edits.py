@@ -135,6 +135,10 @@ def _new_rule(table: NftTable, chain: NftChain, text: str | None, n: int) -> tup
     built = parsed.ruleset.table(table.family, table.name)
     own = built.chain(chain.name) if built is not None else None
     rules = own.rules if own is not None else ()
+    if len(parsed.ruleset.tables) != 1 or built is None or len(built.chains) != len(table.chains):
+        raise _err(
+            n, "the rule text closes its chain or table (unbalanced braces)", text, 1, max(1, body.find("}") + 1)
+        )
     if len(rules) != 1:
         raise _err(n, f"one rule per edit: the text holds {len(rules)} rules", text, 1, 1)
     return body.strip(), rules[0].text()

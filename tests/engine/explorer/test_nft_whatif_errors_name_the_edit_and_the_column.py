@@ -37,6 +37,15 @@ def test_an_unknown_statement_is_the_parsers_error_at_its_column() -> None:
     assert column == rule.index("frobnicate") + 1 and "frobnicate" in message
 
 
+def test_a_rule_that_closes_its_chain_is_refused() -> None:
+    rule = "accept } } table ip evil { chain c { drop"
+    [(source, line, column, text, message)] = _errors(
+        TPROXY_LIST, Edit(op="insert", backend="nft", table="istio-proxy-nat", chain="output", rule=rule)
+    )
+    assert (source, line, column, text) == ("edit 1", 1, rule.index("}") + 1, rule)
+    assert "unbalanced braces" in message
+
+
 def test_an_element_of_the_wrong_type_names_the_part() -> None:
     element = "172.16.0.99 . tcpx . 80 : goto endpoint-a"
     [(source, line, column, text, message)] = _errors(
