@@ -161,7 +161,8 @@ def _shape(rs: NftRuleset) -> dict[tuple[str, str], object]:
 
 
 def _verified(text: str, expected: dict[tuple[str, str], object]) -> bool:
-    parsed = parse_nftables(text, source=FILE_NAMES["nftables"])
+    """The edited text parses to exactly `expected` (its parse is kept: the next edit starts from it)."""
+    parsed = _parsed(text)
     return not parsed.errors and _shape(parsed.ruleset) == expected
 
 
@@ -403,7 +404,7 @@ def _element_edit(ev: Evidence, edit: Edit, n: int) -> tuple[Evidence, str]:
     verb = "add" if edit.op == "add_element" else "delete"
     prefix = f"{verb} element {table.family} {table.name} {nft_set.name} {{ "
     candidate = _appended(text, prefix + element + " }")
-    parsed = parse_nftables(candidate, source=f"edit {n}")
+    parsed = _parsed(candidate)
     last = len(candidate.splitlines())
     for e in parsed.errors:
         column = e.column - len(prefix) if e.line == last and e.column > len(prefix) else 1
