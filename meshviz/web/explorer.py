@@ -274,6 +274,8 @@ def _structure_svg(
     if focus is None:
         rs = parsed.ruleset(analysis, family)
         rules = sum(len(c.rules) for t in rs.tables for c in t.chains) if rs is not None else 0
+        if nft_parsed.has_nftables(analysis):  # nft rules are drawn too
+            rules += nft_parsed.nftables(analysis).ruleset.rule_count()
         if rules * MIN_DOT_BYTES_PER_RULE > render_module.MAX_DOT_BYTES:
             return None, (
                 f"the {family.value} ruleset has {rules:,} rules: too many to draw as one graph (more than the "

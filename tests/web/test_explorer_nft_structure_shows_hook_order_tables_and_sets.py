@@ -41,3 +41,11 @@ def test_sets_and_maps_of_kube_proxy_are_listed() -> None:
     page = client.get(f"/a/{analysis.slug}/structure/").content.decode()
     assert "<code>@service-ips</code>" in page and "20 elements" in page
     assert "172.16.0.10 . tcp . 80 : goto service-00000000-ns0/svc0/tcp/http" in page
+
+
+def test_the_graph_draws_nft_chains_linked_to_their_rules() -> None:
+    user = explorer_user()
+    analysis = analysed_nft(user)
+    page = client_for(user).get(f"/a/{analysis.slug}/structure/").content.decode()
+    assert 'id="chain:inet%20istio&#45;proxy&#45;mangle:istio&#45;tproxy"' in page
+    assert f"/a/{analysis.slug}/rules/inet%20istio-proxy-mangle/istio-tproxy/1" in page
