@@ -41,7 +41,7 @@ from meshviz.engine.evidence.podspec import (
 )
 from meshviz.engine.evidence.podspec import interception_mode as spec_interception_mode
 from meshviz.engine.explorer import diff as analysis_diff
-from meshviz.engine.explorer import structure, whatif
+from meshviz.engine.explorer import nft_view, structure, whatif
 from meshviz.engine.fix.compare import compare
 from meshviz.engine.fix.modes import mode_of
 from meshviz.engine.fix.plans import fix
@@ -49,6 +49,7 @@ from meshviz.engine.istio.reconstruct import ReconstructionError, reconstruct_fr
 from meshviz.engine.netfilter.model import Ruleset
 from meshviz.engine.netfilter.parser import IptablesParseResult, parse_iptables
 from meshviz.engine.netfilter.render import rule_text
+from meshviz.engine.nftables.model import NftParseResult
 from meshviz.engine.nftables.parser import parse_nftables
 from meshviz.engine.pipeline.evidence import (
     Evidence,
@@ -87,6 +88,7 @@ __all__ = [
     "Finding",
     "IptablesParseResult",
     "LoadResult",
+    "NftParseResult",
     "Packet",
     "ParseError",
     "ParseWarning",
@@ -115,6 +117,7 @@ __all__ = [
     "load_snapshot",
     "merge_envoy_inputs",
     "mode_of",
+    "nft_view",
     "parse_config_dump",
     "parse_ip_addr",
     "parse_ip_routes",

@@ -43,16 +43,19 @@ from meshviz.engine.api import (
     Evidence,
     Family,
     SimulatedPod,
+    nft_view,
     simulated_pod,
     structure,
 )
 from meshviz.engine.api import render as render_module
-from meshviz.web import parsed, ratelimit
+from meshviz.web import nft_parsed, parsed, ratelimit
 
 logger = logging.getLogger(__name__)
 
 #: query parameter values of ?family=
 FAMILIES = {"ipv4": Family.IPV4, "ipv6": Family.IPV6}
+#: query parameter values of ?backend=: iptables' rules or native nftables (`nft list ruleset`)
+BACKENDS = ("iptables", "nft")
 #: what a rule filter may test
 FILTER_FIELDS = ("table", "chain", "target", "q")
 #: composer entry points
@@ -155,6 +158,29 @@ def _family(request: HttpRequest, analysis: Analysis) -> Family:
     return FAMILIES[name]
 
 
+def _backend(request: HttpRequest, analysis: Analysis) -> str:
+    """?backend=iptables|nft; without it nft when the analysis has nft rules and no iptables rules; anything else is
+    a 404 (the backend names a page)."""
+    name = request.GET.get("backend") or ""
+    if not name:
+        return "nft" if nft_parsed.has_nftables(analysis) and not nft_parsed.has_iptables(analysis) else "iptables"
+    if name not in BACKENDS:
+        raise Http404(f"unknown backend {name!r} (iptables or nft)")
+    return name
+
+
+def _backends(analysis: Analysis) -> list[str]:
+    """The backends the analysis has rules for (the rule table's switch)."""
+    out = ["iptables"] if nft_parsed.has_iptables(analysis) else []
+    return [*out, "nft"] if nft_parsed.has_nftables(analysis) else out or ["iptables"]
+
+
+def is_nft_table(table: str) -> bool:
+    """An nft rule's table is "FAMILY NAME" (`inet istio-proxy-nat`), as nft trace steps name it; iptables' tables
+    (raw, mangle, nat, filter, security) are one word."""
+    return " " in table
+
+
 def _connection_labels(analysis: Analysis) -> dict[int, str]:
     return {
         n: services.connection_label(s["connection"], str(analysis.pod_ip)) for n, s in enumerate(_stories(analysis), 1)
@@ -186,7 +212,8 @@ def _rule_link(analysis: Analysis, family: Family) -> Callable[[str, str, int | 
 
     def link(table: str, chain: str, index: int | None = None) -> str:
         if index is None:
-            return reverse("explorer-rules", args=[analysis.slug]) + "?" + urlencode({"table": table, "chain": chain})
+            query = {"table": table, "chain": chain, **({"backend": "nft"} if is_nft_table(table) else {})}
+            return reverse("explorer-rules", args=[analysis.slug]) + "?" + urlencode(query)
         return reverse("explorer-rule", args=[analysis.slug, table, chain, index]) + suffix
 
     return link
@@ -247,6 +274,8 @@ def _structure_svg(
     if focus is None:
         rs = parsed.ruleset(analysis, family)
         rules = sum(len(c.rules) for t in rs.tables for c in t.chains) if rs is not None else 0
+        if nft_parsed.has_nftables(analysis):  # nft rules are drawn too
+            rules += nft_parsed.nftables(analysis).ruleset.rule_count()
         if rules * MIN_DOT_BYTES_PER_RULE > render_module.MAX_DOT_BYTES:
             return None, (
                 f"the {family.value} ruleset has {rules:,} rules: too many to draw as one graph (more than the "
@@ -296,6 +325,31 @@ def _overview(analysis: Analysis, family: Family, hits: dict[Any, Any]) -> dict[
     return {"tables": tables, "hooks": hooks, "user": user}
 
 
+def _nft_overview(analysis: Analysis, family: Family, hits: dict[Any, Any]) -> dict[str, Any] | None:
+    """The nft tables, chains, sets and maps, and the hook order with iptables' tables interleaved (engine:
+    nft_view.nft_structure); chains and rules link to the rule table.  None without nft evidence."""
+    if not nft_parsed.has_nftables(analysis):
+        return None
+    view = nft_view.nft_structure(
+        nft_parsed.nftables(analysis).ruleset, nft_parsed.iptables_tables(analysis), hits, family=family
+    )
+    rules = reverse("explorer-rules", args=[analysis.slug])
+    for table in view["tables"]:
+        table["url"] = rules + "?" + urlencode({"backend": "nft", "table": table["label"]})
+        for chain in table["chains"]:
+            chain["url"] = rules + "?" + urlencode({"backend": "nft", "table": table["label"], "chain": chain["name"]})
+    for hook in view["hooks"]:
+        for slot in hook["slots"]:
+            if slot["kind"] == "nft":
+                query = {"backend": "nft", "table": slot["table"], "chain": slot["chain"]}
+            elif slot["kind"] == "iptables":
+                query = {"table": slot["table"], "chain": hook["hook"]}
+            else:
+                continue
+            slot["url"] = rules + "?" + urlencode(query)
+    return view
+
+
 @login_first
 @require_GET
 def structure_page(request: HttpRequest, slug: str) -> HttpResponse:
@@ -323,6 +377,9 @@ def structure_page(request: HttpRequest, slug: str) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         response["X-Content-Type-Options"] = "nosniff"
         return response
+    nft = _nft_overview(analysis, family, hits)
+    if _wants_json(request):
+        return JsonResponse({"family": family.value, "overview": _overview(analysis, family, hits), "nftables": nft})
     svg, error = _structure_svg(analysis, family, hits, focus=focus)
     context = {
         **_base_context(request, analysis, "structure"),
@@ -332,6 +389,7 @@ def structure_page(request: HttpRequest, slug: str) -> HttpResponse:
         "families": _families(analysis),
         "connection": number,
         "overview": _overview(analysis, family, hits),
+        "nft": nft,
         "connections": [
             {"number": n, "label": services.connection_label(s["connection"], str(analysis.pod_ip))}
             for n, s in enumerate(stories, 1)

@@ -3,8 +3,8 @@
 Nested resources of an analysis (meshviz/urls.py maps them), for an analysis the caller may read (404 otherwise,
 like every API view):
 
-    GET  /api/v1/analyses/{slug}/rules/?table=&chain=&target=&q=&family=&page=&per_page=   (one page of the rules)
-    GET  /api/v1/analyses/{slug}/rules/{table}/{chain}/{n}/?family=
+    GET  /api/v1/analyses/{slug}/rules/?table=&chain=&target=&q=&family=&backend=&page=&per_page=   (one page)
+    GET  /api/v1/analyses/{slug}/rules/{table}/{chain}/{n}/?family=    (an nft rule: table "FAMILY NAME")
     GET  /api/v1/analyses/{slug}/traces/?entry=&iface=&src=&sport=&dst=&dport=&proto=&uid=&gid=&mark=&transparent=
     POST /api/v1/analyses/{slug}/what-ifs/      {"edits": [Edit.to_dict(), ...]}
     GET  /api/v1/analyses/{slug}/diffs/{other_slug}/

@@ -20,10 +20,12 @@ from meshviz.engine.api import (
     Family,
     structure,
 )
-from meshviz.web import parsed
+from meshviz.web import nft_parsed, parsed
 from meshviz.web.explorer import (
     FILTER_FIELDS,
     BadInput,
+    _backend,
+    _backends,
     _bad_input_response,
     _base_context,
     _connection_labels,
@@ -35,6 +37,7 @@ from meshviz.web.explorer import (
     _stories,
     _wants_fragment,
     _wants_json,
+    is_nft_table,
 )
 
 # --------------------------------------------------------------------------
@@ -42,8 +45,16 @@ from meshviz.web.explorer import (
 # --------------------------------------------------------------------------
 
 
-def _hits(analysis: Analysis, family: Family) -> dict[tuple[str, str, int], list[int]]:
+def _hits(analysis: Analysis, family: Family, backend: str = "iptables") -> dict[tuple[str, str, int], list[int]]:
+    """The stories' hits: iptables' of the pod's family only (the traces are of that family); nft's always (an nft
+    table is keyed "FAMILY NAME" and the traces only enter the tables of the pod's family)."""
+    if backend == "nft":
+        return {k: v for k, v in structure.hits_from_stories(_stories(analysis)).items() if is_nft_table(k[0])}
     return structure.hits_from_stories(_stories(analysis)) if family == _pod_family(analysis) else {}
+
+
+def _cached_rows(analysis: Analysis, family: Family, backend: str) -> parsed.Rows:
+    return nft_parsed.rows(analysis) if backend == "nft" else parsed.rows(analysis, family)
 
 
 def _with_hits(row: structure.RuleRow, hits: dict[tuple[str, str, int], list[int]]) -> structure.RuleRow:
@@ -103,8 +114,11 @@ def _rules_context(
 ) -> dict[str, Any]:
     """One page of the rule table: filtered and paged on the server (?page=, ?per_page=), rows from the cache."""
     family = _family(request, analysis)
-    cached = parsed.rows(analysis, family)
-    hits = _hits(analysis, family)
+    backend = _backend(request, analysis)
+    if selected is not None and is_nft_table(selected[0]):
+        backend = "nft"
+    cached = _cached_rows(analysis, family, backend)
+    hits = _hits(analysis, family, backend)
     filters = _filters(request)
     link = _rule_link(analysis, family)
     matching = _matching(cached, filters)
@@ -140,11 +154,13 @@ def _rules_context(
     if len(targets) > MAX_CHAIN_CHOICES:  # jumps to thousands of chains: the targets that are not chains
         all_chains = {c for names in cached.chains_by_table.values() for c in names}
         targets = [t for t in targets if t not in all_chains or t == filters["target"]]
-    query = {k: v for k, v in request.GET.items() if k in (*FILTER_FIELDS, "family", "per_page") and v}
+    query = {k: v for k, v in request.GET.items() if k in (*FILTER_FIELDS, "family", "backend", "per_page") and v}
     return {
         **_base_context(request, analysis, "rules"),
         "family": family.value,
-        "families": _families(analysis),
+        "families": _families(analysis) if backend == "iptables" else [],
+        "backend": backend,
+        "backends": _backends(analysis),
         "filters": filters,
         "rows": shown,
         "total": len(cached.rows),
@@ -167,14 +183,18 @@ def _key(row: structure.RuleRow) -> tuple[str, str, int]:
 
 
 def _rule_detail(analysis: Analysis, table: str, chain: str, index: int, family: Family) -> dict[str, Any]:
-    """The rule, its explanation, the connections that hit it and the trace steps around it."""
-    hits = _hits(analysis, family)
-    cached = parsed.rows(analysis, family)
+    """The rule, its explanation, the connections that hit it and the trace steps around it.  A table "FAMILY NAME"
+    (`inet istio-proxy-nat`) is an nft table: the rule is an nft rule."""
+    backend = "nft" if is_nft_table(table) else "iptables"
+    if backend == "nft" and not nft_parsed.has_nftables(analysis):
+        raise Http404("no such rule")
+    hits = _hits(analysis, family, backend)
+    cached = _cached_rows(analysis, family, backend)
     at = cached.position.get((table, chain, index))
     if at is None:
         raise Http404("no such rule")
     row = _with_hits(cached.rows[at], hits)
-    stories = _stories(analysis) if family == _pod_family(analysis) else []
+    stories = _stories(analysis) if backend == "nft" or family == _pod_family(analysis) else []
     labels = _connection_labels(analysis)
     steps = structure.steps_for_rule(stories, table, chain, index)
     return {
@@ -201,6 +221,7 @@ def rules_json(context: dict[str, Any]) -> dict[str, Any]:
     """The rule table's JSON: one page of the filtered rules and where it is."""
     return {
         "family": context["family"],
+        "backend": context["backend"],
         "total": context["total"],
         "matched": context["matched"],
         "page": context["page"],

@@ -90,12 +90,20 @@ _TEXT_LABELS = {
     "ip_route": "routes",
     "sysctl": "sysctls",
     "envoy": "Envoy config dump",
+    "nftables": "nft ruleset",
 }
 
 
 def edit_sentence(e: whatif.Edit) -> str:
     """One what-if edit as words, for the origin line of a saved copy."""
     where = f"{e.table}/{e.chain}"
+    if e.backend == "nft" or e.op == "policy":
+        where = f"nft {e.family + ' ' if e.family and ' ' not in (e.table or '') else ''}{where}"
+    if e.op == "policy":
+        return f"set the policy of {where} to {e.value}"
+    if e.op in ("add_element", "delete_element"):
+        verb = "added" if e.op == "add_element" else "deleted"
+        return f"{verb} {e.element} {'to' if verb == 'added' else 'from'} nft {e.table} @{e.set}"
     if e.op == "insert":
         return f"inserted at {where} #{e.index}: {e.rule}"
     if e.op == "replace":
@@ -176,15 +184,22 @@ EDIT_FORM_FIELDS = (
     "cluster",
     "listener",
     "mark",
+    "backend",
+    "set",
+    "element",
+    "policy",
 )
 
 
 #: the form fields each operation uses (the others are ignored, so a form without JavaScript works too)
 OP_FIELDS: dict[str, tuple[str, ...]] = {
-    "insert": ("family", "table", "chain", "index", "rule"),
-    "replace": ("family", "table", "chain", "index", "rule"),
-    "delete": ("family", "table", "chain", "index"),
-    "move": ("family", "table", "chain", "index", "to_index"),
+    "insert": ("backend", "family", "table", "chain", "index", "rule"),
+    "replace": ("backend", "family", "table", "chain", "index", "rule"),
+    "delete": ("backend", "family", "table", "chain", "index"),
+    "move": ("backend", "family", "table", "chain", "index", "to_index"),
+    "policy": ("family", "table", "chain", "policy"),
+    "add_element": ("family", "table", "set", "element"),
+    "delete_element": ("family", "table", "set", "element"),
     "set_text": ("kind", "text"),
     "append_text": ("kind", "text"),
     "sysctl": ("key", "value"),
@@ -206,6 +221,10 @@ def _edit_from_form(query: Any) -> dict[str, Any]:
             d[f] = v
     if d.get("op") == "envoy_original_src" and str(d.get("mark", "")).lower() == "none":
         d["mark"] = None
+    if "policy" in d:  # the form's policy drop-down is the edit's value
+        d["value"] = d.pop("policy")
+    if d.get("backend") == "iptables":
+        d.pop("backend")  # the default
     return d
 
 
@@ -229,6 +248,9 @@ def whatif_page(request: HttpRequest, slug: str) -> HttpResponse:
         "draft": draft,
         "ops": whatif.OPS,
         "text_kinds": whatif.TEXT_KINDS,
+        "backends": whatif.BACKENDS,
+        "edit_families": ("ipv4", "ipv6", "ip", "ip6", "inet"),
+        "policies": ("accept", "drop"),
         "edits": [],
     }
     try:

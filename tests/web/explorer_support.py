@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -43,5 +45,20 @@ def analysed_iptables(owner: User, iptables: str, like: str = MISSING_ROUTE) -> 
     assert example is not None
     analysis = services.create_analysis(**{**example.analysis_fields(), "iptables": iptables}, owner=owner)
     analysis = services.run_analysis(analysis)
+    assert analysis.state == Analysis.State.DONE, analysis.error
+    return analysis
+
+
+NFT_LISTED = Path(__file__).resolve().parents[1] / "fixtures" / "nftables-listed"
+#: Istio's TPROXY capture as native nftables (`nft list ruleset` of the nft golden)
+NFT_TPROXY = (NFT_LISTED / "capture-tproxy.list").read_text()
+
+
+def analysed_nft(owner: User, nftables: str = NFT_TPROXY, iptables: str = "", like: str = TPROXY_OK) -> Analysis:
+    """The example `like` (its routes, Envoy dump, connections) with native nftables rules instead of iptables."""
+    example = examples.get(like)
+    assert example is not None
+    fields = {**example.analysis_fields(), "iptables": iptables, "nftables": nftables}
+    analysis = services.run_analysis(services.create_analysis(**fields, owner=owner))
     assert analysis.state == Analysis.State.DONE, analysis.error
     return analysis

@@ -22,10 +22,15 @@ Op = Literal[
     "sysctl",
     "envoy_bind",
     "envoy_original_src",
+    "policy",
+    "add_element",
+    "delete_element",
 ]
 OPS: tuple[str, ...] = get_args(Op)
 
-TEXT_KINDS = ("iptables", "ip_rule", "ip_route", "sysctl", "envoy")
+TEXT_KINDS = ("iptables", "ip_rule", "ip_route", "sysctl", "envoy", "nftables")
+#: What a rule edit changes: iptables rules (the default) or native nftables (`nft list ruleset`).
+BACKENDS = ("iptables", "nft")
 #: Evidence field -> the file name used in patches and error sources.
 FILE_NAMES = {
     "iptables": "iptables-save",
@@ -33,9 +38,25 @@ FILE_NAMES = {
     "ip_route": "ip-route",
     "sysctl": "sysctl",
     "envoy": "envoy-config-dump.json",
+    "nftables": "nft-ruleset",
 }
 _INT_FIELDS = ("index", "to_index", "mark")
-_STR_FIELDS = ("table", "chain", "rule", "kind", "text", "key", "value", "address", "listener", "cluster", "family")
+_STR_FIELDS = (
+    "table",
+    "chain",
+    "rule",
+    "kind",
+    "text",
+    "key",
+    "value",
+    "address",
+    "listener",
+    "cluster",
+    "family",
+    "backend",
+    "set",
+    "element",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,11 @@ class Edit:
     `value`.  `envoy_bind`: `address` ("" removes the bind) on `cluster` (default: every inbound cluster,
     `inbound|*` and `InboundPassthroughCluster*`).  `envoy_original_src`: `mark` (None removes the filter) on
     `listener` (default virtualInbound).
+
+    nft edits (`backend` "nft"): the rule edits on an nft chain, `table` "NAME" or "FAMILY NAME" (`family` the nft
+    family: ip, ip6, inet, ...; needed only when two tables share the name), `rule` in nft syntax (`tcp dport 22
+    return`); `policy`: `value` accept or drop for base chain `chain`; `add_element` / `delete_element`: `element`
+    (`10.0.0.1`, `80 : drop` in a verdict map, `10.96.0.10 . tcp . 53 : goto svc` ...) of the set or map `set`.
     """
 
     op: Op
@@ -65,6 +91,9 @@ class Edit:
     listener: str | None = None
     cluster: str | None = None
     family: str | None = None
+    backend: str | None = None
+    set: str | None = None
+    element: str | None = None
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> Edit:
@@ -109,6 +138,8 @@ class Edit:
 
     def describe(self) -> str:
         where = f"{self.table}/{self.chain}" if self.table or self.chain else ""
+        if self.backend == "nft" or self.op in ("policy", "add_element", "delete_element"):
+            where = f"nft {self.family + ' ' if self.family and ' ' not in (self.table or '') else ''}{where}"
         if self.op in ("insert", "replace", "delete"):
             return f"{self.op} {where} #{self.index}" + (f": {self.rule}" if self.rule else "")
         if self.op == "move":
@@ -117,6 +148,11 @@ class Edit:
             return f"{self.op} {self.kind}"
         if self.op == "sysctl":
             return f"sysctl {self.key} = {self.value}"
+        if self.op == "policy":
+            return f"policy of {where}: {self.value}"
+        if self.op in ("add_element", "delete_element"):
+            verb = "add" if self.op == "add_element" else "delete"
+            return f"{verb} element {self.element} in {self.table} @{self.set}"
         if self.op == "envoy_bind":
             return f"envoy upstream bind {self.address or '(none)'} on {self.cluster or 'inbound clusters'}"
         return f"envoy original_src mark {self.mark} on {self.listener or 'virtualInbound'}"

@@ -42,6 +42,10 @@ class RuleRow:
     hits: tuple[int, ...]
     original: str = ""
     goto: bool = False
+    #: "iptables", or "nft" for a native nftables rule (`table` is then "FAMILY NAME", as nft traces name it)
+    backend: str = "iptables"
+    #: an nft rule's handle, when the evidence shows it (`nft -a list ruleset`)
+    handle: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,8 @@ class RuleRow:
             "source": self.source,
             "line": self.line,
             "hits": list(self.hits),
+            "backend": self.backend,
+            "handle": self.handle,
         }
 
 

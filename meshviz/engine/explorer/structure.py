@@ -48,6 +48,10 @@ from meshviz.engine.netfilter.explain import explain_rule
 from meshviz.engine.netfilter.model import Chain, Rule, Ruleset, Table
 from meshviz.engine.netfilter.render import render_rule
 from meshviz.engine.netfilter.spec import TARGETS
+from meshviz.engine.nftables.explain import explain_nft_rule
+from meshviz.engine.nftables.hooks import is_iptables_nft
+from meshviz.engine.nftables.model import AnonSet, NftChain, NftRule, NftTable, SetRef, Vmap
+from meshviz.engine.nftables.model import Verdict as NftVerdict
 from meshviz.engine.render.dot import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, RED, esc, render
 from meshviz.engine.routing.explain import explain_policy_rule, explain_route
 from meshviz.engine.routing.model import TABLE_IDS
@@ -326,6 +330,125 @@ def _netfilter(
     return chain_names
 
 
+def _nft_chain_label(
+    d: _Dot, table: NftTable, chain: NftChain, hits: Mapping[RuleKey, Sequence[int]], highlight: set[RuleKey]
+) -> str:
+    label = table.label
+    if chain.base:
+        sub = f"{chain.type} hook {chain.hook} priority {chain.priority} · policy {chain.policy or 'accept'}"
+    else:
+        sub = "regular chain"
+    n_hit = sum(1 for i in range(1, len(chain.rules) + 1) if hits.get((label, chain.name, i)))
+    rows = [
+        f'<TR><TD COLSPAN="3" BGCOLOR="{"#e3ecf7" if chain.base else "#eeeeee"}" ALIGN="LEFT">'
+        f"<B>{esc(f'nft {label} {chain.name}')}</B><BR/>"
+        f'<FONT POINT-SIZE="9">{esc(sub)} · {len(chain.rules)} rule{"s" if len(chain.rules) != 1 else ""}'
+        f" · {n_hit} hit</FONT></TD></TR>"
+    ]
+    for i, rule in enumerate(chain.rules[:MAX_ROWS], 1):
+        key = (label, chain.name, i)
+        hit = list(hits.get(key, ()))
+        rid = node_id("rule", label, chain.name, i)
+        fill = HIGHLIGHT_FILL if key in highlight else (HIT_FILL if hit else "white")
+        rows.append(
+            f'<TR><TD PORT="r{i}" ID="{esc(rid)}" TOOLTIP="{esc(explain_nft_rule(rule), 600)}"{d.td_href(rid)} '
+            f'BGCOLOR="{fill}" ALIGN="RIGHT"><FONT POINT-SIZE="9">#{i}</FONT></TD>'
+            f'<TD BGCOLOR="{fill}" ALIGN="LEFT">{_small(rule.text(), 90)}</TD>'
+            f'<TD BGCOLOR="{fill}" ALIGN="RIGHT">{_small(f"{len(hit)} conn" if hit else "")}</TD></TR>'
+        )
+    if len(chain.rules) > MAX_ROWS:
+        more = len(chain.rules) - MAX_ROWS
+        rows.append(f'<TR><TD COLSPAN="3"><FONT POINT-SIZE="9">{esc(f"… {more} more rules")}</FONT></TD></TR>')
+    return '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3">' + "".join(rows) + "</TABLE>"
+
+
+def _nft_targets(rule: NftRule, table: NftTable) -> list[tuple[str, str]]:
+    """(jump|goto, chain) of every verdict of the rule: its own, an anonymous verdict map's, a named map's."""
+    out: list[tuple[str, str]] = []
+    for st in rule.statements:
+        verdicts: list[NftVerdict] = []
+        if isinstance(st, NftVerdict):
+            verdicts.append(st)
+        elif isinstance(st, Vmap):
+            elements = st.map.elements if isinstance(st.map, AnonSet) else ()
+            if isinstance(st.map, SetRef):
+                named = table.set(st.map.name)
+                elements = named.elements if named is not None else ()
+            verdicts += [e.data for e in elements if isinstance(e.data, NftVerdict)]
+        out += [(v.kind, v.chain) for v in verdicts if v.kind in ("jump", "goto") and v.chain]
+    return list(dict.fromkeys(out))
+
+
+#: jump edges drawn from one nft rule (a verdict map of kube-proxy's sends one per service)
+MAX_NFT_EDGES_PER_RULE = 12
+_NFT_FAMILIES = {Family.IPV4: ("ip", "inet"), Family.IPV6: ("ip6", "inet")}
+
+
+def _nftables(
+    d: _Dot,
+    snapshot: Snapshot,
+    family: Family,
+    hits: Mapping[RuleKey, Sequence[int]],
+    highlight: set[RuleKey],
+    focus: Focus | None,
+) -> None:
+    """The nft tables of `family` (ip and inet for IPv4, ip6 and inet for IPv6), one cluster each: chain nodes
+    like iptables' (rows, hits, highlight), base chains fed from their hook's node, jump/goto edges from the rule.
+    iptables-nft's tables are left out when the iptables evidence is drawn (they are the same rules)."""
+    nft = snapshot.nftables
+    if nft is None:
+        return
+    names: dict[tuple[str, str], str] = {}
+    drawn: list[NftTable] = []
+    for n, table in enumerate(nft.tables):
+        if table.family not in _NFT_FAMILIES.get(family, ()) or (snapshot.rulesets and is_iptables_nft(table)):
+            continue
+        chains = [c for c in table.chains if focus is None or (table.label, c.name) in focus.chains]
+        if not chains:
+            continue
+        drawn.append(table)
+        d.lines.append(f"  subgraph cluster_nft_{n} {{")
+        d.lines.append(
+            f'    graph [label=<<B>{esc(f"nft table {table.label}")}</B>>, style="rounded,filled", '
+            f'fillcolor="#f4f8fc", color="#7a99bb"];'
+        )
+        for c in chains:
+            emph = any(k[0] == table.label and k[1] == c.name for k in highlight)
+            names[(table.label, c.name)] = d.node(
+                node_id("chain", table.label, c.name),
+                _nft_chain_label(d, table, c, hits, highlight),
+                indent="    ",
+                shape="plain",
+                color=HIGHLIGHT_COLOR if emph else "#335577",
+            )
+            hook = d.names.get(node_id("hook", (c.hook or "").upper())) if c.base else None
+            if hook is not None:
+                d.edge(
+                    hook, names[(table.label, c.name)], esc(f"priority {c.priority}"), style="dashed", color="#7a99bb"
+                )
+        d.lines.append("  }")
+    for table in drawn:
+        for c in table.chains:
+            src = names.get((table.label, c.name))
+            if src is None:
+                continue
+            for i, rule in enumerate(c.rules, 1):
+                row = f"{src}:r{i}:e" if i <= MAX_ROWS else src
+                key = (table.label, c.name, i)
+                for kind, target in _nft_targets(rule, table)[:MAX_NFT_EDGES_PER_RULE]:
+                    dst = names.get((table.label, target))
+                    if dst is None:
+                        continue
+                    d.edge(
+                        row,
+                        dst,
+                        esc(f"{kind} #{i}"),
+                        style="dashed" if kind == "goto" else "solid",
+                        color=HIGHLIGHT_COLOR if key in highlight else ("#2e7d32" if hits.get(key) else "#555555"),
+                        fontsize="9",
+                    )
+
+
 def _rule_rows(
     rs: Ruleset | None, chain_names: Mapping[tuple[str, str], str]
 ) -> Iterator[tuple[Table, Chain, int, Rule, str]]:
@@ -580,6 +703,7 @@ def structure_dot(
     d = _Dot(link)
     rs = _ruleset_for(snapshot, family)
     chain_names = _netfilter(d, rs, hits, hl, focus)
+    _nftables(d, snapshot, rs.family if rs is not None else Family(str(family or Family.IPV4)), hits, hl, focus)
     by_mark = _routing(d, snapshot)
     by_port, marks = _envoy(d, envoy, focus)
     # TPROXY / REDIRECT -> the Envoy listener on that port

@@ -41,6 +41,10 @@ def _check_text(kind: str, text: str, n: int, ev: Evidence) -> list[ParseError]:
         errors = parse_ip_routes(text, source=source).errors
     elif kind == "sysctl":
         errors = parse_sysctls(text, source=source).errors
+    elif kind == "nftables":
+        from meshviz.engine.nftables.parser import parse_nftables
+
+        errors = parse_nftables(text, source=source).errors
     else:
         from meshviz.engine.envoy.parser import parse_config_dump
 

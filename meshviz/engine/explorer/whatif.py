@@ -29,7 +29,17 @@ from functools import lru_cache
 from typing import Any
 
 from meshviz.engine.core.errors import EngineInputError, ParseError
-from meshviz.engine.explorer.edits import FILE_NAMES, OPS, TEXT_KINDS, Edit, EditResult, _EditFailed, parse_edits
+from meshviz.engine.explorer.edits import (
+    BACKENDS,
+    FILE_NAMES,
+    OPS,
+    TEXT_KINDS,
+    Edit,
+    EditResult,
+    _EditFailed,
+    parse_edits,
+)
+from meshviz.engine.explorer.nft_edits import NFT_OPS, RULE_OPS, nft_edit
 from meshviz.engine.explorer.rule_surgery import _err, _rule_edit
 from meshviz.engine.explorer.text_edits import _envoy_edit, _sysctl_edit, _text_edit
 from meshviz.engine.pipeline.evidence import Evidence, connection_story, verdict_line
@@ -43,7 +53,16 @@ def apply_edits(ev: Evidence, edits: Sequence[Edit]) -> EditResult:
     current = ev
     for n, edit in enumerate(edits, 1):
         try:
-            if edit.op in ("insert", "replace", "delete", "move"):
+            if edit.backend not in (None, *BACKENDS):
+                raise _err(n, f"unknown backend {edit.backend!r} (one of {', '.join(BACKENDS)})", str(edit.backend))
+            if edit.op in NFT_OPS or (edit.op in RULE_OPS and edit.backend == "nft"):
+                if edit.backend == "iptables":
+                    raise _err(
+                        n,
+                        f"{edit.op} is an nft edit (backend nft); an iptables chain's policy is its `:CHAIN POLICY` line (set_text)",
+                    )
+                current, change = nft_edit(current, edit, n)
+            elif edit.op in RULE_OPS:
                 current, change = _rule_edit(current, edit, n)
             elif edit.op in ("set_text", "append_text"):
                 current, change = _text_edit(current, edit, n)
@@ -350,6 +369,7 @@ def whatif(
 
 
 __all__ = [
+    "BACKENDS",
     "OPS",
     "TEXT_KINDS",
     "Edit",
