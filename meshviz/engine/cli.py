@@ -80,9 +80,11 @@ def cmd_parse(args: argparse.Namespace) -> int:
     from meshviz.engine.routing.ip_rule import parse_ip_rules
     from meshviz.engine.routing.sysctl import parse_sysctls
 
-    text = _read(args.file)
     source = args.file
     out: dict[str, Any]
+    if args.kind == "envoy" and args.format == "summary":
+        return _envoy_summary(args.file)
+    text = _read(args.file)
     if args.kind == "iptables":
         r = parse_iptables(text, source=source, strict=not args.lenient)
         if r.errors:
@@ -115,17 +117,6 @@ def cmd_parse(args: argparse.Namespace) -> int:
             return 2
         out = summary(er.config)
         out["warnings"] = [w.to_dict() for w in er.warnings]
-        if args.format == "summary":
-            out = {
-                "node": er.config.node_id,
-                "interception_mode": er.config.interception_mode,
-                "listeners": len(er.config.listeners),
-                "clusters": len(er.config.clusters),
-                "warnings": len(er.warnings),
-            }
-            for lst in er.config.listeners:
-                if lst.state != "active":
-                    out[f"listener {lst.name}"] = f"{lst.state}: {lst.error_detail or ''}".strip()
     elif args.kind == "ip-rule":
         rr = parse_ip_rules(text, source=source)
         if rr.errors:
@@ -153,6 +144,41 @@ def cmd_parse(args: argparse.Namespace) -> int:
             print(f"{k}: {v}")
     else:
         print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def _envoy_summary(path: str) -> int:
+    """`parse --kind envoy --format summary`: the dump indexed (`envoy.lazy`), its listeners and clusters not built.
+
+    The index checks the JSON and the dump's envelope and redacts every secret; what is inside the listeners and
+    clusters is checked when they are built (`--format json`, a story, an upload), so the warnings are counted only
+    when the index had to parse the dump whole."""
+    from meshviz.engine.envoy.lazy import index_config_dump
+
+    data: bytes | str = path.text if isinstance(path, _Given) else sys.stdin.read() if path == "-" else b""
+    if not data:
+        data = Path(path).read_bytes()
+    index = index_config_dump(data, source=path)
+    data = b""
+    if index.errors:
+        _print_errors(index.errors, "summary")
+        return 2
+    out: dict[str, Any] = {
+        "node": index.node_id,
+        "interception_mode": index.interception_mode,
+        "listeners": len(index.listeners),
+        "clusters": len(index.clusters),
+        "warnings": len(index.warnings)
+        if index.complete
+        else "not checked (listeners and clusters not built: --format json builds and checks them)",
+    }
+    if index.secret_values:
+        out["redacted"] = f"{index.secret_values} secret value(s)"
+    for lst in index.listeners:
+        if lst.state != "active":
+            out[f"listener {lst.name}"] = f"{lst.state}: {lst.error_detail or ''}".strip()
+    for k, v in out.items():
+        print(f"{k}: {v}")
     return 0
 
 
