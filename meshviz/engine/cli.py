@@ -155,8 +155,12 @@ def _envoy_summary(path: str) -> int:
     when the index had to parse the dump whole."""
     from meshviz.engine.envoy.lazy import index_config_dump
 
-    data: bytes | str = path.text if isinstance(path, _Given) else sys.stdin.read() if path == "-" else b""
-    if not data:
+    data: bytes | str
+    if isinstance(path, _Given):
+        data = path.text
+    elif path == "-":
+        data = sys.stdin.buffer.read()
+    else:
         data = Path(path).read_bytes()
     index = index_config_dump(data, source=path)
     data = b""
@@ -508,7 +512,12 @@ def _add_evidence_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--format", choices=("json", "text"), default="text")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# istio/cli_generate.py's help for the command (imported only when the command is `generate`)
+GENERATE_HELP = "print the iptables or nftables rules Istio programs for given settings"
+
+
+def build_parser(*, generate: bool = True) -> argparse.ArgumentParser:
+    """The CLI's parser; without `generate`, that command is listed but its options are not built."""
     p = argparse.ArgumentParser(prog="python -m meshviz.engine", description="meshviz engine")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -565,9 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evidence_args(cp)
     cp.set_defaults(func=cmd_compare)
 
-    from meshviz.engine.istio.cli_generate import add_generate_parser
+    if generate:
+        from meshviz.engine.istio.cli_generate import add_generate_parser
 
-    add_generate_parser(sub)
+        add_generate_parser(sub)
+    else:  # its options need the whole Istio generator imported (~0.1-0.3 s): only when the command is `generate`
+        sub.add_parser("generate", help=GENERATE_HELP)
     return p
 
 
@@ -614,7 +626,9 @@ def _resolve_inputs(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    commands = ("parse", "trace", "story", "fix", "compare")
+    args = build_parser(generate=not given or given[0] not in commands).parse_args(argv)
     try:
         status = _resolve_inputs(args)
         if status:
