@@ -341,16 +341,138 @@ def _section(scan: _Scan, sec: dict[str, msgspec.Raw], path: str) -> None:
         b = _field(rest, "bootstrap")
         scan.bootstrap = b if isinstance(b, dict) else None
         scan.bootstrap_path = f"{path}.bootstrap"
-    entries: dict[str, list[Any]] = {}
+    entries: dict[str, tuple[list[Any], set[int]]] = {}
     for key in raw_keys:
         items: list[Any] = _decode(sec[key], list[msgspec.Raw])
-        for j in _suspects(items):
+        suspects = _suspects(items)
+        for j in suspects:
             items[j] = scan.walker.walk(_decode(items[j]))  # redacted in place: what the index reads is clean
-        entries[key] = items
+        entries[key] = items, suspects
     for name in names:
         key = name if name in entries else _camel(name)
         if key in entries:
-            _entries(scan, kind, name, entries[key], f"{path}.{name}")
+            items, suspects = entries[key]
+            if kind in ("ListenersConfigDump", "ClustersConfigDump"):
+                _typed_entries(scan, name, sec[key], items, suspects, f"{path}.{name}")
+            else:
+                _entries(scan, kind, name, items, f"{path}.{name}")
+
+
+# The entries' envelopes as msgspec structs: a list decoded in one call, the listeners and clusters skipped but for
+# their names.  Each field also under its camelCase name; `_either` reads them as `parse_base._get` does.
+
+
+class _Named(msgspec.Struct):
+    """A listener's or cluster's name; msgspec skips the rest of the object without building it."""
+
+    name: Any = None
+
+
+class _ClusterEntry(msgspec.Struct):
+    cluster: _Named | None = None
+    version_info: Any = None
+    version_info_c: Any = msgspec.field(default=None, name="versionInfo")
+
+
+class _ListenerEntry(msgspec.Struct):
+    listener: _Named | None = None
+    version_info: Any = None
+    version_info_c: Any = msgspec.field(default=None, name="versionInfo")
+
+
+class _ErrorState(msgspec.Struct):
+    details: Any = None
+    failed_configuration: _Named | None = None
+    failed_configuration_c: _Named | None = msgspec.field(default=None, name="failedConfiguration")
+
+
+class _DynamicListener(msgspec.Struct):
+    name: Any = None
+    active_state: _ListenerEntry | None = None
+    active_state_c: _ListenerEntry | None = msgspec.field(default=None, name="activeState")
+    warming_state: _ListenerEntry | None = None
+    warming_state_c: _ListenerEntry | None = msgspec.field(default=None, name="warmingState")
+    draining_state: _ListenerEntry | None = None
+    draining_state_c: _ListenerEntry | None = msgspec.field(default=None, name="drainingState")
+    error_state: _ErrorState | None = None
+    error_state_c: _ErrorState | None = msgspec.field(default=None, name="errorState")
+
+
+def _either(snake: Any, camel: Any) -> Any:
+    return snake if snake is not None else camel
+
+
+def _typed_entries(scan: _Scan, name: str, raw: msgspec.Raw, items: list[Any], suspects: set[int], path: str) -> None:
+    """`_entries` for a listener or cluster list: the entries decoded as structs in one call; an entry that may hold
+    a secret (decoded and redacted already) or whose struct leaves a doubt (no name: the address names it) is read
+    by `_entries`."""
+    kind = "ClustersConfigDump" if name in _CLUSTER_STATES else "ListenersConfigDump"
+    struct: Any = (
+        _ClusterEntry
+        if kind == "ClustersConfigDump"
+        else _DynamicListener
+        if name == "dynamic_listeners"
+        else _ListenerEntry
+    )
+    typed = _decode(raw, list[struct])
+    for i, entry in enumerate(typed):
+        p = f"{path}[{i}]"
+        found = None if i in suspects else _typed_entry(name, entry, p)
+        if found is None:
+            _entries(scan, kind, name, [items[i]], p, numbered=False)
+        else:
+            for x in found:
+                if isinstance(x, IndexedCluster):
+                    scan.clusters.append(x)
+                else:
+                    scan.listeners.append(x)
+
+
+def _typed_entry(name: str, e: Any, p: str) -> list[IndexedListener | IndexedCluster] | None:
+    """One entry from its struct, or None when `_entries` must read it."""
+    if isinstance(e, _ClusterEntry):
+        _string(_either(e.version_info, e.version_info_c))
+        cname = e.cluster.name if e.cluster is not None else None
+        if not isinstance(cname, str) or not cname:
+            return None
+        return [IndexedCluster(cname, _CLUSTER_STATES[name], f"{p}.cluster")]
+    if isinstance(e, _ListenerEntry):
+        if name != "static_listeners":
+            _string(_either(e.version_info, e.version_info_c))
+        lname = e.listener.name if e.listener is not None else None
+        if not isinstance(lname, str) or not lname:
+            return None
+        if name == "static_listeners":
+            return [IndexedListener(lname, "active", "static", f"{p}.listener")]
+        return [IndexedListener(lname, _V2_STATES[name], "dynamic", f"{p}.listener")]
+    assert isinstance(e, _DynamicListener)
+    entry_name = e.name if isinstance(e.name, str) else None
+    out: list[IndexedListener | IndexedCluster] = []
+    states = (
+        ("active_state", "active", _either(e.active_state, e.active_state_c)),
+        ("warming_state", "warming", _either(e.warming_state, e.warming_state_c)),
+        ("draining_state", "draining", _either(e.draining_state, e.draining_state_c)),
+    )
+    for key, state, st in states:
+        if st is None:
+            continue
+        _string(_either(st.version_info, st.version_info_c))
+        if st.listener is None:
+            return None
+        lname = st.listener.name if isinstance(st.listener.name, str) else entry_name
+        if not lname:
+            return None
+        out.append(IndexedListener(lname, state, "dynamic", f"{p}.{key}.listener"))
+    es = _either(e.error_state, e.error_state_c)
+    if es is not None:
+        details = _string(es.details) or "(no details)"
+        failed = _either(es.failed_configuration, es.failed_configuration_c)
+        lname = entry_name if failed is None or not isinstance(failed.name, str) else failed.name
+        if not lname:
+            return None
+        where = f"{p}.error_state.failed_configuration"
+        out.append(IndexedListener(lname, "error", "dynamic", where, details.strip()))
+    return out
 
 
 _LISTENER_STATES = (("active_state", "active"), ("warming_state", "warming"), ("draining_state", "draining"))
@@ -364,12 +486,6 @@ _CLUSTER_STATES = {
     "dynamic_active_clusters": "active",
     "dynamic_warming_clusters": "warming",
 }
-
-
-class _Named(msgspec.Struct):
-    """A listener's or cluster's name; msgspec skips the rest of the object without building it."""
-
-    name: Any = None
 
 
 def _name(v: Any) -> Any:
@@ -401,8 +517,9 @@ def _unnamed_listener(d: dict[str, Any], path: str) -> str:
     return address.describe() if address is not None else path
 
 
-def _entries(scan: _Scan, kind: str, name: str, items: list[Any], path: str) -> None:
-    """The index's view of one entry list, read as `parser._Parser`'s section handlers read it."""
+def _entries(scan: _Scan, kind: str, name: str, items: list[Any], path: str, *, numbered: bool = True) -> None:
+    """The index's view of one entry list (or of one entry: not `numbered`, `path` is its own), read as
+    `parser._Parser`'s section handlers read it."""
     if kind == "RoutesConfigDump":
         scan.route_configs += len(items)
         return
@@ -410,7 +527,7 @@ def _entries(scan: _Scan, kind: str, name: str, items: list[Any], path: str) -> 
         scan.endpoint_configs += len(items)
         return
     for i, item in enumerate(items):
-        p = f"{path}[{i}]"
+        p = f"{path}[{i}]" if numbered else path
         e = _object(item)
         if kind == "ClustersConfigDump":
             _string(_field(e, "version_info"))

@@ -75,6 +75,31 @@ def test_index_redacts_exactly_what_the_eager_redaction_redacts(name: str, text:
     assert index_config_dump(text.encode(), name).redacted() == eager
 
 
+def camel_keys(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            (k.split("_")[0] + "".join(w[:1].upper() + w[1:] for w in k.split("_")[1:]) if k != "@type" else k): (
+                camel_keys(v)
+            )
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [camel_keys(v) for v in node]
+    return node
+
+
+@pytest.mark.parametrize(
+    "name", ["envoy/istio-1.18-sidecar-geo-virtualInbound-error-state.json", "envoy/istio-1.4-sidecar-productpage.json"]
+)
+def test_camel_case_dumps_are_indexed_like_the_eager_parse_reads_them(name: str) -> None:
+    text = json.dumps(camel_keys(json.loads((ROOT / name).read_text())), indent=1)
+    assert '"dynamicListeners"' in text
+    index = index_config_dump(text.encode(), name)
+    assert not index.complete
+    assert_same_as_eager(index, text, name)
+    assert index.listeners and index.clusters
+
+
 def test_bare_lists_are_indexed_by_the_eager_parse() -> None:
     dump = json.loads((ROOT / "envoy/istio-1.4-sidecar-productpage.json").read_text())
     listeners = [
