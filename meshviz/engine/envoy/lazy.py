@@ -61,7 +61,10 @@ _ENTRY_LISTS: dict[str, tuple[str, ...]] = {
 # with hyphens (token, jwt, jwks, bearer, secret, password, passwd, api key, authorization, session ticket keys,
 # credentials, cookie, private key), sensitive header names (the same words), inline data sources, and the values it
 # recognises anywhere (a JWT starts "eyJ", a bearer token holds "earer", a PEM private key "PRIVATE KEY", a base64
-# one one of three prefixes, which all hold "ls0t" lower-cased).  JSON escapes spell a letter only as `\\uXXXX`: see _LETTER_ESCAPE.
+# one one of three prefixes, which all hold "ls0t" lower-cased).  They are looked for in the entries' bytes folded:
+# lower-cased, without JSON's whitespace and without "_" and "-" ("api_key", "api-key" and "apiKey" all read
+# "apikey"); no trace holds a dropped byte, so dropping them only joins what was apart (more matches, never fewer).
+# JSON escapes spell a letter only as `\uXXXX`: see _LETTER_ESCAPE.
 _TRACES = (
     b"token",
     b"jw",
@@ -69,8 +72,6 @@ _TRACES = (
     b"ecret",
     b"passw",
     b"apikey",
-    b"api_key",
-    b"api-key",
     b"authorization",
     b"session",
     b"credential",
@@ -79,12 +80,17 @@ _TRACES = (
     b"eyj",
     b"ls0t",
 )
-# Lower-cased, JSON's whitespace dropped (no trace holds any: dropping it only makes more matches, in one C pass).
 _FOLD = bytes(range(256)).lower()
+_DROPPED = b" \t\r\n_-"
 _PRIVATE = b"private"
-# A private key given as a file name only (Istio before SDS: every mTLS cluster has one): the redactor keeps a
-# `filename` whatever it is under, so this `private` is no trace; the file name itself is still looked at.
-_PRIVATE_KEY_FILE = re.compile(rb'"private_?key":\{"filename":"[^"\\]*"\}')
+# A private key given as a file name only (Istio before SDS: every mTLS cluster has one).  An object holding only a
+# `filename` gives the redactor nothing to replace whatever key it is under (a file name is kept; its text is still
+# looked at for the traces), so the `private` of its key is no trace.  (A match never spans two entries: a string
+# ends inside its entry.)
+_PRIVATE_KEY_FILE = re.compile(rb'"privatekey":\{"filename":"[^"\\\0]*"\}')
+_PRIVATE_KEY_FILE_AS_IS = re.compile(
+    rb'"(?:private_key|privateKey|PRIVATE_KEY|PrivateKey)"\s*:\s*\{\s*"filename"\s*:\s*"[^"\\]*"\s*\}'
+)
 # `\u` escapes other than the ones Envoy writes for < > & ' (which spell nothing the redactor looks for).
 _LETTER_ESCAPE = re.compile(rb"\\u(?!00(?:3c|3e|26|27))")
 
@@ -116,7 +122,7 @@ def _suspects(items: list[Any]) -> set[int]:
 def _suspects_in_batch(items: list[Any]) -> set[int]:
     # NUL never appears in JSON text (a control character must be escaped): it separates the items, and no trace
     # holds it, so no match spans two items.
-    folded = b"\0".join(items).translate(_FOLD, b" \t\r\n")
+    folded = b"\0".join(items).translate(_FOLD, _DROPPED)
     ends: list[int] = []
     pos = folded.find(b"\0")
     while pos >= 0:
@@ -125,23 +131,30 @@ def _suspects_in_batch(items: list[Any]) -> set[int]:
     ends.append(len(folded))
     found: set[int] = set()
 
-    def mark(pattern: bytes | re.Pattern[bytes], *, count_private: bool = False) -> None:
-        pos = folded.find(pattern) if isinstance(pattern, bytes) else _search(pattern, folded, 0)
+    def mark(pos: int, nxt: Any) -> None:
         while pos >= 0:
             i = bisect.bisect_left(ends, pos)
-            if count_private:
-                item = folded[ends[i - 1] + 1 if i else 0 : ends[i]]
-                if item.count(_PRIVATE) != len(_PRIVATE_KEY_FILE.findall(item)):
-                    found.add(i)
-            else:
-                found.add(i)
-            nxt = ends[i] + 1
-            pos = folded.find(pattern, nxt) if isinstance(pattern, bytes) else _search(pattern, folded, nxt)
+            found.add(i)
+            pos = nxt(ends[i] + 1)
 
     for trace in _TRACES:
-        mark(trace)
-    mark(_LETTER_ESCAPE)
-    mark(_PRIVATE, count_private=True)
+        mark(folded.find(trace), lambda at, trace=trace: folded.find(trace, at))
+    mark(_search(_LETTER_ESCAPE, folded, 0), lambda at: _search(_LETTER_ESCAPE, folded, at))
+    benign = {m.start() + 1 for m in _PRIVATE_KEY_FILE.finditer(folded)}
+    files: dict[int, int] = {}  # entry -> its private key file names, as the folded bytes read them
+    pos = folded.find(_PRIVATE)
+    while pos >= 0:
+        i = bisect.bisect_left(ends, pos)
+        if pos in benign:
+            files[i] = files.get(i, 0) + 1
+        else:
+            found.add(i)
+        pos = folded.find(_PRIVATE, pos + 1)
+    # Folded, "fileName" and "file_name" read "filename", but the redactor keeps only `filename`: each must be one
+    # in the entry's own bytes too.
+    for i, n in files.items():
+        if i not in found and len(_PRIVATE_KEY_FILE_AS_IS.findall(items[i])) != n:
+            found.add(i)
     return found
 
 

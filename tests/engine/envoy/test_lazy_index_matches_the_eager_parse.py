@@ -150,6 +150,8 @@ PLACES: list[tuple[str, dict[str, Any]]] = [
         "private key beside a file-named one",
         {"private_key": {"filename": "/etc/k.pem"}, "old_private_key": "planted-2"},
     ),
+    ("private key under fileName (not kept)", {"private_key": {"fileName": "planted-file-camel"}}),
+    ("private key under file_name (not kept)", {"privateKey": {"file_name": "planted-file-snake"}}),
 ]
 
 PLANTED = [
@@ -172,6 +174,8 @@ PLANTED = [
     "planted-escaped-bearer",
     "planted-f",
     "planted-2",
+    "planted-file-camel",
+    "planted-file-snake",
 ]
 
 
