@@ -74,6 +74,8 @@ def _print_errors(errors: Sequence[ParseError], fmt: str) -> None:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
+    if args.kind == "envoy" and args.format == "summary":  # before the other parsers' imports
+        return _envoy_summary(args.file)
     from meshviz.engine.netfilter.parser import parse_iptables
     from meshviz.engine.netfilter.serialize import parse_summary, ruleset_to_dict
     from meshviz.engine.routing.ip_route import parse_ip_routes
@@ -82,8 +84,6 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
     source = args.file
     out: dict[str, Any]
-    if args.kind == "envoy" and args.format == "summary":
-        return _envoy_summary(args.file)
     text = _read(args.file)
     if args.kind == "iptables":
         r = parse_iptables(text, source=source, strict=not args.lenient)
