@@ -91,6 +91,9 @@ _PRIVATE_KEY_FILE = re.compile(rb'"privatekey":\{"filename":"[^"\\\0]*"\}')
 _PRIVATE_KEY_FILE_AS_IS = re.compile(
     rb'"(?:private_key|privateKey|PRIVATE_KEY|PrivateKey)"\s*:\s*\{\s*"filename"\s*:\s*"[^"\\]*"\s*\}'
 )
+# Python's str.lower(), which the redactor applies to keys and header names, maps a few non-ASCII characters to
+# ASCII letters: an entry with any non-ASCII byte is walked.
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
 # `\u` escapes other than the ones Envoy writes for < > & ' (which spell nothing the redactor looks for).
 _LETTER_ESCAPE = re.compile(rb"\\u(?!00(?:3c|3e|26|27))")
 
@@ -140,6 +143,8 @@ def _suspects_in_batch(items: list[Any]) -> set[int]:
     for trace in _TRACES:
         mark(folded.find(trace), lambda at, trace=trace: folded.find(trace, at))
     mark(_search(_LETTER_ESCAPE, folded, 0), lambda at: _search(_LETTER_ESCAPE, folded, at))
+    if not folded.isascii():  # "\u212a" (the Kelvin sign) lower-cases to "k": "to\u212aen" is a token key
+        mark(_search(_NON_ASCII, folded, 0), lambda at: _search(_NON_ASCII, folded, at))
     benign = {m.start() + 1 for m in _PRIVATE_KEY_FILE.finditer(folded)}
     files: dict[int, int] = {}  # entry -> its private key file names, as the folded bytes read them
     pos = folded.find(_PRIVATE)

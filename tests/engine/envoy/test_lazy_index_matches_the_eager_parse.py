@@ -150,6 +150,7 @@ PLACES: list[tuple[str, dict[str, Any]]] = [
         "private key beside a file-named one",
         {"private_key": {"filename": "/etc/k.pem"}, "old_private_key": "planted-2"},
     ),
+    ("key lower-cased from a non-ASCII letter", {"to\u212aen": "planted-kelvin"}),
     ("private key under fileName (not kept)", {"private_key": {"fileName": "planted-file-camel"}}),
     ("private key under file_name (not kept)", {"privateKey": {"file_name": "planted-file-snake"}}),
 ]
@@ -174,6 +175,7 @@ PLANTED = [
     "planted-escaped-bearer",
     "planted-f",
     "planted-2",
+    "planted-kelvin",
     "planted-file-camel",
     "planted-file-snake",
 ]
@@ -191,7 +193,7 @@ def dump_with(fragment: dict[str, Any], where: str) -> str:
         elif where == "route" and kind == "RoutesConfigDump":
             cfg["dynamic_route_configs"][0]["route_config"]["metadata"] = copy.deepcopy(fragment)
     # the escaped places are written as JSON escapes: json.dumps would escape the backslash itself
-    return json.dumps(dump, indent=1).replace("\\\\u", "\\u")
+    return json.dumps(dump, indent=1, ensure_ascii=False).replace("\\\\u", "\\u")
 
 
 @pytest.mark.parametrize("where", ["listener", "cluster", "route"])
