@@ -6,23 +6,26 @@ entry's name, state and JSON path, and the node's facts from the bootstrap.  `Du
 `parse_config_dump` (every listener and cluster built, every error and warning found); a story, `--format json` and
 the upload's validation take that path.
 
-What the index checks at once, as `parse_config_dump` does: the text is JSON within safejson's bounds, shaped as
-`{"configs": [...]}`, each section has an `@type`, each listener/cluster entry is an object whose listener/cluster
-is an object with a name, and a state's `version_info` / an error state's `details` is a string.  Whatever it cannot
-vouch for - invalid JSON, another shape, a missing name, an object where a list belongs - is handed to the eager
-parse, whose result (errors with line and column included) becomes the index (`complete` is then True).
+What the index checks at once, as `parse_config_dump` does: the text is JSON (msgspec's decoder: what it refuses -
+invalid JSON, NaN, nesting past its recursion limit - the eager parse judges), shaped as `{"configs": [...]}`, each section has an
+`@type`, each listener/cluster entry is an object whose listener/cluster is an object with a name (or, for a
+listener, an address to name it), and a state's `version_info` / an error state's `details` is a string or number.
+Whatever it cannot vouch for - invalid JSON, another shape, a missing name, an object where a list belongs - is
+handed to the eager parse, whose result (errors with line and column included) becomes the index (`complete` is then
+True).
 
 What waits until a dump is materialised: every problem inside a listener, cluster, route configuration or endpoint
 entry (addresses, filter chains, filters, socket options, routes), inside the bootstrap's node and admin and inside
-the secrets section (their ParseErrors), and every ParseWarning (fields not modelled, filters kept by name, listeners
-repeated in a state, sections not modelled).
+the secrets section (their ParseErrors); safejson's bounds (nesting deeper than 200 levels, numbers longer than 400
+digits); and every ParseWarning (fields not modelled, filters kept by name, listeners repeated in a state, sections
+not modelled).
 
 Redaction stays complete: the sections other than these entry lists are decoded and walked by the redactor whole;
-an entry is decoded and walked when its bytes, lower-cased, hold any trace of a secret (`_may_hold_secret`: a
-sensitive key's or header's name, an inline data source, a PEM or base64 PEM private key, a JWT, a bearer token, or a
-`\\u` escape that could spell one of these).  An entry without any of them has nothing the redactor would replace,
-so it stays raw; the secrets found are those the eager walk finds, and `DumpIndex.redacted()` gives the text the
-eager redaction gives.
+an entry is decoded and walked when its bytes, folded (lower-cased, without whitespace, "_" and "-"), hold any trace
+of a secret (`_suspects`: a sensitive key's or header's name, an inline data source, a PEM or base64 PEM private
+key, a JWT, a bearer token, a `\\u` escape that could spell one of these, or a non-ASCII byte).  An entry without any
+of them has nothing the redactor would replace, so it stays raw; the secrets found are those the eager walk finds,
+and `DumpIndex.redacted()` gives the text and count the eager redaction gives.
 """
 
 from __future__ import annotations
@@ -98,18 +101,14 @@ _NON_ASCII = re.compile(rb"[\x80-\xff]")
 _LETTER_ESCAPE = re.compile(rb"\\u(?!00(?:3c|3e|26|27))")
 
 
-def _may_hold_secret(raw: msgspec.Raw | bytes) -> bool:
-    """False only when the redactor's walk would replace nothing in this JSON value, whatever its context (for
-    entries whose ancestors are neither secret nor TLS: the redactor's walk of them starts afresh)."""
-    return bool(_suspects([raw]))
-
-
 #: Entries looked at together (a few MiB: one C pass per trace over each batch, little memory).
 _BATCH = 1 << 22
 
 
 def _suspects(items: list[Any]) -> set[int]:
-    """The indexes of the `items` (raw JSON values) that may hold a secret (`_may_hold_secret`)."""
+    """The indexes of the `items` (raw JSON values) that may hold a secret.  An item left out has nothing the
+    redactor's walk would replace, whatever its context, for items whose ancestors are neither secret nor TLS (the
+    entries of a section's lists): the walk of them starts afresh."""
     found: set[int] = set()
     start = 0
     while start < len(items):
