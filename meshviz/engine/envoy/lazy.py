@@ -301,13 +301,16 @@ class _Scan:
     bootstrap_path: str = ""
 
 
+class _Dump(msgspec.Struct, forbid_unknown_fields=True):
+    """`{"configs": [...]}` and nothing else, each section an object (its fields raw): one pass over the bytes."""
+
+    configs: list[dict[str, msgspec.Raw]]
+
+
 def _scan(data: bytes) -> _Scan:
-    top = _decode(data, dict[str, msgspec.Raw])
-    if list(top) != ["configs"]:
-        raise _CannotVouch("not a {'configs': [...]} dump")
     scan = _Scan()
-    for i, raw in enumerate(_decode(top["configs"], list[msgspec.Raw])):
-        _section(scan, _decode(raw, dict[str, msgspec.Raw]), f"configs[{i}]")
+    for i, sec in enumerate(_decode(data, _Dump).configs):
+        _section(scan, sec, f"configs[{i}]")
     _bootstrap_resources(scan)
     if not scan.walker.count and _PEM_PRIVATE_HINT.encode() in data:  # the eager redaction's pattern rules decide
         raise _CannotVouch("a private key outside the values")
