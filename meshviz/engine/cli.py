@@ -526,7 +526,13 @@ def build_parser(*, generate: bool = True) -> argparse.ArgumentParser:
     pp.add_argument(
         "--kind", choices=("iptables", "nftables", "ip-rule", "ip-route", "sysctl", "envoy"), default="iptables"
     )
-    pp.add_argument("--format", choices=("json", "summary"), default="summary")
+    pp.add_argument(
+        "--format",
+        choices=("json", "summary"),
+        default="summary",
+        help="summary of an Envoy dump: its JSON and envelope checked and its secrets redacted, but its listeners and "
+        "clusters indexed, not built (their errors and the warnings need json)",
+    )
     pp.add_argument(
         "--lenient",
         action="store_true",
