@@ -217,6 +217,9 @@ def _string(v: Any, *, empty: bool = True) -> str | None:
 
 @dataclass(frozen=True)
 class IndexedListener:
+    """A listener as the eager parse names it; `path` is its object's JSON path ("" when the eager parse made the
+    index), the path its ParseErrors will name."""
+
     name: str
     state: str
     origin: str
@@ -226,6 +229,8 @@ class IndexedListener:
 
 @dataclass(frozen=True)
 class IndexedCluster:
+    """A cluster by name and state; `path` as for `IndexedListener`."""
+
     name: str
     state: str
     path: str
