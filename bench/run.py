@@ -239,6 +239,11 @@ def bench_envoy(args: argparse.Namespace) -> None:
         )
         redacted = "secret value(s) redacted" in out.stdout and "LS0tLS1CRUdJTiBQUklWQVRF" not in out.stdout
         print(f"redaction: the planted private key {'is redacted' if redacted else 'IS NOT REDACTED'}")
+        # the summary reads the dump lazily (envoy/lazy.py): it must find the secrets too, and print none
+        out = subprocess.run(cli, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        counted = next((ln for ln in out.stdout.splitlines() if ln.startswith("redacted:")), "no redaction reported")
+        shown = "LS0tLS1CRUdJTiBQUklWQVRF" in out.stdout or "LS0tLS1CRUdJTiBQUklWQVRF" in out.stderr
+        print(f"redaction in the summary: {counted}; the key {'IS SHOWN' if shown else 'is not shown'}")
     finally:
         os.unlink(path)
 

@@ -74,15 +74,17 @@ def _print_errors(errors: Sequence[ParseError], fmt: str) -> None:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
+    if args.kind == "envoy" and args.format == "summary":  # before the other parsers' imports
+        return _envoy_summary(args.file)
     from meshviz.engine.netfilter.parser import parse_iptables
     from meshviz.engine.netfilter.serialize import parse_summary, ruleset_to_dict
     from meshviz.engine.routing.ip_route import parse_ip_routes
     from meshviz.engine.routing.ip_rule import parse_ip_rules
     from meshviz.engine.routing.sysctl import parse_sysctls
 
-    text = _read(args.file)
     source = args.file
     out: dict[str, Any]
+    text = _read(args.file)
     if args.kind == "iptables":
         r = parse_iptables(text, source=source, strict=not args.lenient)
         if r.errors:
@@ -115,17 +117,6 @@ def cmd_parse(args: argparse.Namespace) -> int:
             return 2
         out = summary(er.config)
         out["warnings"] = [w.to_dict() for w in er.warnings]
-        if args.format == "summary":
-            out = {
-                "node": er.config.node_id,
-                "interception_mode": er.config.interception_mode,
-                "listeners": len(er.config.listeners),
-                "clusters": len(er.config.clusters),
-                "warnings": len(er.warnings),
-            }
-            for lst in er.config.listeners:
-                if lst.state != "active":
-                    out[f"listener {lst.name}"] = f"{lst.state}: {lst.error_detail or ''}".strip()
     elif args.kind == "ip-rule":
         rr = parse_ip_rules(text, source=source)
         if rr.errors:
@@ -153,6 +144,45 @@ def cmd_parse(args: argparse.Namespace) -> int:
             print(f"{k}: {v}")
     else:
         print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def _envoy_summary(path: str) -> int:
+    """`parse --kind envoy --format summary`: the dump indexed (`envoy.lazy`), its listeners and clusters not built.
+
+    The index checks the JSON and the dump's envelope and redacts every secret; what is inside the listeners and
+    clusters is checked when they are built (`--format json`, a story, an upload), so the warnings are counted only
+    when the index had to parse the dump whole."""
+    from meshviz.engine.envoy.lazy import index_config_dump
+
+    data: bytes | str
+    if isinstance(path, _Given):
+        data = path.text
+    elif path == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        data = Path(path).read_bytes()
+    index = index_config_dump(data, source=path)
+    data = b""
+    if index.errors:
+        _print_errors(index.errors, "summary")
+        return 2
+    out: dict[str, Any] = {
+        "node": index.node_id,
+        "interception_mode": index.interception_mode,
+        "listeners": len(index.listeners),
+        "clusters": len(index.clusters),
+        "warnings": len(index.warnings)
+        if index.complete
+        else "not checked (listeners and clusters not built: --format json builds and checks them)",
+    }
+    if index.secret_values:
+        out["redacted"] = f"{index.secret_values} secret value(s)"
+    for lst in index.listeners:
+        if lst.state != "active":
+            out[f"listener {lst.name}"] = f"{lst.state}: {lst.error_detail or ''}".strip()
+    for k, v in out.items():
+        print(f"{k}: {v}")
     return 0
 
 
@@ -491,7 +521,12 @@ def _add_evidence_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--format", choices=("json", "text"), default="text")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# istio/cli_generate.py's help for the command (imported only when the command is `generate`)
+GENERATE_HELP = "print the iptables or nftables rules Istio programs for given settings"
+
+
+def build_parser(*, generate: bool = True) -> argparse.ArgumentParser:
+    """The CLI's parser; without `generate`, that command is listed but its options are not built."""
     p = argparse.ArgumentParser(prog="python -m meshviz.engine", description="meshviz engine")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -500,7 +535,13 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument(
         "--kind", choices=("iptables", "nftables", "ip-rule", "ip-route", "sysctl", "envoy"), default="iptables"
     )
-    pp.add_argument("--format", choices=("json", "summary"), default="summary")
+    pp.add_argument(
+        "--format",
+        choices=("json", "summary"),
+        default="summary",
+        help="summary of an Envoy dump: its JSON and envelope checked and its secrets redacted, but its listeners and "
+        "clusters indexed, not built (their errors and the warnings need json)",
+    )
     pp.add_argument(
         "--lenient",
         action="store_true",
@@ -554,9 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evidence_args(cp)
     cp.set_defaults(func=cmd_compare)
 
-    from meshviz.engine.istio.cli_generate import add_generate_parser
+    if generate:
+        from meshviz.engine.istio.cli_generate import add_generate_parser
 
-    add_generate_parser(sub)
+        add_generate_parser(sub)
+    else:  # its options need the whole Istio generator imported (~0.1-0.3 s): only when the command is `generate`
+        sub.add_parser("generate", help=GENERATE_HELP)
     return p
 
 
@@ -603,7 +647,9 @@ def _resolve_inputs(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    commands = ("parse", "trace", "story", "fix", "compare")
+    args = build_parser(generate=not given or given[0] not in commands).parse_args(argv)
     try:
         status = _resolve_inputs(args)
         if status:

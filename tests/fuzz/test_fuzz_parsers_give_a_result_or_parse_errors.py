@@ -9,7 +9,9 @@ from typing import Any
 from hypothesis import example, given, settings
 
 from meshviz.engine.core.errors import ParseError, ParseWarning
+from meshviz.engine.envoy.lazy import index_config_dump
 from meshviz.engine.envoy.parser import parse_config_dump
+from meshviz.engine.envoy.redact import redact_config_dump_text
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.nftables.parser import parse_nftables
 from meshviz.engine.routing.ip_route import parse_ip_routes
@@ -67,6 +69,25 @@ def test_sysctl(text: str) -> None:
 @settings(max_examples=examples("envoy", 25))
 def test_envoy(text: str) -> None:
     _check("envoy", parse_config_dump, text)
+
+
+@given(s.envoy_text)
+@example("[" * 5000 + "]" * 5000)
+@example('{"configs": [' + "[" * 5000 + "]" * 5000 + "]}")
+@example('{"configs": [{"@type": "x.ListenersConfigDump", "dynamic_listeners": [' + "[" * 5000 + "]" * 5000 + "]}]}")
+@example('{"configs": [{"port_value": ' + "9" * 4400 + "}]}")
+@settings(max_examples=examples("envoy", 25))
+def test_envoy_index_is_the_eager_parse_or_agrees_with_it(text: str) -> None:
+    index = bounded("envoy", text, lambda: index_config_dump(text.encode("utf-8", "surrogatepass"), source="envoy"))
+    eager = parse_config_dump(text, source="envoy")
+    if index.complete:
+        assert index.errors == eager.errors
+    else:
+        assert index.errors == ()
+        if not eager.errors:  # problems inside listeners and clusters wait for the eager parse
+            assert [(x.name, x.state) for x in index.listeners] == [(x.name, x.state) for x in eager.config.listeners]
+            assert [(x.name, x.state) for x in index.clusters] == [(x.name, x.state) for x in eager.config.clusters]
+    assert index.redacted() == redact_config_dump_text(text)
 
 
 @given(s.nftables_text)

@@ -337,6 +337,13 @@ def _fast_replace(text: str, secrets: set[str]) -> tuple[str, int] | None:
     return text, count
 
 
+def replace_secrets(text: str, secrets: set[str]) -> tuple[str, int]:
+    """Replace every string value (not object keys) equal to one of `secrets` by the marker, in place in the text;
+    returns the text and how many values were replaced."""
+    fast = _fast_replace(text, secrets)
+    return _replace_tokens(text, secrets) if fast is None else fast
+
+
 def _regex_redact(text: str) -> tuple[str, int]:
     """For text that is not valid JSON: pattern-based rules only, keeping line numbers."""
     count = 0
@@ -395,11 +402,7 @@ def redact(text: str) -> RedactionResult:
                 inner = redact(redacted)
                 return RedactionResult(inner.text, inner.count + count, inner.obj, inner.error)
         return RedactionResult(text, 0, obj, None)
-    fast = _fast_replace(text, walker.secrets)
-    if fast is None:
-        redacted, count = _replace_tokens(text, walker.secrets)
-    else:
-        redacted, count = fast
+    redacted, count = replace_secrets(text, walker.secrets)
     # Belt and braces: what we store must come out clean when read back.
     try:
         again = safejson.loads(redacted)  # same as json.loads: the bounds held for `text`

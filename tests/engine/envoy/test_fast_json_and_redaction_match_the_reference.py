@@ -95,6 +95,21 @@ def test_loads_gives_what_check_and_json_give_on_fuzzed_text(text: str) -> None:
     assert same(fast_loads(text), reference_loads(text))
 
 
+@given(st.one_of(s.envoy_text, s.json_values.map(json.dumps), st.sampled_from(EDGE_CASES)))
+@example('["\u00e9' + "\\" * 3 + '", ' + "9" * 401 + "]")
+@settings(max_examples=60, deadline=None)
+def test_the_bounds_check_of_utf8_bytes_is_the_bounds_check_of_their_text(text: str) -> None:
+    data = text.encode("utf-8", "surrogatepass")
+    slice_size = safejson._SLICE
+    try:
+        for safejson._SLICE in (slice_size, 7):  # small slices: every boundary case on short texts
+            assert safejson.valid_json_within_bounds(data) == safejson.valid_json_within_bounds(text)
+            small = {"max_depth": 3, "max_digits": 5}
+            assert safejson.valid_json_within_bounds(data, **small) == safejson.valid_json_within_bounds(text, **small)
+    finally:
+        safejson._SLICE = slice_size
+
+
 @given(st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=20))
 @settings(max_examples=200, deadline=None)
 def test_loads_reads_floats_as_json_does(values: list[float]) -> None:
