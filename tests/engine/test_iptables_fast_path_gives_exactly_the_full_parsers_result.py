@@ -196,3 +196,24 @@ def test_a_lazily_built_ruleset_pickles_copies_and_hashes_as_the_eager_one():
 @settings(max_examples=examples("iptables", 25))
 def test_fuzzed_iptables_texts_give_the_full_parsers_result(text: str) -> None:
     assert_same(*both(text))
+
+
+def deep_nat_chain(depth: int, reached_from: str) -> str:
+    """Chains C0 -> C1 -> ... declared last-first and listed deepest-first, a DNAT at the bottom."""
+    names = [f"C{k}" for k in range(depth)]
+    lines = ["*nat", *(f":{n} - [0:0]" for n in reversed(names))]
+    lines.append(f"-A {names[-1]} -p tcp -j DNAT --to-destination 10.1.2.3:8080")
+    lines += [f"-A {names[k]} -j {names[k + 1]}" for k in reversed(range(depth - 1))]
+    lines += [f"-A {reached_from} -j {names[0]}", "COMMIT", ""]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("depth", [3, 20])
+def test_hook_restrictions_through_deep_chains_listed_out_of_order_give_the_full_parsers_result(depth: int):
+    allowed = deep_nat_chain(depth, "PREROUTING")
+    assert fast_path_takes(allowed)
+    assert_same(*both(allowed))
+    refused = deep_nat_chain(depth, "POSTROUTING")
+    fast, full = both(refused)
+    assert full.errors  # DNAT is not valid in chains reached from POSTROUTING
+    assert_same(fast, full)

@@ -509,8 +509,10 @@ class _FastParser:
         # The usual graph needs no search: once chains without jumps are set aside (they cannot be on a loop),
         # every jump goes to a chain declared later, so declaration order is a topological order.
         src, dst = t.jump_src, t.jump_dst
-        jumping = set(src)
-        ordered = not any(d <= s and d in jumping for s, d in zip(src, dst, strict=True))
+        jumping = bytearray(len(t.ids))
+        for c in src:
+            jumping[c] = 1
+        ordered = not any(d <= s and jumping[d] for s, d in zip(src, dst, strict=True))
         if not ordered:
             self._find_loop(t)
         if not t.check_id:
@@ -519,21 +521,22 @@ class _FastParser:
         mask = [0] * len(t.ids)
         for name in t.builtins:
             mask[t.ids[name]] = bit[name]
-        adj: dict[int, list[int]] = {}
-        for s, d in zip(src, dst, strict=True):
-            out = adj.get(s)
-            if out is None:
-                adj[s] = [d]
-            else:
-                out.append(d)
-        if ordered:  # in topological order: one pass
-            for node in sorted(adj):
-                m = mask[node]
-                if m:
-                    for nxt in adj[node]:
-                        mask[nxt] |= m
+        # the hooks reaching each chain: passes over the jumps in text order until nothing changes (a few when
+        # chains come in their call order, as they do in a save; a worklist when that takes too many)
+        for _ in range(8):
+            changed = False
+            for s, d in zip(src, dst, strict=True):
+                m = mask[s]
+                if m and mask[d] | m != mask[d]:
+                    mask[d] |= m
+                    changed = True
+            if not changed:
+                break
         else:
-            todo = [t.ids[name] for name in t.builtins]
+            adj: dict[int, list[int]] = {}
+            for s, d in zip(src, dst, strict=True):
+                adj.setdefault(s, []).append(d)
+            todo = [c for c, m in enumerate(mask) if m]  # every chain whose hooks may not have been passed on
             while todo:
                 node = todo.pop()
                 m = mask[node]
