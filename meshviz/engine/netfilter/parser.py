@@ -185,7 +185,11 @@ class _LazyRules:
             if name not in t.chains:
                 t.chains[name] = _ChainB(name, builtin, 0)
         p.seg = _Segment(hint, 0)
-        with gc_paused():
+        if len(lines) > 64:  # a big chain: no collections while its rules are built (see gc_paused)
+            with gc_paused():
+                for no, raw in lines:
+                    p._rule_line(no, raw, t)
+        else:  # pausing costs more than it saves on a few rules, and most chains have a few
             for no, raw in lines:
                 p._rule_line(no, raw, t)
         p.seg = None
