@@ -71,6 +71,10 @@ _DIGITS = str.maketrans("123456789", "000000000")
 _CHAIN, _JUMP, _ADDR, _IN, _OUT, _STR, _VAL = range(7)
 
 
+def _token_index(item: tuple[int, Family]) -> int:
+    return item[0]
+
+
 class _GiveUp(Exception):
     """The text is outside the fast path: the full parser reads it."""
 
@@ -390,7 +394,7 @@ class _FastParser:
             for _, fam in fams:
                 items[fam] += 1
             if self.first_item is None:
-                self.first_item = min(fams)[1]
+                self.first_item = min(fams, key=_token_index)[1]  # the family of the line's first item
         t.rules_off.append(pos)
         t.rules_chain.append(cid)
         t.rules_callee.append(callee)

@@ -143,7 +143,7 @@ def _fill_lazy(obj: object, name: str) -> Any:
         raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
     value = pending[2]()
     object.__setattr__(obj, name, value)
-    del obj.__dict__["_lazy"]
+    obj.__dict__.pop("_lazy", None)  # another thread may have filled it meanwhile, with an equal value
     return value
 
 

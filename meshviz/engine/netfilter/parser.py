@@ -72,6 +72,7 @@ UNSUPPORTED instead of guessing, and the rendered rule shows them verbatim.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -173,8 +174,15 @@ class _LazyRules:
         self.source = source
         self.strict = strict
         self.parser: _Parser | None = None  # kept between chains: its shape memo and caches
+        self.lock = threading.Lock()  # the parser has state while it builds a chain
 
     def __call__(
+        self, table: str, chain: str, hint: Family | None, lines: Sequence[tuple[int, str]], chains: Mapping[str, bool]
+    ) -> tuple[Rule, ...]:
+        with self.lock:
+            return self._build(table, chain, hint, lines, chains)
+
+    def _build(
         self, table: str, chain: str, hint: Family | None, lines: Sequence[tuple[int, str]], chains: Mapping[str, bool]
     ) -> tuple[Rule, ...]:
         p = self.parser
