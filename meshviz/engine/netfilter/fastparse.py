@@ -59,6 +59,7 @@ _IFACE = _NOT_BANG + r'[^\s"]{1,15}+'
 _SEP = r"[ \t]++"
 _END = r"[ \t]*+\Z"
 _CHAIN_DECL = re.compile(r':([^\s"!-][^\s"]{0,27}+)[ \t]++(-|ACCEPT|DROP)(?:[ \t]++\[([0-9]++):([0-9]++)\])?[ \t]*+\Z')
+_NEW_CHAIN = re.compile(r'-N[ \t]++([^\s"!-][^\s"]{0,27}+)[ \t]*+\Z')
 _MAX_SHAPES = 200
 _ZERO = (0, 0)
 _HOSTPORT_V4 = re.compile(
@@ -253,7 +254,10 @@ class _FastParser:
             no += 1
             first = text[pos] if pos < end else ""
             if first == "-" and table is not None:
-                rule(table, pos, end, no)
+                if text.startswith("-N", pos):
+                    self._new_chain(table, pos, end, no)
+                else:
+                    rule(table, pos, end, no)
             elif first == ":":
                 if table is None:
                     raise _GiveUp
@@ -335,6 +339,20 @@ class _FastParser:
         t.decl_off.append(pos)
         if counters != (0, 0):
             t.counters[cid] = counters
+
+    def _new_chain(self, t: _TableState, pos: int, end: int, no: int) -> None:
+        """`-N CHAIN` in a restore payload (Istio's): a user chain without counters, declared by that line."""
+        m = _NEW_CHAIN.match(self.text, pos, end)
+        if m is None:
+            raise _GiveUp
+        name = m.group(1)
+        if name in t.ids or name in TARGETS or name in STANDARD_TARGETS:
+            raise _GiveUp
+        self.restore_only = True  # iptables-save never writes -N
+        cid = t.ids[name] = len(t.ids)
+        t.decl_no.append(no)
+        t.decl_off.append(pos)
+        t.counters[cid] = None
 
     # ---- rule lines ----
 
