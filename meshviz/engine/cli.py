@@ -485,7 +485,10 @@ def _add_evidence_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--format", choices=("json", "text"), default="text")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, with_generate: bool = True) -> argparse.ArgumentParser:
+    """The engine CLI's parser.  `with_generate=False` leaves out `generate`, whose arguments import Istio's
+    generators and with them the iptables parser (5 MiB, before `parse` has read its file): `main` does that for
+    `parse`, which never shows the other commands."""
     p = argparse.ArgumentParser(prog="python -m meshviz.engine", description="meshviz engine")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -542,9 +545,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evidence_args(cp)
     cp.set_defaults(func=cmd_compare)
 
-    from meshviz.engine.istio.cli_generate import add_generate_parser
+    if with_generate:
+        from meshviz.engine.istio.cli_generate import add_generate_parser
 
-    add_generate_parser(sub)
+        add_generate_parser(sub)
     return p
 
 
@@ -591,7 +595,8 @@ def _resolve_inputs(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(with_generate=given[:1] != ["parse"]).parse_args(given)
     try:
         status = _resolve_inputs(args)
         if status:
