@@ -174,6 +174,7 @@ class _LazyRules:
         self.source = source
         self.strict = strict
         self.parser: _Parser | None = None  # kept between chains: its shape memo and caches
+        self.tables: dict[str, _TableB] = {}  # kept between chains too: the chains rules have jumped to
         self.lock = threading.Lock()  # the parser has state while it builds a chain
 
     def __call__(
@@ -188,7 +189,9 @@ class _LazyRules:
         p = self.parser
         if p is None:
             p = self.parser = _Parser(self.source, None, self.strict)
-        t = _TableB(table, 0)
+        t = self.tables.get(table)
+        if t is None:
+            t = self.tables[table] = _TableB(table, 0)
         for name, builtin in chains.items():
             if name not in t.chains:
                 t.chains[name] = _ChainB(name, builtin, 0)
@@ -201,9 +204,13 @@ class _LazyRules:
             for no, raw in lines:
                 p._rule_line(no, raw, t)
         p.seg = None
-        if p.errors or p.warnings:
+        t.pending.clear()
+        if p.errors or p.warnings or t.bad_jumps:
             raise RuntimeError(f"{self.source}: chain {chain} of table {table} read differently the second time")
-        return tuple(t.chains[chain].rules)
+        built = t.chains[chain].rules
+        rules = tuple(built)
+        built.clear()
+        return rules
 
 
 # --------------------------------------------------------------------------
