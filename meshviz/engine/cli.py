@@ -76,16 +76,13 @@ def _print_errors(errors: Sequence[ParseError], fmt: str) -> None:
 def cmd_parse(args: argparse.Namespace) -> int:
     if args.kind == "envoy" and args.format == "summary":  # before the other parsers' imports
         return _envoy_summary(args.file)
-    from meshviz.engine.netfilter.parser import parse_iptables
-    from meshviz.engine.netfilter.serialize import parse_summary, ruleset_to_dict
-    from meshviz.engine.routing.ip_route import parse_ip_routes
-    from meshviz.engine.routing.ip_rule import parse_ip_rules
-    from meshviz.engine.routing.sysctl import parse_sysctls
-
     source = args.file
     out: dict[str, Any]
     text = _read(args.file)
     if args.kind == "iptables":
+        from meshviz.engine.netfilter.parser import parse_iptables
+        from meshviz.engine.netfilter.serialize import parse_summary, ruleset_to_dict
+
         r = parse_iptables(text, source=source, strict=not args.lenient)
         if r.errors:
             _print_errors(r.errors, args.format)
@@ -118,6 +115,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
         out = summary(er.config)
         out["warnings"] = [w.to_dict() for w in er.warnings]
     elif args.kind == "ip-rule":
+        from meshviz.engine.routing.ip_rule import parse_ip_rules
+
         rr = parse_ip_rules(text, source=source)
         if rr.errors:
             _print_errors(rr.errors, args.format)
@@ -126,6 +125,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
         if args.format == "json":
             out["rules"] = [_plain(r) for r in rr.rules]
     elif args.kind == "ip-route":
+        from meshviz.engine.routing.ip_route import parse_ip_routes
+
         rt = parse_ip_routes(text, source=source)
         if rt.errors:
             _print_errors(rt.errors, args.format)
@@ -134,6 +135,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
         if args.format == "json":
             out["routes"] = [_plain(r) for r in rt.routes]
     else:
+        from meshviz.engine.routing.sysctl import parse_sysctls
+
         sr = parse_sysctls(text, source=source)
         if sr.errors:
             _print_errors(sr.errors, args.format)

@@ -6,7 +6,9 @@ core) use `__slots__`: a kube-proxy ruleset has ~10^5 of each (issue 15: 15% les
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from meshviz.engine.core.model import Family, IPNetwork, SourceRef
 
@@ -115,26 +117,124 @@ BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
 }
 
 
+# --------------------------------------------------------------------------
+# Lazily filled chains and tables
+# --------------------------------------------------------------------------
+# The fast iptables-save parser (netfilter/fastparse.py) builds a big table's chains, and a chain's rules, only when
+# they are first read: `Table.chains` and `Chain.rules` are then missing from the instance until the first access
+# fills them in from a loader (through the same rule builder as an eager parse, so the values are the same).  Counts
+# (`Chain.rule_count()`, `Table.chain_count()`, `Table.rule_count()`) are known without filling anything.  Equality,
+# hashing, repr, `dataclasses.replace` and pickling read the fields, so they fill them first and behave exactly as for
+# an eagerly built value.
+
+
+def _make_lazy(cls: type[Any], field_name: str, count: int, load: Callable[[], tuple[Any, ...]], **values: Any) -> Any:
+    obj = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+    object.__setattr__(obj, "_lazy", (field_name, count, load))
+    return obj
+
+
+def _fill_lazy(obj: object, name: str) -> Any:
+    """The lazily filled field `name` of `obj`, loaded now (called on an attribute not in the instance)."""
+    pending = obj.__dict__.get("_lazy")
+    if pending is None or pending[0] != name:
+        raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
+    value = pending[2]()
+    object.__setattr__(obj, name, value)
+    obj.__dict__.pop("_lazy", None)  # another thread may have filled it meanwhile, with an equal value
+    return value
+
+
+def _lazy_count(obj: object, name: str) -> int | None:
+    """The length of lazily filled field `name` while it is not filled yet (None once it is, or if never lazy)."""
+    pending = obj.__dict__.get("_lazy")
+    return pending[1] if pending is not None and pending[0] == name else None
+
+
+def _reduce(obj: Any) -> tuple[type[Any], tuple[Any, ...]]:
+    return type(obj), tuple(getattr(obj, f.name) for f in fields(obj))
+
+
 @dataclass(frozen=True)
 class Chain:
     name: str
-    rules: tuple[Rule, ...] = ()
+    # default_factory, not a default: no class attribute, so a lazy chain's missing `rules` reaches __getattr__
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
     policy: str | None = None  # ACCEPT/DROP for built-in chains, None for user chains
     builtin: bool = False
     counters: tuple[int, int] | None = None
     ref: SourceRef | None = None
 
+    @classmethod
+    def lazy(
+        cls,
+        name: str,
+        count: int,
+        load: Callable[[], tuple[Rule, ...]],
+        policy: str | None = None,
+        builtin: bool = False,
+        counters: tuple[int, int] | None = None,
+        ref: SourceRef | None = None,
+    ) -> Chain:
+        """A chain of `count` rules that `load()` builds on first access to `rules`."""
+        chain: Chain = _make_lazy(
+            cls, "rules", count, load, name=name, policy=policy, builtin=builtin, counters=counters, ref=ref
+        )
+        return chain
+
+    def rule_count(self) -> int:
+        """len(self.rules), without building a lazy chain's rules."""
+        n = _lazy_count(self, "rules")
+        return len(self.rules) if n is None else n
+
+    if not TYPE_CHECKING:  # hidden from mypy: every other attribute stays checked
+
+        def __getattr__(self, name: str) -> Any:
+            return _fill_lazy(self, name)
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return _reduce(self)
+
 
 @dataclass(frozen=True)
 class Table:
     name: str
-    chains: tuple[Chain, ...] = ()
+    chains: tuple[Chain, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def lazy(cls, name: str, count: int, rules: int, load: Callable[[], tuple[Chain, ...]]) -> Table:
+        """A table of `count` chains holding `rules` rules in all, that `load()` builds on first access to `chains`."""
+        table: Table = _make_lazy(cls, "chains", count, load, name=name)
+        object.__setattr__(table, "_rules", rules)
+        return table
 
     def chain(self, name: str) -> Chain | None:
         for c in self.chains:
             if c.name == name:
                 return c
         return None
+
+    def chain_count(self) -> int:
+        """len(self.chains), without building a lazy table's chains."""
+        n = _lazy_count(self, "chains")
+        return len(self.chains) if n is None else n
+
+    def rule_count(self) -> int:
+        """The number of rules of all chains, without building a lazy table's chains or rules."""
+        if _lazy_count(self, "chains") is not None:
+            rules: int = self.__dict__["_rules"]
+            return rules
+        return sum(c.rule_count() for c in self.chains)
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            return _fill_lazy(self, name)
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return _reduce(self)
 
 
 @dataclass(frozen=True)
@@ -152,7 +252,7 @@ class Ruleset:
         return None
 
     def rule_count(self) -> int:
-        return sum(len(c.rules) for t in self.tables for c in t.chains)
+        return sum(t.rule_count() for t in self.tables)
 
 
 # --------------------------------------------------------------------------

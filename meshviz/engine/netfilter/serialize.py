@@ -185,8 +185,8 @@ def parse_summary(result: IptablesParseResult) -> JSON:
         {
             "family": rs.family.value,
             "table": t.name,
-            "chains": len(t.chains),
-            "rules": sum(len(c.rules) for c in t.chains),
+            "chains": t.chain_count(),
+            "rules": t.rule_count(),
         }
         for rs in result.rulesets
         for t in rs.tables
