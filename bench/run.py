@@ -281,7 +281,12 @@ def bench_story(args: argparse.Namespace) -> None:
     parse_config_dump.cache_clear()
     evidence_module.pod_of.cache_clear()
     evidence_module.simulated_pod.cache_clear()
-    api._HOSTS.clear()
+    try:  # the Hosts kept per snapshot: sim.simulate since issue 13, pipeline.pod before
+        from meshviz.engine.sim import simulate as _sim
+
+        _sim._HOSTS.clear()
+    except (ImportError, AttributeError):
+        api._HOSTS.clear()
     t0 = time.perf_counter()
     first = evidence_module.connection_story(ev, conn)
     cold = time.perf_counter() - t0
