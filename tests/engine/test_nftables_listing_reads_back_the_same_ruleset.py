@@ -1,4 +1,4 @@
-"""An nft ruleset written back as a listing (`nftables.listing`) reads back as the same ruleset: every `nft -j`
+"""An nft ruleset written back as a listing (`nftables.write_listing`) reads back as the same ruleset: every `nft -j`
 fixture, and kube-proxy's nftables mode (sets, verdict maps, numgen) from the bench generator."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from meshviz.engine.nftables.listing import ruleset_listing, same_ruleset
 from meshviz.engine.nftables.parser import parse_nftables
+from meshviz.engine.nftables.write_listing import ruleset_listing, same_ruleset
 
 LISTED = Path(__file__).resolve().parents[1] / "fixtures" / "nftables-listed"
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "bench"

@@ -49,9 +49,9 @@ from meshviz.engine.istio.nft_generator import (
 )
 from meshviz.engine.istio.settings import WILDCARD, CaptureSettings, Cidr, InterceptionMode
 from meshviz.engine.nftables import profile as nft_profile
-from meshviz.engine.nftables.listing import ruleset_listing, same_ruleset
 from meshviz.engine.nftables.model import AnonSet, Match, NftRule, NftRuleset, Selector, SetStmt, Value, Verdict
 from meshviz.engine.nftables.parser import parse_nftables
+from meshviz.engine.nftables.write_listing import ruleset_listing, same_ruleset
 from meshviz.engine.pipeline.evidence import Evidence, pod_of
 from meshviz.engine.pipeline.parsecache import rules_once
 
