@@ -132,8 +132,22 @@ def test_evidence_key_is_a_hash_of_the_texts_and_arguments() -> None:
 def test_the_comparison_and_the_repairs_share_one_parse_of_the_rules() -> None:
     from meshviz.engine.fix import modes
     from meshviz.engine.fix import result as fix
+    from meshviz.engine.pipeline import rulescache
 
-    parsecache.rules_once.cache_clear()
+    rulescache.rules_cache_clear()
     assert fix._parsed(RULES) is parsecache.rules_once(RULES)
     modes.settings_from_rules(RULES, [])
-    assert parsecache.rules_once.cache_info().misses == 1
+    assert rulescache.rules_cache_info()["misses"] == 1
+
+
+def test_the_snapshot_the_comparison_and_the_validation_share_one_parse_of_the_rules() -> None:
+    from meshviz.engine.pipeline import rulescache
+
+    parsecache.cache_clear()
+    rulescache.rules_cache_clear()
+    validated = rulescache.iptables_once(RULES, source="iptables")  # what an upload's validation parses
+    snapshot = parsecache.parse_once(iptables=RULES[:-1] + "\n", pod_ip="10.0.0.10").snapshot  # equal text
+    assert snapshot.rulesets == validated.rulesets
+    assert all(a is b for a, b in zip(snapshot.rulesets, validated.rulesets, strict=True))
+    assert parsecache.rules_once(RULES) is validated
+    assert rulescache.rules_cache_info()["misses"] == 1

@@ -23,12 +23,13 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING
+
+from meshviz.engine.core.model import Family
 
 if TYPE_CHECKING:
     from meshviz.engine.core.errors import ParseError, ParseWarning
-    from meshviz.engine.core.model import Family, IPAddress
+    from meshviz.engine.core.model import IPAddress
     from meshviz.engine.netfilter.parser import IptablesParseResult
     from meshviz.engine.pipeline.load import LoadResult
     from meshviz.engine.sim.simulate import Host
@@ -166,10 +167,13 @@ def cache_clear() -> None:
         _CACHE.hits = _CACHE.misses = 0
 
 
-@lru_cache(maxsize=4)
-def rules_once(text: str, source: str = "evidence", family: Family | None = None) -> IptablesParseResult:
-    """`parse_iptables(text, source, family)` kept for the last few texts: the comparison and the repairs read the
-    rules of the same evidence several times (the settings behind them, the marks, the chains to patch)."""
-    from meshviz.engine.netfilter.parser import parse_iptables
+def rules_once(text: str, source: str | None = None, family: Family | None = None) -> IptablesParseResult:
+    """`parse_iptables(text, source, family)`, the same parse as the snapshot's (`rulescache.iptables_once`): the
+    comparison and the repairs read the rules of the evidence several times (the settings behind them, the marks,
+    the chains to patch).  `source` defaults to the evidence kind's ("iptables", or "ip6tables" for IPv6 rules), as
+    `load_snapshot` names it, so the story, the comparison and the repairs share one parse."""
+    from meshviz.engine.pipeline.rulescache import iptables_once
 
-    return parse_iptables(text, source=source, family=family)
+    if source is None:
+        source = "ip6tables" if family == Family.IPV6 else "iptables"
+    return iptables_once(text, source=source, family=family)
