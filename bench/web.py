@@ -161,7 +161,7 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         size = len(response.content) if hasattr(response, "content") else 0
         med = statistics.median(times)
-        ok = response.status_code < 400 and med <= target_s and (target_bytes is None or size <= target_bytes)
+        ok = response.status_code in (200, 201) and med <= target_s and (target_bytes is None or size <= target_bytes)
         row = {
             "page": name,
             "status": response.status_code,
@@ -216,7 +216,7 @@ def main() -> None:
             0.3,
             1_000_000,
         ),
-        ("rules JSON (API)", lambda: client.get(f"/api/v1/explorer/{slug}/rules/", **api), 0.3, 1_000_000),
+        ("rules JSON (API)", lambda: client.get(f"/api/v1/analyses/{slug}/rules/", **api), 0.3, 1_000_000),
         ("rule detail", lambda: client.get(f"/a/{slug}/rules/mangle/ISTIO_INBOUND/1"), 1.0, 1_000_000),
         ("composer", lambda: client.get(f"/a/{slug}/compose/?src=10.1.1.1&dport=8083&format=json"), 1.0, 1_000_000),
         ("composer page (HTML)", lambda: client.get(f"/a/{slug}/compose/?src=10.1.1.1&dport=8083"), 1.0, 1_000_000),
@@ -228,7 +228,10 @@ def main() -> None:
         (
             "what-if, one edit (API)",
             lambda: client.post(
-                f"/api/v1/explorer/{slug}/whatif/", json.dumps({"edits": edit}), content_type="application/json", **api
+                f"/api/v1/analyses/{slug}/what-ifs/",
+                json.dumps({"edits": edit}),
+                content_type="application/json",
+                **api,
             ),
             1.0,
             1_000_000,
