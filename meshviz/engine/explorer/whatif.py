@@ -106,7 +106,7 @@ def inbound_cluster_ports(envoy: str | None) -> list[int]:
     from meshviz.engine.envoy.parser import parse_config_dump
 
     ports: list[int] = []
-    for cluster in parse_config_dump(envoy, source=FILE_NAMES["envoy"]).config.clusters:
+    for cluster in parse_config_dump(envoy, source="envoy").config.clusters:  # the story's parse (load_pod's source)
         parts = cluster.name.split("|")
         if parts[0] == "inbound" and len(parts) > 1 and parts[1].isdigit():
             port = int(parts[1])
