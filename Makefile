@@ -105,12 +105,29 @@ fuzz: venv
 		$(BIN)/pytest tests/fuzz -p no:randomly -q $(PYTEST_ARGS)
 	@$(BIN)/python -m tests.fuzz.report
 
+# make bench: the engine's figures (bench/run.py), then the web's (issue 15): a node-sized pod's upload -> verdict,
+# each page and a what-if edit (bench/web.py), and BENCH_LOAD_SECONDS of BENCH_LOAD_CLIENTS clients uploading a
+# typical pod to a `make run`-style server (bench/load.py); each prints its figures against the targets.  The web
+# part takes 2-4 minutes on the 2-core development machine.  Longer runs, e.g.:
+#   make bench BENCH_LOAD_SECONDS=60 BENCH_WEB_ARGS='--repeat 5' BENCH_LOAD_ARGS='--distinct'
+BENCH_ARGS ?=
+BENCH_WEB_ARGS ?= --repeat 3
+BENCH_LOAD_CLIENTS ?= 10
+BENCH_LOAD_SECONDS ?= 20
+BENCH_LOAD_ARGS ?=
 bench: venv
 	@if [ -f bench/run.py ]; then \
-		PYTHONPATH="$(CURDIR)" $(BIN)/python bench/run.py; \
+		PYTHONPATH="$(CURDIR)" $(BIN)/python bench/run.py $(BENCH_ARGS); \
 	else \
 		echo "bench/run.py not found: nothing to run"; \
 	fi
+	@echo "== web: a node-sized pod's upload -> verdict, pages and what-if (bench/web.py)"
+	PYTHONPATH="$(CURDIR)" $(BIN)/python bench/web.py $(BENCH_WEB_ARGS)
+	@echo "== web: $(BENCH_LOAD_CLIENTS) clients uploading for $(BENCH_LOAD_SECONDS) s (bench/load.py)"
+	@workdir="$$(mktemp -d -t meshviz-bench-load-XXXXXX)"; \
+	PYTHONPATH="$(CURDIR)" $(BIN)/python bench/load.py --clients $(BENCH_LOAD_CLIENTS) \
+		--seconds $(BENCH_LOAD_SECONDS) --workdir "$$workdir/run" $(BENCH_LOAD_ARGS); \
+	rm -rf "$$workdir"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks staticfiles tests/artifacts *.egg-info

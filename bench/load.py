@@ -6,7 +6,11 @@ the golden rules and a corpus config dump) back to back for --seconds against a 
 --database names another database), and print requests per second, p50/p95/max upload -> verdict, errors by status
 and the server's RSS (start, peak, end).
 
-    python bench/load.py --clients 10 --seconds 60 [--database postgres://postgres@127.0.0.1:5432/load]
+    python bench/load.py --clients 10 --seconds 60 [--distinct] [--database postgres://postgres@127.0.0.1:5432/load]
+
+The server's CPU per upload and the cores it kept busy are printed too (from /proc): runserver is one process, so
+Python work is bounded by one core (the GIL) whatever the number of threads.  --distinct makes every upload's texts
+unique (a comment in the rules, whitespace after the dump), so none is answered from the parse-once caches.
 
 Faults (issue 17), without --clients: submit analyses to a real stack while a Celery worker is killed -9, Redis is
 unreachable for 10 s and PostgreSQL restarts; then count submitted, done, failed (with reasons) and lost.
@@ -294,6 +298,16 @@ def typical_pod() -> dict[str, Any]:
     }
 
 
+def distinct(payload: dict[str, Any], n: int) -> dict[str, Any]:
+    """`payload` made unlike any other upload (a comment in the rules, whitespace after the dump's JSON): nothing the
+    server keeps from an earlier upload of the same texts (its parse-once caches) can answer it."""
+    return {
+        **payload,
+        "iptables": payload["iptables"] + f"# upload {n}\n",
+        "envoy_config_dump": payload["envoy_config_dump"] + " " * (n % 997 + 1) + "\n" * (n // 997 + 1),
+    }
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of `pid` and its children (MB), from /proc."""
     total = 0
@@ -306,6 +320,14 @@ def rss_mb(pid: int) -> float:
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, seconds) used so far by `pid` and its waited-for children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # after the command: state is fields[0]; utime, stime, cutime, cstime are stat fields 14-17
+    ticks = sum(int(f) for f in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -355,7 +377,9 @@ def concurrent_load(args: argparse.Namespace) -> None:
         base = f"http://127.0.0.1:{port}/api/v1/analyses/"
         payload = typical_pod()
         request(base, key, payload, timeout=60)  # warm-up: imports and first queries, not counted
+        uploads = iter(range(1, 10**9))
         rss_start = rss_mb(server.pid)
+        cpu_start = cpu_seconds(server.pid)
         rss_peak = [rss_start]
         samples: list[tuple[float, int, str]] = []  # (seconds, status, error text)
         lock = threading.Lock()
@@ -364,8 +388,11 @@ def concurrent_load(args: argparse.Namespace) -> None:
 
         def client() -> None:
             while time.monotonic() < stop_at:
+                with lock:
+                    n = next(uploads)
+                body_n = distinct(payload, n) if args.distinct else payload
                 t0 = time.perf_counter()
-                status, body = request(base, key, payload, timeout=120)
+                status, body = request(base, key, body_n, timeout=120)
                 took = time.perf_counter() - t0
                 why = ""
                 if status == 201 and isinstance(body, dict) and body.get("state") != "done":
@@ -389,11 +416,13 @@ def concurrent_load(args: argparse.Namespace) -> None:
         for th in threads[:-1]:
             th.join()
         elapsed = time.monotonic() - started
+        cpu_used = cpu_seconds(server.pid) - cpu_start
         rss_end = rss_mb(server.pid)
         ok = [t for t, status, why in samples if status == 201 and not why]
         errors = Counter(f"{status} {why}".strip() for _, status, why in samples if status != 201 or why)
         report = {
             "database": database,
+            "distinct_uploads": args.distinct,
             "clients": args.clients,
             "seconds": round(elapsed, 1),
             "requests": len(samples),
@@ -406,6 +435,10 @@ def concurrent_load(args: argparse.Namespace) -> None:
             "p95_ms": round(percentile(ok, 0.95) * 1000),
             "max_ms": round(max(ok) * 1000) if ok else None,
             "mean_ms": round(statistics.fmean(ok) * 1000) if ok else None,
+            # the server's CPU over the run: per upload, and as cores kept busy (2 on the development machine)
+            "server_cpu_ms_per_upload": round(cpu_used * 1000 / max(1, len(samples))),
+            "server_cores_busy": round(cpu_used / elapsed, 2),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
             "server_rss_mb": {"start": round(rss_start), "peak": round(max(rss_peak)), "end": round(rss_end)},
         }
         print(json.dumps(report, indent=1))
@@ -423,6 +456,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=0, help="concurrent clients (issue 15); 0: the faults run")
     parser.add_argument("--seconds", type=float, default=60, help="with --clients: how long they upload")
     parser.add_argument("--database", default="", help="with --clients: DATABASE_URL (default: SQLite in --workdir)")
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="with --clients: make every upload's texts unique (a comment, whitespace), so no cache of the server's "
+        "answers a repeated pod",
+    )
     parser.add_argument("--analyses", type=int, default=60)
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/meshviz-load"))

@@ -161,7 +161,7 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         size = len(response.content) if hasattr(response, "content") else 0
         med = statistics.median(times)
-        ok = response.status_code < 400 and med <= target_s and (target_bytes is None or size <= target_bytes)
+        ok = response.status_code in (200, 201) and med <= target_s and (target_bytes is None or size <= target_bytes)
         row = {
             "page": name,
             "status": response.status_code,
@@ -182,6 +182,7 @@ def main() -> None:
         return response
 
     uploaded = time.perf_counter()
+    cpu_before = time.process_time()  # this process's CPU, every thread (the analysis runs in a background one)
     created = measure(
         "upload answered (API)",
         lambda: client.post("/api/v1/analyses/", body, content_type="application/json", **api),
@@ -202,8 +203,22 @@ def main() -> None:
     if state["state"] != "done":
         print(f"  the analysis is {state['state']}: {state.get('error')}")
     took = time.perf_counter() - uploaded
-    figures.append({"page": "upload -> verdict", "state": state["state"], "seconds": round(took, 1), "target_s": 5.0})
-    print(f"  upload -> verdict (state {state['state']}): {took:.1f} s   target <= 5 s: {'yes' if took <= 5 else 'NO'}")
+    cpu = time.process_time() - cpu_before
+    load = os.getloadavg()[0]
+    figures.append(
+        {
+            "page": "upload -> verdict",
+            "state": state["state"],
+            "seconds": round(took, 1),
+            "cpu_seconds": round(cpu, 1),
+            "load_average": round(load, 2),
+            "target_s": 5.0,
+        }
+    )
+    print(
+        f"  upload -> verdict (state {state['state']}): {took:.1f} s ({cpu:.1f} s of CPU; load average {load:.1f} on "
+        f"{os.cpu_count()} cores)   target <= 5 s: {'yes' if took <= 5 else 'NO'}"
+    )
 
     pages: list[tuple[str, Callable[[], Any], float, int | None]] = [
         ("analysis page", lambda: client.get(f"/a/{slug}/"), 1.0, 1_000_000),
@@ -216,7 +231,7 @@ def main() -> None:
             0.3,
             1_000_000,
         ),
-        ("rules JSON (API)", lambda: client.get(f"/api/v1/explorer/{slug}/rules/", **api), 0.3, 1_000_000),
+        ("rules JSON (API)", lambda: client.get(f"/api/v1/analyses/{slug}/rules/", **api), 0.3, 1_000_000),
         ("rule detail", lambda: client.get(f"/a/{slug}/rules/mangle/ISTIO_INBOUND/1"), 1.0, 1_000_000),
         ("composer", lambda: client.get(f"/a/{slug}/compose/?src=10.1.1.1&dport=8083&format=json"), 1.0, 1_000_000),
         ("composer page (HTML)", lambda: client.get(f"/a/{slug}/compose/?src=10.1.1.1&dport=8083"), 1.0, 1_000_000),
@@ -228,7 +243,10 @@ def main() -> None:
         (
             "what-if, one edit (API)",
             lambda: client.post(
-                f"/api/v1/explorer/{slug}/whatif/", json.dumps({"edits": edit}), content_type="application/json", **api
+                f"/api/v1/analyses/{slug}/what-ifs/",
+                json.dumps({"edits": edit}),
+                content_type="application/json",
+                **api,
             ),
             1.0,
             1_000_000,

@@ -7,6 +7,7 @@ connections are simulated.
 from __future__ import annotations
 
 import contextvars
+import functools
 import ipaddress
 import json
 import logging
@@ -25,6 +26,7 @@ from meshviz.engine.api import (
     Evidence,
     analyse,
     identity_of,
+    iptables_once,
     load_pod,
     mode_of,
     redact_config_dump_text,
@@ -49,8 +51,13 @@ verdict_line = engine_verdict_line
 EVIDENCE_FIELDS = tuple(k.field for k in EVIDENCE_KINDS)
 #: The `source` named in errors for each evidence field (the engine's names).
 SOURCES = {k.field: k.source for k in EVIDENCE_KINDS}
-#: The engine's parser for each evidence field (each returns errors and warnings besides what it parsed).
-PARSERS: dict[str, Callable[..., Any]] = {k.field: k.parse for k in EVIDENCE_KINDS}
+#: The engine's parser for each evidence field (each returns errors and warnings besides what it parsed).  The rules
+#: go through the engine's parse-once cache (`iptables_once`): the parse that validates an upload is the one its
+#: stories, comparison and fix then read (issue 15: a node-sized ruleset was parsed five times per upload).
+PARSERS: dict[str, Callable[..., Any]] = {
+    k.field: functools.partial(iptables_once, family=k.family) if k.name in ("iptables", "ip6tables") else k.parse
+    for k in EVIDENCE_KINDS
+}
 #: Told (field, text, parse) of each piece of evidence an upload validated cleanly: meshviz.web.parsed keeps the
 #: iptables parse for the pages (issue 15) without this module importing the web app.
 PARSE_LISTENERS: list[Callable[[str, str, Any], None]] = []

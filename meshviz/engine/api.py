@@ -61,6 +61,7 @@ from meshviz.engine.pipeline.evidence import (
 )
 from meshviz.engine.pipeline.load import LoadResult, load_snapshot
 from meshviz.engine.pipeline.pod import Pod, load_pod, run_story, trace
+from meshviz.engine.pipeline.rulescache import iptables_once
 from meshviz.engine.render import dot as render
 from meshviz.engine.render import flowchart
 from meshviz.engine.render.dot import DiagramError
@@ -112,6 +113,7 @@ __all__ = [
     "flowchart",
     "has_sidecar",
     "identity_of",
+    "iptables_once",
     "istio_version",
     "load_pod",
     "load_snapshot",

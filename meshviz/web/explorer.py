@@ -295,34 +295,53 @@ def _structure_svg(
     return diagrams.inline_svg(svg), ""
 
 
+#: User-defined chains listed under the overview (those a connection hit first); kube-proxy's 30,000 on a node are
+#: counted and left to the rule table.
+MAX_OVERVIEW_USER_CHAINS = 100
+
+
 def _overview(analysis: Analysis, family: Family, hits: dict[Any, Any]) -> dict[str, Any]:
-    """Hooks -> tables -> chains with their rule and hit counts, each linking to its chain in the rule table."""
+    """Hooks -> tables -> chains with their rule and hit counts, each linking to its chain in the rule table.
+
+    Linear in the rules: every chain is found once through a dict, the hits counted once per chain, and at most
+    MAX_OVERVIEW_USER_CHAINS user chains listed (a node's ruleset took 29 s and 4.3 MB here: a linear lookup per
+    chain and one link per chain)."""
     rs = parsed.ruleset(analysis, family)
     if rs is None:
-        return {"tables": [], "hooks": [], "user": []}
+        return {"tables": [], "hooks": [], "user": [], "user_more": 0}
     tables = [t for _, order in structure.HOOK_TABLES for t in order]
     tables = [t for t in dict.fromkeys(tables) if any(x.name == t for x in rs.tables)]
+    chains = {(t.name, c.name): c for t in rs.tables for c in t.chains}
+    hit_rules: dict[tuple[str, str], int] = {}
+    for key, value in hits.items():
+        if value and len(key) == 3:
+            hit_rules[(key[0], key[1])] = hit_rules.get((key[0], key[1]), 0) + 1
+    rules_url = reverse("explorer-rules", args=[analysis.slug])
 
     def cell(table: str, chain: str) -> dict[str, Any] | None:
-        t = next((x for x in rs.tables if x.name == table), None)
-        c = t.chain(chain) if t is not None else None
+        c = chains.get((table, chain))
         if c is None:
             return None
-        hit = sum(1 for i in range(1, len(c.rules) + 1) if hits.get((table, chain, i)))
-        url = reverse("explorer-rules", args=[analysis.slug]) + "?" + urlencode({"table": table, "chain": chain})
-        return {"table": table, "chain": chain, "rules": len(c.rules), "hit": hit, "policy": c.policy, "url": url}
+        url = rules_url + "?" + urlencode({"table": table, "chain": chain})
+        return {
+            "table": table,
+            "chain": chain,
+            "rules": len(c.rules),
+            "hit": hit_rules.get((table, chain), 0),
+            "policy": c.policy,
+            "url": url,
+        }
 
     hooks = [
         {"hook": hook, "cells": [cell(t, hook) if t in order else None for t in tables]}
         for hook, order in structure.HOOK_TABLES
     ]
-    user = [
-        c
-        for t in rs.tables
-        for ch in t.chains
-        if not ch.builtin and (c := cell(t.name, ch.name)) is not None and c["rules"]
-    ]
-    return {"tables": tables, "hooks": hooks, "user": user}
+    user_keys = [(t, name) for (t, name), c in chains.items() if not c.builtin and c.rules]
+    if len(user_keys) > MAX_OVERVIEW_USER_CHAINS:
+        # too many to list: the chains a connection went through first, then the others in the ruleset's order
+        user_keys.sort(key=lambda k: not hit_rules.get(k))
+    user = [c for t, name in user_keys[:MAX_OVERVIEW_USER_CHAINS] if (c := cell(t, name)) is not None]
+    return {"tables": tables, "hooks": hooks, "user": user, "user_more": len(user_keys) - len(user)}
 
 
 def _nft_overview(analysis: Analysis, family: Family, hits: dict[Any, Any]) -> dict[str, Any] | None:

@@ -35,7 +35,7 @@ from meshviz.engine.api import (
     IptablesParseResult,
     Ruleset,
     SimulatedPod,
-    parse_iptables,
+    iptables_once,
     simulated_pod,
     structure,
 )
@@ -177,7 +177,8 @@ def _iptables_hash(analysis: Analysis) -> str:
 def iptables(analysis: Analysis) -> IptablesParseResult:
     """The analysis's iptables evidence parsed (`parse_iptables(..., source="iptables")`), once."""
     text = analysis.iptables
-    return _IPTABLES.get(_iptables_hash(analysis), lambda: parse_iptables(text, source="iptables"), len(text))
+    # the engine's parse-once cache: the same parse as the analysis's stories when they ran in this process
+    return _IPTABLES.get(_iptables_hash(analysis), lambda: iptables_once(text, source="iptables"), len(text))
 
 
 def ruleset(analysis: Analysis, family: Family) -> Ruleset | None:

@@ -3,6 +3,7 @@ switched to REDIRECT, for pod 172.16.188.31 with the application on 8083 (the ap
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,10 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 POD_IP = "172.16.188.31"
 APP_PORT = 8083
 REDIRECT_RULES = (FIXTURES / "corpus/istio-cni/plugin/basic.txt.golden").read_text()
-ENVOY_REDIRECT = to_mode((FIXTURES / "envoy/tproxy-original-src.json").read_text(), "REDIRECT").text
+# indented as Envoy's admin endpoint writes it (to_mode writes compact JSON): the tests count its lines
+ENVOY_REDIRECT = json.dumps(
+    json.loads(to_mode((FIXTURES / "envoy/tproxy-original-src.json").read_text(), "REDIRECT").text), indent=2
+)
 
 
 def evidence_payload(**overrides: Any) -> dict[str, Any]:

@@ -132,8 +132,41 @@ def test_evidence_key_is_a_hash_of_the_texts_and_arguments() -> None:
 def test_the_comparison_and_the_repairs_share_one_parse_of_the_rules() -> None:
     from meshviz.engine.fix import modes
     from meshviz.engine.fix import result as fix
+    from meshviz.engine.pipeline import rulescache
 
-    parsecache.rules_once.cache_clear()
+    rulescache.rules_cache_clear()
     assert fix._parsed(RULES) is parsecache.rules_once(RULES)
     modes.settings_from_rules(RULES, [])
-    assert parsecache.rules_once.cache_info().misses == 1
+    assert rulescache.rules_cache_info()["misses"] == 1
+
+
+def test_the_snapshot_the_comparison_and_the_validation_share_one_parse_of_the_rules() -> None:
+    from meshviz.engine.pipeline import rulescache
+
+    parsecache.cache_clear()
+    rulescache.rules_cache_clear()
+    validated = rulescache.iptables_once(RULES, source="iptables")  # what an upload's validation parses
+    snapshot = parsecache.parse_once(iptables=RULES[:-1] + "\n", pod_ip="10.0.0.10").snapshot  # equal text
+    assert snapshot.rulesets == validated.rulesets
+    assert all(a is b for a, b in zip(snapshot.rulesets, validated.rulesets, strict=True))
+    assert parsecache.rules_once(RULES) is validated
+    assert rulescache.rules_cache_info()["misses"] == 1
+
+
+def test_the_pods_profile_is_derived_once_per_parse_and_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshviz.engine.pipeline import pod as pod_module
+
+    parsecache.cache_clear()
+    derived: list[int | None] = []
+    real = pod_module.derive_profile
+
+    def counting(*args: object, **kwargs: object) -> object:
+        derived.append(kwargs.get("proxy_uid"))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pod_module, "derive_profile", counting)
+    first = pod_module.load_pod(iptables=RULES, pod_ip="10.0.0.10")
+    again = pod_module.load_pod(iptables=RULES, pod_ip="10.0.0.10")
+    assert again.profile is first.profile and derived == [None]
+    other = pod_module.load_pod(iptables=RULES, pod_ip="10.0.0.10", proxy_uid=1234)
+    assert other.profile is not None and other.profile.proxy_uid == 1234 and derived == [None, 1234]

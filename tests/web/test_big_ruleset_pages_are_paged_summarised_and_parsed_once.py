@@ -171,3 +171,20 @@ def test_structure_graph_that_would_be_refused_is_never_built(setup: tuple[Analy
         assert (
             "too many to draw as one graph" in response.content.decode() and "rule table" in response.content.decode()
         )
+
+
+def test_structure_overview_lists_the_hit_user_chains_and_counts_the_others(setup: tuple[Analysis, object]) -> None:
+    import re
+
+    from meshviz.web.explorer import MAX_OVERVIEW_USER_CHAINS
+
+    analysis, client = setup
+    html = client.get(f"/a/{analysis.slug}/structure/").content.decode()  # type: ignore[attr-defined]
+    listed = html[html.index("User-defined chains:") :]
+    listed = listed[: listed.index("</p>")]
+    links = re.findall(r'\?table=(\w+)&amp;chain=([\w-]+)"', listed)
+    assert len(links) == MAX_OVERVIEW_USER_CHAINS
+    more = re.search(r"and (\d+) more, in <a href=\"/a/[^\"]+/rules/\">the rule table</a>", listed)
+    assert more is not None and len(links) + int(more.group(1)) > SERVICES  # every KUBE-SVC chain is counted
+    # the chains the connections went through come first
+    assert ("mangle", "ISTIO_INBOUND") in links[:5] and ("mangle", "ISTIO_TPROXY") in links[:5]

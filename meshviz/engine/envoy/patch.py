@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from meshviz.engine.core.defaults import DEFAULT_TPROXY_MARK
@@ -172,7 +173,9 @@ def patch_dump(
         set_transparent(dump, transparent, changes)
     if original_src is not None:
         set_original_src(dump, original_src[0], original_src[1], changes)
-    return PatchResult(json.dumps(dump, indent=2), changes)
+    # json's C encoder (indent=2 would run its pure-Python one: most of an upload's CPU went to re-indenting the
+    # dump for the comparison and the fix); the text is parsed again by the engine, never shown as is
+    return PatchResult(json.dumps(dump), changes)
 
 
 def to_mode(text: str, mode: str, mark: int = DEFAULT_TPROXY_MARK) -> PatchResult:
@@ -182,9 +185,18 @@ def to_mode(text: str, mode: str, mark: int = DEFAULT_TPROXY_MARK) -> PatchResul
     REDIRECT: neither.  The inbound clusters' 127.0.0.6 upstream_bind_config is kept: Istio sets it in both modes
     and original_src takes precedence over it.
     """
+    patched, changes = _to_mode(text, mode, mark)
+    return PatchResult(patched, list(changes))
+
+
+@lru_cache(maxsize=8)
+def _to_mode(text: str, mode: str, mark: int) -> tuple[str, tuple[str, ...]]:
+    """`to_mode`'s work, once per dump: the comparison and the fix both switch the same dump to the other mode."""
     if mode == "TPROXY":
-        return patch_dump(text, mode="TPROXY", transparent=True, original_src=(("virtualInbound",), mark))
-    return patch_dump(text, mode="REDIRECT", transparent=False, original_src=(("virtualInbound",), None))
+        r = patch_dump(text, mode="TPROXY", transparent=True, original_src=(("virtualInbound",), mark))
+    else:
+        r = patch_dump(text, mode="REDIRECT", transparent=False, original_src=(("virtualInbound",), None))
+    return r.text, tuple(r.changes)
 
 
 def inbound_listener_ports(text: str) -> list[int]:

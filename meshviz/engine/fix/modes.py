@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import replace
+from functools import lru_cache
 
 from meshviz.engine.core.model import Family
 from meshviz.engine.envoy.patch import to_mode
@@ -144,13 +145,21 @@ def _snapshot_for_marks(iptables: str) -> Snapshot:
 
 def _generate(settings: CaptureSettings) -> tuple[str, list[str], list[str]]:
     """Rules (iptables-restore text, all families), `ip rule` and `ip route` commands for these settings."""
+    rules, ip_rule, ip_route = _generated(settings)
+    return rules, list(ip_rule), list(ip_route)
+
+
+@lru_cache(maxsize=16)
+def _generated(settings: CaptureSettings) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """`_generate`'s work, once per settings: the comparison, the repairs and their `ip` commands each ask for the
+    same pod's rules in the other mode, and most pods share Istio's settings."""
     from meshviz.engine.istio.generator import generate
     from meshviz.engine.netfilter.render import render_ruleset
 
     g = generate(settings)
     if g.errors:
         raise ValueError(f"the Istio generator rejected the inferred settings: {g.errors[0]}")
-    return "".join(render_ruleset(rs) for rs in g.rulesets), list(g.ip_rule), list(g.ip_route)
+    return "".join(render_ruleset(rs) for rs in g.rulesets), tuple(g.ip_rule), tuple(g.ip_route)
 
 
 def settings_in_mode(ev: Evidence, mode: str, notes: list[str]) -> CaptureSettings:

@@ -89,7 +89,7 @@ def _dials_loopback(ev: Evidence) -> bool:
     """Does an inbound cluster dial a loopback endpoint (Istio < 1.10 inbound clusters)?"""
     if not ev.envoy:
         return False
-    cfg = parse_config_dump(ev.envoy).config
+    cfg = parse_config_dump(ev.envoy, source="envoy").config  # the story's parse (load_pod's source)
     return any(
         c.name.startswith("inbound|")
         and any(e.address.ip is not None and e.address.ip.is_loopback for e in c.endpoints)
@@ -105,7 +105,7 @@ def _original_src_mark(ev: Evidence) -> int | None:
     """The mark of virtualInbound's original_src filter: None when there is no such filter, 0 when unset."""
     if not ev.envoy:
         return None
-    cfg = parse_config_dump(ev.envoy).config
+    cfg = parse_config_dump(ev.envoy, source="envoy").config  # the story's parse (load_pod's source)
     for lst in cfg.listeners:
         if lst.state == "active" and lst.name.startswith("virtualInbound"):
             for f in lst.listener_filters:

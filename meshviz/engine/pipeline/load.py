@@ -14,9 +14,9 @@ from meshviz.engine.core.errors import ParseError, ParseWarning
 from meshviz.engine.core.model import Family, IPAddress, Socket
 from meshviz.engine.evidence.kinds import EVIDENCE_SOURCES
 from meshviz.engine.netfilter.model import Ruleset
-from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.nftables.hooks import is_iptables_nft
 from meshviz.engine.nftables.parser import parse_nftables
+from meshviz.engine.pipeline.rulescache import iptables_once
 from meshviz.engine.routing.addr import parse_ip_addr
 from meshviz.engine.routing.defaults import (
     default_policy_rules,
@@ -73,12 +73,12 @@ def load_snapshot(
 
     rulesets: tuple[Ruleset, ...] = ()
     if iptables is not None:
-        r = parse_iptables(iptables, source=src["iptables"], strict=strict)
+        r = iptables_once(iptables, source=src["iptables"], strict=strict)
         rulesets = r.rulesets
         errors += r.errors
         warnings += r.warnings
     if ip6tables is not None:
-        r6 = parse_iptables(ip6tables, source=src["ip6tables"], family=Family.IPV6, strict=strict)
+        r6 = iptables_once(ip6tables, source=src["ip6tables"], family=Family.IPV6, strict=strict)
         errors += r6.errors
         warnings += r6.warnings
         if any(rs.family == Family.IPV6 for rs in rulesets) and r6.rulesets:

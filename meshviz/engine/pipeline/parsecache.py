@@ -22,23 +22,28 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from meshviz.engine.core.model import Family
 
 if TYPE_CHECKING:
     from meshviz.engine.core.errors import ParseError, ParseWarning
-    from meshviz.engine.core.model import Family, IPAddress
+    from meshviz.engine.core.model import IPAddress
     from meshviz.engine.netfilter.parser import IptablesParseResult
     from meshviz.engine.pipeline.load import LoadResult
     from meshviz.engine.sim.simulate import Host
     from meshviz.engine.sim.snapshot import Snapshot
+
+T = TypeVar("T")
 
 #: The evidence texts `parse_once` takes, in `api.load_snapshot`'s names.
 TEXTS = ("iptables", "ip_rule", "ip_route", "sysctl", "ip6tables", "ip6_rule", "ip6_route", "addr", "nftables")
 
 MAX_ENTRIES = 8
 MAX_TEXT_BYTES = 16 * 1024 * 1024
+MAX_MEMO = 16
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Parsed:
     size: int
     _host: list[Host] = field(default_factory=list, compare=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    _host_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    _memo: dict[Hashable, tuple[object, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -61,10 +68,26 @@ class Parsed:
     def warnings(self) -> tuple[ParseWarning, ...]:
         return self.loaded.warnings
 
+    def memo(self, key: Hashable, compute: Callable[[], T], *, keep: object = None) -> T:
+        """`compute()`, kept with this parse under `key` (what is derived from the snapshot alone and the arguments
+        in `key`, e.g. the pod's profile: every story of a node-sized pod derived it again from its 80,000 rules).
+        `keep` is an object `key` names by its id (the Envoy config): it is kept alive with the value, and a value
+        kept for another object of the same id is not returned.  At most `MAX_MEMO` values per parse."""
+        with self._lock:
+            hit = self._memo.get(key)
+        if hit is not None and hit[0] is keep:
+            return hit[1]  # type: ignore[no-any-return]
+        value = compute()
+        with self._lock:
+            if len(self._memo) >= MAX_MEMO:
+                self._memo.clear()
+            self._memo[key] = (keep, value)
+        return value
+
     def host(self) -> Host:
         """The snapshot's Host, built on first use and shared (also by `api.host_for`)."""
         if not self._host:
-            with self._lock:
+            with self._host_lock:
                 if not self._host:
                     from meshviz.engine.sim.simulate import host_for
 
@@ -166,10 +189,13 @@ def cache_clear() -> None:
         _CACHE.hits = _CACHE.misses = 0
 
 
-@lru_cache(maxsize=4)
-def rules_once(text: str, source: str = "evidence", family: Family | None = None) -> IptablesParseResult:
-    """`parse_iptables(text, source, family)` kept for the last few texts: the comparison and the repairs read the
-    rules of the same evidence several times (the settings behind them, the marks, the chains to patch)."""
-    from meshviz.engine.netfilter.parser import parse_iptables
+def rules_once(text: str, source: str | None = None, family: Family | None = None) -> IptablesParseResult:
+    """`parse_iptables(text, source, family)`, the same parse as the snapshot's (`rulescache.iptables_once`): the
+    comparison and the repairs read the rules of the evidence several times (the settings behind them, the marks,
+    the chains to patch).  `source` defaults to the evidence kind's ("iptables", or "ip6tables" for IPv6 rules), as
+    `load_snapshot` names it, so the story, the comparison and the repairs share one parse."""
+    from meshviz.engine.pipeline.rulescache import iptables_once
 
-    return parse_iptables(text, source=source, family=family)
+    if source is None:
+        source = "ip6tables" if family == Family.IPV6 else "iptables"
+    return iptables_once(text, source=source, family=family)
