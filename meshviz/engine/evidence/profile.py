@@ -12,7 +12,7 @@ evidence does not give falls back to a named default below, and the fallback is 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,12 +95,19 @@ class PodProfile:
 # --------------------------------------------------------------------------
 
 
-def _rules(rulesets: Iterable[Ruleset], table: str | None = None) -> Iterable[tuple[str, str, Rule]]:
+def _rules(
+    rulesets: Iterable[Ruleset], table: str | None = None, chains: Collection[str] | None = None
+) -> Iterable[tuple[str, str, Rule]]:
+    """Every rule (of `table`, of the `chains` named), in order.  Naming the chains matters on a node-sized ruleset:
+    a chain's rules are built when first read (a fast-parsed ruleset), so the 30,000 chains of kube-proxy are not
+    built to find Istio's few."""
     for rs in rulesets:
         for t in rs.tables:
             if table is not None and t.name != table:
                 continue
             for c in t.chains:
+                if chains is not None and c.name not in chains:
+                    continue
                 for r in c.rules:
                     yield t.name, c.name, r
 
@@ -142,19 +149,37 @@ def _owner_ids(rule: Rule, option: str) -> list[int]:
 def interception_mode(snapshot: Snapshot) -> str:
     """TPROXY when a TPROXY rule exists, REDIRECT when a REDIRECT rule exists, otherwise NONE (the rules capture
     nothing).  The one place the mode is read from the rules."""
-    mode = "NONE"
-    for _t, _c, r in _rules(snapshot.rulesets):
+    from_nft = nft.interception_mode(snapshot.nftables)
+    # TPROXY is a mangle target and REDIRECT a nat one (iptables-restore refuses them elsewhere, and so does the
+    # parser): mangle is read for TPROXY first, then nat - Istio's chains before the others, so that a REDIRECT pod's
+    # answer does not need kube-proxy's thousands of chains built.
+    for _t, _c, r in _rules(snapshot.rulesets, "mangle"):
         if _target_is(r, "TPROXY"):
             return "TPROXY"
-        if _target_is(r, "REDIRECT"):
-            mode = "REDIRECT"
-    from_nft = nft.interception_mode(snapshot.nftables)
+    mode = "NONE"
+    for rs in snapshot.rulesets:
+        nat = rs.table("nat")
+        if nat is None:
+            continue
+        for c in sorted(nat.chains, key=lambda c: not c.name.startswith("ISTIO")):
+            if any(_target_is(r, "REDIRECT") for r in c.rules):
+                mode = "REDIRECT"
+                break
+        if mode == "REDIRECT":
+            break
     return from_nft if from_nft == "TPROXY" or mode == "NONE" else mode
 
 
 def _capture_port(snapshot: Snapshot, mode: str) -> int | None:
     """Envoy's inbound capture port: TPROXY's --on-port, or REDIRECT's --to-ports in Istio's inbound chain."""
-    for t, c, r in _rules(snapshot.rulesets):
+    readings = (
+        _rules(snapshot.rulesets, "mangle")
+        if mode == "TPROXY"
+        else _rules(snapshot.rulesets, "nat", ("ISTIO_IN_REDIRECT",))
+        if mode == "REDIRECT"
+        else ()
+    )
+    for t, c, r in readings:
         if mode == "TPROXY" and _target_is(r, "TPROXY"):
             p = _opt(r, "on-port")
             if p and p.isdigit():
@@ -167,7 +192,7 @@ def _capture_port(snapshot: Snapshot, mode: str) -> int | None:
 
 
 def _outbound_port(snapshot: Snapshot) -> int | None:
-    for t, c, r in _rules(snapshot.rulesets):
+    for t, c, r in _rules(snapshot.rulesets, "nat", ("ISTIO_REDIRECT",)):
         if t == "nat" and c == "ISTIO_REDIRECT" and _target_is(r, "REDIRECT"):
             p = _opt(r, "to-ports", "to-port")
             if p:
@@ -193,7 +218,7 @@ def _exempt_ids(snapshot: Snapshot, option: str) -> list[int]:
     """The uids/gids whose connections the nat OUTPUT rules exempt from capture (`-m owner --uid-owner X -j RETURN`
     without an interface condition), Istio's way of letting the sidecar's own traffic out."""
     ids: list[int] = []
-    for _t, c, r in _rules(snapshot.rulesets, "nat"):
+    for _t, c, r in _rules(snapshot.rulesets, "nat", ("ISTIO_OUTPUT", "OUTPUT")):
         if c in ("ISTIO_OUTPUT", "OUTPUT") and _target_is(r, "RETURN") and r.out_iface is None:
             ids += _owner_ids(r, option)
     ids += nft.exempt_ids(snapshot.nftables, "meta skuid" if option == "uid-owner" else "meta skgid")

@@ -39,7 +39,7 @@ from meshviz.engine.netfilter.matches import (
     parse_int,
     parse_mark,
 )
-from meshviz.engine.netfilter.model import Rule, Ruleset
+from meshviz.engine.netfilter.model import Chain, Rule, Ruleset
 from meshviz.engine.netfilter.render import rule_text
 
 
@@ -206,43 +206,49 @@ def compile_one(rule: Rule, index: int, chain_names: set[str]) -> CompiledRule:
 
 
 class CompiledRuleset:
-    """A ruleset indexed for simulation.  Building it is cheap; rules compile on first use."""
+    """A ruleset indexed for simulation.  Building it costs nothing: a chain is indexed the first time a packet
+    reaches it (its rules read, the exact-destination index of a long chain built), and its rules compile on first
+    use - so a story through a node-sized ruleset reads the few chains its packets traverse, not all of them."""
 
     def __init__(self, ruleset: Ruleset):
         self.ruleset = ruleset
-        self.chains: dict[tuple[str, str], CompiledChain] = {}
-        with gc_paused():
-            self._index(ruleset)
+        self.chains: dict[tuple[str, str], CompiledChain | None] = {}
+        self._tables: dict[str, tuple[dict[str, Chain], set[str]] | None] = {}
 
-    def _index(self, ruleset: Ruleset) -> None:
-        for table in ruleset.tables:
-            names = {c.name for c in table.chains}
-            for chain in table.chains:
-                rules = list(chain.rules)
-                by_dst: dict[IPAddress, list[int]] | None = None
-                general = list(range(len(rules)))
-                if len(rules) > INDEX_THRESHOLD:
-                    by_dst, general = {}, []
-                    for pos, rule in enumerate(rules):
-                        addr = _exact_dst(rule)
-                        if addr is None:
-                            general.append(pos)
-                        else:
-                            by_dst.setdefault(addr, []).append(pos)
-                self.chains[(table.name, chain.name)] = CompiledChain(
-                    table.name,
-                    chain.name,
-                    chain.builtin,
-                    chain.policy,
-                    rules,
-                    names,
-                    general,
-                    by_dst,
-                    [None] * len(rules),
-                )
+    def _table(self, table: str) -> tuple[dict[str, Chain], set[str]] | None:
+        if table not in self._tables:
+            t = self.ruleset.table(table)
+            by_name = {c.name: c for c in t.chains} if t is not None else None
+            self._tables[table] = (by_name, set(by_name)) if by_name is not None else None
+        return self._tables[table]
 
     def chain(self, table: str, name: str) -> CompiledChain | None:
-        return self.chains.get((table, name))
+        key = (table, name)
+        if key in self.chains:
+            return self.chains[key]
+        found = self._table(table)
+        chain = found[0].get(name) if found is not None else None
+        compiled = _index_chain(table, chain, found[1]) if found is not None and chain is not None else None
+        self.chains[key] = compiled
+        return compiled
+
+
+def _index_chain(table: str, chain: Chain, names: set[str]) -> CompiledChain:
+    with gc_paused():
+        rules = list(chain.rules)
+        by_dst: dict[IPAddress, list[int]] | None = None
+        general = list(range(len(rules)))
+        if len(rules) > INDEX_THRESHOLD:
+            by_dst, general = {}, []
+            for pos, rule in enumerate(rules):
+                addr = _exact_dst(rule)
+                if addr is None:
+                    general.append(pos)
+                else:
+                    by_dst.setdefault(addr, []).append(pos)
+        return CompiledChain(
+            table, chain.name, chain.builtin, chain.policy, rules, names, general, by_dst, [None] * len(rules)
+        )
 
 
 # --------------------------------------------------------------------------
