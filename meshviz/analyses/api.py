@@ -141,7 +141,8 @@ class AnalysisViewSet(viewsets.GenericViewSet):
             **{k: data[k] for k in ("origin", "origin_notes") if k in data},
         )
         dispatched = enqueue(analysis)
-        analysis.refresh_from_db()
+        # what the short representation reads and the task may have changed (not the evidence just stored)
+        analysis.refresh_from_db(fields=["state", "results", "error", "engine_version", "updated", "revision"])
         # 202 when the broker did not take the task (it is down): the analysis is stored and queued, and the
         # re-dispatcher sends it when the broker is back; the client polls its URL as usual.
         return Response(

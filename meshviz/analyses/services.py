@@ -305,7 +305,9 @@ def run_analysis(analysis: Analysis, progress: Callable[[int, int, str], None] |
         _PROGRESS.reset(token)
     check_result_size(results)
     with transaction.atomic():
-        current = Analysis.objects.select_for_update().get(pk=analysis.pk)
+        # only what is compared and written: the evidence and the previous results (hundreds of KB of text and
+        # JSON on a typical pod) are not read back to be replaced
+        current = Analysis.objects.select_for_update().only("pk", "revision", "state").get(pk=analysis.pk)
         if current.revision != revision:
             # The inputs changed while we computed: these results answer an older revision; a newer
             # task will store its own. Keep the state (queued) and store nothing.

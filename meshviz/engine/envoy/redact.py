@@ -32,6 +32,7 @@ import base64
 import binascii
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -418,6 +419,14 @@ def redact(text: str) -> RedactionResult:
     return RedactionResult(redacted, count, again, None)
 
 
+#: The last few redactions, by text (a chatops bot uploads the same pod again and again): redaction is a pure function
+#: of the text, so the same text is walked once.  Only texts up to _KEPT_CHARS are kept, at most _KEPT of them.
+_KEPT = 8
+_KEPT_CHARS = 4 << 20
+_recent: dict[str, tuple[str, int]] = {}
+_recent_lock = threading.Lock()
+
+
 def redact_config_dump_text(text: str) -> tuple[str, int]:
     """Redact a config dump's text in place; returns (redacted text, number of values replaced).
 
@@ -425,5 +434,18 @@ def redact_config_dump_text(text: str) -> tuple[str, int]:
     text that is not valid JSON gets the pattern-based rules (PEM private
     keys, JWTs, bearer tokens, `"password": "..."`-style pairs).
     """
+    keep = len(text) <= _KEPT_CHARS
+    if keep:
+        with _recent_lock:
+            hit = _recent.pop(text, None)
+            if hit is not None:
+                _recent[text] = hit  # most recent last
+                return hit
     result = redact(text)
-    return result.text, result.count
+    out = (result.text, result.count)
+    if keep:
+        with _recent_lock:
+            _recent[text] = out
+            while len(_recent) > _KEPT:
+                del _recent[next(iter(_recent))]
+    return out
