@@ -74,16 +74,13 @@ def _print_errors(errors: Sequence[ParseError], fmt: str) -> None:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    from meshviz.engine.netfilter.parser import parse_iptables
-    from meshviz.engine.netfilter.serialize import parse_summary, ruleset_to_dict
-    from meshviz.engine.routing.ip_route import parse_ip_routes
-    from meshviz.engine.routing.ip_rule import parse_ip_rules
-    from meshviz.engine.routing.sysctl import parse_sysctls
-
     text = _read(args.file)
     source = args.file
     out: dict[str, Any]
     if args.kind == "iptables":
+        from meshviz.engine.netfilter.parser import parse_iptables
+        from meshviz.engine.netfilter.serialize import parse_summary, ruleset_to_dict
+
         r = parse_iptables(text, source=source, strict=not args.lenient)
         if r.errors:
             _print_errors(r.errors, args.format)
@@ -127,6 +124,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
                 if lst.state != "active":
                     out[f"listener {lst.name}"] = f"{lst.state}: {lst.error_detail or ''}".strip()
     elif args.kind == "ip-rule":
+        from meshviz.engine.routing.ip_rule import parse_ip_rules
+
         rr = parse_ip_rules(text, source=source)
         if rr.errors:
             _print_errors(rr.errors, args.format)
@@ -135,6 +134,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
         if args.format == "json":
             out["rules"] = [_plain(r) for r in rr.rules]
     elif args.kind == "ip-route":
+        from meshviz.engine.routing.ip_route import parse_ip_routes
+
         rt = parse_ip_routes(text, source=source)
         if rt.errors:
             _print_errors(rt.errors, args.format)
@@ -143,6 +144,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
         if args.format == "json":
             out["routes"] = [_plain(r) for r in rt.routes]
     else:
+        from meshviz.engine.routing.sysctl import parse_sysctls
+
         sr = parse_sysctls(text, source=source)
         if sr.errors:
             _print_errors(sr.errors, args.format)
@@ -482,7 +485,7 @@ def _add_evidence_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--format", choices=("json", "text"), default="text")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_generate: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m meshviz.engine", description="meshviz engine")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -539,9 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evidence_args(cp)
     cp.set_defaults(func=cmd_compare)
 
-    from meshviz.engine.istio.cli_generate import add_generate_parser
+    if with_generate:  # its options come from Istio's generator, a big import `parse` does without
+        from meshviz.engine.istio.cli_generate import add_generate_parser
 
-    add_generate_parser(sub)
+        add_generate_parser(sub)
     return p
 
 
@@ -588,7 +592,8 @@ def _resolve_inputs(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args = build_parser(with_generate=given[:1] != ["parse"]).parse_args(given)
     try:
         status = _resolve_inputs(args)
         if status:
