@@ -37,7 +37,8 @@ def _alt(words: Iterable[str]) -> str:
 
 
 # A token as the lexer reads it: a word (no white space, braces, commas, semicolons, quotes or `#`), a string.
-W = r'[^\s{},;"#]+'
+# (ASCII text only: `scan` leaves any other to the general parser, whose `\s` also takes Unicode spaces.)
+W = r'[^ \t\n\r\x0b\x0c\x1c-\x1f{},;"#]+'
 S = r'"[^"\n]*"'
 _END = r"(?=[ \n])"  # the token ends here
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
@@ -47,10 +48,10 @@ _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4
 _PAYLOAD = "(?:" + "|".join(f"{re.escape(p)} {_alt(fields)}" for p, fields in PAYLOAD.items()) + ")"
 SELECTOR = (
     "(?:"
-    + f"meta {_alt(META_KEYS)}"
-    + f"|{_alt(BARE_META)}"
-    + f"|{_PAYLOAD}"
+    + f"{_PAYLOAD}"
+    + f"|meta {_alt(META_KEYS)}"
     + f"|ct {_alt(k for k in CT_KEYS if k != 'helper')}"
+    + f"|{_alt(BARE_META)}"
     + f"|ct (?:original|reply) {W}"
     + f"|fib {_alt(FIB_FLAGS)}(?: \\. {_alt(FIB_FLAGS)})* {_alt(FIB_RESULTS)}"
     + "|socket (?:transparent|mark|wildcard)"
@@ -62,7 +63,7 @@ _RESERVED = _alt({"set", "vmap", "map", ".", "/", *RELATIONAL, *BINOPS}) + r"(?=
 _BINOP = f"(?: {_alt(BINOPS)} (?:{W}|{S}))*"
 EXPR = f"{SELECTOR}{_BINOP}(?: \\. {SELECTOR}{_BINOP})*"
 # A value as `right()` reads it: one word (not `@NAME`, which is a set), a string, or a flag list `a,b,c`.
-VALUE = f"(?:(?!{_RESERVED})(?!@){W}(?:,{W})*|{S})"
+VALUE = f"(?:[0-9]{W[:-1]}*(?:,{W})*|{S}|(?!{_RESERVED})(?!@){W}(?:,{W})*)"
 # A set element: key parts joined by ` . `, then `: DATA` (a verdict or a value), then element options.
 _ELEMENT_WORD = f'(?:{S}|[^\\s{{}},;"#.:]{W[:-1]}*|[.:]{W})'
 _DATA = f"(?:(?:jump|goto) {W}|(?!(?:jump|goto)[\\s,}}]){_ELEMENT_WORD})"
@@ -79,8 +80,9 @@ _ADDR = (
 _NAT_FLAGS = r"(?: (?:random|fully-random|persistent|netmap)(?:,(?:random|fully-random|persistent|netmap))*)*"
 STATEMENT = (
     "(?:"
-    + "(?:accept|drop|return|continue)"
+    + f"{EXPR}(?: vmap(?= [@{{])| {_alt(RELATIONAL)}(?= ))? (?:{VALUE}(?: / {VALUE})?|@{W}|{_ANON})"
     + f"|(?:jump|goto) {W}"
+    + "|(?:accept|drop|return|continue)"
     + "|counter(?: (?:packets|bytes) [0-9]+)*"
     + f"|comment {S}"
     + "|notrack"
@@ -89,7 +91,6 @@ STATEMENT = (
     + f"|(?:dnat|snat)(?: ip| ip6)? to {_ADDR}{_NAT_FLAGS}"
     + f"|tproxy(?: ip| ip6)? to {_ADDR}"
     + f"|(?:meta mark|mark|ct mark|ct zone) set (?:meta mark|ct mark|mark|0x[0-9a-fA-F]+|[0-9]+){_END}{_BINOP}"
-    + f"|{EXPR}(?:(?: vmap| {_alt(RELATIONAL)})? (?:@{W}|{_ANON})|(?: {_alt(RELATIONAL)})? {VALUE}(?: / {VALUE})?)"
     + f"){_END}"
 )
 # Statements, each but the last followed by one space (a statement ends before a space or the line's end).
@@ -173,6 +174,8 @@ Block = Table | Chain | Set | EndTable
 
 def scan(text: str) -> Iterator[Block]:
     """The blocks of a listing, in order (`text` ends with a newline); raises NotAListing at anything else."""
+    if not text.isascii():
+        raise NotAListing("not ASCII")
     if OTHER_LINE_ENDS.search(text):
         raise NotAListing("line ends other than \\n")
     pos, line, n = 0, 1, len(text)
