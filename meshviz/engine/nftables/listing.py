@@ -111,7 +111,7 @@ _SPEC = (
 )
 # A chain (after any blank lines): its header, a base chain's type line, its rules if all have known shapes.
 CHAIN = re.compile(
-    f"(?:[ \\t]*\\n)*[ \\t]*chain ({W}){_OPEN}({_SPEC})?((?:[ \\t]*{RULE}{_HANDLE}[ \\t]*\\n)*)[ \\t]*\\}}[ \\t]*\\n"
+    f"(?:[ \\t]*\\n)*[ \\t]*(chain ({W})[ \\t]*\\{{(?:[ \\t]*# handle ([0-9]+))?)[ \\t]*\\n({_SPEC})?((?:[ \\t]*{RULE}{_HANDLE}[ \\t]*\\n)*)[ \\t]*\\}}[ \\t]*\\n"
 )
 CHAIN_HEAD = re.compile(f"[ \\t]*chain ({W}){_OPEN}")
 _SET_PROP = (
@@ -128,8 +128,8 @@ JUMP_TARGETS = re.compile(f"jump ({W})")
 GOTO_TARGETS = re.compile(f"goto ({W})")
 SET_REFS = re.compile(f"@({W})")
 HANDLES = re.compile(r" # handle ([0-9]+)[ \t]*\n")
-# Line ends other than \n that str.splitlines (hence the lexer's line numbers) would split at.
-OTHER_LINE_ENDS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+# Line ends other than \n that str.splitlines (hence the lexer's line numbers) would split at, in ASCII text.
+OTHER_LINE_ENDS = "\r\x0b\x0c\x1c\x1d\x1e"
 
 
 class NotAListing(Exception):
@@ -176,7 +176,7 @@ def scan(text: str) -> Iterator[Block]:
     """The blocks of a listing, in order (`text` ends with a newline); raises NotAListing at anything else."""
     if not text.isascii():
         raise NotAListing("not ASCII")
-    if OTHER_LINE_ENDS.search(text):
+    if any(c in text for c in OTHER_LINE_ENDS):
         raise NotAListing("line ends other than \\n")
     pos, line, n = 0, 1, len(text)
     count = text.count
@@ -198,17 +198,16 @@ def scan(text: str) -> Iterator[Block]:
                 raise NotAListing("a table without its closing brace")
             c = CHAIN.match(text, pos)
             if c:
-                head, body = max(pos, text.rfind("\n", pos, c.start(1)) + 1), c.start(4)
+                header, name, handle = c.group(1, 2, 3)
+                head = c.start(1)
                 line += count("\n", pos, head)
-                spec = c.span(3) if c.start(3) >= 0 else None
-                handle = c.group(2)
                 yield Chain(
-                    c.group(1),
+                    name,
                     int(handle) if handle else None,
                     line,
-                    text[head : spec[0] if spec else body].strip(),
-                    spec,
-                    (body, c.end(4)),
+                    header,
+                    c.span(4) if c.start(4) >= 0 else None,
+                    c.span(5),
                     True,
                 )
                 line += count("\n", head, c.end())

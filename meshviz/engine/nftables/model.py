@@ -355,7 +355,8 @@ class NftChain:
 
     def pending_rules(self) -> Later[NftRule] | None:
         """The rules still to be built (a listing's chain not read yet), or None."""
-        return NftChain.__dict__["rules"].pending(self)  # type: ignore[no-any-return]
+        v = self.__dict__["_rules_"]  # _LaterTuple's slot, read directly: the summary asks for every chain
+        return v if isinstance(v, Later) else None
 
     def rule_count(self) -> int:
         """len(self.rules), without building rules the parser already counted."""
