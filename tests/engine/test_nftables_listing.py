@@ -151,3 +151,12 @@ def test_damaged_listings_give_the_same_model_and_errors_both_ways(name: str) ->
         for _ in range(rnd.randrange(1, 4)):
             damaged = _damage(damaged, rnd)
         _both("\n".join(damaged), name)
+
+
+def test_a_bad_rule_after_many_good_ones_is_reported_without_retrying_them() -> None:
+    """Each good line could be matched in several ways; a bad last line must not make the check try them all
+    (2^60 ways here: the test would not end)."""
+    good = '\t\toifname "lo" ip6 daddr != ::1 tcp dport != 15008 meta skgid 2 counter packets 0 bytes 0 return\n'
+    text = "table inet t {\n\tchain c {\n" + good * 60 + "\t\ttcp != 15008 accept\n\t}\n}\n"
+    _both(text, "bad.list")
+    assert parse_nftables(text, "bad.list").errors[0].line == 63

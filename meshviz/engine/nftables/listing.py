@@ -94,7 +94,9 @@ STATEMENT = (
     + f"){_END}"
 )
 # Statements, each but the last followed by one space (a statement ends before a space or the line's end).
-RULE = f"(?:{STATEMENT}(?: (?=[^#\\s]))?)+"
+# Each statement and each line is atomic (`(?>...)`): a statement is read greedily, as the parser reads it,
+# and a line that fails is not tried again in other ways (which would take exponential time on a bad line).
+RULE = f"(?:(?>{STATEMENT})(?: (?=[^#\\s]))?)+"
 _HANDLE = r"(?: # handle [0-9]+)?"
 
 # ---- blocks ----
@@ -111,7 +113,7 @@ _SPEC = (
 )
 # A chain (after any blank lines): its header, a base chain's type line, its rules if all have known shapes.
 CHAIN = re.compile(
-    f"(?:[ \\t]*\\n)*[ \\t]*(chain ({W})[ \\t]*\\{{(?:[ \\t]*# handle ([0-9]+))?)[ \\t]*\\n({_SPEC})?((?:[ \\t]*{RULE}{_HANDLE}[ \\t]*\\n)*)[ \\t]*\\}}[ \\t]*\\n"
+    f"(?:[ \\t]*\\n)*[ \\t]*(chain ({W})[ \\t]*\\{{(?:[ \\t]*# handle ([0-9]+))?)[ \\t]*\\n({_SPEC})?((?>[ \\t]*{RULE}{_HANDLE}[ \\t]*\\n)*)[ \\t]*\\}}[ \\t]*\\n"
 )
 CHAIN_HEAD = re.compile(f"[ \\t]*chain ({W}){_OPEN}")
 _SET_PROP = (
