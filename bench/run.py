@@ -15,7 +15,11 @@ Every time is the median of --repeat runs (at least 3), every process figure is 
   peak RSS <= 3x the file.  The dump carries planted secrets; the parsed config must report each redacted.
 * story: a node-sized pod (a bundled Istio TPROXY example whose rules get the 10k-service ruleset added) told twice
   in one process: the first story parses and indexes, the second must reuse the parse-once cache.
-* nft: native nftables parsing (not in this build: a placeholder line, no figures).
+* nft: `python -m meshviz.engine parse F --kind nftables --format summary` on what `nft list ruleset` prints for
+  kube-proxy's nftables ruleset of the same cluster (`../shared/bench/gen_kube_proxy_nft.py`, loaded with `nft -f`
+  into a throwaway namespace, the listing cached under the temporary directory) against `iptables-legacy-restore
+  --test` on the cluster's iptables ruleset; the listing parser against the general one in-process; one trace to
+  a service through it.  Target: ratio <= 1.00.
 * trace: one packet traced through the 10k-service ruleset (target <= 10 ms per trace).
 """
 
@@ -297,8 +301,103 @@ def bench_story(args: argparse.Namespace) -> None:
     print(f"RATIO again / first:                  {warm_s / cold:8.2f}")
 
 
-def bench_nft(args: argparse.Namespace) -> None:
-    print("== nftables: parser not in this build (no figures; `../shared/bench/gen_kube_proxy_nft.py` is the input)")
+NFT_CACHE = Path(tempfile.gettempdir()) / "meshviz-bench-nft"
+
+
+def nft_listing(services: int) -> tuple[Path | None, str]:
+    """What `nft list ruleset` prints for kube-proxy's nftables ruleset of `services` services
+    (`gen_kube_proxy_nft.py`, 3 endpoints at most, seed 7), loaded with `nft -f` into a throwaway network
+    namespace; cached under the temporary directory (loading 10,000 services takes nft ~1 minute).  (None, why)
+    when it cannot be made here."""
+    import hashlib
+
+    script = load_module("gen_kube_proxy_nft").generate(services, 3, 7)
+    digest = hashlib.sha256(script.encode()).hexdigest()[:16]
+    path = NFT_CACHE / f"kube-proxy-{services}-{digest}.nft-list"
+    if path.exists():
+        return path, ""
+    if os.geteuid() != 0:
+        return None, "needs root for a network namespace"
+    if subprocess.run(["which", "nft"], capture_output=True).returncode != 0:
+        return None, "nft not installed"
+    name = f"mvzbenchnft{os.getpid()}"
+    if subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode != 0:
+        return None, "cannot create a network namespace"
+    try:
+        print(f"  (loading {services} services with nft -f in a namespace: once, then cached in {NFT_CACHE})")
+        load = subprocess.run(
+            ["ip", "netns", "exec", name, "nft", "-f", "-"], input=script.encode(), capture_output=True
+        )
+        if load.returncode != 0:
+            return None, f"nft -f refused the ruleset: {load.stderr.decode()[:200]}"
+        listed = subprocess.run(["ip", "netns", "exec", name, "nft", "list", "ruleset"], capture_output=True)
+        if listed.returncode != 0:
+            return None, f"nft list ruleset failed: {listed.stderr.decode()[:200]}"
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+    NFT_CACHE.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(listed.stdout)
+    tmp.rename(path)
+    return path, ""
+
+
+def bench_nft(args: argparse.Namespace, ns: Namespace) -> None:
+    path, why = nft_listing(args.services)
+    if path is None:
+        print(f"== nftables: skipped ({why})")
+        return
+    text = path.read_text()
+    size = len(text.encode())
+    lines = text.count(chr(10))
+    print(f"== nftables: kube-proxy nft ruleset listed by nft, {args.services} services, {lines} lines, {mib(size)}")
+    cli = [PY, "-m", "meshviz.engine", "parse", str(path), "--kind", "nftables", "--format", "summary"]
+    run_process(cli)  # warm the page cache and .pyc files
+    cli_s, cli_rss = median_process(cli, args.repeat)
+    rules = write_temp(load_module("gen_kube_proxy_rules").generate(args.services, 3, 7), ".rules")
+    try:
+        restore: float | None = None
+        restore_rss = 0
+        if ns.name:
+            restore, restore_rss = median_process(
+                ["ip", "netns", "exec", ns.name, "iptables-legacy-restore", "--test"], args.repeat, stdin_path=rules
+            )
+    finally:
+        os.unlink(rules)
+    print(f"meshviz CLI parse --kind nftables:    {ms(cli_s)}  peak RSS {mib(cli_rss)}")
+    if restore is not None:
+        print(f"iptables-legacy-restore --test:       {ms(restore)}  peak RSS {mib(restore_rss)}  (the same cluster)")
+        print(f"RATIO CLI parse / restore --test:     {cli_s / restore:8.2f}    (target <= 1.00)")
+    else:
+        print(f"iptables-restore --test: skipped ({ns.why}); no ratio")
+    print(f"MEMORY CLI peak RSS / file size:      {cli_rss / size:8.2f}x")
+
+    from meshviz.engine.nftables.parser import parse_nftables
+
+    fast_s, fast = median_call(lambda: parse_nftables(text, source="kube.nft-list"), args.repeat)
+    general_s, general = median_call(
+        lambda: parse_nftables(text, source="kube.nft-list", fast_listing=False), args.repeat
+    )
+    same = fast == general
+    fast = general = None
+    print(f"in-process parse: listing parser {ms(fast_s).strip()}, general parser {ms(general_s).strip()}")
+    print(f"RATIO listing parser / general parser: {fast_s / general_s:7.2f}   (same model and errors: {same})")
+
+    from meshviz.engine.core.model import Packet
+    from meshviz.engine.pipeline.load import load_snapshot
+    from meshviz.engine.pipeline.pod import trace
+    from meshviz.engine.sim.simulate import Sender
+
+    loaded = load_snapshot(nftables=text, pod_ip="10.0.0.10")
+    mid = args.services // 2
+    vip = ipaddress.ip_address(0xAC100000 + mid + 10)
+    packet = Packet(src=ipaddress.ip_address("0.0.0.0"), dst=vip, protocol="tcp", sport=40000, dport=80)
+    sender = Sender(uid=1000, gid=1000)
+    cold_s, _ = median_call(lambda: trace(loaded.snapshot, packet, sender=sender), 1)
+    trace_s, traces = median_call(lambda: trace(loaded.snapshot, packet, sender=sender), max(args.repeat, 20))
+    assert isinstance(traces, list)
+    print(f"first trace to service #{mid} ({vip}:80, reads the chains it meets): {ms(cold_s).strip()}")
+    print(f"one trace to service #{mid}: {trace_s * 1000:.2f} ms ({len(traces)} numgen branches)")
 
 
 def bench_trace(args: argparse.Namespace) -> None:
@@ -353,7 +452,7 @@ def main() -> int:
             elif s == "story":
                 bench_story(args)
             elif s == "nft":
-                bench_nft(args)
+                bench_nft(args, ns)
             else:
                 bench_trace(args)
             sys.stdout.flush()

@@ -24,6 +24,7 @@ from meshviz.engine.core.names import protocol_number, service_port
 from meshviz.engine.core.netaddr import parse_ip
 from meshviz.engine.core.trace import Step, StepAction, StepKind
 from meshviz.engine.netfilter.walk import Journey, TableVerdict, WalkBudget, describe_change
+from meshviz.engine.nftables import lookup
 from meshviz.engine.nftables.model import (
     AnonSet,
     Binop,
@@ -252,12 +253,12 @@ def _addr_in(a: IPAddress, want: str) -> bool:
         raise Unsupported(f"{want!r} is not an address") from e
 
 
+_VALUE_TYPES = lookup.ValueTypes(_Proto, _Iface, _Flags, _Port, _flags, _num, _int, Unsupported)
+
+
 def _in_set(have: object | tuple[object, ...], elements: tuple[Element, ...]) -> Element | None:
-    values = have if isinstance(have, tuple) else (have,)
-    for el in elements:
-        if len(el.key) == len(values) and all(_eq(v, k.text_) for v, k in zip(values, el.key, strict=True)):
-            return el
-    return None
+    """The first element (in the order written) whose key matches, hashed for big sets (`nftables/lookup.py`)."""
+    return lookup.find(have if isinstance(have, tuple) else (have,), elements, _eq, _VALUE_TYPES)
 
 
 def _elements(right: AnonSet | SetRef, table: NftTable) -> tuple[Element, ...]:

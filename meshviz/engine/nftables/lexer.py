@@ -32,11 +32,12 @@ class LexError(Exception):
 _TOKEN = re.compile(r'"[^"]*"|"|[{},;]|#.*|\\\s*$|[^\s{},;"#]+')
 
 
-def tokenize(text: str) -> list[Token]:
-    """Split `text` into tokens; a line continued with a trailing backslash is one line."""
+def tokenize(text: str, first_line: int = 1) -> list[Token]:
+    """Split `text` into tokens; a line continued with a trailing backslash is one line.  `first_line` is the
+    number of the text's first line (a piece of a bigger text)."""
     out: list[Token] = []
     append = out.append
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    for lineno, raw in enumerate(text.splitlines(), first_line):
         line = raw.rstrip("\r")
         continued = False
         for m in _TOKEN.finditer(line):

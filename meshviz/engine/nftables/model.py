@@ -10,8 +10,10 @@ expression they are compared with, which the evaluator (`nftables/evaluate.py`) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, Generic, TypeVar, overload
 
 from meshviz.engine.core.errors import ParseError, ParseWarning
 from meshviz.engine.core.model import SourceRef
@@ -254,6 +256,55 @@ Statement = Match | Verdict | Counter | SetStmt | Nat | Tproxy | Vmap | Simple |
 # Objects
 # --------------------------------------------------------------------------
 
+T = TypeVar("T")
+
+
+class Later(Generic[T]):
+    """A tuple built on first use: the listing parser (`nftables/listing.py`) gives a chain its rules, a set its
+    elements, this way.  The text was checked when it was parsed (its errors are the parse's), so building reads
+    text already known to be good; `size` and `unmodelled` (how many rules, how many `Unmodelled` statements
+    among them) are known before, when the parser knows them."""
+
+    __slots__ = ("build", "size", "unmodelled")
+
+    def __init__(
+        self, build: Callable[[], tuple[T, ...]], size: int | None = None, unmodelled: int | None = None
+    ) -> None:
+        self.build = build
+        self.size = size
+        self.unmodelled = unmodelled
+
+
+class _LaterTuple(Generic[T]):
+    """A dataclass field holding a tuple or a `Later` for one: reading it builds the tuple once and keeps it, so
+    equality, hashing, `repr` and `dataclasses.replace` see the tuple as if it had always been there."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}_"
+
+    @overload
+    def __get__(self, obj: None, owner: Any) -> tuple[T, ...]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: Any) -> tuple[T, ...]: ...
+
+    def __get__(self, obj: object | None, owner: Any = None) -> tuple[T, ...]:
+        if obj is None:
+            return ()  # the field's default
+        v = obj.__dict__[self.slot]
+        if isinstance(v, Later):
+            v = v.build()
+            obj.__dict__[self.slot] = v
+        return v  # type: ignore[no-any-return]
+
+    def __set__(self, obj: object, value: tuple[T, ...] | Later[T]) -> None:
+        obj.__dict__[self.slot] = value
+
+    def pending(self, obj: object) -> Later[T] | None:
+        """The `Later` not built yet, or None."""
+        v = obj.__dict__[self.slot]
+        return v if isinstance(v, Later) else None
+
 
 @dataclass(frozen=True)
 class NftRule:
@@ -278,7 +329,7 @@ class NftSet:
     key_type: str
     data_type: str | None = None  # maps: `verdict`, `ipv4_addr`, ...
     flags: tuple[str, ...] = ()
-    elements: tuple[Element, ...] = ()
+    elements: _LaterTuple[Element] = _LaterTuple()
     ref: SourceRef | None = None
 
     @property
@@ -289,7 +340,7 @@ class NftSet:
 @dataclass(frozen=True)
 class NftChain:
     name: str
-    rules: tuple[NftRule, ...] = ()
+    rules: _LaterTuple[NftRule] = _LaterTuple()
     type: str | None = None  # filter nat route (base chains)
     hook: str | None = None  # prerouting input forward output postrouting ingress egress
     priority: int | None = None
@@ -301,6 +352,24 @@ class NftChain:
     @property
     def base(self) -> bool:
         return self.hook is not None
+
+    def pending_rules(self) -> Later[NftRule] | None:
+        """The rules still to be built (a listing's chain not read yet), or None."""
+        v = self.__dict__["_rules_"]  # _LaterTuple's slot, read directly: the summary asks for every chain
+        return v if isinstance(v, Later) else None
+
+    def rule_count(self) -> int:
+        """len(self.rules), without building rules the parser already counted."""
+        later = self.pending_rules()
+        return later.size if later is not None and later.size is not None else len(self.rules)
+
+    def unmodelled_count(self) -> int:
+        """How many statements of the chain's rules are `Unmodelled`, without building rules the parser already
+        counted them in."""
+        later = self.pending_rules()
+        if later is not None and later.unmodelled is not None:
+            return later.unmodelled
+        return sum(1 for r in self.rules for s in r.statements if isinstance(s, Unmodelled))
 
 
 @dataclass(frozen=True)
@@ -336,7 +405,10 @@ class NftRuleset:
         return next((t for t in self.tables if t.family == family and t.name == name), None)
 
     def rule_count(self) -> int:
-        return sum(len(c.rules) for t in self.tables for c in t.chains)
+        return sum(c.rule_count() for t in self.tables for c in t.chains)
+
+    def unmodelled_count(self) -> int:
+        return sum(c.unmodelled_count() for t in self.tables for c in t.chains)
 
     def rules(self) -> tuple[NftRule, ...]:
         return tuple(r for t in self.tables for c in t.chains for r in c.rules)

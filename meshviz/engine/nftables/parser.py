@@ -9,11 +9,24 @@ and why), so that a packet reaching it is a named UNSUPPORTED step, never skippe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from meshviz.engine.core.errors import ParseError, ParseWarning
 from meshviz.engine.core.model import SourceRef
 from meshviz.engine.nftables.lexer import LexError, Token, tokenize
+from meshviz.engine.nftables.listing import (
+    GOTO_TARGETS,
+    HANDLES,
+    JUMP_TARGETS,
+    SET_REFS,
+    Chain,
+    NotAListing,
+    Set,
+    Table,
+    scan,
+)
 from meshviz.engine.nftables.model import (
     FAMILIES,
     AnonSet,
@@ -23,6 +36,7 @@ from meshviz.engine.nftables.model import (
     Element,
     Expr,
     FlagList,
+    Later,
     Match,
     Nat,
     NftChain,
@@ -44,6 +58,20 @@ from meshviz.engine.nftables.model import (
     Vmap,
     parse_priority,
 )
+from meshviz.engine.nftables.vocabulary import (
+    BARE_META,
+    BINOPS,
+    CT_KEYS,
+    FIB_FLAGS,
+    FIB_RESULTS,
+    JUMPS,
+    META_KEYS,
+    PAYLOAD,
+    RELATIONAL,
+    SOCKET_KEYS,
+    UNMODELLED_WORDS,
+    VERDICTS,
+)
 
 
 class NftSyntaxError(Exception):
@@ -51,181 +79,6 @@ class NftSyntaxError(Exception):
         super().__init__(message)
         self.token = token
         self.message = message
-
-
-# --------------------------------------------------------------------------
-# Vocabulary
-# --------------------------------------------------------------------------
-
-VERDICTS = ("accept", "drop", "return", "continue")
-JUMPS = ("jump", "goto")
-RELATIONAL = {
-    "==": "==",
-    "!=": "!=",
-    "<": "<",
-    ">": ">",
-    "<=": "<=",
-    ">=": ">=",
-    "eq": "==",
-    "ne": "!=",
-    "lt": "<",
-    "gt": ">",
-    "le": "<=",
-    "ge": ">=",
-}
-BINOPS = {
-    "&": "&",
-    "and": "&",
-    "|": "|",
-    "or": "|",
-    "^": "^",
-    "xor": "^",
-    "<<": "<<",
-    "lshift": "<<",
-    ">>": ">>",
-    "rshift": ">>",
-}
-#: Meta keys that may be written without `meta` (nft(8), "META EXPRESSIONS").
-BARE_META = (
-    "mark",
-    "iif",
-    "iifname",
-    "iiftype",
-    "oif",
-    "oifname",
-    "oiftype",
-    "skuid",
-    "skgid",
-    "priority",
-    "pkttype",
-    "nftrace",
-    "cpu",
-    "iifgroup",
-    "oifgroup",
-    "cgroup",
-    "rtclassid",
-)
-META_KEYS = (
-    *BARE_META,
-    "l4proto",
-    "nfproto",
-    "protocol",
-    "length",
-    "secmark",
-    "random",
-    "time",
-    "day",
-    "hour",
-    "ibrname",
-    "obrname",
-    "sdif",
-    "sdifname",
-    "ipsec",
-    "iifkind",
-    "oifkind",
-    "broute",
-)
-#: Header expressions: protocol -> its fields.
-PAYLOAD = {
-    "ip": (
-        "saddr",
-        "daddr",
-        "protocol",
-        "version",
-        "hdrlength",
-        "dscp",
-        "ecn",
-        "length",
-        "id",
-        "frag-off",
-        "ttl",
-        "checksum",
-    ),
-    "ip6": ("saddr", "daddr", "nexthdr", "version", "dscp", "ecn", "flowlabel", "length", "hoplimit"),
-    "tcp": ("sport", "dport", "flags", "sequence", "ackseq", "doff", "window", "checksum", "urgptr"),
-    "udp": ("sport", "dport", "length", "checksum"),
-    "udplite": ("sport", "dport", "checksum"),
-    "sctp": ("sport", "dport", "vtag", "checksum"),
-    "dccp": ("sport", "dport", "type"),
-    "th": ("sport", "dport"),
-    "icmp": ("type", "code", "checksum", "id", "sequence", "gateway", "mtu"),
-    "icmpv6": ("type", "code", "checksum", "id", "sequence", "mtu", "max-delay"),
-    "ether": ("saddr", "daddr", "type"),
-    "vlan": ("id", "cfi", "pcp", "type"),
-    "arp": ("htype", "ptype", "hlen", "plen", "operation", "saddr", "daddr"),
-}
-CT_KEYS = (
-    "state",
-    "direction",
-    "status",
-    "mark",
-    "expiration",
-    "helper",
-    "label",
-    "l3proto",
-    "protocol",
-    "bytes",
-    "packets",
-    "avgpkt",
-    "zone",
-    "count",
-    "id",
-    "saddr",
-    "daddr",
-    "proto-src",
-    "proto-dst",
-    "event",
-)
-FIB_FLAGS = ("saddr", "daddr", "mark", "iif", "oif")
-FIB_RESULTS = ("oif", "oifname", "type")
-SOCKET_KEYS = ("transparent", "mark", "wildcard", "cgroupv2")
-#: Expressions the simulator does not model: the rest of the rule is kept as one Unmodelled statement.
-UNMODELLED_WORDS = {
-    "xt": "an iptables extension nft cannot show (`xt target TPROXY`, an iptables-nft rule: give iptables-save)",
-    "numgen": "numgen picks a random or incremental number (load balancing)",
-    "jhash": "jhash hashes packet fields",
-    "symhash": "symhash hashes packet fields",
-    "rt": "routing expressions (rt nexthop, rt mtu, ...)",
-    "osf": "passive OS fingerprinting",
-    "exthdr": "extension header expressions",
-    "hbh": "IPv6 hop-by-hop header",
-    "rtype": "routing header",
-    "frag": "fragment header",
-    "dst": "destination options header",
-    "mh": "mobility header",
-    "ah": "AH header",
-    "esp": "ESP header",
-    "comp": "IPComp header",
-    "ipsec": "IPsec expressions",
-    "limit": "rate limits",
-    "quota": "quotas",
-    "reject": "reject (an ICMP error or TCP reset)",
-    "queue": "queueing to user space",
-    "dup": "packet duplication",
-    "fwd": "forwarding from netdev",
-    "synproxy": "SYN proxy",
-    "flow": "flowtable offload",
-    "ct helper": "conntrack helpers",
-    "update": "set updates from the packet path",
-    "add": "set updates from the packet path",
-    "delete": "set updates from the packet path",
-    "meter": "meters",
-    "connlimit": "connection limits",
-    "tunnel": "tunnel metadata",
-}
-STATEMENT_WORDS = {
-    "counter",
-    "comment",
-    "notrack",
-    "log",
-    "redirect",
-    "masquerade",
-    "dnat",
-    "snat",
-    "tproxy",
-    *VERDICTS,
-    *JUMPS,
-}
 
 
 # --------------------------------------------------------------------------
@@ -569,6 +422,7 @@ class _ChainB:
     device: str | None = None
     handle: int | None = None
     ref: SourceRef | None = None
+    later: Later[NftRule] | None = None  # rules read on first use (the listing parser's)
 
 
 @dataclass
@@ -579,6 +433,7 @@ class _SetB:
     flags: tuple[str, ...] = ()
     elements: list[Element] = field(default_factory=list)
     ref: SourceRef | None = None
+    later: Later[Element] | None = None  # elements read on first use (the listing parser's)
 
 
 @dataclass
@@ -592,9 +447,10 @@ class _TableB:
 
 
 class _Parser:
-    def __init__(self, text: str, source: str):
+    def __init__(self, text: str, source: str, first_line: int = 1):
         self.source = source
         self.lines = text.splitlines()
+        self.first_line = first_line  # the number of text's first line (a piece of a bigger text)
         self.tables: dict[tuple[str, str], _TableB] = {}
         self.errors: list[ParseError] = []
         self.warnings: list[ParseWarning] = []
@@ -607,7 +463,8 @@ class _Parser:
     # ---- plumbing ----
 
     def line_text(self, line: int) -> str:
-        return self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        n = line - self.first_line
+        return self.lines[n] if 0 <= n < len(self.lines) else ""
 
     def error(self, tok: Token | None, message: str) -> None:
         line = tok.line if tok is not None else 1
@@ -700,7 +557,7 @@ class _Parser:
                 tuple(
                     NftChain(
                         cb.name,
-                        tuple(cb.rules),
+                        cb.later if cb.later is not None else tuple(cb.rules),
                         cb.type,
                         cb.hook,
                         cb.priority,
@@ -712,7 +569,14 @@ class _Parser:
                     for cb in tb.chains.values()
                 ),
                 tuple(
-                    NftSet(sb.name, sb.key_type, sb.data_type, sb.flags, tuple(sb.elements), sb.ref)
+                    NftSet(
+                        sb.name,
+                        sb.key_type,
+                        sb.data_type,
+                        sb.flags,
+                        sb.later if sb.later is not None else tuple(sb.elements),
+                        sb.ref,
+                    )
                     for sb in tb.sets.values()
                 ),
                 tb.handle,
@@ -727,6 +591,9 @@ class _Parser:
     def check_references(self, tables: tuple[NftTable, ...]) -> None:
         for tb in tables:
             for c in tb.chains:
+                later = c.pending_rules()
+                if later is not None and isinstance(later.build, DeferredRules) and later.build.resolves(tb):
+                    continue  # every chain and set it names exists: nothing to say (and nothing to build)
                 for r in c.rules:
                     for s in r.statements:
                         targets: list[str] = []
@@ -1113,10 +980,212 @@ class _Parser:
             sb.data_type = "verdict"
 
 
-def parse_nftables(text: str, source: str = "nftables") -> NftParseResult:
-    """Parse `nft list ruleset` output (also with `-a`), `nft -f` scripts or `nft -j list ruleset` JSON."""
+class DeferredRules:
+    """A listing's chain body, read into rules on first use by the same code as an eagerly read one
+    (`_Parser.chain_body`): the listing parser checked every line against statement shapes that read without
+    error, and counted the rules, before deferring it.  `targets` and `sets` over-approximate the chains the
+    rules jump to and the sets they name (every `jump X`/`goto X`, every `@X` of the text); None when the
+    parser found that its table's whole text names no chain or set the table lacks."""
+
+    __slots__ = (
+        "chain",
+        "end",
+        "family",
+        "first_line",
+        "next_handle",
+        "sets",
+        "size",
+        "source",
+        "start",
+        "table",
+        "targets",
+        "text",
+    )
+
+    def __init__(
+        self,
+        text: str,
+        span: tuple[int, int],
+        first_line: int,
+        where: tuple[str, str, str, str],
+        next_handle: int,
+        size: int,
+    ) -> None:
+        self.text = text
+        self.start, self.end = span
+        self.first_line = first_line
+        self.source, self.family, self.table, self.chain = where
+        self.next_handle = next_handle
+        self.size = size
+        self.targets: frozenset[str] | None = None
+        self.sets: frozenset[str] | None = None
+
+    def resolves(self, table: NftTable) -> bool:
+        if self.targets is None or self.sets is None:
+            return True
+        return all(table.chain(n) is not None for n in self.targets) and all(
+            table.set(n) is not None for n in self.sets
+        )
+
+    def __call__(self) -> tuple[NftRule, ...]:
+        body = self.text[self.start : self.end]
+        p = _Parser(body, self.source, self.first_line)
+        p.toks = tokenize(body, self.first_line)
+        p.next_handle = self.next_handle
+        cb = _ChainB(self.chain)
+        p.chain_body(_TableB(self.family, self.table), cb)
+        if p.errors or p.i != len(p.toks) or len(cb.rules) != self.size:  # the listing parser's checks failed
+            raise AssertionError(f"{self.source}:{self.first_line}: a deferred chain body did not read as checked")
+        return tuple(cb.rules)
+
+
+class DeferredElements:
+    """A listing's `elements = { ... }`, read into elements on first use by `parse_elements`, as an eagerly
+    read one; the listing parser checked the text against element shapes that read without error."""
+
+    __slots__ = ("end", "start", "text")
+
+    def __init__(self, text: str, start: int, end: int) -> None:
+        self.text, self.start, self.end = text, start, end
+
+    def __call__(self) -> tuple[Element, ...]:
+        # the text after `elements = {`, its closing brace included
+        return parse_elements(_Stmts(tokenize(self.text[self.start : self.end])))
+
+
+class _ListingParser(_Parser):
+    """`nft list ruleset` read block by block (`listing.scan`): a chain whose lines all have known statement
+    shapes is counted and deferred (`DeferredRules`), its jumps and sets checked; other chains, base chains'
+    `type ... priority ...;` lines and sets' properties are read at once by `_Parser`'s own code on their
+    tokens.  Whatever the scan does not recognise (`run` returns None) is left to the general parser."""
+
+    def __init__(self, text: str, source: str):
+        super().__init__("", source)
+        self.text = text if text.endswith("\n") else text + "\n"
+        self.all_lines: list[str] | None = None
+
+    def line_text(self, line: int) -> str:
+        if self.all_lines is None:
+            self.all_lines = self.text.split("\n")
+        return self.all_lines[line - 1] if 0 < line <= len(self.all_lines) else ""
+
+    def run_listing(self) -> NftParseResult | None:
+        try:
+            self.read_blocks()
+        except (NotAListing, NftSyntaxError, LexError, ValueError, IndexError):
+            return None
+        return self.result()
+
+    def read_tokens(self, span: tuple[int, int], first_line: int) -> list[Token]:
+        """The tokens of text[span] (whole lines), its braces balanced; NotAListing otherwise."""
+        toks = tokenize(self.text[span[0] : span[1]], first_line)
+        depth = 0
+        for t in toks:
+            if t.kind == "LBRACE":
+                depth += 1
+            elif t.kind == "RBRACE":
+                depth -= 1
+                if depth < 0:
+                    raise NotAListing(f"line {t.line}: a closing brace out of place")
+        if depth:
+            raise NotAListing(f"line {first_line}: braces not closed")
+        return toks
+
+    def read_with(self, toks: list[Token], body: Callable[[], None]) -> None:
+        """Run one of `_Parser`'s block readers over `toks`, which it must read to the end."""
+        self.toks, self.i = toks, 0
+        body()
+        if self.i != len(toks):
+            raise NotAListing(f"line {toks[self.i].line}: not read to the end")
+
+    def read_blocks(self) -> None:
+        text, source = self.text, self.source
+        tb: _TableB | None = None
+        table_start = 0
+        for b in scan(text):
+            if isinstance(b, Chain):
+                assert tb is not None
+                if b.name in tb.chains:
+                    raise NotAListing(f"line {b.line}: chain {b.name} again")
+                cb = tb.chains[b.name] = _ChainB(b.name, handle=b.handle, ref=SourceRef(source, b.line, b.text))
+                first = b.line + 1
+                if b.spec is not None:
+                    toks = self.read_tokens(b.spec, first)
+                    self.read_with(toks, partial(self.chain_body, tb, cb))
+                    if cb.rules:
+                        raise NotAListing(f"line {first}: a rule beside the chain's type")
+                    first += 1
+                if not (b.checked and self.defer(tb, cb, *b.body, first)):
+                    toks = self.read_tokens(b.body, first)
+                    self.read_with(toks, partial(self.chain_body, tb, cb))
+            elif isinstance(b, Table):
+                if (b.family, b.name) in self.tables:
+                    raise NotAListing(f"line {b.line}: table {b.family} {b.name} again")
+                tb = _TableB(b.family, b.name, handle=b.handle, ref=SourceRef(source, b.line, b.text))
+                self.tables[(b.family, b.name)] = tb
+                self.blocks += 1
+                table_start = b.start
+            elif isinstance(b, Set):
+                assert tb is not None
+                if b.name in tb.sets:
+                    raise NotAListing(f"line {b.line}: set {b.name} again")
+                sb = tb.sets[b.name] = _SetB(b.name, ref=SourceRef(source, b.line, b.text))
+                toks = self.read_tokens(b.props, b.line + 1)
+                self.read_with(toks, partial(self.set_body, sb, b.kind == "map"))
+                if b.elements is not None:
+                    sb.later = Later(DeferredElements(text, *b.elements))
+            else:
+                assert tb is not None
+                self.check_names(tb, table_start, b.end)
+                tb = None
+
+    def defer(self, tb: _TableB, cb: _ChainB, start: int, end: int, first_line: int) -> bool:
+        """Leave a checked chain body to be read on first use (True), or say it is to be read now (False: some
+        rules carry a handle and some do not)."""
+        text = self.text
+        size = text.count("\n", start, end)
+        handle = self.next_handle
+        if text.find("# handle", start, end) >= 0:
+            handles = [int(h) for h in HANDLES.findall(text, start, end)]
+            if len(handles) != size:
+                return False
+            for h in handles:
+                self.next_handle = max(self.next_handle, h) + 1
+        else:
+            self.next_handle += size
+        body = DeferredRules(text, (start, end), first_line, (self.source, tb.family, tb.name, cb.name), handle, size)
+        cb.later = Later(body, size, 0)
+        return True
+
+    def check_names(self, tb: _TableB, start: int, end: int) -> None:
+        """Do the chains and sets the table's text names (every `jump X`, `goto X`, `@X`) all exist?  Then its
+        deferred chains need no check of their own (`DeferredRules.resolves`); otherwise each gets its names."""
+        text = self.text
+        names = set(JUMP_TARGETS.findall(text, start, end)) | set(GOTO_TARGETS.findall(text, start, end))
+        sets = set(SET_REFS.findall(text, start, end))
+        if names <= tb.chains.keys() and sets <= tb.sets.keys():
+            return
+        for cb in tb.chains.values():
+            if cb.later is not None and isinstance(cb.later.build, DeferredRules):
+                b = cb.later.build
+                b.targets = frozenset(JUMP_TARGETS.findall(text, b.start, b.end)) | frozenset(
+                    GOTO_TARGETS.findall(text, b.start, b.end)
+                )
+                b.sets = frozenset(SET_REFS.findall(text, b.start, b.end))
+
+
+def parse_nftables(text: str, source: str = "nftables", *, fast_listing: bool = True) -> NftParseResult:
+    """Parse `nft list ruleset` output (also with `-a`), `nft -f` scripts or `nft -j list ruleset` JSON.
+
+    A listing is read by `nftables/listing.py` (statement shapes checked line by line, chain bodies read on
+    first use); whatever it does not recognise, and `fast_listing=False`, is read by the general parser here,
+    with the same model and the same errors."""
     if text.lstrip().startswith("{"):
         from meshviz.engine.nftables.json_parser import parse_nft_json
 
         return parse_nft_json(text, source)
+    if fast_listing:
+        fast = _ListingParser(text, source).run_listing()
+        if fast is not None:
+            return fast
     return _Parser(text, source).run(text)

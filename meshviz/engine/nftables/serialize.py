@@ -67,10 +67,10 @@ def nft_summary(r: NftParseResult) -> dict[str, Any]:
             if c.base
         ]
         out[f"table {t.label}"] = (
-            f"{len(t.chains)} chains, {sum(len(c.rules) for c in t.chains)} rules, {len(t.sets)} sets/maps; "
+            f"{len(t.chains)} chains, {sum(c.rule_count() for c in t.chains)} rules, {len(t.sets)} sets/maps; "
             f"base chains: {', '.join(base) or 'none'}"
         )
-    unmodelled = sum(1 for rule in r.ruleset.rules() for s in rule.statements if isinstance(s, Unmodelled))
+    unmodelled = r.ruleset.unmodelled_count()
     if unmodelled:
         out["unmodelled statements"] = unmodelled
     out["warnings"] = len(r.warnings)

@@ -1,0 +1,261 @@
+"""The shapes of what `nft list ruleset` prints, as regular expressions, and a scan of a listing by them.
+
+`scan` walks a listing block by block (tables, chains, sets and maps) with one regular expression per block
+shape: a chain whose every line is a rule of the statement shapes below (`RULE`) is checked, counted and
+left as text - the parser (`nftables/parser.py`) reads it into rules on first use with its ordinary code,
+which cannot fail on these shapes; a chain with any other line is handed over to be read at once; and
+anything else at the block level (an `nft -f` script, a comment, an unknown object, a brace out of place)
+ends the scan (`NotAListing`), and the general parser reads the whole text.  A set's elements are checked
+the same way (`ELEMENTS`).
+
+The statement shapes are a subset of what the parser reads without error and without `Unmodelled`
+statements (`tests/engine/test_nftables_listing.py` reads every fixture both ways and compares), written
+token by token with the single spaces nft prints.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+from meshviz.engine.nftables.vocabulary import (
+    BARE_META,
+    BINOPS,
+    CT_KEYS,
+    FIB_FLAGS,
+    FIB_RESULTS,
+    META_KEYS,
+    PAYLOAD,
+    RELATIONAL,
+)
+
+
+def _alt(words: Iterable[str]) -> str:
+    """An alternation of words, longest first (so that `iifname` is tried before `iif`)."""
+    return "(?:" + "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w))) + ")"
+
+
+# A token as the lexer reads it: a word (no white space, braces, commas, semicolons, quotes or `#`), a string.
+# (ASCII text only: `scan` leaves any other to the general parser, whose `\s` also takes Unicode spaces.)
+W = r'[^ \t\n\r\x0b\x0c\x1c-\x1f{},;"#]+'
+S = r'"[^"\n]*"'
+_END = r"(?=[ \n])"  # the token ends here
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+
+# Expressions that read as a Selector without error (and without `Unmodelled`): meta, payload, conntrack, fib,
+# socket and `numgen random`.
+_PAYLOAD = "(?:" + "|".join(f"{re.escape(p)} {_alt(fields)}" for p, fields in PAYLOAD.items()) + ")"
+SELECTOR = (
+    "(?:"
+    + f"{_PAYLOAD}"
+    + f"|meta {_alt(META_KEYS)}"
+    + f"|ct {_alt(k for k in CT_KEYS if k != 'helper')}"
+    + f"|{_alt(BARE_META)}"
+    + f"|ct (?:original|reply) {W}"
+    + f"|fib {_alt(FIB_FLAGS)}(?: \\. {_alt(FIB_FLAGS)})* {_alt(FIB_RESULTS)}"
+    + "|socket (?:transparent|mark|wildcard)"
+    + "|numgen random mod [0-9]+(?: offset [0-9]+)?"
+    + f"){_END}"
+)
+# Words that would be read as an operator, a statement or a concatenation after an expression.
+_RESERVED = _alt({"set", "vmap", "map", ".", "/", *RELATIONAL, *BINOPS}) + r"(?=[ \n,])"
+_BINOP = f"(?: {_alt(BINOPS)} (?:{W}|{S}))*"
+EXPR = f"{SELECTOR}{_BINOP}(?: \\. {SELECTOR}{_BINOP})*"
+# A value as `right()` reads it: one word (not `@NAME`, which is a set), a string, or a flag list `a,b,c`.
+VALUE = f"(?:[0-9]{W[:-1]}*(?:,{W})*|{S}|(?!{_RESERVED})(?!@){W}(?:,{W})*)"
+# A set element: key parts joined by ` . `, then `: DATA` (a verdict or a value), then element options.
+_ELEMENT_WORD = f'(?:{S}|[^\\s{{}},;"#.:]{W[:-1]}*|[.:]{W})'
+_DATA = f"(?:(?:jump|goto) {W}|(?!(?:jump|goto)[\\s,}}]){_ELEMENT_WORD})"
+ELEMENT = (
+    f"{_ELEMENT_WORD}(?: \\. {_ELEMENT_WORD})*(?: : {_DATA})?"
+    f"(?: (?:timeout|expires|comment|packets|bytes) (?:{W}|{S})| counter)*"
+)
+ELEMENTS = f"{ELEMENT}(?:,\\s*{ELEMENT})*"
+_ANON = f"\\{{ {ELEMENTS} \\}}"
+_ADDR = (
+    f"(?:\\[[0-9a-fA-F:.]*\\](?::{_PORT}(?:-[0-9]+)?)?|[0-9.]*:{_PORT}(?:-[0-9]+)?|[0-9.]+(?:-[0-9.]+)?"
+    "|[0-9a-fA-F.]*:[0-9a-fA-F.]*:[0-9a-fA-F:.]*)"
+)
+_NAT_FLAGS = r"(?: (?:random|fully-random|persistent|netmap)(?:,(?:random|fully-random|persistent|netmap))*)*"
+STATEMENT = (
+    "(?:"
+    + f"{EXPR}(?: vmap(?= [@{{])| {_alt(RELATIONAL)}(?= ))? (?:{VALUE}(?: / {VALUE})?|@{W}|{_ANON})"
+    + f"|(?:jump|goto) {W}"
+    + "|(?:accept|drop|return|continue)"
+    + "|counter(?: (?:packets|bytes) [0-9]+)*"
+    + f"|comment {S}"
+    + "|notrack"
+    + f"|log(?: (?:prefix|level|group|snaplen|queue-threshold) (?:{W}|{S}))*"
+    + f"|(?:redirect|masquerade)(?: to :?{_PORT}(?:-[0-9]+)?)?{_NAT_FLAGS}"
+    + f"|(?:dnat|snat)(?: ip| ip6)? to {_ADDR}{_NAT_FLAGS}"
+    + f"|tproxy(?: ip| ip6)? to {_ADDR}"
+    + f"|(?:meta mark|mark|ct mark|ct zone) set (?:meta mark|ct mark|mark|0x[0-9a-fA-F]+|[0-9]+){_END}{_BINOP}"
+    + f"){_END}"
+)
+# Statements, each but the last followed by one space (a statement ends before a space or the line's end).
+# Each statement and each line is atomic (`(?>...)`): a statement is read greedily, as the parser reads it,
+# and a line that fails is not tried again in other ways (which would take exponential time on a bad line).
+RULE = f"(?:(?>{STATEMENT})(?: (?=[^#\\s]))?)+"
+_HANDLE = r"(?: # handle [0-9]+)?"
+
+# ---- blocks ----
+
+_OPEN = r"[ \t]*\{(?:[ \t]*# handle ([0-9]+))?[ \t]*\n"
+TABLE_HEAD = re.compile(f"table (ip|ip6|inet|arp|bridge|netdev) ({W}){_OPEN}")
+TABLE_LINE = re.compile(f"[ \\t]*(?:comment {S}|flags {W}(?:,{W})*)[ \\t]*\\n")
+BLANK = re.compile(r"(?:[ \t]*\n)+")
+CLOSE = re.compile(r"[ \t]*\}[ \t]*\n")
+# A base chain's first line: `type nat hook prerouting priority dstnat; policy accept;`
+_SPEC = (
+    f"[ \\t]*type (?:filter|nat|route) hook [a-z]+(?: device (?:{S}|[a-zA-Z0-9_.@-]+))?"
+    f" priority (?:[a-z]+(?: ?[+-] ?[0-9]+)?|-?[0-9]+);(?: policy (?:accept|drop);)?[ \\t]*\\n"
+)
+# A chain (after any blank lines): its header, a base chain's type line, its rules if all have known shapes.
+CHAIN = re.compile(
+    f"(?:[ \\t]*\\n)*[ \\t]*(chain ({W})[ \\t]*\\{{(?:[ \\t]*# handle ([0-9]+))?)[ \\t]*\\n({_SPEC})?((?>[ \\t]*{RULE}{_HANDLE}[ \\t]*\\n)*)[ \\t]*\\}}[ \\t]*\\n"
+)
+CHAIN_HEAD = re.compile(f"[ \\t]*chain ({W}){_OPEN}")
+_SET_PROP = (
+    f'[ \\t]*(?:(?:type|typeof) [^\\n;{{}},#"]+|flags {W}(?:,{W})*|(?:size|timeout|gc-interval|policy) {W}'
+    f"|auto-merge|counter|comment {S})[ \\t]*\\n"
+)
+SET = re.compile(
+    f"[ \\t]*(set|map) ({W}){_OPEN}((?:{_SET_PROP})*)(?:[ \\t]*elements = \\{{ ({ELEMENTS}) \\}}[ \\t]*\\n)?"
+    f"[ \\t]*\\}}[ \\t]*\\n"
+)
+BLOCK_END = re.compile(r"^[ \t]*\}[ \t]*$", re.M)
+# Each with a literal prefix, which re finds as fast as str.find.
+JUMP_TARGETS = re.compile(f"jump ({W})")
+GOTO_TARGETS = re.compile(f"goto ({W})")
+SET_REFS = re.compile(f"@({W})")
+HANDLES = re.compile(r" # handle ([0-9]+)[ \t]*\n")
+# Line ends other than \n that str.splitlines (hence the lexer's line numbers) would split at, in ASCII text.
+OTHER_LINE_ENDS = "\r\x0b\x0c\x1c\x1d\x1e"
+
+
+class NotAListing(Exception):
+    """The text is not a listing this scan reads: the general parser reads it."""
+
+
+class Table(NamedTuple):
+    family: str
+    name: str
+    handle: int | None
+    line: int
+    text: str  # the header line, stripped
+    start: int  # where the table starts in the text
+
+
+class Chain(NamedTuple):
+    name: str
+    handle: int | None
+    line: int
+    text: str  # the header line, stripped
+    spec: tuple[int, int] | None  # a base chain's `type ... priority ...;` line
+    body: tuple[int, int]  # the lines between the header and the closing brace (after `spec`)
+    checked: bool  # every line of the body is a rule of the statement shapes
+
+
+class Set(NamedTuple):
+    kind: str  # set map
+    name: str
+    line: int
+    text: str  # the header line, stripped
+    props: tuple[int, int]  # the property lines (type, flags, ...)
+    elements: tuple[int, int] | None  # after `elements = {` up to and with its closing brace
+
+
+class EndTable(NamedTuple):
+    line: int
+    end: int  # where the table ends in the text
+
+
+Block = Table | Chain | Set | EndTable
+
+
+def scan(text: str) -> Iterator[Block]:
+    """The blocks of a listing, in order (`text` ends with a newline); raises NotAListing at anything else."""
+    if not text.isascii():
+        raise NotAListing("not ASCII")
+    if any(c in text for c in OTHER_LINE_ENDS):
+        raise NotAListing("line ends other than \\n")
+    pos, line, n = 0, 1, len(text)
+    count = text.count
+    while pos < n:
+        m = BLANK.match(text, pos)
+        if m:
+            line += count("\n", pos, m.end())
+            pos = m.end()
+            continue
+        m = TABLE_HEAD.match(text, pos)
+        if not m:
+            raise NotAListing(f"line {line}: not a table")
+        handle = m.group(3)
+        yield Table(m.group(1), m.group(2), int(handle) if handle else None, line, text[pos : m.end()].strip(), pos)
+        line += 1
+        pos = m.end()
+        while True:
+            if pos >= n:
+                raise NotAListing("a table without its closing brace")
+            c = CHAIN.match(text, pos)
+            if c:
+                header, name, handle = c.group(1, 2, 3)
+                head = c.start(1)
+                line += count("\n", pos, head)
+                yield Chain(
+                    name,
+                    int(handle) if handle else None,
+                    line,
+                    header,
+                    c.span(4) if c.start(4) >= 0 else None,
+                    c.span(5),
+                    True,
+                )
+                line += count("\n", head, c.end())
+                pos = c.end()
+                continue
+            m = BLANK.match(text, pos) or TABLE_LINE.match(text, pos)
+            if m:
+                line += count("\n", pos, m.end())
+                pos = m.end()
+                continue
+            m = CLOSE.match(text, pos)
+            if m:
+                yield EndTable(line, m.end())
+                line += 1
+                pos = m.end()
+                break
+            m = SET.match(text, pos)
+            if m:
+                head_end = m.start(4)
+                yield Set(
+                    m.group(1),
+                    m.group(2),
+                    line,
+                    text[pos:head_end].strip(),
+                    m.span(4),
+                    (m.start(5), text.index("}", m.end(5)) + 1) if m.start(5) >= 0 else None,
+                )
+                line += count("\n", pos, m.end())
+                pos = m.end()
+                continue
+            m = CHAIN_HEAD.match(text, pos)
+            if not m:
+                raise NotAListing(f"line {line}: not a chain, set or map")
+            end = BLOCK_END.search(text, m.end())
+            if end is None:
+                raise NotAListing(f"line {line}: a chain without its closing brace")
+            handle = m.group(2)
+            yield Chain(
+                m.group(1),
+                int(handle) if handle else None,
+                line,
+                text[pos : m.end()].strip(),
+                None,
+                (m.end(), end.start()),
+                False,
+            )
+            line += count("\n", pos, end.end()) + 1
+            pos = end.end() + 1
+    return
