@@ -282,6 +282,12 @@ def bench_story(args: argparse.Namespace) -> None:
         parsecache.cache_clear()
     except ImportError:  # the code before issue 15 (bench/run.py run on an older tree)
         pass
+    try:  # the rules' own parse-once cache (the upload's validation, the stories, the pages share it)
+        from meshviz.engine.pipeline import rulescache
+
+        rulescache.rules_cache_clear()
+    except ImportError:
+        pass
     parse_config_dump.cache_clear()
     evidence_module.pod_of.cache_clear()
     evidence_module.simulated_pod.cache_clear()
