@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from . import progress
+from . import gate, progress
 from .models import Analysis
 from .services import ResultTooLarge, run_analysis
 
@@ -128,7 +129,9 @@ def analyse(self: Any, analysis_id: int, force: bool = False) -> str:
     report = progress.reporter(analysis.pk)
     try:
         if self.request.is_eager:
-            stored = run_analysis(analysis, report)
+            # in a request's thread: queued behind the other uploads' analyses, in arrival order (gate.py)
+            with nullcontext() if _in_background.active else gate.IN_PROCESS:
+                stored = run_analysis(analysis, report)
         else:
             with _Heartbeat(analysis.pk):
                 stored = run_analysis(analysis, report)
@@ -181,7 +184,16 @@ def evidence_bytes(pk: int) -> int:
     return int(row or 0)
 
 
+#: set in the thread that analyses node-sized evidence in the background (it does not queue at the gate)
+class _Background(threading.local):
+    active = False
+
+
+_in_background = _Background()
+
+
 def _run_in_background(pk: int, force: bool) -> None:
+    _in_background.active = True
     try:
         analyse.apply((pk,), {"force": force})
         # this process serves the pages: build the rule table's rows and the explorer's pod now, not on first visit
