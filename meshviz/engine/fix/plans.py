@@ -159,10 +159,9 @@ def fix(
             [*notes, "the goal is already met: nothing to change"],
             backend=backend,
         )
-    fam = Family.IPV6 if ":" in client_ip else Family.IPV4
-    scope = _scope(ev)
-    if scope is not None:
-        notes.append(scope)
+
+    def no_fix(tried: list[dict[str, Any]] | None = None) -> FixResult:
+        """The result when no repair is offered: the diagnosis, the notes saying why, the plans tried."""
         return FixResult(
             goal,
             client,
@@ -177,8 +176,15 @@ def fix(
             None,
             "",
             notes,
+            tried or [],
             backend=backend,
         )
+
+    fam = Family.IPV6 if ":" in client_ip else Family.IPV4
+    scope = _scope(ev)
+    if scope is not None:
+        notes.append(scope)
+        return no_fix()
     tried: list[dict[str, Any]] = []
     chosen: tuple[list[Repair], Evidence, Story] | None = None
     for plan in _plans(ev, fam, notes):
@@ -209,23 +215,7 @@ def fix(
             if tried
             else "meshviz found no repair it can verify for this configuration"
         )
-        return FixResult(
-            goal,
-            client,
-            port,
-            diagnosis,
-            before.verdict.to_dict(),
-            None,
-            False,
-            [],
-            [],
-            ALTERNATIVES,
-            None,
-            "",
-            notes,
-            tried,
-            backend=backend,
-        )
+        return no_fix(tried)
     repairs, dropped = _minimise(ev, chosen[0], client, port, client_ip, tls)
     patched = _apply_all(ev, repairs)
     after = story_for(patched, client=client, port=port, client_tls=tls)
