@@ -552,7 +552,20 @@ class _Journey:
             return self._finish(s.disposition, s.detail, **s.extra)
         raise AssertionError("unreachable")
 
+    def _netdev(self, hook: str, dev: str | None) -> None:
+        """nft's netdev `ingress`/`egress` base chains on `dev` (or on no named device) run before PREROUTING and
+        after POSTROUTING; they are not simulated: each is a named assumption step, never a silent skip."""
+        for bc in self.host.nft.unmodelled:
+            c = bc.chain
+            if bc.table.family != "netdev" or c.hook != hook or (c.device is not None and c.device != dev):
+                continue
+            self._assume(
+                f"nft chain {bc.table.label} {c.name} (netdev {hook}, device {c.device or 'any'}, policy "
+                f"{c.policy or 'accept'}) is not simulated (UNSUPPORTED): the packet is assumed to pass it"
+            )
+
     def _received_path(self) -> None:
+        self._netdev("ingress", self.packet.in_iface)
         dst_before = (self.packet.dst, self.packet.dport)
         self._tables("PREROUTING", ("raw", "conntrack", "mangle", "nat"))
         # Routing decision.  A looped-back packet keeps the route it left with
@@ -702,6 +715,7 @@ class _Journey:
         d = self.route
         assert d is not None
         dev = self.packet.out_iface
+        self._netdev("egress", dev or "lo")
         if d.type in LOCAL_TYPES or self.host.is_loopback(dev):
             self.loop_passes += 1
             if self.loop_passes > MAX_LOOPBACK_PASSES:
