@@ -358,6 +358,18 @@ class NftChain:
         v = self.__dict__["_rules_"]  # _LaterTuple's slot, read directly: the summary asks for every chain
         return v if isinstance(v, Later) else None
 
+    def may_contain(self, *words: str) -> bool:
+        """False when the chain's rules are not built yet and their listing text holds none of `words` (so no rule
+        of it has a statement spelled with them, e.g. `tproxy`); True otherwise - the rules must be read."""
+        later = self.pending_rules()
+        if later is None:
+            return True
+        body = getattr(later.build, "text", None)
+        if not isinstance(body, str):
+            return True
+        start, end = getattr(later.build, "start", 0), getattr(later.build, "end", len(body))
+        return any(body.find(w, start, end) >= 0 for w in words)
+
     def rule_count(self) -> int:
         """len(self.rules), without building rules the parser already counted."""
         later = self.pending_rules()
