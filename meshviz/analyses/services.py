@@ -305,19 +305,20 @@ def run_analysis(analysis: Analysis, progress: Callable[[int, int, str], None] |
         _PROGRESS.reset(token)
     check_result_size(results)
     with transaction.atomic():
-        # only what is compared and written: the evidence and the previous results (hundreds of KB of text and
-        # JSON on a typical pod) are not read back to be replaced
-        current = Analysis.objects.select_for_update().only("pk", "revision", "state").get(pk=analysis.pk)
+        # only what is compared: the evidence and the previous results (hundreds of KB of text and JSON on a typical
+        # pod) are not read back to be replaced
+        current = Analysis.objects.select_for_update().only("pk", "revision").get(pk=analysis.pk)
         if current.revision != revision:
             # The inputs changed while we computed: these results answer an older revision; a newer
             # task will store its own. Keep the state (queued) and store nothing.
-            return current
-        current.results = results
-        current.engine_version = ENGINE_VERSION
-        current.state = Analysis.State.DONE
-        current.error = ""
-        current.save(update_fields=["results", "engine_version", "state", "error", "updated"])
-    return current
+            return Analysis.objects.get(pk=analysis.pk)
+        # the caller's instance, whole, with the results: only these fields are written
+        analysis.results = results
+        analysis.engine_version = ENGINE_VERSION
+        analysis.state = Analysis.State.DONE
+        analysis.error = ""
+        analysis.save(update_fields=["results", "engine_version", "state", "error", "updated"])
+    return analysis
 
 
 def add_connection(analysis: Analysis, conn: dict[str, Any]) -> Analysis:

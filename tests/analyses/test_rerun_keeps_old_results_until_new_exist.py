@@ -56,3 +56,14 @@ def test_results_for_an_older_revision_are_not_stored(done_analysis: Analysis) -
     done_analysis.refresh_from_db()
     assert done_analysis.state == "queued"
     assert len(done_analysis.results["stories"]) == 2
+
+
+def test_the_stored_analysis_comes_back_whole(done_analysis: Analysis) -> None:
+    """run_analysis reads back only the revision to compare, but returns the whole analysis: a caller reading any
+    field (a page, an async test) never triggers a lazy database read."""
+    stored = services.run_analysis(Analysis.objects.get(pk=done_analysis.pk))
+    assert stored.get_deferred_fields() == set()
+    assert stored.state == "done" and stored.slug == done_analysis.slug and stored.results["stories"]
+    stale = Analysis.objects.get(pk=done_analysis.pk)
+    services.add_connection(done_analysis, {"direction": "inbound", "client": "192.0.2.9:41000", "port": 8083})
+    assert services.run_analysis(stale).get_deferred_fields() == set()
