@@ -78,6 +78,10 @@ def test_start_from_the_missing_policy_route_example_and_copy_the_fix(live_serve
     page.mouse.wheel(0, 240)
     until(lambda: page.evaluate("window.scrollY") > before)
     assert zoom(diagram) == pytest.approx(zoomed), "a plain wheel must scroll the page, not zoom"
+    # a window resize that leaves the diagram's width as it was keeps the reader's zoom
+    page.evaluate("window.dispatchEvent(new Event('resize'))")
+    page.wait_for_timeout(400)
+    assert zoom(diagram) == pytest.approx(zoomed), "a resize that keeps the box's width must keep the zoom"
     page.keyboard.down("Control")
     page.mouse.wheel(0, -240)
     page.keyboard.up("Control")

@@ -60,10 +60,16 @@
       controls.querySelector("[data-zoom='out']").addEventListener("click", function () { pz.zoomBy(1 / 1.3); });
       controls.querySelector("[data-zoom='reset']").addEventListener("click", reset);
     }
-    var resizing = null;
+    // a window resize refits the diagram only when its box's width changed: a resize that leaves it (a scrollbar
+    // coming or going elsewhere, a mobile browser's toolbar) keeps the reader's zoom
+    var resizing = null, width = box.clientWidth;
     window.addEventListener("resize", function () {
       clearTimeout(resizing);
-      resizing = setTimeout(reset, 150);
+      resizing = setTimeout(function () {
+        if (box.clientWidth === width) return;
+        width = box.clientWidth;
+        reset();
+      }, 150);
     });
     // the failing step: visible inside its box (a structure diagram's box is shorter than the drawing)
     var failure = svg.querySelector(".failure");
