@@ -32,11 +32,11 @@ import base64
 import binascii
 import json
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from meshviz.engine.core import safejson
+from meshviz.engine.core.bounded import BoundedCache
 
 MARKER = "[redacted by meshviz]"
 
@@ -423,8 +423,9 @@ def redact(text: str) -> RedactionResult:
 #: of the text, so the same text is walked once.  Only texts up to _KEPT_CHARS are kept, at most _KEPT of them.
 _KEPT = 8
 _KEPT_CHARS = 4 << 20
-_recent: dict[str, tuple[str, int]] = {}
-_recent_lock = threading.Lock()
+_recent: BoundedCache[str, tuple[str, int]] = BoundedCache(
+    lambda: (_KEPT, _KEPT * _KEPT_CHARS), lambda text, _r: len(text)
+)
 
 
 def redact_config_dump_text(text: str) -> tuple[str, int]:
@@ -434,18 +435,12 @@ def redact_config_dump_text(text: str) -> tuple[str, int]:
     text that is not valid JSON gets the pattern-based rules (PEM private
     keys, JWTs, bearer tokens, `"password": "..."`-style pairs).
     """
-    keep = len(text) <= _KEPT_CHARS
-    if keep:
-        with _recent_lock:
-            hit = _recent.pop(text, None)
-            if hit is not None:
-                _recent[text] = hit  # most recent last
-                return hit
-    result = redact(text)
-    out = (result.text, result.count)
-    if keep:
-        with _recent_lock:
-            _recent[text] = out
-            while len(_recent) > _KEPT:
-                del _recent[next(iter(_recent))]
-    return out
+    if len(text) > _KEPT_CHARS:
+        result = redact(text)
+        return result.text, result.count
+
+    def walked() -> tuple[str, int]:
+        result = redact(text)
+        return result.text, result.count
+
+    return _recent.get_or_compute(text, walked)

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from meshviz.engine.core.bounded import BoundedCache
 from meshviz.engine.core.model import Family
 
 if TYPE_CHECKING:
@@ -118,34 +118,9 @@ def evidence_key(
     return h.hexdigest()
 
 
-class _Cache:
-    def __init__(self) -> None:
-        self.entries: OrderedDict[object, Parsed] = OrderedDict()
-        self.lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: object) -> Parsed | None:
-        with self.lock:
-            hit = self.entries.get(key)
-            if hit is not None:
-                self.entries.move_to_end(key)
-                self.hits += 1
-            return hit
-
-    def put(self, parsed: Parsed) -> Parsed:
-        with self.lock:
-            kept = self.entries.setdefault(parsed.key, parsed)  # a parse done twice at once: keep the first
-            self.entries.move_to_end(parsed.key)
-            self.misses += 1
-            total = sum(p.size for p in self.entries.values())
-            while len(self.entries) > 1 and (len(self.entries) > MAX_ENTRIES or total > MAX_TEXT_BYTES):
-                _, old = self.entries.popitem(last=False)
-                total -= old.size
-            return kept
-
-
-_CACHE = _Cache()
+_CACHE: BoundedCache[object, Parsed] = BoundedCache(
+    lambda: (MAX_ENTRIES, MAX_TEXT_BYTES), lambda _key, parsed: parsed.size
+)
 
 
 def parse_once(
@@ -169,24 +144,17 @@ def parse_once(
         return hit
     loaded = load_snapshot(**texts, pod_ip=pod_ip, sources=sources, strict=strict)  # type: ignore[arg-type]
     size = sum(len(t) for t in texts.values() if t)
-    return _CACHE.put(Parsed(entry_key, loaded, size))
+    return _CACHE.put(entry_key, Parsed(entry_key, loaded, size))
 
 
 def cache_info() -> dict[str, int]:
     """Entries kept, their texts' size, hits and misses so far."""
-    with _CACHE.lock:
-        return {
-            "entries": len(_CACHE.entries),
-            "text_bytes": sum(p.size for p in _CACHE.entries.values()),
-            "hits": _CACHE.hits,
-            "misses": _CACHE.misses,
-        }
+    info = _CACHE.info()
+    return {"entries": info["entries"], "text_bytes": info["size"], "hits": info["hits"], "misses": info["misses"]}
 
 
 def cache_clear() -> None:
-    with _CACHE.lock:
-        _CACHE.entries.clear()
-        _CACHE.hits = _CACHE.misses = 0
+    _CACHE.clear()
 
 
 def rules_once(text: str, source: str | None = None, family: Family | None = None) -> IptablesParseResult:

@@ -15,9 +15,9 @@ result is immutable and shared.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import TYPE_CHECKING
+
+from meshviz.engine.core.bounded import BoundedCache
 
 if TYPE_CHECKING:
     from meshviz.engine.core.model import Family
@@ -29,66 +29,31 @@ MAX_TEXT_BYTES = 24 * 1024 * 1024
 _Key = tuple[str, str, "Family | None", bool]
 
 
-class _Rules:
-    def __init__(self) -> None:
-        self.entries: OrderedDict[_Key, IptablesParseResult] = OrderedDict()
-        self.lock = threading.Lock()
-        self.computing: dict[_Key, threading.Lock] = {}
-        self.hits = 0
-        self.misses = 0
+def _parse(key: _Key) -> IptablesParseResult:
+    from meshviz.engine.netfilter.parser import parse_iptables
 
-    def get(self, key: _Key) -> IptablesParseResult:
-        with self.lock:
-            hit = self.entries.get(key)
-            if hit is not None:
-                self.entries.move_to_end(key)
-                self.hits += 1
-                return hit
-            key_lock = self.computing.setdefault(key, threading.Lock())
-        with key_lock:  # one thread parses, the others wait for its result
-            with self.lock:
-                hit = self.entries.get(key)
-                if hit is not None:
-                    self.hits += 1
-                    return hit
-            from meshviz.engine.netfilter.parser import parse_iptables
-
-            text, source, family, strict = key
-            parsed = parse_iptables(text, source=source, family=family, strict=strict)
-            with self.lock:
-                self.misses += 1
-                self.entries[key] = parsed
-                total = sum(len(k[0]) for k in self.entries)
-                # the newest entry stays even when it alone is over the budget
-                while len(self.entries) > 1 and (len(self.entries) > MAX_ENTRIES or total > MAX_TEXT_BYTES):
-                    old, _ = self.entries.popitem(last=False)
-                    total -= len(old[0])
-                self.computing.pop(key, None)
-            return parsed
+    text, source, family, strict = key
+    return parse_iptables(text, source=source, family=family, strict=strict)
 
 
-_RULES = _Rules()
+_RULES: BoundedCache[_Key, IptablesParseResult] = BoundedCache(
+    lambda: (MAX_ENTRIES, MAX_TEXT_BYTES), lambda key, _parsed: len(key[0])
+)
 
 
 def iptables_once(
     text: str, source: str = "iptables", family: Family | None = None, *, strict: bool = True
 ) -> IptablesParseResult:
     """`parse_iptables(text, source=source, family=family, strict=strict)`, parsed once per text (see the module)."""
-    return _RULES.get((text, source, family, strict))
+    key = (text, source, family, strict)
+    return _RULES.get_or_compute(key, lambda: _parse(key))
 
 
 def rules_cache_info() -> dict[str, int]:
     """Texts kept, their size, hits and misses so far."""
-    with _RULES.lock:
-        return {
-            "entries": len(_RULES.entries),
-            "text_bytes": sum(len(k[0]) for k in _RULES.entries),
-            "hits": _RULES.hits,
-            "misses": _RULES.misses,
-        }
+    info = _RULES.info()
+    return {"entries": info["entries"], "text_bytes": info["size"], "hits": info["hits"], "misses": info["misses"]}
 
 
 def rules_cache_clear() -> None:
-    with _RULES.lock:
-        _RULES.entries.clear()
-        _RULES.hits = _RULES.misses = 0
+    _RULES.clear()

@@ -7,10 +7,15 @@ import json
 
 import pytest
 
+from meshviz.engine.core.bounded import BoundedCache
 from meshviz.engine.envoy import redact as redact_module
 from meshviz.engine.envoy.redact import MARKER, redact_config_dump_text
 
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+
+
+def _fresh() -> BoundedCache[str, tuple[str, int]]:
+    return BoundedCache(lambda: (redact_module._KEPT, 1 << 40), lambda text, _r: len(text))
 
 
 def _dump(n: int) -> str:
@@ -31,7 +36,7 @@ def test_a_dump_uploaded_again_is_walked_once_with_the_same_result(monkeypatch: 
     calls: list[str] = []
     real = redact_module.redact
     monkeypatch.setattr(redact_module, "redact", lambda t: calls.append(t) or real(t))
-    monkeypatch.setattr(redact_module, "_recent", {})
+    monkeypatch.setattr(redact_module, "_recent", _fresh())
     text = _dump(1)
     first = redact_config_dump_text(text)
     again = redact_config_dump_text(str(text))  # an equal text, another object (the next upload)
@@ -46,15 +51,15 @@ def test_texts_beyond_the_size_kept_are_redacted_every_time(monkeypatch: pytest.
     calls: list[str] = []
     real = redact_module.redact
     monkeypatch.setattr(redact_module, "redact", lambda t: calls.append(t) or real(t))
-    monkeypatch.setattr(redact_module, "_recent", {})
+    monkeypatch.setattr(redact_module, "_recent", _fresh())
     monkeypatch.setattr(redact_module, "_KEPT_CHARS", 10)
     text = _dump(3)
     assert redact_config_dump_text(text) == redact_config_dump_text(text)
-    assert len(calls) == 2 and redact_module._recent == {}
+    assert len(calls) == 2 and redact_module._recent.info()["entries"] == 0
 
 
 def test_only_the_last_few_texts_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(redact_module, "_recent", {})
+    monkeypatch.setattr(redact_module, "_recent", _fresh())
     for n in range(redact_module._KEPT + 5):
         redact_config_dump_text(_dump(100 + n))
-    assert len(redact_module._recent) == redact_module._KEPT
+    assert redact_module._recent.info()["entries"] == redact_module._KEPT
