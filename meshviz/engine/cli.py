@@ -76,6 +76,8 @@ def _print_errors(errors: Sequence[ParseError], fmt: str) -> None:
 def cmd_parse(args: argparse.Namespace) -> int:
     if args.kind == "envoy" and args.format == "summary":  # before the other parsers' imports
         return _envoy_summary(args.file)
+    if args.kind == "iptables" and args.format == "summary" and not isinstance(args.file, _Given) and args.file != "-":
+        return _iptables_summary(args.file, strict=not args.lenient)
     source = args.file
     out: dict[str, Any]
     text = _read(args.file)
@@ -147,6 +149,28 @@ def cmd_parse(args: argparse.Namespace) -> int:
             print(f"{k}: {v}")
     else:
         print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def _iptables_summary(path: str, strict: bool) -> int:
+    """`parse --kind iptables --format summary` of a file: read a block at a time (`core.textfile`), so that the
+    fast path holds its index of the rules and not the whole text; the full parser (any text the fast path does
+    not read) gets the whole text."""
+    from meshviz.engine.core.textfile import SourceChanged, TextFile
+    from meshviz.engine.netfilter.parser import parse_iptables_pieces
+    from meshviz.engine.netfilter.serialize import parse_summary
+
+    f = TextFile(path)
+    try:
+        r = parse_iptables_pieces(f.pieces(), f.text, source=path, strict=strict)
+    except SourceChanged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if r.errors:
+        _print_errors(r.errors, "summary")
+        return 2
+    for k, v in parse_summary(r).items():
+        print(f"{k}: {v}")
     return 0
 
 

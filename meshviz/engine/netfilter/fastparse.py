@@ -22,8 +22,9 @@ such error is also given up.
 from __future__ import annotations
 
 import re
+import threading
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from meshviz.engine.core.model import Family, SourceRef
@@ -212,14 +213,33 @@ def fast_parse(
 ) -> tuple[tuple[Ruleset, ...], bool] | None:
     """(rulesets, restore-only) of an error- and warning-free iptables-save text; None when the full parser must read it."""
     try:
-        return _FastParser(text, source, family, strict, build).run()
+        return _FastParser(source, family, strict, build).run((text,), lambda: text)
+    except _GiveUp:
+        return None
+
+
+def fast_parse_chunks(
+    chunks: Iterable[str],
+    text: Callable[[], str],
+    source: str,
+    family: Family | None,
+    strict: bool,
+    build: RuleBuilder,
+) -> tuple[tuple[Ruleset, ...], bool] | None:
+    """`fast_parse` of a text given as consecutive pieces, each ending at a line's end but the last (a file read a
+    block at a time: the pass holds one piece, not the text).  The rules keep their offsets into the whole text,
+    which `text()` gives when a chain is first read (`pipeline`-free: the caller decides how it is kept or
+    re-read).  None when the full parser must read the text."""
+    try:
+        return _FastParser(source, family, strict, build).run(chunks, text)
     except _GiveUp:
         return None
 
 
 class _FastParser:
-    def __init__(self, text: str, source: str, family: Family | None, strict: bool, build: RuleBuilder):
-        self.text = text
+    def __init__(self, source: str, family: Family | None, strict: bool, build: RuleBuilder):
+        self.text = ""  # the piece being read
+        self.base = 0  # its offset in the whole text
         self.source = source
         self.family = family
         self.strict = strict
@@ -235,20 +255,40 @@ class _FastParser:
         self.restore_only = False
         self.items = {Family.IPV4: 0, Family.IPV6: 0}
         self.first_item: Family | None = None
+        self.table: _TableState | None = None  # the open table block
+        self.block_decl: set[str] = set()  # the built-in chains the open block declares
+        self.no = 0  # the number of the last line read
 
     # ---- the pass ----
 
-    def run(self) -> tuple[tuple[Ruleset, ...], bool]:
-        text = self.text
+    def run(self, chunks: Iterable[str], whole: Callable[[], str]) -> tuple[tuple[Ruleset, ...], bool]:
+        # every piece but the last ends with a newline; the line after the last newline is read in the last pass
+        ended = True
+        for chunk in chunks:
+            if not ended:
+                raise _GiveUp  # a piece after one that did not end a line
+            ended = chunk.endswith("\n")
+            self._pass(chunk, not ended)
+        if ended:
+            self._pass("", True)
+        if self.table is not None or not self.tables:
+            raise _GiveUp
+        return self._finish(_Text(whole)), self.restore_only
+
+    def _pass(self, text: str, last: bool) -> None:
+        """Read the lines of one piece: all of them, the empty one after a final newline included, in the last."""
+        self.text = text
         n = len(text)
+        stop = n if last else n - 1
         pos = 0
-        no = 0
-        table: _TableState | None = None
-        block_decl: set[str] = set()
+        no = self.no
+        table = self.table
         rule = self._rule
-        while pos <= n:
+        while pos <= stop:
             nl = text.find("\n", pos)
             if nl < 0:
+                if not last:
+                    raise _GiveUp  # a piece that does not end at a line's end
                 nl = n
             end = nl - 1 if nl > pos and text[nl - 1] == "\r" else nl
             no += 1
@@ -261,12 +301,12 @@ class _FastParser:
             elif first == ":":
                 if table is None:
                     raise _GiveUp
-                self._chain_decl(table, pos, end, no, block_decl)
+                self._chain_decl(table, pos, end, no, self.block_decl)
             elif first == "*":
                 if table is not None:
                     raise _GiveUp
-                table = self._table_header(text[pos:end], no, pos)
-                block_decl = set()
+                table = self.table = self._table_header(text[pos:end], no, self.base + pos)
+                self.block_decl = set()
             elif first == "#":
                 self._comment(text[pos:end])
             elif first == " " or first == "\t":
@@ -276,10 +316,10 @@ class _FastParser:
                 raw = text[pos:end]
                 stripped = raw.strip()
                 if stripped == "COMMIT" and table is not None:
-                    if not all(c in block_decl for c in table.builtins):
+                    if not all(c in self.block_decl for c in table.builtins):
                         self.restore_only = True  # iptables-save always declares the built-in chains
                     self._commit_checks(table)
-                    table = None
+                    table = self.table = None
                 else:
                     m = MARKER_RE.match(stripped)
                     if m is None:
@@ -287,9 +327,8 @@ class _FastParser:
                     if m.group(2) == "restore":
                         self.pending_family = Family.IPV6 if m.group(1) == "ip6" else Family.IPV4
             pos = nl + 1
-        if table is not None or not self.tables:
-            raise _GiveUp
-        return self._finish(), self.restore_only
+        self.no = no
+        self.base += n
 
     def _comment(self, raw: str) -> None:
         s = raw.strip()
@@ -321,22 +360,22 @@ class _FastParser:
             raise _GiveUp
         name, policy, pkts, nbytes = m.groups()
         counters = _ZERO if pkts == "0" and nbytes == "0" else (int(pkts), int(nbytes)) if pkts is not None else None
-        block_decl.add(name)
         cid = t.ids.get(name)
         if name in t.builtins:
             assert cid is not None
+            block_decl.add(name)  # the built-in chains this block declares
             if policy not in ("ACCEPT", "DROP") or (policy == "DROP" and t.name == "nat"):
                 raise _GiveUp
             t.policies[cid] = (policy, counters)
             t.decl_no[cid] = no
-            t.decl_off[cid] = pos
+            t.decl_off[cid] = self.base + pos
             return
         # the expression took care of the rest of values.chain_name_problem: length, first character, spaces
         if policy != "-" or cid is not None or name in TARGETS or name in STANDARD_TARGETS:
             raise _GiveUp
         cid = t.ids[name] = len(t.ids)
         t.decl_no.append(no)
-        t.decl_off.append(pos)
+        t.decl_off.append(self.base + pos)
         if counters != (0, 0):
             t.counters[cid] = counters
 
@@ -351,7 +390,7 @@ class _FastParser:
         self.restore_only = True  # iptables-save never writes -N
         cid = t.ids[name] = len(t.ids)
         t.decl_no.append(no)
-        t.decl_off.append(pos)
+        t.decl_off.append(self.base + pos)
         t.counters[cid] = None
 
     # ---- rule lines ----
@@ -413,7 +452,7 @@ class _FastParser:
                 items[fam] += 1
             if self.first_item is None:
                 self.first_item = min(fams, key=_token_index)[1]  # the family of the line's first item
-        t.rules_off.append(pos)
+        t.rules_off.append(self.base + pos)
         t.rules_chain.append(cid)
         t.rules_callee.append(callee)
         if callee >= 0:
@@ -606,7 +645,7 @@ class _FastParser:
 
     # ---- the model ----
 
-    def _finish(self) -> tuple[Ruleset, ...]:
+    def _finish(self, text: _Text) -> tuple[Ruleset, ...]:
         fam = self.explicit
         n4, n6 = self.items[Family.IPV4], self.items[Family.IPV6]
         if fam is None:
@@ -614,17 +653,33 @@ class _FastParser:
         if n6 if fam == Family.IPV4 else n4:
             raise _GiveUp  # content of the other family: errors
         tables = tuple(
-            _LazyTable(t, self.text, self.source, self.explicit, self.build).table() for t in self.tables.values()
+            _LazyTable(t, text, self.source, self.explicit, self.build).table() for t in self.tables.values()
         )
         return (Ruleset(fam, tables, self.source),)
+
+
+class _Text:
+    """The whole text, got once when a chain is first read (the pass may have read it a piece at a time)."""
+
+    def __init__(self, get: Callable[[], str]):
+        self._get: Callable[[], str] | None = get
+        self._text = ""
+        self._lock = threading.Lock()
+
+    def get(self) -> str:
+        with self._lock:
+            if self._get is not None:
+                self._text = self._get()
+                self._get = None
+            return self._text
 
 
 class _LazyTable:
     """Builds a fast-parsed table's chains, and each chain's rules, when first read."""
 
-    def __init__(self, t: _TableState, text: str, source: str, hint: Family | None, build: RuleBuilder):
+    def __init__(self, t: _TableState, text: _Text, source: str, hint: Family | None, build: RuleBuilder):
         self.t = t
-        self.text = text
+        self._text = text
         self.source = source
         self.hint = hint
         self.build = build
@@ -634,6 +689,10 @@ class _LazyTable:
     def table(self) -> Table:
         t = self.t
         return Table.lazy(t.name, len(t.ids), len(t.rules_off), self.chains)
+
+    @property
+    def text(self) -> str:
+        return self._text.get()
 
     def _line(self, off: int) -> str:
         text = self.text

@@ -73,7 +73,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from meshviz.engine.core.errors import ParseError, ParseWarning
@@ -93,7 +93,7 @@ from meshviz.engine.netfilter.cmdline import (
 from meshviz.engine.netfilter.fastparse import GENERATED_RE as _GENERATED_RE
 from meshviz.engine.netfilter.fastparse import MARKER_RE as _MARKER_RE
 from meshviz.engine.netfilter.fastparse import TABLE_NAME_RE as _TABLE_NAME_RE
-from meshviz.engine.netfilter.fastparse import fast_parse
+from meshviz.engine.netfilter.fastparse import fast_parse, fast_parse_chunks
 from meshviz.engine.netfilter.model import (
     BUILTIN_CHAINS,
     AddrCriterion,
@@ -165,6 +165,26 @@ def parse_iptables(
                 rulesets, restore_only = fast
                 return IptablesParseResult(rulesets, (), (), FORMAT_RESTORE if restore_only else FORMAT_SAVE)
         return _Parser(source, family, strict).run(text)
+
+
+def parse_iptables_pieces(
+    pieces: Iterable[str],
+    text: Callable[[], str],
+    source: str = "<iptables>",
+    family: Family | None = None,
+    *,
+    strict: bool = True,
+) -> IptablesParseResult:
+    """`parse_iptables` of a text given as consecutive pieces, each ending at a line's end but the last (a file
+    read a block at a time: `core.textfile.TextFile`).  The fast path reads the pieces without holding the whole
+    text; `text()` gives it when a chain is first read, or when the full parser must read it."""
+    with gc_paused():
+        if _USE_FAST:
+            fast = fast_parse_chunks(pieces, text, source, family, strict, _LazyRules(source, strict))
+            if fast is not None:
+                rulesets, restore_only = fast
+                return IptablesParseResult(rulesets, (), (), FORMAT_RESTORE if restore_only else FORMAT_SAVE)
+        return _Parser(source, family, strict).run(text())
 
 
 class _LazyRules:
