@@ -1,6 +1,6 @@
 """Benchmark: the web app on a node-sized pod (issue 15): upload -> verdict, then each page's time and size.
 
-    python bench/web.py [--services 10000] [--repeat 3] [--skip structure] [--database URL]
+    python bench/web.py [--services 10000] [--dump-scale N] [--repeat 3] [--skip structure] [--database URL]
 
 The pod: the 10,000-service kube-proxy ruleset (`../shared/bench/gen_kube_proxy_rules.py`, about 80,000 rules)
 merged with Istio's TPROXY rules, with the bundled TPROXY example's config dump, policy routing and sysctls
@@ -8,6 +8,9 @@ merged with Istio's TPROXY rules, with the bundled TPROXY example's config dump,
 database (or --database), then each page is fetched --repeat times in-process (Django's test client: server time,
 no network) and the median time and the response size are printed, with the targets (every page <= 1 s and
 <= 1 MB; a rule-table page <= 300 ms; upload -> verdict <= 5 s) and the process's peak RSS.
+
+`--dump-scale N` swaps the example's config dump for a big mesh's (`../shared/bench/gen_envoy_dump.py --scale N`:
+600 gives the 40 MiB dump of `bench/run.py`'s envoy section), to measure a big dump through the web app.
 
 Run it on an older checkout to get the "before" figures: `python bench/web.py --repo /path/to/old/checkout`.
 """
@@ -79,13 +82,19 @@ def merge_rules(*texts: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def node_pod(services: int) -> dict[str, Any]:
+def node_pod(services: int, dump_scale: int = 0) -> dict[str, Any]:
     from meshviz.analyses.examples import get
 
     ex = get(EXAMPLE)
     assert ex is not None, EXAMPLE
     fields = ex.analysis_fields()
     fields["iptables"] = merge_rules(kube_proxy_rules(services), fields["iptables"])
+    if dump_scale:
+        spec = importlib.util.spec_from_file_location("gen_envoy_dump", GENERATOR.parent / "gen_envoy_dump.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        fields["envoy_config_dump"] = json.dumps(module.generate(dump_scale), indent=1)
     keep = ("iptables", "ip_rule", "ip_route", "sysctl", "envoy_config_dump", "pod_ip", "app_ports")
     return {k: fields[k] for k in keep if fields.get(k) not in (None, "")}
 
@@ -97,6 +106,7 @@ def peak_rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--services", type=int, default=10000)
+    parser.add_argument("--dump-scale", type=int, default=0, help="a big mesh's config dump (gen_envoy_dump --scale)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip", action="append", default=[], help="a page to skip (e.g. structure)")
     parser.add_argument("--database", default="", help="DATABASE_URL (default: SQLite in a temporary directory)")
@@ -142,7 +152,7 @@ def main() -> None:
     api = {"HTTP_AUTHORIZATION": f"Api-Key {key}"}
 
     t0 = time.perf_counter()
-    pod = node_pod(args.services)
+    pod = node_pod(args.services, args.dump_scale)
     body = json.dumps(pod)
     print(
         f"node-sized pod: {args.services} services, {pod['iptables'].count(chr(10)):,} iptables lines, "

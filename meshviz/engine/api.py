@@ -22,9 +22,9 @@ from meshviz.engine.core.errors import EngineInputError, ParseError, ParseWarnin
 from meshviz.engine.core.limits import MAX_COMPARED_CONNECTIONS, MAX_CONNECTIONS
 from meshviz.engine.core.model import Family, Packet
 from meshviz.engine.core.trace import Trace
+from meshviz.engine.envoy.lazy import redact_config_dump_text
 from meshviz.engine.envoy.parser import parse_config_dump
 from meshviz.engine.envoy.proxyconfig import merge_envoy_inputs
-from meshviz.engine.envoy.redact import redact_config_dump_text
 from meshviz.engine.evidence.archive import ArchiveError
 from meshviz.engine.evidence.bugreport import PodEvidence, pod_evidence, pod_keys, read_bug_report
 from meshviz.engine.evidence.bundle import Bundle, read_bundle

@@ -9,9 +9,8 @@ from typing import Any
 from hypothesis import example, given, settings
 
 from meshviz.engine.core.errors import ParseError, ParseWarning
-from meshviz.engine.envoy.lazy import index_config_dump
+from meshviz.engine.envoy.lazy import index_config_dump, redact_config_dump_text
 from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.envoy.redact import redact_config_dump_text
 from meshviz.engine.netfilter.parser import parse_iptables
 from meshviz.engine.nftables.parser import parse_nftables
 from meshviz.engine.routing.ip_route import parse_ip_routes

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client as k8s
 
 from meshviz.collect.collect import collect_pod
-from meshviz.engine.envoy.redact import redact_config_dump_text
+from meshviz.engine.envoy.lazy import redact_config_dump_text
 from meshviz.engine.pipeline.evidence import story_for
 from tests.kube.fake_apiserver import FakeApiServer, redirect_data
 from tests.kube.helpers import CLIENT, POD, REDIRECT_NS, evidence

@@ -22,6 +22,7 @@ from meshviz.engine.envoy.filter_chains import (
     inspect_connection,
     select_filter_chain,
 )
+from meshviz.engine.envoy.lazy import redact_config_dump_text
 from meshviz.engine.envoy.listeners import ListenerSelection, handoff, listener_for, select_handoff, select_listener
 from meshviz.engine.envoy.model import (
     Address,
@@ -37,7 +38,7 @@ from meshviz.engine.envoy.model import (
     RouteConfiguration,
 )
 from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.envoy.redact import MARKER, redact_config_dump_text
+from meshviz.engine.envoy.redact import MARKER
 from meshviz.engine.envoy.routes import RouteSelection, route_for
 from meshviz.engine.envoy.upstream import UpstreamBinding, UpstreamTarget, upstream_binding, upstream_target
 

@@ -39,6 +39,7 @@ from typing import Any
 import msgspec
 
 from meshviz.engine.core import safejson
+from meshviz.engine.core.bounded import BoundedCache
 from meshviz.engine.core.errors import ParseError, ParseWarning
 from meshviz.engine.envoy.model import Address, EnvoyParseResult
 from meshviz.engine.envoy.parse_base import _Bad, _camel, _get
@@ -663,4 +664,26 @@ def _from_eager(text: str, source: str) -> DumpIndex:
     )
 
 
-__all__ = ["DumpIndex", "IndexedCluster", "IndexedListener", "index_config_dump"]
+#: The last few redactions, by text (a chatops bot uploads the same pod again and again): redaction is a pure function
+#: of the text, so the same text is redacted once.  Only texts up to _KEPT_CHARS are kept, at most _KEPT of them.
+_KEPT = 8
+_KEPT_CHARS = 4 << 20
+_recent: BoundedCache[str, tuple[str, int]] = BoundedCache(
+    lambda: (_KEPT, _KEPT * _KEPT_CHARS), lambda text, _r: len(text)
+)
+
+
+def redact_config_dump_text(text: str) -> tuple[str, int]:
+    """Redact a config dump's text in place; returns (redacted text, number of values replaced).
+
+    Valid JSON keeps its exact layout except for the replaced string values; text that is not valid JSON gets the
+    pattern-based rules (PEM private keys, JWTs, bearer tokens, `"password": "..."`-style pairs).  The answer is
+    the eager redaction's (`redact.redact`), found through the index: only the entries whose bytes could hold a
+    secret are decoded and walked (`DumpIndex.redacted`; the eager walk when the index cannot vouch for a text).
+    """
+    if len(text) > _KEPT_CHARS:
+        return index_config_dump(text).redacted()
+    return _recent.get_or_compute(text, lambda: index_config_dump(text).redacted())
+
+
+__all__ = ["DumpIndex", "IndexedCluster", "IndexedListener", "index_config_dump", "redact_config_dump_text"]

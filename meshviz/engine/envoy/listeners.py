@@ -65,8 +65,9 @@ def _unusable_note(config: EnvoyConfig, ip: IPAddress, port: int, usable: Sequen
     """Explain listeners on that address that exist but cannot take the connection."""
     notes = []
     seen: set[tuple[str, str]] = set()
+    taken = {id(lst) for lst in usable}  # by identity: comparing listeners field by field is quadratic work
     for lst in _socket_listeners(config):
-        if lst in usable:
+        if id(lst) in taken:
             continue
         for a in lst.addresses:
             aip = a.ip

@@ -9,7 +9,7 @@ Listeners in an error state are left alone (they are not serving).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -37,49 +37,52 @@ def _key(d: dict[str, Any], snake: str) -> str:
     return camel if camel_style and snake not in d else snake
 
 
+_LISTENER_KEYS = (
+    "filter_chains",
+    "filterChains",
+    "listener_filters",
+    "listenerFilters",
+    "use_original_dst",
+    "useOriginalDst",
+)
+
+
 def _is_listener(d: dict[str, Any]) -> bool:
-    keys = set(d)
-    return (
-        "name" in keys
-        and "address" in keys
-        and bool(
-            keys
-            & {
-                "filter_chains",
-                "filterChains",
-                "listener_filters",
-                "listenerFilters",
-                "use_original_dst",
-                "useOriginalDst",
-            }
-        )
-    )
+    return "name" in d and "address" in d and any(k in d for k in _LISTENER_KEYS)
+
+
+def _walk(obj: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The listener objects (not inside a listener or an error or draining state) and every `node.metadata` object
+    of a dump, each in document order (depth first): one walk with a stack of its own, since a big mesh's dump
+    holds ~10^6 values."""
+    listeners: list[dict[str, Any]] = []
+    metadata: list[dict[str, Any]] = []
+    stack: list[tuple[Any, bool]] = [(obj, True)]  # (value, whether listeners are searched for in it)
+    while stack:
+        node, search = stack.pop()
+        if isinstance(node, dict):
+            n = node.get("node")
+            if isinstance(n, dict) and isinstance(n.get("metadata"), dict):
+                metadata.append(n["metadata"])
+            if search and _is_listener(node):
+                listeners.append(node)
+                search = False
+            stack.extend(
+                reversed([(v, search and k not in _SKIP) for k, v in node.items() if isinstance(v, (dict, list))])
+            )
+        elif isinstance(node, list):
+            stack.extend(reversed([(v, search) for v in node if isinstance(v, (dict, list))]))
+    return listeners, metadata
 
 
 def iter_listeners(obj: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(obj, dict):
-        if _is_listener(obj):
-            yield obj
-            return
-        for k, v in obj.items():
-            if k in _SKIP:
-                continue
-            yield from iter_listeners(v)
-    elif isinstance(obj, list):
-        for item in obj:
-            yield from iter_listeners(item)
+    """The listener objects in a dump, in document order (not inside a listener or an error or draining state)."""
+    return iter(_walk(obj)[0])
 
 
 def iter_node_metadata(obj: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(obj, dict):
-        node = obj.get("node")
-        if isinstance(node, dict) and isinstance(node.get("metadata"), dict):
-            yield node["metadata"]
-        for v in obj.values():
-            yield from iter_node_metadata(v)
-    elif isinstance(obj, list):
-        for item in obj:
-            yield from iter_node_metadata(item)
+    """Every `node.metadata` object in a dump, in document order."""
+    return iter(_walk(obj)[1])
 
 
 def _filter_name(f: dict[str, Any]) -> str:
@@ -100,16 +103,18 @@ def _binds(listener: dict[str, Any]) -> bool:
     return bool(v)
 
 
-def set_interception_mode(dump: Any, mode: str, changes: list[str]) -> None:
-    for md in iter_node_metadata(dump):
+def set_interception_mode(dump: Any, mode: str, changes: list[str], metadata: Iterable[dict[str, Any]] = ()) -> None:
+    """INTERCEPTION_MODE in the node's metadata (`metadata`: the dump's node metadata objects, when known)."""
+    for md in metadata or iter_node_metadata(dump):
         if md.get("INTERCEPTION_MODE") != mode:
             changes.append(f"node metadata INTERCEPTION_MODE: {md.get('INTERCEPTION_MODE')} -> {mode}")
             md["INTERCEPTION_MODE"] = mode
 
 
-def set_transparent(dump: Any, on: bool, changes: list[str]) -> None:
-    """Istio sets `transparent: true` on the listeners that accept captured traffic in TPROXY mode."""
-    for lst in iter_listeners(dump):
+def set_transparent(dump: Any, on: bool, changes: list[str], listeners: Iterable[dict[str, Any]] = ()) -> None:
+    """Istio sets `transparent: true` on the listeners that accept captured traffic in TPROXY mode (`listeners`: the
+    dump's listeners, when known)."""
+    for lst in listeners or iter_listeners(dump):
         if not _binds(lst):
             continue
         k = _key(lst, "transparent")
@@ -121,12 +126,19 @@ def set_transparent(dump: Any, on: bool, changes: list[str]) -> None:
             changes.append(f"listener {lst.get('name')}: transparent removed")
 
 
-def set_original_src(dump: Any, listener_names: tuple[str, ...], mark: int | None, changes: list[str]) -> None:
-    """Add (or, with mark None, remove) `envoy.filters.listener.original_src` on the named listeners.
+def set_original_src(
+    dump: Any,
+    listener_names: tuple[str, ...],
+    mark: int | None,
+    changes: list[str],
+    listeners: Iterable[dict[str, Any]] = (),
+) -> None:
+    """Add (or, with mark None, remove) `envoy.filters.listener.original_src` on the named listeners (`listeners`:
+    the dump's listeners, when known).
 
     Istio puts it right after `original_dst` in the inbound listener (TPROXY mode) with mark 1337.
     """
-    for lst in iter_listeners(dump):
+    for lst in listeners or iter_listeners(dump):
         name = str(lst.get("name"))
         if name not in listener_names and not (
             name.startswith("virtualInbound") and "virtualInbound" in listener_names
@@ -167,12 +179,13 @@ def patch_dump(
     """Apply the requested changes; returns the new JSON text and what changed."""
     dump = json.loads(text)
     changes: list[str] = []
+    listeners, metadata = _walk(dump)  # once: the changes below add no listener and no node
     if mode is not None:
-        set_interception_mode(dump, mode, changes)
+        set_interception_mode(dump, mode, changes, metadata)
     if transparent is not None:
-        set_transparent(dump, transparent, changes)
+        set_transparent(dump, transparent, changes, listeners)
     if original_src is not None:
-        set_original_src(dump, original_src[0], original_src[1], changes)
+        set_original_src(dump, original_src[0], original_src[1], changes, listeners)
     # json's C encoder (indent=2 would run its pure-Python one: most of an upload's CPU went to re-indenting the
     # dump for the comparison and the fix); the text is parsed again by the engine, never shown as is
     return PatchResult(json.dumps(dump), changes)

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshviz.engine.core import safejson
-from meshviz.engine.core.bounded import BoundedCache
 
 MARKER = "[redacted by meshviz]"
 
@@ -417,30 +416,3 @@ def redact(text: str) -> RedactionResult:
         again = json.loads(redacted)
         count = walker.count
     return RedactionResult(redacted, count, again, None)
-
-
-#: The last few redactions, by text (a chatops bot uploads the same pod again and again): redaction is a pure function
-#: of the text, so the same text is walked once.  Only texts up to _KEPT_CHARS are kept, at most _KEPT of them.
-_KEPT = 8
-_KEPT_CHARS = 4 << 20
-_recent: BoundedCache[str, tuple[str, int]] = BoundedCache(
-    lambda: (_KEPT, _KEPT * _KEPT_CHARS), lambda text, _r: len(text)
-)
-
-
-def redact_config_dump_text(text: str) -> tuple[str, int]:
-    """Redact a config dump's text in place; returns (redacted text, number of values replaced).
-
-    Valid JSON keeps its exact layout except for the replaced string values;
-    text that is not valid JSON gets the pattern-based rules (PEM private
-    keys, JWTs, bearer tokens, `"password": "..."`-style pairs).
-    """
-    if len(text) > _KEPT_CHARS:
-        result = redact(text)
-        return result.text, result.count
-
-    def walked() -> tuple[str, int]:
-        result = redact(text)
-        return result.text, result.count
-
-    return _recent.get_or_compute(text, walked)

@@ -18,6 +18,7 @@ import pytest
 
 from meshviz.engine.envoy import MARKER, parse_config_dump, redact_config_dump_text
 from meshviz.engine.envoy.lazy import DumpIndex, index_config_dump
+from meshviz.engine.envoy.redact import redact
 from tests.engine.envoy.test_redaction import SECRETS, assert_clean, planted_dump
 
 ROOT = Path(__file__).resolve().parents[2] / "fixtures"
@@ -70,8 +71,10 @@ def test_index_materialises_the_eager_model(name: str, text: str) -> None:
 
 @pytest.mark.parametrize(("name", "text"), TEXTS, ids=IDS)
 def test_index_redacts_exactly_what_the_eager_redaction_redacts(name: str, text: str) -> None:
-    eager = redact_config_dump_text(text)
+    red = redact(text)
+    eager = (red.text, red.count)
     assert index_config_dump(text, name).redacted() == eager
+    assert redact_config_dump_text(text) == eager
     assert index_config_dump(text.encode(), name).redacted() == eager
 
 
@@ -208,7 +211,8 @@ def test_a_secret_planted_in_each_place_is_redacted_by_the_index(
     index = index_config_dump(text.encode(), "planted.json")
     assert not index.complete and index.secret_values >= 1, place
     redacted, count = index.redacted()
-    assert (redacted, count) == redact_config_dump_text(text)
+    red = redact(text)
+    assert (redacted, count) == (red.text, red.count) == redact_config_dump_text(text)
     assert secret not in redacted and MARKER in redacted
     assert count >= 1
 

@@ -1,5 +1,6 @@
 """Redaction is a pure function of the text: the same dump uploaded again (a chatops bot re-checking a pod) is walked
-once and gets the same redacted text and count; a different text is redacted afresh; big texts are not kept."""
+once (indexed and redacted, `envoy.lazy`) and gets the same redacted text and count; a different text is redacted
+afresh; big texts are not kept."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import json
 import pytest
 
 from meshviz.engine.core.bounded import BoundedCache
-from meshviz.engine.envoy import redact as redact_module
-from meshviz.engine.envoy.redact import MARKER, redact_config_dump_text
+from meshviz.engine.envoy import lazy as redact_module
+from meshviz.engine.envoy.lazy import redact_config_dump_text
+from meshviz.engine.envoy.redact import MARKER
 
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
 
@@ -34,8 +36,8 @@ def _dump(n: int) -> str:
 
 def test_a_dump_uploaded_again_is_walked_once_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = redact_module.redact
-    monkeypatch.setattr(redact_module, "redact", lambda t: calls.append(t) or real(t))
+    real = redact_module.index_config_dump
+    monkeypatch.setattr(redact_module, "index_config_dump", lambda t: calls.append(t) or real(t))
     monkeypatch.setattr(redact_module, "_recent", _fresh())
     text = _dump(1)
     first = redact_config_dump_text(text)
@@ -49,8 +51,8 @@ def test_a_dump_uploaded_again_is_walked_once_with_the_same_result(monkeypatch: 
 
 def test_texts_beyond_the_size_kept_are_redacted_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = redact_module.redact
-    monkeypatch.setattr(redact_module, "redact", lambda t: calls.append(t) or real(t))
+    real = redact_module.index_config_dump
+    monkeypatch.setattr(redact_module, "index_config_dump", lambda t: calls.append(t) or real(t))
     monkeypatch.setattr(redact_module, "_recent", _fresh())
     monkeypatch.setattr(redact_module, "_KEPT_CHARS", 10)
     text = _dump(3)
