@@ -41,6 +41,7 @@ import msgspec
 from meshviz.engine.core import safejson
 from meshviz.engine.core.bounded import BoundedCache
 from meshviz.engine.core.errors import ParseError, ParseWarning
+from meshviz.engine.core.gcpause import gc_paused
 from meshviz.engine.envoy.model import Address, EnvoyParseResult
 from meshviz.engine.envoy.parse_base import _Bad, _camel, _get
 from meshviz.engine.envoy.parse_objects import _ObjectParser
@@ -682,8 +683,13 @@ def redact_config_dump_text(text: str) -> tuple[str, int]:
     secret are decoded and walked (`DumpIndex.redacted`; the eager walk when the index cannot vouch for a text).
     """
     if len(text) > _KEPT_CHARS:
+        return _redacted(text)
+    return _recent.get_or_compute(text, lambda: _redacted(text))
+
+
+def _redacted(text: str) -> tuple[str, int]:
+    with gc_paused():  # the eager walk, when the index falls back to it, makes ~10^6 objects without cycles
         return index_config_dump(text).redacted()
-    return _recent.get_or_compute(text, lambda: index_config_dump(text).redacted())
 
 
 __all__ = ["DumpIndex", "IndexedCluster", "IndexedListener", "index_config_dump", "redact_config_dump_text"]

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from meshviz.engine.core.defaults import DEFAULT_TPROXY_MARK
+from meshviz.engine.core.gcpause import gc_paused
 from meshviz.engine.envoy.model import ORIGINAL_DST, ORIGINAL_SRC
 
 ORIGINAL_SRC_TYPE = "type.googleapis.com/envoy.extensions.filters.listener.original_src.v3.OriginalSrc"
@@ -177,6 +178,13 @@ def patch_dump(
     original_src: tuple[tuple[str, ...], int | None] | None = None,
 ) -> PatchResult:
     """Apply the requested changes; returns the new JSON text and what changed."""
+    with gc_paused():  # a big mesh's dump is ~10^6 objects without cycles: no collections over them
+        return _patch_dump(text, mode, transparent, original_src)
+
+
+def _patch_dump(
+    text: str, mode: str | None, transparent: bool | None, original_src: tuple[tuple[str, ...], int | None] | None
+) -> PatchResult:
     dump = json.loads(text)
     changes: list[str] = []
     listeners, metadata = _walk(dump)  # once: the changes below add no listener and no node
