@@ -19,6 +19,7 @@ from typing import Any
 from meshviz.engine.core import safejson
 from meshviz.engine.core.defaults import DEFAULT_POD_IFACE
 from meshviz.engine.core.errors import EngineInputError, ParseError, ParseWarning
+from meshviz.engine.core.gcpause import gc_paused
 from meshviz.engine.core.limits import MAX_COMPARED_CONNECTIONS, MAX_CONNECTIONS
 from meshviz.engine.core.model import Family, Packet
 from meshviz.engine.core.trace import Trace
@@ -111,6 +112,7 @@ __all__ = [
     "effective_id",
     "fix",
     "flowchart",
+    "gc_paused",
     "has_sidecar",
     "identity_of",
     "iptables_once",

@@ -1,6 +1,6 @@
-"""The API's JSON bounds (depth 200, 400-digit numbers) are checked on the body with its strings blanked out (issue
-15: megabytes of evidence in strings no longer scanned character by character); the answers, errors and their
-positions are the same as the full scan's."""
+"""The API's JSON bounds (depth 200, 400-digit numbers) are checked by C passes over the body, then, where those cannot
+vouch for it, on the body with its strings blanked out (issue 15: megabytes of evidence in strings no longer scanned
+character by character); the answers, errors and their positions are the same as the full scan's."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ CASES = [
     '["a\\\\", ' + DEEP + "]",  # an escaped backslash ends the string before the nesting
     "[" * 5000 + "]" * 5000,
     '{"a": "line\nbreak"}',
+    # an upload as the API gets it: a dump inside a string, every quote and line end escaped (the quick C check)
+    json.dumps({"envoy_config_dump": json.dumps({"configs": [{"a": [1, {"b": 'x"y\\z'}]}] * 200}, indent=1)}),
+    json.dumps({"envoy_config_dump": "1" * 450, "deep": json.loads(DEEP)}),  # a long digit run in a string, deep
 ]
 
 
