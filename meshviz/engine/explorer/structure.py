@@ -52,7 +52,7 @@ from meshviz.engine.nftables.explain import explain_nft_rule
 from meshviz.engine.nftables.hooks import is_iptables_nft
 from meshviz.engine.nftables.model import AnonSet, NftChain, NftRule, NftTable, SetRef, Vmap
 from meshviz.engine.nftables.model import Verdict as NftVerdict
-from meshviz.engine.render.dot import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, RED, esc, render
+from meshviz.engine.render.dot import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, RED, esc, render, wrapped
 from meshviz.engine.routing.explain import explain_policy_rule, explain_route
 from meshviz.engine.routing.model import TABLE_IDS
 from meshviz.engine.sim.snapshot import Snapshot
@@ -77,6 +77,10 @@ MAX_ROWS = 60  # rules shown per chain node; the rest are summarised (edges stil
 MAX_CHAINS_PER_LISTENER = 40
 MAX_CLUSTERS_PER_CHAIN = 12
 MAX_ENDPOINTS = 6
+#: Listeners and clusters drawn whole; a bigger dump (a mesh without a Sidecar resource: thousands of each) is drawn
+#: as the listeners that own a socket, with the clusters their filter chains lead to, and the rest counted.
+MAX_ENVOY_OBJECTS = 200
+MAX_SUMMARY_LISTENERS = 24  # the socket-owning listeners drawn of such a dump (a sidecar has a handful)
 HIGHLIGHT_FILL = "#fff3c4"
 HIGHLIGHT_COLOR = "#b26a00"
 HIT_FILL = "#e3f2e1"
@@ -599,6 +603,9 @@ def _envoy(
         out.append("  }")
         return by_port, marks
     cluster_nodes: dict[str, str] = {}
+    # a big dump: only the listeners that own a socket (those the kernel hands connections to) are drawn
+    summary = focus is None and len(envoy.listeners) + len(envoy.clusters) > MAX_ENVOY_OBJECTS
+    drawn = 0
 
     def cluster_node(name: str) -> str:
         if name not in cluster_nodes:
@@ -610,6 +617,9 @@ def _envoy(
     for lst in envoy.listeners:
         if focus is not None and lst.name not in focus.listeners:
             continue
+        if summary and not (lst.state == "active" and lst.bind_to_port and drawn < MAX_SUMMARY_LISTENERS):
+            continue
+        drawn += 1
         lid = node_id("listener", lst.name) + ("" if lst.state == "active" else f":{lst.state}")
         name = d.node(
             lid,
@@ -644,9 +654,25 @@ def _envoy(
                 shape="plaintext",
             )
             d.edge(name, more, "", style="dotted")
-    for c in envoy.clusters:
-        if focus is None or c.name in focus.clusters:
-            cluster_node(c.name)
+    if summary:
+        hidden_listeners = len(envoy.listeners) - drawn
+        hidden_clusters = sum(1 for c in envoy.clusters if c.name not in cluster_nodes)
+        d.node(
+            node_id("envoy", "more"),
+            wrapped(
+                f"… {hidden_listeners:,} more listeners and {hidden_clusters:,} more clusters: a dump this size "
+                f"is drawn as (at most {MAX_SUMMARY_LISTENERS} of) the active listeners that own a socket and the "
+                "clusters their filter chains lead to",
+                48,
+                400,
+            ),
+            shape="note",
+            fontsize="10",
+        )
+    else:
+        for c in envoy.clusters:
+            if focus is None or c.name in focus.clusters:
+                cluster_node(c.name)
     out.append("  }")
     return by_port, marks
 
