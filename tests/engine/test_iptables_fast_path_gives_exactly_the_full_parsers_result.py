@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import pickle
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -97,13 +98,13 @@ ODD = [
 
 
 def mutate(text: str, seed: int, rate: float = 0.1) -> str:
-    """Swap tokens for odd ones, add quotes, tabs, CRs and trailing spaces, move and duplicate lines."""
+    """Swap tokens for odd ones, add quotes, tabs, CRs and trailing spaces, counters, move and duplicate lines."""
     rnd = random.Random(seed)
     lines = text.split("\n")
     for k, line in enumerate(lines):
         if rnd.random() >= rate:
             continue
-        op = rnd.randrange(6)
+        op = rnd.randrange(7)
         toks = line.split(" ")
         if op == 0 and len(toks) > 1:
             toks[rnd.randrange(1, len(toks))] = rnd.choice(ODD)
@@ -120,6 +121,8 @@ def mutate(text: str, seed: int, rate: float = 0.1) -> str:
             lines[k] = line.replace("-j KUBE-MARK-MASQ", "-j KUBE-SERVICES")  # loops back
         elif op == 5 and line.startswith("-A "):
             lines[k] = line.replace("-A KUBE-SEP", "-A POSTROUTING -p tcp -j DNAT --to-destination 1.2.3.4:80 #")
+        elif op == 6:  # counters, as iptables-save -c writes them (or not quite)
+            lines[k] = rnd.choice(["[1:2] ", "[0:0]\t", "[3:x] ", "[4:5]"]) + line
     return "\n".join(lines)
 
 
@@ -169,6 +172,54 @@ def test_windows_line_ends_tabs_and_trailing_spaces_give_the_full_parsers_result
     text = kube_proxy_rules(30).replace("\n", " \r\n").replace(" -j ", "\t-j ")
     assert fast_path_takes(text)
     assert_same(*both(text))
+
+
+def with_counters(text: str, seed: int) -> str:
+    """`iptables-save -c`: every rule line behind its [packets:bytes]."""
+    rnd = random.Random(seed)
+    return "\n".join(
+        f"[{rnd.randrange(10**6)}:{rnd.randrange(10**9)}] {line}" if line.startswith("-A ") else line
+        for line in text.split("\n")
+    )
+
+
+@pytest.mark.parametrize("services", [1, 40])
+def test_rules_behind_their_counters_take_the_fast_path_and_keep_their_counters(services: int):
+    text = with_counters(kube_proxy_rules(services), services)
+    assert fast_path_takes(text)
+    fast, full = both(text)
+    assert_same(fast, full)
+    rules = [r for t in fast.rulesets[0].tables for c in t.chains for r in c.rules]
+    assert rules and all(r.counters is not None for r in rules)
+    assert rules[0].ref is not None and rules[0].ref.text.startswith("[")
+
+
+ODD_COUNTERS = [
+    "[1:2]-A",
+    "[x:1] -A",
+    "[\u0661:2] -A",
+    "[1:2]  \t-A",
+    "[1:2] -N",
+    "[1:2]",
+    "[1:2] [3:4] -A",
+    "[-1:2] -A",
+]
+
+
+@pytest.mark.parametrize("odd", ODD_COUNTERS)
+def test_odd_counters_give_the_full_parsers_errors_and_model(odd: str):
+    counted = with_counters(kube_proxy_rules(3), 3)
+    text = re.sub(r"\[\d+:\d+\] -A KUBE-MARK-MASQ", odd.replace("-A", "-A KUBE-MARK-MASQ"), counted, count=1)
+    assert text != counted
+    for strict in (True, False):
+        assert_same(*both(text, strict))
+
+
+def test_counters_before_the_first_table_give_the_full_parsers_error():
+    text = "[1:2] -A OUTPUT -j ACCEPT\n" + kube_proxy_rules(2)
+    assert not fast_path_takes(text)
+    fast, full = both(text)
+    assert full.errors and fast.errors == full.errors
 
 
 @pytest.mark.parametrize("seed", range(40))

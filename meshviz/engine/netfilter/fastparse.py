@@ -1,7 +1,7 @@
 """The fast path of `parse_iptables`: one pass over an iptables-save / restore payload, rules kept as line offsets.
 
-`fast_parse` reads the common case - `*table` blocks of `:CHAIN` declarations, `-A` rules and `COMMIT`, every rule
-valid - with one compiled regular expression per shape of rule line, matching and capturing in one C call.  A shape
+`fast_parse` reads the common case - `*table` blocks of `:CHAIN` declarations, `-A` rules (with or without the
+`[packets:bytes]` counters of `iptables-save -c`) and `COMMIT`, every rule valid - with one compiled regular expression per shape of rule line, matching and capturing in one C call.  A shape
 is learnt from the first line that has it: that line is read by the full getopt parser (`CommandLineParser`) and the
 parser's shape memo (`plans._make_plan`) says which tokens are values; the tokens that are not values become literal
 text of the expression, each value a group whose pattern is a strict subset of what iptables accepts there (IPv4
@@ -60,6 +60,7 @@ _IFACE = _NOT_BANG + r'[^\s"]{1,15}+'
 _SEP = r"[ \t]++"
 _END = r"[ \t]*+\Z"
 _CHAIN_DECL = re.compile(r':([^\s"!-][^\s"]{0,27}+)[ \t]++(-|ACCEPT|DROP)(?:[ \t]++\[([0-9]++):([0-9]++)\])?[ \t]*+\Z')
+_RULE_COUNTERS = re.compile(r"\[[0-9]++:[0-9]++\][ \t]++(?=-)")  # what the full parser's _COUNTERS_RE takes, ASCII
 _NEW_CHAIN = re.compile(r'-N[ \t]++([^\s"!-][^\s"]{0,27}+)[ \t]*+\Z')
 _MAX_SHAPES = 200
 _ZERO = (0, 0)
@@ -297,7 +298,12 @@ class _FastParser:
                 if text.startswith("-N", pos):
                     self._new_chain(table, pos, end, no)
                 else:
-                    rule(table, pos, end, no)
+                    rule(table, pos, end, no, pos)
+            elif first == "[" and table is not None:  # `[packets:bytes] -A ...`: iptables-save -c
+                m = _RULE_COUNTERS.match(text, pos, end)
+                if m is None:
+                    raise _GiveUp
+                rule(table, m.end(), end, no, pos)
             elif first == ":":
                 if table is None:
                     raise _GiveUp
@@ -395,16 +401,17 @@ class _FastParser:
 
     # ---- rule lines ----
 
-    def _rule(self, t: _TableState, pos: int, end: int, no: int) -> None:
+    def _rule(self, t: _TableState, pos: int, end: int, no: int, start: int) -> None:
+        """The rule from `pos` to `end` of the line that starts at `start` (before its counters, if any)."""
         regex = self.regex
         m = regex.match(self.text, pos, end) if regex is not None else None
-        if m is None or not self._accept(t, m, pos, no):
+        if m is None or not self._accept(t, m, start, no):
             # a new shape, or a known one whose values do not fit (`-j ACCEPT` where `-j CHAIN` was seen)
             self._learn(t, self.text[pos:end])
             regex = self.regex
             assert regex is not None
             m = regex.match(self.text, pos, end)
-            if m is None or not self._accept(t, m, pos, no):
+            if m is None or not self._accept(t, m, start, no):
                 raise _GiveUp
 
     def _accept(self, t: _TableState, m: re.Match[str], pos: int, no: int) -> bool:

@@ -216,13 +216,14 @@ class _LazyRules:
             if name not in t.chains:
                 t.chains[name] = _ChainB(name, builtin, 0)
         p.seg = _Segment(hint, 0)
+        rule_line, counted = p._rule_line, p._counted_rule_line  # `[p:b] -A ...`: iptables-save -c
         if len(lines) > 64:  # a big chain: no collections while its rules are built (see gc_paused)
             with gc_paused():
                 for no, raw in lines:
-                    p._rule_line(no, raw, t)
+                    (counted if raw[:1] == "[" else rule_line)(no, raw, t)
         else:  # pausing costs more than it saves on a few rules, and most chains have a few
             for no, raw in lines:
-                p._rule_line(no, raw, t)
+                (counted if raw[:1] == "[" else rule_line)(no, raw, t)
         p.seg = None
         t.pending.clear()
         if p.errors or p.warnings or t.bad_jumps:
@@ -595,6 +596,11 @@ class _Parser:
             return
         if self.table_skip:
             return
+        self._counted_rule_line(no, raw, table)
+
+    def _counted_rule_line(self, no: int, raw: str, table: _TableB) -> None:
+        """`[packets:bytes] -A ...` inside a `*table` block (`iptables-save -c`; also how a lazily parsed chain
+        builds such a rule)."""
         try:
             toks = restore_tokens(raw)
         except TokenizeError as e:
