@@ -215,6 +215,65 @@ def test_odd_counters_give_the_full_parsers_errors_and_model(odd: str):
         assert_same(*both(text, strict))
 
 
+ISTIO_INSERTS = [
+    "-I ISTIO_INBOUND 1 -p tcp -m mark --mark 1337 -j RETURN",
+    "-I ISTIO_INBOUND 2 -p tcp -s 127.0.0.6/32 -i lo -j RETURN",
+    "-I ISTIO_INBOUND 3 -p tcp -i lo -m mark ! --mark 1338 -j RETURN",
+]
+
+
+def istio_restore(inserts: list[str]) -> str:
+    """An Istio TPROXY restore payload (the shape of tproxy.golden): -N chains, -A rules, then -I lines."""
+    return "\n".join(
+        [
+            "* mangle",
+            "-N ISTIO_DIVERT",
+            "-N ISTIO_TPROXY",
+            "-N ISTIO_INBOUND",
+            "-A ISTIO_DIVERT -j MARK --set-mark 1337",
+            "-A ISTIO_DIVERT -j ACCEPT",
+            "-A ISTIO_TPROXY ! -d 127.0.0.1/32 -p tcp -j TPROXY --tproxy-mark 1337/0xffffffff --on-port 15006",
+            "-A PREROUTING -p tcp -j ISTIO_INBOUND",
+            "-A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN",
+            "-A ISTIO_INBOUND -p tcp --dport 22 -j RETURN",
+            "-A ISTIO_INBOUND -p tcp -m conntrack --ctstate RELATED,ESTABLISHED -j ISTIO_DIVERT",
+            "-A ISTIO_INBOUND -p tcp -j ISTIO_TPROXY",
+            *inserts,
+            "COMMIT",
+            "",
+        ]
+    )
+
+
+def test_istio_inserts_take_the_fast_path_and_land_where_the_full_parser_puts_them():
+    text = istio_restore(ISTIO_INSERTS)
+    assert fast_path_takes(text)
+    fast, full = both(text)
+    assert_same(fast, full)
+    chain = next(c for c in fast.rulesets[0].tables[0].chains if c.name == "ISTIO_INBOUND")
+    assert [r.ref.text for r in chain.rules[:3] if r.ref is not None] == ISTIO_INSERTS
+
+
+@pytest.mark.parametrize(
+    "inserts",
+    [
+        ["-I ISTIO_INBOUND 9 -p tcp -j RETURN"],  # past the end: an error (strict) or a warning
+        ["-I ISTIO_INBOUND 0 -p tcp -j RETURN"],
+        ["-I ISTIO_INBOUND -p tcp -j RETURN", "-I ISTIO_INBOUND 6 -p tcp -j ISTIO_DIVERT"],  # no number: first
+        ["-I NOPE 1 -p tcp -j RETURN"],
+        ["-I ISTIO_INBOUND 1"],  # no rule specification
+        ["[5:6] -I ISTIO_INBOUND 2 -p tcp -j RETURN"],
+        ["-I\tISTIO_INBOUND\t1\t-p tcp -j RETURN"],
+        ["-I ISTIO_INBOUND 1 -s 10.0.0.1,10.0.0.2 -j RETURN"],  # two rules at one position
+        ["-D ISTIO_INBOUND 1", "-I ISTIO_INBOUND 1 -p tcp -j RETURN"],
+    ],
+)
+def test_odd_inserts_give_the_full_parsers_model_errors_and_warnings(inserts: list[str]):
+    text = istio_restore(inserts)
+    for strict in (True, False):
+        assert_same(*both(text, strict))
+
+
 def test_counters_before_the_first_table_give_the_full_parsers_error():
     text = "[1:2] -A OUTPUT -j ACCEPT\n" + kube_proxy_rules(2)
     assert not fast_path_takes(text)

@@ -1,7 +1,8 @@
 """The fast path of `parse_iptables`: one pass over an iptables-save / restore payload, rules kept as line offsets.
 
 `fast_parse` reads the common case - `*table` blocks of `:CHAIN` declarations, `-A` rules (with or without the
-`[packets:bytes]` counters of `iptables-save -c`) and `COMMIT`, every rule valid - with one compiled regular expression per shape of rule line, matching and capturing in one C call.  A shape
+`[packets:bytes]` counters of `iptables-save -c`), `-N` and `-I` of restore payloads and `COMMIT`, every rule valid
+- with one compiled regular expression per shape of rule line, matching and capturing in one C call.  A shape
 is learnt from the first line that has it: that line is read by the full getopt parser (`CommandLineParser`) and the
 parser's shape memo (`plans._make_plan`) says which tokens are values; the tokens that are not values become literal
 text of the expression, each value a group whose pattern is a strict subset of what iptables accepts there (IPv4
@@ -61,6 +62,7 @@ _SEP = r"[ \t]++"
 _END = r"[ \t]*+\Z"
 _CHAIN_DECL = re.compile(r':([^\s"!-][^\s"]{0,27}+)[ \t]++(-|ACCEPT|DROP)(?:[ \t]++\[([0-9]++):([0-9]++)\])?[ \t]*+\Z')
 _RULE_COUNTERS = re.compile(r"\[[0-9]++:[0-9]++\][ \t]++(?=-)")  # what the full parser's _COUNTERS_RE takes, ASCII
+_INSERT = re.compile(r'-I[ \t]++([^\s"!-][^\s"]{0,27}+)(?:[ \t]++([0-9]++))?[ \t]++(?=-)')
 _NEW_CHAIN = re.compile(r'-N[ \t]++([^\s"!-][^\s"]{0,27}+)[ \t]*+\Z')
 _MAX_SHAPES = 200
 _ZERO = (0, 0)
@@ -297,13 +299,18 @@ class _FastParser:
             if first == "-" and table is not None:
                 if text.startswith("-N", pos):
                     self._new_chain(table, pos, end, no)
+                elif text.startswith("-I", pos):
+                    self._insert(table, pos, end, no, pos)
                 else:
                     rule(table, pos, end, no, pos)
             elif first == "[" and table is not None:  # `[packets:bytes] -A ...`: iptables-save -c
                 m = _RULE_COUNTERS.match(text, pos, end)
                 if m is None:
                     raise _GiveUp
-                rule(table, m.end(), end, no, pos)
+                if text.startswith("-I", m.end()):
+                    self._insert(table, m.end(), end, no, pos)
+                else:
+                    rule(table, m.end(), end, no, pos)
             elif first == ":":
                 if table is None:
                     raise _GiveUp
@@ -413,6 +420,26 @@ class _FastParser:
             m = regex.match(self.text, pos, end)
             if m is None or not self._accept(t, m, start, no):
                 raise _GiveUp
+
+    def _insert(self, t: _TableState, pos: int, end: int, no: int, start: int) -> None:
+        """`-I CHAIN [N] rule` (Istio's restore payloads): the rule is checked as `-A CHAIN rule` is, and kept in text
+        order - the chain's lines are replayed in that order when it is built, so the full parser's reader inserts
+        each where the kernel would.  A position outside 1..rules+1 is an error (or a warning): given up."""
+        m = _INSERT.match(self.text, pos, end)
+        if m is None:
+            raise _GiveUp  # -D, -R, -X, ... or an -I the full parser must read
+        chain, number = m.group(1), m.group(2)
+        cid = t.ids.get(chain)
+        at = int(number) if number is not None else 1
+        if cid is None or not 1 <= at <= t.rules_chain.count(cid) + 1:
+            raise _GiveUp
+        text = self.text
+        self.text = f"-A {chain} {text[m.end() : end]}"
+        try:
+            self._rule(t, 0, len(self.text), no, start)
+        finally:
+            self.text = text
+        self.restore_only = True  # iptables-save never writes -I
 
     def _accept(self, t: _TableState, m: re.Match[str], pos: int, no: int) -> bool:
         """Check a rule line matched by a shape and record it; False if its values do not fit the shape."""
