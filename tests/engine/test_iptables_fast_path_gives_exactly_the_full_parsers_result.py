@@ -327,3 +327,26 @@ def test_hook_restrictions_through_deep_chains_listed_out_of_order_give_the_full
     fast, full = both(refused)
     assert full.errors  # DNAT is not valid in chains reached from POSTROUTING
     assert_same(fast, full)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        kube_proxy_rules(30),
+        with_counters(kube_proxy_rules(10), 1),
+        istio_restore(ISTIO_INSERTS),
+        kube_proxy_rules(10).replace("\n", "\r\n"),
+    ],
+    ids=["kube-proxy", "counters", "istio-inserts", "crlf"],
+)
+def test_a_fast_parsed_chain_says_its_rules_lines_without_building_them_and_they_are_the_built_rules_lines(text: str):
+    fast, full = both(text)
+    assert fast_path_takes(text)
+    for rs_fast, rs_full in zip(fast.rulesets, full.rulesets, strict=True):
+        for t_fast, t_full in zip(rs_fast.tables, rs_full.tables, strict=True):
+            for c_fast, c_full in zip(t_fast.chains, t_full.chains, strict=True):
+                said = c_fast.rule_lines()
+                # said without building, but for a chain an -I line moved: its lines are read off its built rules
+                assert ("rules" in c_fast.__dict__) == (c_fast.name == "ISTIO_INBOUND")
+                assert said == [r.ref.text for r in c_full.rules] == c_full.rule_lines()
+                assert said == [r.ref.text for r in c_fast.rules]

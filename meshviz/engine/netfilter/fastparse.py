@@ -175,6 +175,7 @@ class _TableState:
         "decl_off",
         "hooks",
         "ids",
+        "inserted",
         "jump_dst",
         "jump_src",
         "line",
@@ -209,6 +210,7 @@ class _TableState:
         self.check_chain = array("i")  # the rules with hook restrictions: (their chain, the restrictions)
         self.check_id = array("i")
         self.hooks: dict[tuple[tuple[str, frozenset[str]], ...], int] = {(): 0}
+        self.inserted: set[int] = set()  # the chains an -I line inserted into
 
 
 def fast_parse(
@@ -439,6 +441,7 @@ class _FastParser:
             self._rule(t, 0, len(self.text), no, start)
         finally:
             self.text = text
+        t.inserted.add(cid)
         self.restore_only = True  # iptables-save never writes -I
 
     def _accept(self, t: _TableState, m: re.Match[str], pos: int, no: int) -> bool:
@@ -761,8 +764,18 @@ class _LazyTable:
             else:
                 policy, counters = None, t.counters.get(cid, _ZERO)
             load = self._loader(cid, name, names)
-            out.append(Chain.lazy(name, len(by_chain[cid]), load, policy, builtin, counters, ref))
+            # text order is rule order unless an -I line moved one: then the lines are read off the built rules
+            lines = None if cid in t.inserted else self._lines(cid)
+            out.append(Chain.lazy(name, len(by_chain[cid]), load, policy, builtin, counters, ref, lines))
         return tuple(out)
+
+    def _lines(self, cid: int) -> Callable[[], list[str]]:
+        def lines() -> list[str]:
+            assert self.by_chain is not None
+            off = self.t.rules_off
+            return [self._line(off[k]) for k in self.by_chain[cid]]
+
+        return lines
 
     def _loader(self, cid: int, name: str, names: list[str]) -> Callable[[], tuple[Rule, ...]]:
         def load() -> tuple[Rule, ...]:
