@@ -70,9 +70,12 @@ def settings_from_rules(iptables: str, notes: list[str]) -> CaptureSettings:
         notes.append("no IPv4 rules: using istio-iptables defaults")
         return base
     kw: dict[str, object] = {}
+    # TPROXY is a mangle target (the parser refuses it in any other table): a node's 80,000 nat and filter rules
+    # need not be built to look for it
     tproxy = any(
         rule.target is not None and rule.target.name == "TPROXY"
         for t in v4.tables
+        if t.name == "mangle"
         for c in t.chains
         for rule in c.rules
     )

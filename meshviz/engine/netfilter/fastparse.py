@@ -731,8 +731,8 @@ class _LazyTable:
     def text(self) -> str:
         return self._text.get()
 
-    def _line(self, off: int) -> str:
-        text = self.text
+    @staticmethod
+    def _line(text: str, off: int) -> str:
         end = text.find("\n", off)
         if end < 0:
             end = len(text)
@@ -754,11 +754,12 @@ class _LazyTable:
             prev = off
             line_no.append(no)
         names = list(t.ids)
+        line = self._line
         out: list[Chain] = []
         for cid, name in enumerate(names):
             builtin = cid < len(t.builtins)
             off = t.decl_off[cid]
-            ref = SourceRef(self.source, t.decl_no[cid], self._line(off)) if off >= 0 else None
+            ref = SourceRef(self.source, t.decl_no[cid], line(text, off)) if off >= 0 else None
             if builtin:
                 policy, counters = t.policies.get(cid, ("ACCEPT", None))
             else:
@@ -772,8 +773,8 @@ class _LazyTable:
     def _lines(self, cid: int) -> Callable[[], list[str]]:
         def lines() -> list[str]:
             assert self.by_chain is not None
-            off = self.t.rules_off
-            return [self._line(off[k]) for k in self.by_chain[cid]]
+            off, text, line = self.t.rules_off, self.text, self._line
+            return [line(text, off[k]) for k in self.by_chain[cid]]
 
         return lines
 
@@ -789,7 +790,8 @@ class _LazyTable:
                 if c >= 0:
                     needed[names[c]] = c < nb
             assert self.line_no is not None
-            lines = [(self.line_no[k], self._line(t.rules_off[k])) for k in rules]
+            text, line = self.text, self._line
+            lines = [(self.line_no[k], line(text, t.rules_off[k])) for k in rules]
             return self.build(t.name, name, self.hint, lines, needed)
 
         return load
