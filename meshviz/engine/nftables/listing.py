@@ -8,6 +8,10 @@ anything else at the block level (an `nft -f` script, a comment, an unknown obje
 ends the scan (`NotAListing`), and the general parser reads the whole text.  A set's elements are checked
 the same way (`ELEMENTS`).
 
+A checked chain without a `type ... hook ...` line - nearly all of kube-proxy's ~30,000 - is not even yielded:
+`scan` keeps it as offsets into the text in its table's `ChainRecords` (arrays, a name and its position), and
+the parser builds it (`NftChain`) only when it is read.  A listing with handles (`nft -a`) yields every chain.
+
 The statement shapes are a subset of what the parser reads without error and without `Unmodelled`
 statements (`tests/engine/test_nftables_listing.py` reads every fixture both ways and compares), written
 token by token with the single spaces nft prints.
@@ -16,8 +20,9 @@ token by token with the single spaces nft prints.
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from meshviz.engine.nftables.vocabulary import (
     BARE_META,
@@ -138,6 +143,43 @@ class NotAListing(Exception):
     """The text is not a listing this scan reads: the general parser reads it."""
 
 
+class HandleCounter(Protocol):
+    """Where the next rule's handle is counted (the parser): a listing without handles numbers its rules in order."""
+
+    next_handle: int
+
+
+class ChainRecords:
+    """The chains of one table, in the listing's order, by name and position.  A checked chain without a type
+    line is offsets into the text, filled in by `scan`: its header line (`heads`..`head_ends`), its body
+    (`starts`..`ends`, one rule a line), the header's line number and its first rule's handle; the others are
+    yielded as `Chain` blocks and `add`ed by the parser (their `starts` entry is -1)."""
+
+    __slots__ = ("ends", "first_handles", "head_ends", "heads", "index", "lines", "names", "rules", "starts")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}  # name -> position
+        self.heads = array("q")
+        self.head_ends = array("q")
+        self.starts = array("q")
+        self.ends = array("q")
+        self.lines = array("q")
+        self.first_handles = array("q")
+        self.rules = 0  # the rules of the chains kept as offsets
+
+    def add(self, name: str, line: int) -> int:
+        """Place a chain the parser reads itself; its position."""
+        if name in self.index:
+            raise NotAListing(f"line {line}: chain {name} again")
+        n = self.index[name] = len(self.names)
+        self.names.append(name)
+        for a in (self.heads, self.head_ends, self.ends, self.lines, self.first_handles):
+            a.append(0)
+        self.starts.append(-1)
+        return n
+
+
 class Table(NamedTuple):
     family: str
     name: str
@@ -145,6 +187,7 @@ class Table(NamedTuple):
     line: int
     text: str  # the header line, stripped
     start: int  # where the table starts in the text
+    chains: ChainRecords  # filled in as the scan reads on (complete at the table's `EndTable`)
 
 
 class Chain(NamedTuple):
@@ -174,14 +217,18 @@ class EndTable(NamedTuple):
 Block = Table | Chain | Set | EndTable
 
 
-def scan(text: str) -> Iterator[Block]:
-    """The blocks of a listing, in order (`text` ends with a newline); raises NotAListing at anything else."""
+def scan(text: str, handles: HandleCounter) -> Iterator[Block]:
+    """The blocks of a listing, in order (`text` ends with a newline); raises NotAListing at anything else.  A
+    checked chain without a type line is kept in its table's `ChainRecords`, not yielded, and its rules numbered
+    from `handles.next_handle` (unless the listing shows handles: then every chain is yielded)."""
     if not text.isascii():
         raise NotAListing("not ASCII")
     if any(c in text for c in OTHER_LINE_ENDS):
         raise NotAListing("line ends other than \\n")
+    record = "# handle" not in text  # no handles anywhere: chains are numbered in order
     pos, line, n = 0, 1, len(text)
     count = text.count
+    chain_match = CHAIN.match
     while pos < n:
         m = BLANK.match(text, pos)
         if m:
@@ -192,17 +239,42 @@ def scan(text: str) -> Iterator[Block]:
         if not m:
             raise NotAListing(f"line {line}: not a table")
         handle = m.group(3)
-        yield Table(m.group(1), m.group(2), int(handle) if handle else None, line, text[pos : m.end()].strip(), pos)
+        records = ChainRecords()
+        yield Table(
+            m.group(1), m.group(2), int(handle) if handle else None, line, text[pos : m.end()].strip(), pos, records
+        )
+        index, names = records.index, records.names
+        heads, head_ends, starts, ends = records.heads, records.head_ends, records.starts, records.ends
+        lines, first_handles = records.lines, records.first_handles
         line += 1
         pos = m.end()
         while True:
             if pos >= n:
                 raise NotAListing("a table without its closing brace")
-            c = CHAIN.match(text, pos)
+            c = chain_match(text, pos)
             if c:
-                header, name, handle = c.group(1, 2, 3)
                 head = c.start(1)
                 line += count("\n", pos, head)
+                if record and c.start(4) < 0:  # checked, no type line: offsets only
+                    name = c.group(2)
+                    if name in index:
+                        raise NotAListing(f"line {line}: chain {name} again")
+                    body, body_end = c.span(5)
+                    size = count("\n", body, body_end)
+                    index[name] = len(names)
+                    names.append(name)
+                    heads.append(head)
+                    head_ends.append(c.end(1))
+                    starts.append(body)
+                    ends.append(body_end)
+                    lines.append(line)
+                    first_handles.append(handles.next_handle)
+                    handles.next_handle += size
+                    records.rules += size
+                    line += size + 2  # the header, the rules, the closing brace
+                    pos = c.end()
+                    continue
+                header, name, handle = c.group(1, 2, 3)
                 yield Chain(
                     name,
                     int(handle) if handle else None,
