@@ -426,7 +426,7 @@ class NftTable:
         index = self.pending_chains()
         if index is not None:
             return index.chain(name)
-        return self._by_name[0].get(name)
+        return self._chains_by_name.get(name)
 
     def base_chains(self) -> tuple[NftChain, ...]:
         """The base chains, in order, without building the others."""
@@ -449,11 +449,15 @@ class NftTable:
         return index.unmodelled_count() if index is not None else sum(c.unmodelled_count() for c in self.chains)
 
     def set(self, name: str) -> NftSet | None:
-        return self._by_name[1].get(name)
+        return self._sets_by_name.get(name)
 
     @cached_property
-    def _by_name(self) -> tuple[dict[str, NftChain], dict[str, NftSet]]:
-        return {c.name: c for c in self.chains}, {s.name: s for s in self.sets}
+    def _chains_by_name(self) -> dict[str, NftChain]:
+        return {c.name: c for c in self.chains}
+
+    @cached_property
+    def _sets_by_name(self) -> dict[str, NftSet]:  # apart from the chains: a lookup of a set builds no chain
+        return {s.name: s for s in self.sets}
 
     @property
     def label(self) -> str:
