@@ -154,19 +154,16 @@ class HandleCounter(Protocol):
 
 class ChainRecords:
     """The chains of one table, in the listing's order, by name and position.  A checked chain without a type
-    line is offsets into the text, filled in by `scan`: its header line (`heads`..`head_ends`), its body
-    (`starts`..`ends`, one rule a line), the header's line number and its first rule's handle; the others are
-    yielded as `Chain` blocks and `add`ed by the parser (their `starts` entry is -1)."""
+    line is three numbers, filled in by `scan`: where its header starts (`heads`), the header's line number and
+    its first rule's handle; its header's end and its body are found again from there when it is built
+    (`spans`).  The others are yielded as `Chain` blocks and `add`ed by the parser (their `heads` entry is -1)."""
 
-    __slots__ = ("ends", "first_handles", "head_ends", "heads", "index", "lines", "names", "rules", "starts")
+    __slots__ = ("first_handles", "heads", "index", "lines", "names", "rules")
 
     def __init__(self) -> None:
         self.names: list[str] = []
         self.index: dict[str, int] = {}  # name -> position
         self.heads = array("q")
-        self.head_ends = array("q")
-        self.starts = array("q")
-        self.ends = array("q")
         self.lines = array("q")
         self.first_handles = array("q")
         self.rules = 0  # the rules of the chains kept as offsets
@@ -177,10 +174,21 @@ class ChainRecords:
             raise NotAListing(f"line {line}: chain {name} again")
         n = self.index[name] = len(self.names)
         self.names.append(name)
-        for a in (self.heads, self.head_ends, self.ends, self.lines, self.first_handles):
-            a.append(0)
-        self.starts.append(-1)
+        self.heads.append(-1)
+        self.lines.append(line)
+        self.first_handles.append(0)
         return n
+
+    def spans(self, n: int, text: str) -> tuple[tuple[int, int], tuple[int, int]]:
+        """A recorded chain's header (`chain NAME {`) and body (its rule lines) in `text`: the header ends at its
+        brace (a name has none), the body starts on the next line and ends at the first line that is a closing
+        brace (no rule line is one)."""
+        head = self.heads[n]
+        head_end = text.index("{", head) + 1
+        body = text.index("\n", head_end) + 1
+        close = BLOCK_END.search(text, body)
+        assert close is not None, "the scan matched the chain's closing brace"
+        return (head, head_end), (body, close.start())
 
 
 class Table(NamedTuple):
@@ -247,8 +255,7 @@ def scan(text: str, handles: HandleCounter) -> Iterator[Block]:
             m.group(1), m.group(2), int(handle) if handle else None, line, text[pos : m.end()].strip(), pos, records
         )
         index, names = records.index, records.names
-        heads, head_ends, starts, ends = records.heads, records.head_ends, records.starts, records.ends
-        lines, first_handles = records.lines, records.first_handles
+        heads, lines, first_handles = records.heads, records.lines, records.first_handles
         line += 1
         pos = m.end()
         while True:
@@ -262,20 +269,16 @@ def scan(text: str, handles: HandleCounter) -> Iterator[Block]:
                     name = c.group(2)
                     if name in index:
                         raise NotAListing(f"line {line}: chain {name} again")
-                    body, body_end = c.span(5)
-                    size = count("\n", body, body_end)
+                    pos = c.end()
+                    size = count("\n", head, pos) - 2  # the lines but the header and the closing brace
                     index[name] = len(names)
                     names.append(name)
                     heads.append(head)
-                    head_ends.append(c.end(1))
-                    starts.append(body)
-                    ends.append(body_end)
                     lines.append(line)
                     first_handles.append(handles.next_handle)
                     handles.next_handle += size
                     records.rules += size
-                    line += size + 2  # the header, the rules, the closing brace
-                    pos = c.end()
+                    line += size + 2
                     continue
                 header, name, handle = c.group(1, 2, 3)
                 yield Chain(

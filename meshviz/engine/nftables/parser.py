@@ -9,7 +9,7 @@ and why), so that a packet reaching it is a named UNSUPPORTED step, never skippe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -1178,10 +1178,7 @@ class _ListingParser(_Parser):
         """Do the chains and sets the table's text names (every `jump X`, `goto X`, `@X`) all exist?  Then its
         deferred chains need no check of their own (`DeferredRules.resolves`); otherwise each gets its names."""
         text = self.text
-        known = tb.records.index if tb.records is not None else tb.chains
-        names = set(JUMP_TARGETS.findall(text, start, end)) | set(GOTO_TARGETS.findall(text, start, end))
-        sets = set(SET_REFS.findall(text, start, end))
-        if names <= known.keys() and sets <= tb.sets.keys():
+        if _names_known(text, start, end, tb.records.index if tb.records is not None else tb.chains, tb.sets):
             tb.resolved = True
             return
         for cb in tb.chains.values():
@@ -1212,6 +1209,16 @@ class _ListingParser(_Parser):
         return NftParseResult(NftRuleset(tuple(tables), self.source), tuple(self.errors), tuple(self.warnings), fmt)
 
 
+def _names_known(text: str, start: int, end: int, chains: Container[str], sets: Container[str]) -> bool:
+    """Does every `jump X`, `goto X` and `@X` of text[start:end] name one of `chains` or `sets`?  (Match by
+    match, keeping none: a kube-proxy listing names ~60,000.)"""
+    for pattern, known in ((JUMP_TARGETS, chains), (GOTO_TARGETS, chains), (SET_REFS, sets)):
+        for m in pattern.finditer(text, start, end):
+            if m[1] not in known:
+                return False
+    return True
+
+
 class ListingChains(ChainIndex):
     """A listing table's chains (`ChainRecords`): the few the parser read itself (base chains, chains with lines
     of other shapes) built already, every other one built from its offsets when it is first asked for, with its
@@ -1231,14 +1238,15 @@ class ListingChains(ChainIndex):
         c = self.built.get(n)
         if c is None:
             r, text = self.records, self.text
-            name, start, end, line = r.names[n], r.starts[n], r.ends[n], r.lines[n]
+            name, line = r.names[n], r.lines[n]
+            (head, head_end), (start, end) = r.spans(n, text)
             size = text.count("\n", start, end)
             body = DeferredRules(
                 text, (start, end), line + 1, (self.source, self.family, self.table, name), r.first_handles[n], size
             )
             if not self.resolved:
                 body.name_targets()
-            ref = SourceRef(self.source, line, text[r.heads[n] : r.head_ends[n]])
+            ref = SourceRef(self.source, line, text[head:head_end])
             c = self.built[n] = NftChain(name, Later(body, size, 0), ref=ref)
         return c
 
