@@ -106,6 +106,9 @@ STATEMENT = (
 # take exponential time on a bad line), nor is a chain's rule given back.
 RULE = f"(?:(?>{STATEMENT})(?: (?=[^#\\s]))?)++"
 _HANDLE = r"(?: # handle [0-9]+)?"
+# A line of comments only is not a rule: `comment "..."` alone is the chain's comment, more make a rule without
+# statements (an error).
+_NOT_COMMENTS = f"(?!comment {S}(?: comment {S})*{_HANDLE}[ \\t]*\\n)"
 
 # ---- blocks ----
 
@@ -121,7 +124,7 @@ _SPEC = (
 )
 # A chain (after any blank lines): its header, a base chain's type line, its rules if all have known shapes.
 CHAIN = re.compile(
-    f"(?:[ \\t]*\\n)*[ \\t]*(chain ({W})[ \\t]*\\{{(?:[ \\t]*# handle ([0-9]+))?)[ \\t]*\\n({_SPEC})?((?>[ \\t]*{RULE}{_HANDLE}[ \\t]*\\n)*+)[ \\t]*\\}}[ \\t]*\\n"
+    f"(?:[ \\t]*\\n)*[ \\t]*(chain ({W})[ \\t]*\\{{(?:[ \\t]*# handle ([0-9]+))?)[ \\t]*\\n({_SPEC})?((?>[ \\t]*{_NOT_COMMENTS}{RULE}{_HANDLE}[ \\t]*\\n)*+)[ \\t]*\\}}[ \\t]*\\n"
 )
 CHAIN_HEAD = re.compile(f"[ \\t]*chain ({W}){_OPEN}")
 _SET_PROP = (
