@@ -6,6 +6,7 @@ nothing missing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,60 @@ def test_a_missing_chain_or_map_named_in_a_chain_read_at_once_is_reported_as_the
     assert any(message in e.message for e in said), said
     assert fast.errors == full.errors and fast.warnings == full.warnings
     assert fast == full
+
+
+MASQ = "\tchain masquerading {\n"
+
+
+def _runs(text: str) -> list[tuple[int, int, int, int, int, int]]:
+    index = parse_nftables(text, "kube.list").ruleset.tables[0].pending_chains()
+    assert isinstance(index, ListingChains)
+    return list(index.records.runs)
+
+
+def test_kube_proxys_chains_are_read_as_runs_counted_and_named_without_being_located() -> None:
+    runs = _runs(KUBE)
+    assert runs and sum(size for _, size, *_ in runs) > 50  # most chains, in a few runs
+    table = parse_nftables(KUBE, "kube.list").ruleset.tables[0]
+    index = table.pending_chains()
+    assert isinstance(index, ListingChains) and index.records.runs
+    assert table.chain_count() == len(index.records.names) and table.rule_count()
+    assert index.records.runs  # counting located nothing
+    assert table.chain(ENDPOINT) is not None and not index.records.runs  # the first chain built locates them all
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda t: t.replace(MASQ, "\n\n" + MASQ, 1), id="two empty lines before a chain"),
+        pytest.param(lambda t: t.replace(MASQ, " \t\n" + MASQ, 1), id="a blank line of white space"),
+        pytest.param(lambda t: t.replace(MASQ, MASQ.replace("\t", "    "), 1), id="a header indented by spaces"),
+        pytest.param(lambda t: t.replace(MASQ, MASQ.replace(" {", "  {"), 1), id="two spaces before the brace"),
+        pytest.param(
+            lambda t: t.replace("\t\tmasquerade fully-random\n", "    masquerade fully-random \n"), id="a rule"
+        ),
+        pytest.param(lambda t: t.replace(MASQ, MASQ + "\n", 1), id="an empty line in a chain"),
+        pytest.param(lambda t: t.replace(MASQ, MASQ + "\t\tlimit rate 5/second accept\n", 1), id="an unmodelled rule"),
+        pytest.param(lambda t: t.replace(MASQ, MASQ + "\t\tfoo bar\n", 1), id="a bad rule"),
+        pytest.param(lambda t: t.replace("\t}\n\n\tchain masq", "    }\n\n\tchain masq", 1), id="a closing brace"),
+        pytest.param(lambda t: t.replace(MASQ, MASQ + '\t\tcomment "\tchain x {"\n', 1), id="a header in a string"),
+        pytest.param(
+            lambda t: t.replace(MASQ, "\tchain mark-for-masquerade {\n\t}\n\n" + MASQ, 1), id="a chain twice in runs"
+        ),
+        pytest.param(lambda t: t.replace(MASQ, "\tchain services {\n\t}\n" + MASQ, 1), id="a chain twice"),
+        pytest.param(lambda t: t.replace(MASQ, "\tchain empty {\n\t}\n" + MASQ, 1), id="an empty chain"),
+        pytest.param(lambda t: t.replace("\n}\n", "\n}\n\n\n" + t, 1), id="the table again after blank lines"),
+        pytest.param(lambda t: t + t.replace("table ip ", "table inet ", 1), id="two tables"),
+    ],
+)
+def test_a_run_broken_anywhere_gives_the_general_parsers_model_lines_and_handles(edit: Callable[[str], str]) -> None:
+    text = edit(KUBE)
+    assert text != KUBE
+    fast, full = parse_nftables(text, "kube.list"), parse_nftables(text, "kube.list", fast_listing=False)
+    assert nft_summary(fast) == nft_summary(full)
+    assert fast.errors == full.errors and fast.warnings == full.warnings
+    assert fast == full
+    assert [(r.handle, r.ref) for r in fast.ruleset.rules()] == [(r.handle, r.ref) for r in full.ruleset.rules()]
+    assert [c.ref for t in fast.ruleset.tables for c in t.chains] == [
+        c.ref for t in full.ruleset.tables for c in t.chains
+    ]

@@ -9,8 +9,10 @@ ends the scan (`NotAListing`), and the general parser reads the whole text.  A s
 the same way (`ELEMENTS`).
 
 A checked chain without a `type ... hook ...` line - nearly all of kube-proxy's ~30,000 - is not even yielded:
-`scan` keeps it as offsets into the text in its table's `ChainRecords` (arrays, a name and its position), and
-the parser builds it (`NftChain`) only when it is read.  A listing with handles (`nft -a`) yields every chain.
+`scan` keeps it in its table's `ChainRecords` (its name, its position and three numbers in arrays), and the
+parser builds it (`NftChain`) only when it is read.  Chains printed exactly as nft prints them are matched a
+run at a time (`CHAIN_RUN`), named by one `findall` and counted with `str.count`; their numbers are found when
+the first of them is built.  A listing with handles (`nft -a`) yields every chain.
 
 The statement shapes are a subset of what the parser reads without error and without `Unmodelled`
 statements (`tests/engine/test_nftables_listing.py` reads every fixture both ways and compares), written
@@ -127,6 +129,15 @@ CHAIN = re.compile(
     f"(?:[ \\t]*\\n)*[ \\t]*(chain ({W})[ \\t]*\\{{(?:[ \\t]*# handle ([0-9]+))?)[ \\t]*\\n({_SPEC})?((?>[ \\t]*{_NOT_COMMENTS}{RULE}{_HANDLE}[ \\t]*\\n)*+)[ \\t]*\\}}[ \\t]*\\n"
 )
 CHAIN_HEAD = re.compile(f"[ \\t]*chain ({W}){_OPEN}")
+# A run of chains exactly as nft prints them - tab indents, at most one empty line before each, no type line, no
+# handles, every line a rule of the shapes above - matched in one go (possessive: it ends before the first chain
+# that is not such).  Each is a chain CHAIN matches.  In a run, "\n\tchain " starts a header and nothing else
+# (a rule line starts with two tabs, and no statement with `chain`), "\n\n" is an empty line and "\n\t}\n" ends
+# a chain: its chains are counted and named with str.count and one findall, and located one by one only when one
+# is built (`ChainRecords.locate`).
+CHAIN_RUN = re.compile(f"(?:\\n?\\tchain {W} \\{{\\n(?:\\t\\t{_NOT_COMMENTS}{RULE}\\n)*+\\t\\}}\\n)*+")
+RUN_NAMES = re.compile(f"\\n\\tchain ({W}) \\{{\\n")
+RUN_HEADS = re.compile("\\n\\tchain ")
 _SET_PROP = (
     f'[ \\t]*(?:(?:type|typeof) [^\\n;{{}},#"]+|flags {W}(?:,{W})*|(?:size|timeout|gc-interval|policy) {W}'
     f"|auto-merge|counter|comment {S})[ \\t]*\\n"
@@ -157,11 +168,12 @@ class HandleCounter(Protocol):
 
 class ChainRecords:
     """The chains of one table, in the listing's order, by name and position.  A checked chain without a type
-    line is three numbers, filled in by `scan`: where its header starts (`heads`), the header's line number and
-    its first rule's handle; its header's end and its body are found again from there when it is built
-    (`spans`).  The others are yielded as `Chain` blocks and `add`ed by the parser (their `heads` entry is -1)."""
+    line is three numbers: where its header starts (`heads`), the header's line number and its first rule's
+    handle, filled in by `scan`, or for a run of chains (`add_run`) by `locate` when one of them is first built;
+    its header's end and its body are found again from there (`spans`).  The other chains are yielded as `Chain`
+    blocks and `add`ed by the parser (their `heads` entry is -1)."""
 
-    __slots__ = ("first_handles", "heads", "index", "lines", "names", "rules")
+    __slots__ = ("first_handles", "heads", "index", "lines", "names", "rules", "runs")
 
     def __init__(self) -> None:
         self.names: list[str] = []
@@ -170,6 +182,39 @@ class ChainRecords:
         self.lines = array("q")
         self.first_handles = array("q")
         self.rules = 0  # the rules of the chains kept as offsets
+        # runs of chains (`CHAIN_RUN`) whose numbers are not filled in yet (their `heads` are 0): the first one's
+        # position, how many, where the run starts and ends, the line it starts on and its first rule's handle
+        self.runs: list[tuple[int, int, int, int, int, int]] = []
+
+    def add_run(self, names: list[str], span: tuple[int, int], line: int, first_handle: int, rules: int) -> None:
+        """Place a run of chains (`CHAIN_RUN`) by name; their numbers are filled in when one is built (`locate`)."""
+        n = len(self.names)
+        self.names += names
+        self.index.update(zip(names, range(n, n + len(names)), strict=True))
+        if len(self.index) != len(self.names):
+            raise NotAListing(f"line {line}: a chain again")
+        zeros = bytes(self.heads.itemsize * len(names))
+        for a in (self.heads, self.lines, self.first_handles):
+            a.frombytes(zeros)
+        self.runs.append((n, len(names), *span, line, first_handle))
+        self.rules += rules
+
+    def locate(self, text: str) -> None:
+        """Fill in the numbers of the chains of every run (where each header starts, its line, its first handle)."""
+        count, index = text.count, text.index
+        heads, lines, first_handles = self.heads, self.lines, self.first_handles
+        for first, size, start, end, line, handle in self.runs:
+            n, at = first, start
+            for m in RUN_HEADS.finditer(text, start - 1, end):
+                head = m.start() + 2
+                line += count("\n", at, head)
+                at = heads[n] = head
+                lines[n] = line
+                first_handles[n] = handle
+                handle += count("\n", head, index("\n\t}\n", head) + 1) - 1  # its rules (lines but the header)
+                n += 1
+            assert n == first + size, "a run's chains were counted by their headers"
+        self.runs.clear()
 
     def add(self, name: str, line: int) -> int:
         """Place a chain the parser reads itself; its position."""
@@ -242,7 +287,7 @@ def scan(text: str, handles: HandleCounter) -> Iterator[Block]:
     record = "# handle" not in text  # no handles anywhere: chains are numbered in order
     pos, line, n = 0, 1, len(text)
     count = text.count
-    chain_match = CHAIN.match
+    chain_match, run_match, run_names = CHAIN.match, CHAIN_RUN.match, RUN_NAMES.findall
     while pos < n:
         m = BLANK.match(text, pos)
         if m:
@@ -264,6 +309,18 @@ def scan(text: str, handles: HandleCounter) -> Iterator[Block]:
         while True:
             if pos >= n:
                 raise NotAListing("a table without its closing brace")
+            if record:
+                r = run_match(text, pos)  # it may match nothing, never fails
+                run_end = r.end() if r else pos
+                if run_end > pos:  # a run of chains as nft prints them
+                    found = run_names(text, pos - 1, run_end)  # pos starts a line: text[pos - 1] is its line end
+                    newlines = count("\n", pos, run_end)
+                    size = newlines - 2 * len(found) - count("\n\n", pos - 1, run_end)  # not headers, braces, blanks
+                    records.add_run(found, (pos, run_end), line, handles.next_handle, size)
+                    handles.next_handle += size
+                    line += newlines
+                    pos = run_end
+                    continue
             c = chain_match(text, pos)
             if c:
                 head = c.start(1)

@@ -1238,6 +1238,8 @@ class ListingChains(ChainIndex):
         c = self.built.get(n)
         if c is None:
             r, text = self.records, self.text
+            if r.runs:
+                r.locate(text)
             name, line = r.names[n], r.lines[n]
             (head, head_end), (start, end) = r.spans(n, text)
             size = text.count("\n", start, end)
