@@ -67,16 +67,19 @@ SELECTOR = (
 )
 # Words that would be read as an operator, a statement or a concatenation after an expression.
 _RESERVED = _alt({"set", "vmap", "map", ".", "/", *RELATIONAL, *BINOPS}) + r"(?=[ \n,])"
-_BINOP = f"(?: {_alt(BINOPS)} (?:{W}|{S}))*"
-EXPR = f"{SELECTOR}{_BINOP}(?: \\. {SELECTOR}{_BINOP})*"
+# Repetitions inside a statement or an element are possessive too (`*+`, `?+`): sre then keeps no state to try
+# them again.  That can only make a text fail that would otherwise match, never the reverse (the chain is then read
+# at once); every fixture's chains and sets are deferred as before.
+_BINOP = f"(?: {_alt(BINOPS)} (?:{W}|{S}))*+"
+EXPR = f"{SELECTOR}{_BINOP}(?: \\. {SELECTOR}{_BINOP})*+"
 # A value as `right()` reads it: one word (not `@NAME`, which is a set), a string, or a flag list `a,b,c`.
-VALUE = f"(?:[0-9]{W[:-1]}*(?:,{W})*|{S}|(?!{_RESERVED})(?!@){W}(?:,{W})*)"
+VALUE = f"(?:[0-9]{W[:-1]}*+(?:,{W})*+|{S}|(?!{_RESERVED})(?!@){W}(?:,{W})*+)"
 # A set element: key parts joined by ` . `, then `: DATA` (a verdict or a value), then element options.
-_ELEMENT_WORD = f'(?:{S}|[^\\s{{}},;"#.:]{W[:-1]}*|[.:]{W})'
+_ELEMENT_WORD = f'(?:{S}|[^\\s{{}},;"#.:]{W[:-1]}*+|[.:]{W})'
 _DATA = f"(?:(?:jump|goto) {W}|(?!(?:jump|goto)[\\s,}}]){_ELEMENT_WORD})"
 ELEMENT = (
-    f"{_ELEMENT_WORD}(?: \\. {_ELEMENT_WORD})*(?: : {_DATA})?"
-    f"(?: (?:timeout|expires|comment|packets|bytes) (?:{W}|{S})| counter)*"
+    f"{_ELEMENT_WORD}(?: \\. {_ELEMENT_WORD})*+(?: : {_DATA})?+"
+    f"(?: (?:timeout|expires|comment|packets|bytes) (?:{W}|{S})| counter)*+"
 )
 # Possessive (`*+`): what follows (` }`) never starts an element, so giving one back cannot help, and sre keeps no
 # backtracking state per element (a 10,000-element map took 26 MiB of it).
