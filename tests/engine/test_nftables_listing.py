@@ -83,6 +83,10 @@ SERVICE = "\tchain service-00000000-ns0/svc0/tcp/http {\n"
         pytest.param(
             lambda t: t.replace(SERVICE, SERVICE + "\t\tlimit rate 5/second accept\n", 1), id="an unmodelled one"
         ),
+        pytest.param(lambda t: t.replace(SERVICE, SERVICE + '\t\tcomment "svc"\n', 1), id="a chain's comment"),
+        pytest.param(
+            lambda t: t.replace(SERVICE, SERVICE + '\t\tcomment "a" comment "b"\n', 1), id="a line of comments only"
+        ),
         pytest.param(lambda t: t.replace("priority dstnat;", "priority nowhere;"), id="a bad priority"),
         pytest.param(lambda t: t.replace("type nat hook", "type bogus hook", 1), id="a bad chain type"),
         pytest.param(

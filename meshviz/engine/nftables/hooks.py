@@ -44,7 +44,7 @@ def is_iptables_nft(table: NftTable) -> bool:
     return (
         table.family in ("ip", "ip6")
         and table.name in IPTABLES_NFT_TABLES
-        and any(c.base and c.name.isupper() for c in table.chains)
+        and any(c.name.isupper() for c in table.base_chains())
     )
 
 
@@ -74,9 +74,7 @@ class NftHooks:
             self.order[t.label] = n
             if iptables_given and is_iptables_nft(t):
                 continue  # simulated from iptables-save
-            for c in t.chains:
-                if not c.base:
-                    continue
+            for c in t.base_chains():  # a listing's other chains stay unbuilt
                 hook = (c.hook or "").upper()
                 fams = [f for f, names in _FAMILIES.items() if t.family in names]
                 if hook not in IPTABLES_ORDER or not fams:

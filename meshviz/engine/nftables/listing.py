@@ -8,6 +8,12 @@ anything else at the block level (an `nft -f` script, a comment, an unknown obje
 ends the scan (`NotAListing`), and the general parser reads the whole text.  A set's elements are checked
 the same way (`ELEMENTS`).
 
+A checked chain without a `type ... hook ...` line - nearly all of kube-proxy's ~30,000 - is not even yielded:
+`scan` keeps it in its table's `ChainRecords` (its name, its position and three numbers in arrays), and the
+parser builds it (`NftChain`) only when it is read.  Chains printed exactly as nft prints them are matched a
+run at a time (`CHAIN_RUN`), named by one `findall` and counted with `str.count`; their numbers are found when
+the first of them is built.  A listing with handles (`nft -a`) yields every chain.
+
 The statement shapes are a subset of what the parser reads without error and without `Unmodelled`
 statements (`tests/engine/test_nftables_listing.py` reads every fixture both ways and compares), written
 token by token with the single spaces nft prints.
@@ -16,8 +22,9 @@ token by token with the single spaces nft prints.
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from meshviz.engine.nftables.vocabulary import (
     BARE_META,
@@ -60,18 +67,23 @@ SELECTOR = (
 )
 # Words that would be read as an operator, a statement or a concatenation after an expression.
 _RESERVED = _alt({"set", "vmap", "map", ".", "/", *RELATIONAL, *BINOPS}) + r"(?=[ \n,])"
-_BINOP = f"(?: {_alt(BINOPS)} (?:{W}|{S}))*"
-EXPR = f"{SELECTOR}{_BINOP}(?: \\. {SELECTOR}{_BINOP})*"
+# Repetitions inside a statement or an element are possessive too (`*+`, `?+`): sre then keeps no state to try
+# them again.  That can only make a text fail that would otherwise match, never the reverse (the chain is then read
+# at once); every fixture's chains and sets are deferred as before.
+_BINOP = f"(?: {_alt(BINOPS)} (?:{W}|{S}))*+"
+EXPR = f"{SELECTOR}{_BINOP}(?: \\. {SELECTOR}{_BINOP})*+"
 # A value as `right()` reads it: one word (not `@NAME`, which is a set), a string, or a flag list `a,b,c`.
-VALUE = f"(?:[0-9]{W[:-1]}*(?:,{W})*|{S}|(?!{_RESERVED})(?!@){W}(?:,{W})*)"
+VALUE = f"(?:[0-9]{W[:-1]}*+(?:,{W})*+|{S}|(?!{_RESERVED})(?!@){W}(?:,{W})*+)"
 # A set element: key parts joined by ` . `, then `: DATA` (a verdict or a value), then element options.
-_ELEMENT_WORD = f'(?:{S}|[^\\s{{}},;"#.:]{W[:-1]}*|[.:]{W})'
+_ELEMENT_WORD = f'(?:{S}|[^\\s{{}},;"#.:]{W[:-1]}*+|[.:]{W})'
 _DATA = f"(?:(?:jump|goto) {W}|(?!(?:jump|goto)[\\s,}}]){_ELEMENT_WORD})"
 ELEMENT = (
-    f"{_ELEMENT_WORD}(?: \\. {_ELEMENT_WORD})*(?: : {_DATA})?"
-    f"(?: (?:timeout|expires|comment|packets|bytes) (?:{W}|{S})| counter)*"
+    f"{_ELEMENT_WORD}(?: \\. {_ELEMENT_WORD})*+(?: : {_DATA})?+"
+    f"(?: (?:timeout|expires|comment|packets|bytes) (?:{W}|{S})| counter)*+"
 )
-ELEMENTS = f"{ELEMENT}(?:,\\s*{ELEMENT})*"
+# Possessive (`*+`): what follows (` }`) never starts an element, so giving one back cannot help, and sre keeps no
+# backtracking state per element (a 10,000-element map took 26 MiB of it).
+ELEMENTS = f"{ELEMENT}(?:,\\s*{ELEMENT})*+"
 _ANON = f"\\{{ {ELEMENTS} \\}}"
 _ADDR = (
     f"(?:\\[[0-9a-fA-F:.]*\\](?::{_PORT}(?:-[0-9]+)?)?|[0-9.]*:{_PORT}(?:-[0-9]+)?|[0-9.]+(?:-[0-9.]+)?"
@@ -94,10 +106,14 @@ STATEMENT = (
     + f"){_END}"
 )
 # Statements, each but the last followed by one space (a statement ends before a space or the line's end).
-# Each statement and each line is atomic (`(?>...)`): a statement is read greedily, as the parser reads it,
-# and a line that fails is not tried again in other ways (which would take exponential time on a bad line).
-RULE = f"(?:(?>{STATEMENT})(?: (?=[^#\\s]))?)+"
+# Each statement and each line is atomic (`(?>...)`), the repetitions possessive (`++`, `*+`): a statement is
+# read greedily, as the parser reads it, and a line that fails is not tried again in other ways (which would
+# take exponential time on a bad line), nor is a chain's rule given back.
+RULE = f"(?:(?>{STATEMENT})(?: (?=[^#\\s]))?)++"
 _HANDLE = r"(?: # handle [0-9]+)?"
+# A line of comments only is not a rule: `comment "..."` alone is the chain's comment, more make a rule without
+# statements (an error).
+_NOT_COMMENTS = f"(?!comment {S}(?: comment {S})*{_HANDLE}[ \\t]*\\n)"
 
 # ---- blocks ----
 
@@ -113,9 +129,18 @@ _SPEC = (
 )
 # A chain (after any blank lines): its header, a base chain's type line, its rules if all have known shapes.
 CHAIN = re.compile(
-    f"(?:[ \\t]*\\n)*[ \\t]*(chain ({W})[ \\t]*\\{{(?:[ \\t]*# handle ([0-9]+))?)[ \\t]*\\n({_SPEC})?((?>[ \\t]*{RULE}{_HANDLE}[ \\t]*\\n)*)[ \\t]*\\}}[ \\t]*\\n"
+    f"(?:[ \\t]*\\n)*[ \\t]*(chain ({W})[ \\t]*\\{{(?:[ \\t]*# handle ([0-9]+))?)[ \\t]*\\n({_SPEC})?((?>[ \\t]*{_NOT_COMMENTS}{RULE}{_HANDLE}[ \\t]*\\n)*+)[ \\t]*\\}}[ \\t]*\\n"
 )
 CHAIN_HEAD = re.compile(f"[ \\t]*chain ({W}){_OPEN}")
+# A run of chains exactly as nft prints them - tab indents, at most one empty line before each, no type line, no
+# handles, every line a rule of the shapes above - matched in one go (possessive: it ends before the first chain
+# that is not such).  Each is a chain CHAIN matches.  In a run, "\n\tchain " starts a header and nothing else
+# (a rule line starts with two tabs, and no statement with `chain`), "\n\n" is an empty line and "\n\t}\n" ends
+# a chain: its chains are counted and named with str.count and one findall, and located one by one only when one
+# is built (`ChainRecords.locate`).
+CHAIN_RUN = re.compile(f"(?:\\n?\\tchain {W} \\{{\\n(?:\\t\\t{_NOT_COMMENTS}{RULE}\\n)*+\\t\\}}\\n)*+")
+RUN_NAMES = re.compile(f"\\n\\tchain ({W}) \\{{\\n")
+RUN_HEADS = re.compile("\\n\\tchain ")
 _SET_PROP = (
     f'[ \\t]*(?:(?:type|typeof) [^\\n;{{}},#"]+|flags {W}(?:,{W})*|(?:size|timeout|gc-interval|policy) {W}'
     f"|auto-merge|counter|comment {S})[ \\t]*\\n"
@@ -138,6 +163,85 @@ class NotAListing(Exception):
     """The text is not a listing this scan reads: the general parser reads it."""
 
 
+class HandleCounter(Protocol):
+    """Where the next rule's handle is counted (the parser): a listing without handles numbers its rules in order."""
+
+    next_handle: int
+
+
+class ChainRecords:
+    """The chains of one table, in the listing's order, by name and position.  A checked chain without a type
+    line is three numbers: where its header starts (`heads`), the header's line number and its first rule's
+    handle, filled in by `scan`, or for a run of chains (`add_run`) by `locate` when one of them is first built;
+    its header's end and its body are found again from there (`spans`).  The other chains are yielded as `Chain`
+    blocks and `add`ed by the parser (their `heads` entry is -1)."""
+
+    __slots__ = ("first_handles", "heads", "index", "lines", "names", "rules", "runs")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}  # name -> position
+        self.heads = array("q")
+        self.lines = array("q")
+        self.first_handles = array("q")
+        self.rules = 0  # the rules of the chains kept as offsets
+        # runs of chains (`CHAIN_RUN`) whose numbers are not filled in yet (their `heads` are 0): the first one's
+        # position, how many, where the run starts and ends, the line it starts on and its first rule's handle
+        self.runs: list[tuple[int, int, int, int, int, int]] = []
+
+    def add_run(self, names: list[str], span: tuple[int, int], line: int, first_handle: int, rules: int) -> None:
+        """Place a run of chains (`CHAIN_RUN`) by name; their numbers are filled in when one is built (`locate`)."""
+        n = len(self.names)
+        self.names += names
+        self.index.update(zip(names, range(n, n + len(names)), strict=True))
+        if len(self.index) != len(self.names):
+            raise NotAListing(f"line {line}: a chain again")
+        zeros = bytes(self.heads.itemsize * len(names))
+        for a in (self.heads, self.lines, self.first_handles):
+            a.frombytes(zeros)
+        self.runs.append((n, len(names), *span, line, first_handle))
+        self.rules += rules
+
+    def locate(self, text: str) -> None:
+        """Fill in the numbers of the chains of every run (where each header starts, its line, its first handle)."""
+        count, index = text.count, text.index
+        heads, lines, first_handles = self.heads, self.lines, self.first_handles
+        for first, size, start, end, line, handle in self.runs:
+            n, at = first, start
+            for m in RUN_HEADS.finditer(text, start - 1, end):
+                head = m.start() + 2
+                line += count("\n", at, head)
+                at = heads[n] = head
+                lines[n] = line
+                first_handles[n] = handle
+                handle += count("\n", head, index("\n\t}\n", head) + 1) - 1  # its rules (lines but the header)
+                n += 1
+            assert n == first + size, "a run's chains were counted by their headers"
+        self.runs.clear()
+
+    def add(self, name: str, line: int) -> int:
+        """Place a chain the parser reads itself; its position."""
+        if name in self.index:
+            raise NotAListing(f"line {line}: chain {name} again")
+        n = self.index[name] = len(self.names)
+        self.names.append(name)
+        self.heads.append(-1)
+        self.lines.append(line)
+        self.first_handles.append(0)
+        return n
+
+    def spans(self, n: int, text: str) -> tuple[tuple[int, int], tuple[int, int]]:
+        """A recorded chain's header (`chain NAME {`) and body (its rule lines) in `text`: the header ends at its
+        brace (a name has none), the body starts on the next line and ends at the first line that is a closing
+        brace (no rule line is one)."""
+        head = self.heads[n]
+        head_end = text.index("{", head) + 1
+        body = text.index("\n", head_end) + 1
+        close = BLOCK_END.search(text, body)
+        assert close is not None, "the scan matched the chain's closing brace"
+        return (head, head_end), (body, close.start())
+
+
 class Table(NamedTuple):
     family: str
     name: str
@@ -145,6 +249,7 @@ class Table(NamedTuple):
     line: int
     text: str  # the header line, stripped
     start: int  # where the table starts in the text
+    chains: ChainRecords  # filled in as the scan reads on (complete at the table's `EndTable`)
 
 
 class Chain(NamedTuple):
@@ -174,14 +279,18 @@ class EndTable(NamedTuple):
 Block = Table | Chain | Set | EndTable
 
 
-def scan(text: str) -> Iterator[Block]:
-    """The blocks of a listing, in order (`text` ends with a newline); raises NotAListing at anything else."""
+def scan(text: str, handles: HandleCounter) -> Iterator[Block]:
+    """The blocks of a listing, in order (`text` ends with a newline); raises NotAListing at anything else.  A
+    checked chain without a type line is kept in its table's `ChainRecords`, not yielded, and its rules numbered
+    from `handles.next_handle` (unless the listing shows handles: then every chain is yielded)."""
     if not text.isascii():
         raise NotAListing("not ASCII")
     if any(c in text for c in OTHER_LINE_ENDS):
         raise NotAListing("line ends other than \\n")
+    record = "# handle" not in text  # no handles anywhere: chains are numbered in order
     pos, line, n = 0, 1, len(text)
     count = text.count
+    chain_match, run_match, run_names = CHAIN.match, CHAIN_RUN.match, RUN_NAMES.findall
     while pos < n:
         m = BLANK.match(text, pos)
         if m:
@@ -192,17 +301,49 @@ def scan(text: str) -> Iterator[Block]:
         if not m:
             raise NotAListing(f"line {line}: not a table")
         handle = m.group(3)
-        yield Table(m.group(1), m.group(2), int(handle) if handle else None, line, text[pos : m.end()].strip(), pos)
+        records = ChainRecords()
+        yield Table(
+            m.group(1), m.group(2), int(handle) if handle else None, line, text[pos : m.end()].strip(), pos, records
+        )
+        index, names = records.index, records.names
+        heads, lines, first_handles = records.heads, records.lines, records.first_handles
         line += 1
         pos = m.end()
         while True:
             if pos >= n:
                 raise NotAListing("a table without its closing brace")
-            c = CHAIN.match(text, pos)
+            if record:
+                r = run_match(text, pos)  # it may match nothing, never fails
+                run_end = r.end() if r else pos
+                if run_end > pos:  # a run of chains as nft prints them
+                    found = run_names(text, pos - 1, run_end)  # pos starts a line: text[pos - 1] is its line end
+                    newlines = count("\n", pos, run_end)
+                    size = newlines - 2 * len(found) - count("\n\n", pos - 1, run_end)  # not headers, braces, blanks
+                    records.add_run(found, (pos, run_end), line, handles.next_handle, size)
+                    handles.next_handle += size
+                    line += newlines
+                    pos = run_end
+                    continue
+            c = chain_match(text, pos)
             if c:
-                header, name, handle = c.group(1, 2, 3)
                 head = c.start(1)
                 line += count("\n", pos, head)
+                if record and c.start(4) < 0:  # checked, no type line: offsets only
+                    name = c.group(2)
+                    if name in index:
+                        raise NotAListing(f"line {line}: chain {name} again")
+                    pos = c.end()
+                    size = count("\n", head, pos) - 2  # the lines but the header and the closing brace
+                    index[name] = len(names)
+                    names.append(name)
+                    heads.append(head)
+                    lines.append(line)
+                    first_handles.append(handles.next_handle)
+                    handles.next_handle += size
+                    records.rules += size
+                    line += size + 2
+                    continue
+                header, name, handle = c.group(1, 2, 3)
                 yield Chain(
                     name,
                     int(handle) if handle else None,

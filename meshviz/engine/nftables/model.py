@@ -384,24 +384,80 @@ class NftChain:
         return sum(1 for r in self.rules for s in r.statements if isinstance(s, Unmodelled))
 
 
+class ChainIndex:
+    """A table's chains before they are built (the listing parser's, `nftables/parser.py`): called, it gives
+    them all, in order; until then it answers counts and lookups by name building only what is asked for.  A
+    chain it gives is built once: the tuple holds the same chain a lookup gave before."""
+
+    def __call__(self) -> tuple[NftChain, ...]:
+        raise NotImplementedError
+
+    def chain(self, name: str) -> NftChain | None:
+        raise NotImplementedError
+
+    def base_chains(self) -> tuple[NftChain, ...]:
+        raise NotImplementedError
+
+    def chain_count(self) -> int:
+        raise NotImplementedError
+
+    def rule_count(self) -> int:
+        raise NotImplementedError
+
+    def unmodelled_count(self) -> int:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class NftTable:
     family: str
     name: str
-    chains: tuple[NftChain, ...] = ()
+    chains: _LaterTuple[NftChain] = _LaterTuple()  # a tuple, or a `Later` whose build is a `ChainIndex`
     sets: tuple[NftSet, ...] = ()
     handle: int | None = None
     ref: SourceRef | None = None
 
+    def pending_chains(self) -> ChainIndex | None:
+        """The chains still to be built (a listing's table whose chains were not read yet), or None."""
+        v = self.__dict__["_chains_"]
+        return v.build if isinstance(v, Later) and isinstance(v.build, ChainIndex) else None
+
     def chain(self, name: str) -> NftChain | None:
-        return self._by_name[0].get(name)
+        index = self.pending_chains()
+        if index is not None:
+            return index.chain(name)
+        return self._chains_by_name.get(name)
+
+    def base_chains(self) -> tuple[NftChain, ...]:
+        """The base chains, in order, without building the others."""
+        index = self.pending_chains()
+        return index.base_chains() if index is not None else tuple(c for c in self.chains if c.base)
+
+    def chain_count(self) -> int:
+        """len(self.chains), without building them."""
+        index = self.pending_chains()
+        return index.chain_count() if index is not None else len(self.chains)
+
+    def rule_count(self) -> int:
+        """The number of rules of all chains, without building chains or rules the parser counted."""
+        index = self.pending_chains()
+        return index.rule_count() if index is not None else sum(c.rule_count() for c in self.chains)
+
+    def unmodelled_count(self) -> int:
+        """How many statements of the table's rules are `Unmodelled`, without building what the parser counted."""
+        index = self.pending_chains()
+        return index.unmodelled_count() if index is not None else sum(c.unmodelled_count() for c in self.chains)
 
     def set(self, name: str) -> NftSet | None:
-        return self._by_name[1].get(name)
+        return self._sets_by_name.get(name)
 
     @cached_property
-    def _by_name(self) -> tuple[dict[str, NftChain], dict[str, NftSet]]:
-        return {c.name: c for c in self.chains}, {s.name: s for s in self.sets}
+    def _chains_by_name(self) -> dict[str, NftChain]:
+        return {c.name: c for c in self.chains}
+
+    @cached_property
+    def _sets_by_name(self) -> dict[str, NftSet]:  # apart from the chains: a lookup of a set builds no chain
+        return {s.name: s for s in self.sets}
 
     @property
     def label(self) -> str:
@@ -417,10 +473,10 @@ class NftRuleset:
         return next((t for t in self.tables if t.family == family and t.name == name), None)
 
     def rule_count(self) -> int:
-        return sum(c.rule_count() for t in self.tables for c in t.chains)
+        return sum(t.rule_count() for t in self.tables)
 
     def unmodelled_count(self) -> int:
-        return sum(c.unmodelled_count() for t in self.tables for c in t.chains)
+        return sum(t.unmodelled_count() for t in self.tables)
 
     def rules(self) -> tuple[NftRule, ...]:
         return tuple(r for t in self.tables for c in t.chains for r in c.rules)

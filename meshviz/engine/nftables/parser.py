@@ -9,7 +9,7 @@ and why), so that a packet reaching it is a named UNSUPPORTED step, never skippe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -22,6 +22,7 @@ from meshviz.engine.nftables.listing import (
     JUMP_TARGETS,
     SET_REFS,
     Chain,
+    ChainRecords,
     NotAListing,
     Set,
     Table,
@@ -31,6 +32,7 @@ from meshviz.engine.nftables.model import (
     FAMILIES,
     AnonSet,
     Binop,
+    ChainIndex,
     Concat,
     Counter,
     Element,
@@ -444,6 +446,33 @@ class _TableB:
     sets: dict[str, _SetB] = field(default_factory=dict)
     handle: int | None = None
     ref: SourceRef | None = None
+    records: ChainRecords | None = None  # the listing parser's: every chain by position, most as offsets
+    resolved: bool = False  # the listing parser found every chain and set its text names
+
+
+def _chain_of(cb: _ChainB) -> NftChain:
+    return NftChain(
+        cb.name,
+        cb.later if cb.later is not None else tuple(cb.rules),
+        cb.type,
+        cb.hook,
+        cb.priority,
+        cb.policy or ("accept" if cb.hook else None),  # the kernel's default policy
+        cb.device,
+        cb.handle,
+        cb.ref,
+    )
+
+
+def _set_of(sb: _SetB) -> NftSet:
+    return NftSet(
+        sb.name,
+        sb.key_type,
+        sb.data_type,
+        sb.flags,
+        sb.later if sb.later is not None else tuple(sb.elements),
+        sb.ref,
+    )
 
 
 class _Parser:
@@ -554,31 +583,8 @@ class _Parser:
             NftTable(
                 tb.family,
                 tb.name,
-                tuple(
-                    NftChain(
-                        cb.name,
-                        cb.later if cb.later is not None else tuple(cb.rules),
-                        cb.type,
-                        cb.hook,
-                        cb.priority,
-                        cb.policy or ("accept" if cb.hook else None),  # the kernel's default policy
-                        cb.device,
-                        cb.handle,
-                        cb.ref,
-                    )
-                    for cb in tb.chains.values()
-                ),
-                tuple(
-                    NftSet(
-                        sb.name,
-                        sb.key_type,
-                        sb.data_type,
-                        sb.flags,
-                        sb.later if sb.later is not None else tuple(sb.elements),
-                        sb.ref,
-                    )
-                    for sb in tb.sets.values()
-                ),
+                tuple(_chain_of(cb) for cb in tb.chains.values()),
+                tuple(_set_of(sb) for sb in tb.sets.values()),
                 tb.handle,
                 tb.ref,
             )
@@ -591,46 +597,48 @@ class _Parser:
     def check_references(self, tables: tuple[NftTable, ...]) -> None:
         for tb in tables:
             for c in tb.chains:
-                later = c.pending_rules()
-                if later is not None and isinstance(later.build, DeferredRules) and later.build.resolves(tb):
-                    continue  # every chain and set it names exists: nothing to say (and nothing to build)
-                for r in c.rules:
-                    for s in r.statements:
-                        targets: list[str] = []
-                        if isinstance(s, Verdict) and s.chain:
-                            targets.append(s.chain)
-                        if isinstance(s, Vmap) and isinstance(s.map, AnonSet):
-                            targets += [
-                                e.data.chain for e in s.map.elements if isinstance(e.data, Verdict) and e.data.chain
-                            ]
-                        refs = [s.right.name] if isinstance(s, Match) and isinstance(s.right, SetRef) else []
-                        if isinstance(s, Vmap) and isinstance(s.map, SetRef):
-                            refs.append(s.map.name)
-                        line = r.ref.line if r.ref else 1
-                        text = r.ref.text if r.ref else r.text()
-                        for name in targets:
-                            if tb.chain(name) is None:
-                                self.errors.append(
-                                    ParseError(
-                                        self.source,
-                                        line,
-                                        1,
-                                        text,
-                                        f"{tb.label}: jump to chain {name!r} that does not exist",
-                                    )
-                                )
-                        for name in refs:
-                            if tb.set(name) is None:
-                                self.warnings.append(
-                                    ParseWarning(
-                                        self.source,
-                                        line,
-                                        text,
-                                        f"{tb.label}: set or map @{name} is not in the "
-                                        "evidence: a packet reaching this rule is "
-                                        "UNSUPPORTED",
-                                    )
-                                )
+                self.check_chain_references(tb, c)
+
+    def check_chain_references(self, tb: NftTable, c: NftChain) -> None:
+        """An error for each jump to a chain the table lacks, a warning for each set or map it lacks."""
+        later = c.pending_rules()
+        if later is not None and isinstance(later.build, DeferredRules) and later.build.resolves(tb):
+            return  # every chain and set it names exists: nothing to say (and nothing to build)
+        for r in c.rules:
+            for s in r.statements:
+                targets: list[str] = []
+                if isinstance(s, Verdict) and s.chain:
+                    targets.append(s.chain)
+                if isinstance(s, Vmap) and isinstance(s.map, AnonSet):
+                    targets += [e.data.chain for e in s.map.elements if isinstance(e.data, Verdict) and e.data.chain]
+                refs = [s.right.name] if isinstance(s, Match) and isinstance(s.right, SetRef) else []
+                if isinstance(s, Vmap) and isinstance(s.map, SetRef):
+                    refs.append(s.map.name)
+                line = r.ref.line if r.ref else 1
+                text = r.ref.text if r.ref else r.text()
+                for name in targets:
+                    if tb.chain(name) is None:
+                        self.errors.append(
+                            ParseError(
+                                self.source,
+                                line,
+                                1,
+                                text,
+                                f"{tb.label}: jump to chain {name!r} that does not exist",
+                            )
+                        )
+                for name in refs:
+                    if tb.set(name) is None:
+                        self.warnings.append(
+                            ParseWarning(
+                                self.source,
+                                line,
+                                text,
+                                f"{tb.label}: set or map @{name} is not in the "
+                                "evidence: a packet reaching this rule is "
+                                "UNSUPPORTED",
+                            )
+                        )
 
     # ---- names ----
 
@@ -1020,6 +1028,14 @@ class DeferredRules:
         self.targets: frozenset[str] | None = None
         self.sets: frozenset[str] | None = None
 
+    def name_targets(self) -> None:
+        """Find the chains and sets the body names (its table names some that do not exist)."""
+        text, start, end = self.text, self.start, self.end
+        self.targets = frozenset(JUMP_TARGETS.findall(text, start, end)) | frozenset(
+            GOTO_TARGETS.findall(text, start, end)
+        )
+        self.sets = frozenset(SET_REFS.findall(text, start, end))
+
     def resolves(self, table: NftTable) -> bool:
         if self.targets is None or self.sets is None:
             return True
@@ -1101,12 +1117,12 @@ class _ListingParser(_Parser):
     def read_blocks(self) -> None:
         text, source = self.text, self.source
         tb: _TableB | None = None
+        records: ChainRecords | None = None
         table_start = 0
-        for b in scan(text):
+        for b in scan(text, self):
             if isinstance(b, Chain):
-                assert tb is not None
-                if b.name in tb.chains:
-                    raise NotAListing(f"line {b.line}: chain {b.name} again")
+                assert tb is not None and records is not None
+                records.add(b.name, b.line)
                 cb = tb.chains[b.name] = _ChainB(b.name, handle=b.handle, ref=SourceRef(source, b.line, b.text))
                 first = b.line + 1
                 if b.spec is not None:
@@ -1121,7 +1137,8 @@ class _ListingParser(_Parser):
             elif isinstance(b, Table):
                 if (b.family, b.name) in self.tables:
                     raise NotAListing(f"line {b.line}: table {b.family} {b.name} again")
-                tb = _TableB(b.family, b.name, handle=b.handle, ref=SourceRef(source, b.line, b.text))
+                records = b.chains
+                tb = _TableB(b.family, b.name, handle=b.handle, ref=SourceRef(source, b.line, b.text), records=records)
                 self.tables[(b.family, b.name)] = tb
                 self.blocks += 1
                 table_start = b.start
@@ -1137,7 +1154,7 @@ class _ListingParser(_Parser):
             else:
                 assert tb is not None
                 self.check_names(tb, table_start, b.end)
-                tb = None
+                tb = records = None
 
     def defer(self, tb: _TableB, cb: _ChainB, start: int, end: int, first_line: int) -> bool:
         """Leave a checked chain body to be read on first use (True), or say it is to be read now (False: some
@@ -1161,17 +1178,98 @@ class _ListingParser(_Parser):
         """Do the chains and sets the table's text names (every `jump X`, `goto X`, `@X`) all exist?  Then its
         deferred chains need no check of their own (`DeferredRules.resolves`); otherwise each gets its names."""
         text = self.text
-        names = set(JUMP_TARGETS.findall(text, start, end)) | set(GOTO_TARGETS.findall(text, start, end))
-        sets = set(SET_REFS.findall(text, start, end))
-        if names <= tb.chains.keys() and sets <= tb.sets.keys():
+        if _names_known(text, start, end, tb.records.index if tb.records is not None else tb.chains, tb.sets):
+            tb.resolved = True
             return
         for cb in tb.chains.values():
             if cb.later is not None and isinstance(cb.later.build, DeferredRules):
-                b = cb.later.build
-                b.targets = frozenset(JUMP_TARGETS.findall(text, b.start, b.end)) | frozenset(
-                    GOTO_TARGETS.findall(text, b.start, b.end)
-                )
-                b.sets = frozenset(SET_REFS.findall(text, b.start, b.end))
+                cb.later.build.name_targets()
+
+    def result(self) -> NftParseResult:
+        """As `_Parser.result`, a table's chains left to `ListingChains`; a table whose text names only chains
+        and sets it has needs no reference check (nothing is built for one)."""
+        tables = []
+        for tb in self.tables.values():
+            assert tb.records is not None
+            eager = {tb.records.index[cb.name]: _chain_of(cb) for cb in tb.chains.values()}
+            index = ListingChains(self.text, self.source, tb, eager)
+            t = NftTable(
+                tb.family,
+                tb.name,
+                Later(index, index.chain_count()),
+                tuple(_set_of(sb) for sb in tb.sets.values()),
+                tb.handle,
+                tb.ref,
+            )
+            tables.append(t)
+            # A chain read at once may spell a name so that the table's text search missed it (`jump  x`).
+            for c in t.chains if not tb.resolved else (c for _, c in sorted(eager.items())):
+                self.check_chain_references(t, c)
+        fmt = "list" if self.blocks and not self.commands else "script"
+        return NftParseResult(NftRuleset(tuple(tables), self.source), tuple(self.errors), tuple(self.warnings), fmt)
+
+
+def _names_known(text: str, start: int, end: int, chains: Container[str], sets: Container[str]) -> bool:
+    """Does every `jump X`, `goto X` and `@X` of text[start:end] name one of `chains` or `sets`?  (Match by
+    match, keeping none: a kube-proxy listing names ~60,000.)"""
+    for pattern, known in ((JUMP_TARGETS, chains), (GOTO_TARGETS, chains), (SET_REFS, sets)):
+        for m in pattern.finditer(text, start, end):
+            if m[1] not in known:
+                return False
+    return True
+
+
+class ListingChains(ChainIndex):
+    """A listing table's chains (`ChainRecords`): the few the parser read itself (base chains, chains with lines
+    of other shapes) built already, every other one built from its offsets when it is first asked for, with its
+    rules deferred (`DeferredRules`) as before."""
+
+    __slots__ = ("built", "eager", "family", "records", "resolved", "source", "table", "text")
+
+    def __init__(self, text: str, source: str, tb: _TableB, eager: dict[int, NftChain]) -> None:
+        assert tb.records is not None
+        self.text, self.source, self.family, self.table = text, source, tb.family, tb.name
+        self.records = tb.records
+        self.resolved = tb.resolved
+        self.eager = eager
+        self.built: dict[int, NftChain] = dict(eager)
+
+    def at(self, n: int) -> NftChain:
+        c = self.built.get(n)
+        if c is None:
+            r, text = self.records, self.text
+            if r.runs:
+                r.locate(text)
+            name, line = r.names[n], r.lines[n]
+            (head, head_end), (start, end) = r.spans(n, text)
+            size = text.count("\n", start, end)
+            body = DeferredRules(
+                text, (start, end), line + 1, (self.source, self.family, self.table, name), r.first_handles[n], size
+            )
+            if not self.resolved:
+                body.name_targets()
+            ref = SourceRef(self.source, line, text[head:head_end])
+            c = self.built[n] = NftChain(name, Later(body, size, 0), ref=ref)
+        return c
+
+    def __call__(self) -> tuple[NftChain, ...]:
+        return tuple(self.at(n) for n in range(len(self.records.names)))
+
+    def chain(self, name: str) -> NftChain | None:
+        n = self.records.index.get(name)
+        return None if n is None else self.at(n)
+
+    def base_chains(self) -> tuple[NftChain, ...]:
+        return tuple(c for _, c in sorted(self.eager.items()) if c.base)
+
+    def chain_count(self) -> int:
+        return len(self.records.names)
+
+    def rule_count(self) -> int:
+        return self.records.rules + sum(c.rule_count() for c in self.eager.values())
+
+    def unmodelled_count(self) -> int:
+        return sum(c.unmodelled_count() for c in self.eager.values())  # the others' shapes are all modelled
 
 
 def parse_nftables(text: str, source: str = "nftables", *, fast_listing: bool = True) -> NftParseResult:

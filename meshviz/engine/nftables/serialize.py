@@ -59,15 +59,15 @@ def nft_to_dict(r: NftParseResult) -> dict[str, Any]:
 
 
 def nft_summary(r: NftParseResult) -> dict[str, Any]:
+    """Counts and base chains: a listing's chains and rules are counted, not built (`NftTable.chain_count`)."""
     out: dict[str, Any] = {"format": r.format, "tables": len(r.ruleset.tables), "rules": r.ruleset.rule_count()}
     for t in r.ruleset.tables:
         base = [
             f"{c.name} ({c.type} hook {c.hook} priority {c.priority} policy {c.policy or 'accept'})"
-            for c in t.chains
-            if c.base
+            for c in t.base_chains()
         ]
         out[f"table {t.label}"] = (
-            f"{len(t.chains)} chains, {sum(c.rule_count() for c in t.chains)} rules, {len(t.sets)} sets/maps; "
+            f"{t.chain_count()} chains, {t.rule_count()} rules, {len(t.sets)} sets/maps; "
             f"base chains: {', '.join(base) or 'none'}"
         )
     unmodelled = r.ruleset.unmodelled_count()
