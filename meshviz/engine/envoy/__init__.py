@@ -12,35 +12,84 @@ Pure Python: no Django, Celery or Kubernetes imports.
 
 from __future__ import annotations
 
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from meshviz.engine.envoy.clusters import ClusterSelection, cluster_for
-from meshviz.engine.envoy.filter_chains import (
-    ConnInfo,
-    FilterChainSelection,
-    InspectedConnection,
-    inspect_connection,
-    select_filter_chain,
-)
-from meshviz.engine.envoy.lazy import redact_config_dump_text
-from meshviz.engine.envoy.listeners import ListenerSelection, handoff, listener_for, select_handoff, select_listener
-from meshviz.engine.envoy.model import (
-    Address,
-    BindConfig,
-    Cluster,
-    EnvoyConfig,
-    EnvoyParseResult,
-    FilterChain,
-    FilterChainMatch,
-    Listener,
-    ListenerFilter,
-    NetworkFilter,
-    RouteConfiguration,
-)
-from meshviz.engine.envoy.parser import parse_config_dump
-from meshviz.engine.envoy.redact import MARKER
-from meshviz.engine.envoy.routes import RouteSelection, route_for
-from meshviz.engine.envoy.upstream import UpstreamBinding, UpstreamTarget, upstream_binding, upstream_target
+if TYPE_CHECKING:  # for the type checker; at run time a name's module is imported when the name is first used
+    from meshviz.engine.envoy.clusters import ClusterSelection, cluster_for
+    from meshviz.engine.envoy.filter_chains import (
+        ConnInfo,
+        FilterChainSelection,
+        InspectedConnection,
+        inspect_connection,
+        select_filter_chain,
+    )
+    from meshviz.engine.envoy.lazy import redact_config_dump_text
+    from meshviz.engine.envoy.listeners import ListenerSelection, handoff, listener_for, select_handoff, select_listener
+    from meshviz.engine.envoy.model import (
+        Address,
+        BindConfig,
+        Cluster,
+        EnvoyConfig,
+        EnvoyParseResult,
+        FilterChain,
+        FilterChainMatch,
+        Listener,
+        ListenerFilter,
+        NetworkFilter,
+        RouteConfiguration,
+    )
+    from meshviz.engine.envoy.parser import parse_config_dump
+    from meshviz.engine.envoy.redact import MARKER
+    from meshviz.engine.envoy.routes import RouteSelection, route_for
+    from meshviz.engine.envoy.upstream import UpstreamBinding, UpstreamTarget, upstream_binding, upstream_target
+
+#: Where each name lives: `import meshviz.engine.envoy.lazy` (the CLI's summary of a dump) then imports neither the
+#: model's matching nor the eager parser.
+_HOMES = {
+    "ClusterSelection": "clusters",
+    "cluster_for": "clusters",
+    "ConnInfo": "filter_chains",
+    "FilterChainSelection": "filter_chains",
+    "InspectedConnection": "filter_chains",
+    "inspect_connection": "filter_chains",
+    "select_filter_chain": "filter_chains",
+    "redact_config_dump_text": "lazy",
+    "ListenerSelection": "listeners",
+    "handoff": "listeners",
+    "listener_for": "listeners",
+    "select_handoff": "listeners",
+    "select_listener": "listeners",
+    "Address": "model",
+    "BindConfig": "model",
+    "Cluster": "model",
+    "EnvoyConfig": "model",
+    "EnvoyParseResult": "model",
+    "FilterChain": "model",
+    "FilterChainMatch": "model",
+    "Listener": "model",
+    "ListenerFilter": "model",
+    "NetworkFilter": "model",
+    "RouteConfiguration": "model",
+    "parse_config_dump": "parser",
+    "MARKER": "redact",
+    "RouteSelection": "routes",
+    "route_for": "routes",
+    "UpstreamBinding": "upstream",
+    "UpstreamTarget": "upstream",
+    "upstream_binding": "upstream",
+    "upstream_target": "upstream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "MARKER",

@@ -34,7 +34,7 @@ import bisect
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -42,11 +42,11 @@ from meshviz.engine.core import safejson
 from meshviz.engine.core.bounded import BoundedCache
 from meshviz.engine.core.errors import ParseError, ParseWarning
 from meshviz.engine.core.gcpause import gc_paused
-from meshviz.engine.envoy.model import Address, EnvoyParseResult
-from meshviz.engine.envoy.parse_base import _Bad, _camel, _get
-from meshviz.engine.envoy.parse_objects import _ObjectParser
-from meshviz.engine.envoy.parser import parse_config_dump
+from meshviz.engine.envoy.keys import _camel, _get
 from meshviz.engine.envoy.redact import _PEM_PRIVATE_HINT, _Walker, redact, replace_secrets
+
+if TYPE_CHECKING:
+    from meshviz.engine.envoy.model import EnvoyParseResult
 
 #: The entry lists each section kind keeps raw (snake_case; camelCase is found too).
 _ENTRY_LISTS: dict[str, tuple[str, ...]] = {
@@ -272,6 +272,8 @@ class DumpIndex:
 
     def materialise(self) -> EnvoyParseResult:
         """The eager parse of the dump (kept for the last few texts): every listener and cluster built."""
+        from meshviz.engine.envoy.parser import parse_config_dump
+
         return parse_config_dump(self._given_text(), self.source)
 
     def redacted(self) -> tuple[str, int]:
@@ -532,6 +534,10 @@ def _listener_name(lst: Any, entry_name: str | None, path: str) -> str:
 
 def _unnamed_listener(d: dict[str, Any], path: str) -> str:
     """A listener without a name is named by its address, as `_ObjectParser._listener` names it."""
+    from meshviz.engine.envoy.model import Address  # (the model and parser: only for this rare entry, or a story)
+    from meshviz.engine.envoy.parse_base import _Bad
+    from meshviz.engine.envoy.parse_objects import _ObjectParser
+
     d = {k: _value(v) for k, v in d.items()}
     try:
         address = _ObjectParser("", "").address(_get(d, "address"), f"{path}.address")
@@ -645,6 +651,8 @@ def index_config_dump(data: bytes | str, source: str = "<config_dump>") -> DumpI
 
 
 def _from_eager(text: str, source: str) -> DumpIndex:
+    from meshviz.engine.envoy.parser import parse_config_dump
+
     result = parse_config_dump(text, source)
     c = result.config
     return DumpIndex(

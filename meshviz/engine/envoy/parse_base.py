@@ -13,6 +13,7 @@ from typing import Any
 
 from meshviz.engine.core.errors import ParseError, ParseWarning
 from meshviz.engine.core.model import IPNetwork, SourceRef
+from meshviz.engine.envoy.keys import _camel, _get
 from meshviz.engine.envoy.model import (
     HTTP_CONNECTION_MANAGER,
     HTTP_INSPECTOR,
@@ -36,18 +37,8 @@ from meshviz.engine.envoy.model import (
 # Field access: snake_case or camelCase
 # --------------------------------------------------------------------------
 
-_CAMEL_CACHE: dict[str, str] = {}
 _SNAKE_RE = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _SNAKE_CACHE: dict[str, str] = {}
-
-
-def _camel(name: str) -> str:
-    c = _CAMEL_CACHE.get(name)
-    if c is None:
-        head, *rest = name.split("_")
-        c = head + "".join(p[:1].upper() + p[1:] for p in rest)
-        _CAMEL_CACHE[name] = c
-    return c
 
 
 def _snake(key: str) -> str:
@@ -57,13 +48,6 @@ def _snake(key: str) -> str:
         if len(_SNAKE_CACHE) < 50_000:
             _SNAKE_CACHE[key] = s
     return s
-
-
-def _get(d: Mapping[str, Any], name: str) -> Any:
-    v = d.get(name)
-    if v is None and "_" in name:
-        v = d.get(_camel(name))
-    return v
 
 
 def _wrapped(v: Any) -> Any:

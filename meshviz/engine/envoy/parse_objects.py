@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from meshviz.engine.core.model import IPNetwork
+from meshviz.engine.envoy.keys import _get
 from meshviz.engine.envoy.model import (
     HTTP_CONNECTION_MANAGER,
     HTTP_INSPECTOR,
@@ -33,7 +34,7 @@ from meshviz.engine.envoy.model import (
     VirtualHost,
     WeightedCluster,
 )
-from meshviz.engine.envoy.parse_base import _CLUSTER_TYPES, _Bad, _get, _kind, _ParserBase, _snake, _typed
+from meshviz.engine.envoy.parse_base import _CLUSTER_TYPES, _Bad, _kind, _ParserBase, _snake, _typed
 
 
 class _ObjectParser(_ParserBase):

@@ -33,13 +33,14 @@ from typing import Any
 
 from meshviz.engine.core.errors import ParseError
 from meshviz.engine.core.gcpause import gc_paused
+from meshviz.engine.envoy.keys import _get
 from meshviz.engine.envoy.model import (
     BootstrapAdmin,
     Cluster,
     EnvoyConfig,
     EnvoyParseResult,
 )
-from meshviz.engine.envoy.parse_base import _Bad, _get, _Locator, _snake
+from meshviz.engine.envoy.parse_base import _Bad, _Locator, _snake
 from meshviz.engine.envoy.parse_objects import _ObjectParser
 from meshviz.engine.envoy.redact import redact
 
