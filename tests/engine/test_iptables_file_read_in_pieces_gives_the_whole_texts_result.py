@@ -24,6 +24,7 @@ from .test_iptables_fast_path_gives_exactly_the_full_parsers_result import (
     OTHER_FILES,
     assert_same,
     kube_proxy_rules,
+    kube_proxy_rules_v6,
     mutate,
 )
 
@@ -56,6 +57,14 @@ def test_a_kube_proxy_ruleset_read_in_pieces_of_any_size_takes_the_fast_path_and
     path.write_text(kube_proxy_rules(60))
     got = in_pieces(path, block)
     assert got.ok and parse_summary(got)["rules"] > 100
+    assert_same(got, whole(path))
+
+
+def test_a_dual_stack_ruleset_read_in_pieces_parses_as_its_whole_text(tmp_path: Path):
+    path = tmp_path / "t.rules"
+    path.write_text(kube_proxy_rules(30) + kube_proxy_rules_v6(30))
+    got = in_pieces(path, 4096)
+    assert [rs.family.value for rs in got.rulesets] == ["ipv4", "ipv6"]
     assert_same(got, whole(path))
 
 

@@ -6,15 +6,18 @@
 is learnt from the first line that has it: that line is read by the full getopt parser (`CommandLineParser`) and the
 parser's shape memo (`plans._make_plan`) says which tokens are values; the tokens that are not values become literal
 text of the expression, each value a group whose pattern is a strict subset of what iptables accepts there (IPv4
-addresses without iptables' legacy forms, interface names of at most 15 characters, tokens without escapes, never a
-lone `!`).  Each line of a known shape is then checked as the shape memo checks it (the chain and the jump target
+addresses without iptables' legacy forms, IPv6 ones that `ipaddress` reads, interface names of at most 15
+characters, tokens without escapes, never a lone `!`).  Each line of a known shape is then checked as the shape memo checks it (the chain and the jump target
 exist, values are valid, the extension's table, protocol and hook rules hold) without building anything: a rule is
 three numbers (its line's offset and number, its chain) until its chain is first read.  Then the chain's lines go
 through the full parser's own rule builder (`parser._Parser._rule_line`), so the rules are the ones an eager parse
 builds (`Table.lazy`, `Chain.lazy`).
 
-Anything outside that common case - a line the fast path does not know, a value outside its patterns, anything
-that would be an error or a warning, a second payload, commands - makes `fast_parse` give up (None), and
+A text may hold several payloads (`iptables-save; ip6tables-save`): each payload's family is resolved as the full
+parser resolves it (the `family` argument, a header or restore marker, the majority of its addresses) and each
+becomes its ruleset.  Anything outside that common case - a line the fast path does not know, a value outside its
+patterns, anything that would be an error or a warning (a family taken from a payload's position, two payloads of
+one family), commands - makes `fast_parse` give up (None), and
 `parse_iptables` parses the text with the full parser from the start: errors and warnings always come from it, with
 their line, column and text.  Loops and hook restrictions are checked at COMMIT on the chain graph; a text with any
 such error is also given up.
@@ -22,6 +25,7 @@ such error is also given up.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 from array import array
@@ -54,6 +58,8 @@ RuleBuilder = Callable[[str, str, "Family | None", Sequence[tuple[int, str]], Ma
 # value patterns: strict subsets of what iptables-restore accepts as that token
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"(?>{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?[0-9]))?)"  # no octal or short forms: no note
+_IPV6 = r"(?>(?=[0-9A-Fa-f.]*+:)[0-9A-Fa-f:.]++(?:/[0-9]{1,3}+)?)"  # checked by ipaddress (_ipv6_families)
+_ADDRESS = f"(?:{_IPV4}|{_IPV6})"
 _NOT_BANG = r"(?!!(?:[ \t]|\Z))"  # a lone `!` changes the shape
 _TOKEN = _NOT_BANG + r'(?>"(?!!")[^"\\]*+"|[^\s"]++)'  # a plain word or one quoted word without escapes
 _NAME = _NOT_BANG + r'[^\s"]++'
@@ -80,6 +86,38 @@ def _token_index(item: tuple[int, Family]) -> int:
     return item[0]
 
 
+def _ipv6_families(sh: _Shape, vals: Sequence[str]) -> list[tuple[int, Family]] | None:
+    """The family items of a rule line with an IPv6 address, or None if one is not what the full parser reads as
+    an IPv6 network without a word (values.parse_address: `IPv6Address(addr)`, a prefix of at most 128)."""
+    fams = list(sh.fams)
+    for g, tok in sh.addrs:
+        v = vals[g]
+        if ":" not in v:
+            fams.append((tok, Family.IPV4))
+            continue
+        addr, _, prefix = v.partition("/")
+        try:
+            ipaddress.IPv6Address(addr)
+        except ValueError:
+            return None
+        if prefix and int(prefix) > 128:
+            return None
+        fams.append((tok, Family.IPV6))
+    return fams
+
+
+class _Payload:
+    """One restore payload (`iptables-save; ip6tables-save` writes two): its tables and the evidence of its family."""
+
+    __slots__ = ("explicit", "first_item", "items", "tables")
+
+    def __init__(self, explicit: Family | None):
+        self.explicit = explicit  # the `family` argument, else a header's or restore marker's
+        self.tables: dict[str, _TableState] = {}
+        self.items = {Family.IPV4: 0, Family.IPV6: 0}  # addresses and family-specific tokens of each family
+        self.first_item: Family | None = None  # the family of the first line that had any
+
+
 class _GiveUp(Exception):
     """The text is outside the fast path: the full parser reads it."""
 
@@ -88,9 +126,11 @@ class _Shape:
     """One learnt shape of rule line: what each of its groups is, and how to check the extensions it uses."""
 
     __slots__ = (
+        "addrs",
         "checked",
         "elements",
         "fams",
+        "fams4",
         "hook_exts",
         "hooks_in",
         "jump",
@@ -110,8 +150,9 @@ class _Shape:
         self.jump = next((g for g, (what, _, _) in enumerate(values) if what == _JUMP), -1)
         self.checked = [(g, kind, tok) for g, (what, tok, kind) in enumerate(values) if what == _VAL]
         # family items every line of the shape has: its addresses (IPv4) and family-specific tokens
-        self.fams = [(tok, Family.IPV4) for what, tok, _ in values if what == _ADDR]
-        self.fams += [(tok, fam) for fam, tok, _ in plan.static_fams]
+        self.fams = [(tok, fam) for fam, tok, _ in plan.static_fams]  # its family-specific tokens
+        self.addrs = [(g, tok) for g, (what, tok, _) in enumerate(values) if what == _ADDR]  # -s / -d values
+        self.fams4 = self.fams + [(tok, Family.IPV4) for _, tok in self.addrs]  # ... when all are IPv4
         self.no_iface: set[str] = set()
         if any(what == _IN for what, _, _ in values):
             self.no_iface |= _NO_IN_IFACE
@@ -119,7 +160,7 @@ class _Shape:
             self.no_iface |= _NO_OUT_IFACE
         # the values the checks of an extension read (REJECT, NAT targets), by group position
         self.value_hooks = [k for _, static, opts in hook_exts if static is None for _, _, k in opts if k >= 0]
-        self.hooks_in: dict[object, int] = {}  # table (and what the checks read of values) -> hook restrictions
+        self.hooks_in: dict[object, int] = {}  # table block (and what the checks read of values) -> its hook list index
 
 
 def _compile(shapes: list[_Shape]) -> tuple[re.Pattern[str], dict[int, tuple[_Shape, tuple[int, ...]]]]:
@@ -254,12 +295,13 @@ class _FastParser:
         self.by_group: dict[int, tuple[_Shape, tuple[int, ...]]] = {}
         self.regex: re.Pattern[str] | None = None
         self.value_cache: dict[tuple[str, str], tuple[str | None, Family | None]] = {}
-        self.tables: dict[str, _TableState] = {}
+        self.payloads: list[_Payload] = []
+        self.tables: dict[str, _TableState] = {}  # the current payload's (these three: its fields, for speed)
         self.explicit: Family | None = None
         self.pending_family: Family | None = None
         self.restore_only = False
         self.items = {Family.IPV4: 0, Family.IPV6: 0}
-        self.first_item: Family | None = None
+        self.pay: _Payload | None = None
         self.table: _TableState | None = None  # the open table block
         self.block_decl: set[str] = set()  # the built-in chains the open block declares
         self.no = 0  # the number of the last line read
@@ -276,7 +318,7 @@ class _FastParser:
             self._pass(chunk, not ended)
         if ended:
             self._pass("", True)
-        if self.table is not None or not self.tables:
+        if self.table is not None or not self.payloads:
             raise _GiveUp
         return self._finish(_Text(whole)), self.restore_only
 
@@ -362,10 +404,12 @@ class _FastParser:
             raise _GiveUp
         hint = self.pending_family
         self.pending_family = None
-        if not self.tables:
-            self.explicit = self.family if self.family is not None else hint
-        elif name in self.tables or (hint is not None and hint != self.explicit):
-            raise _GiveUp  # a second payload
+        if self.pay is None or name in self.tables or (hint is not None and hint != self.explicit):
+            # a new payload: the first, or a table again, or a header naming the other family (the full parser's
+            # segments); its family is resolved at the end
+            pay = self.pay = _Payload(self.family if self.family is not None else hint)
+            self.payloads.append(pay)
+            self.tables, self.explicit, self.items = pay.tables, pay.explicit, pay.items
         t = self.tables[name] = _TableState(name, no, pos)
         return t
 
@@ -460,7 +504,14 @@ class _FastParser:
             if got is None or v in t.builtins:
                 return False
             callee = got
-        fams = sh.fams
+        fams = sh.fams4
+        for g, _ in sh.addrs:
+            if ":" in vals[g]:  # an IPv6 address (ip6tables-save): each address's own family
+                six = _ipv6_families(sh, vals)
+                if six is None:
+                    return False
+                fams = six
+                break
         for k, kind, tok in sh.checked:
             v = vals[k]
             if v[:1] == '"':
@@ -487,8 +538,10 @@ class _FastParser:
             items = self.items
             for _, fam in fams:
                 items[fam] += 1
-            if self.first_item is None:
-                self.first_item = min(fams, key=_token_index)[1]  # the family of the line's first item
+            pay = self.pay
+            assert pay is not None
+            if pay.first_item is None:
+                pay.first_item = min(fams, key=_token_index)[1]  # the family of the line's first item
         t.rules_off.append(self.base + pos)
         t.rules_chain.append(cid)
         t.rules_callee.append(callee)
@@ -504,7 +557,8 @@ class _FastParser:
         """The hook restrictions of a rule's extensions, as an index into the table's list of them (-1: refused)."""
         # what the checks read of a value (`:`, `[`, `]:`, `tcp-reset`: values.py's _value_flag) does not change
         # when its digits do: endpoints 10.0.0.7:8080 and 10.0.3.9:8080 share one answer
-        sig = t.name if not sh.value_hooks else (t.name, *(vals[k].translate(_DIGITS) for k in sh.value_hooks))
+        # (by the table block itself: an index is into its own list, and each payload has its own `nat`)
+        sig = id(t) if not sh.value_hooks else (id(t), *(vals[k].translate(_DIGITS) for k in sh.value_hooks))
         got = sh.hooks_in.get(sig)
         if got is not None:
             return got
@@ -574,7 +628,7 @@ class _FastParser:
             if k in kinds:
                 what, kind = kinds[k]
                 elements.append(
-                    (True, {_CHAIN: _NAME, _JUMP: _NAME, _ADDR: _IPV4, _IN: _IFACE, _OUT: _IFACE}.get(what, _TOKEN))
+                    (True, {_CHAIN: _NAME, _JUMP: _NAME, _ADDR: _ADDRESS, _IN: _IFACE, _OUT: _IFACE}.get(what, _TOKEN))
                 )
                 values.append((what, k, kind))
             else:
@@ -683,16 +737,27 @@ class _FastParser:
     # ---- the model ----
 
     def _finish(self, text: _Text) -> tuple[Ruleset, ...]:
-        fam = self.explicit
-        n4, n6 = self.items[Family.IPV4], self.items[Family.IPV6]
-        if fam is None:
-            fam = (Family.IPV4 if n4 > n6 else Family.IPV6) if n4 != n6 else (self.first_item or Family.IPV4)
-        if n6 if fam == Family.IPV4 else n4:
-            raise _GiveUp  # content of the other family: errors
-        tables = tuple(
-            _LazyTable(t, text, self.source, self.explicit, self.build).table() for t in self.tables.values()
-        )
-        return (Ruleset(fam, tables, self.source),)
+        """One ruleset per payload, IPv4 first, each payload's family resolved as the full parser resolves it; give up
+        where that would warn (a family taken from a payload's position among several, two payloads of a family) or
+        report errors (content of the other family)."""
+        several = len(self.payloads) > 1
+        by_family: dict[Family, Ruleset] = {}
+        for pay in self.payloads:
+            fam = pay.explicit
+            n4, n6 = pay.items[Family.IPV4], pay.items[Family.IPV6]
+            if fam is None:
+                fam = (Family.IPV4 if n4 > n6 else Family.IPV6) if n4 != n6 else pay.first_item
+            if fam is None:
+                if several:
+                    raise _GiveUp  # the family of its position: a warning
+                fam = Family.IPV4
+            if (n6 if fam == Family.IPV4 else n4) or fam in by_family:
+                raise _GiveUp  # content of the other family (errors), or a second payload of a family (a warning)
+            tables = tuple(
+                _LazyTable(t, text, self.source, pay.explicit, self.build).table() for t in pay.tables.values()
+            )
+            by_family[fam] = Ruleset(fam, tables, self.source)
+        return tuple(by_family[f] for f in (Family.IPV4, Family.IPV6) if f in by_family)
 
 
 class _Text:
