@@ -32,6 +32,7 @@ from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from meshviz.engine.core.gcpause import gc_paused
 from meshviz.engine.core.model import Family, SourceRef
 from meshviz.engine.netfilter.cmdline import CommandLineParser, LineError
 from meshviz.engine.netfilter.model import BUILTIN_CHAINS, Chain, Match, MatchOption, Rule, Ruleset, Table
@@ -806,6 +807,10 @@ class _LazyTable:
         return text[off:end]
 
     def chains(self) -> tuple[Chain, ...]:
+        with gc_paused():  # 30,000 chains of a node: no collections over the heap while they are made
+            return self._chains()
+
+    def _chains(self) -> tuple[Chain, ...]:
         t = self.t
         by_chain: list[list[int]] = [[] for _ in range(len(t.ids))]
         for k, c in enumerate(t.rules_chain):
