@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,7 +77,12 @@ def _print_errors(errors: Sequence[ParseError], fmt: str) -> None:
 def cmd_parse(args: argparse.Namespace) -> int:
     if args.kind == "envoy" and args.format == "summary":  # before the other parsers' imports
         return _envoy_summary(args.file)
-    if args.kind == "iptables" and args.format == "summary" and not isinstance(args.file, _Given) and args.file != "-":
+    if (
+        args.kind == "iptables"
+        and args.format == "summary"
+        and not isinstance(args.file, _Given)
+        and os.path.isfile(args.file)  # a regular file: it can be read again (not a pipe such as `<(iptables-save)`)
+    ):
         return _iptables_summary(args.file, strict=not args.lenient)
     source = args.file
     out: dict[str, Any]

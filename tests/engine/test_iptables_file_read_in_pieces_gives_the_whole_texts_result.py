@@ -146,3 +146,16 @@ def test_the_clis_summary_of_a_file_with_errors_prints_the_full_parsers_errors(t
     assert run.returncode == 2
     errors = whole(path).errors
     assert errors and run.stderr == "".join(str(e).replace("t.rules", str(path)) + "\n" for e in errors)
+
+
+def test_a_pipe_such_as_a_process_substitution_is_read_whole_with_the_full_parsers_errors(tmp_path: Path):
+    text = kube_proxy_rules(3).replace("--dport 80 -j KUBE-SVC-0000000000000001", "--dport 80 -j NOPE")
+    run = subprocess.run(
+        ["bash", "-c", 'exec "$0" -m meshviz.engine parse <(cat "$1") --format summary', sys.executable, "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Couldn't load target `NOPE'" in run.stderr and "changed while it was being read" not in run.stderr
