@@ -27,14 +27,19 @@ def _kube(services: int) -> str:
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         return str(mod.generate(services, 3, 7))
+    # without ../shared (a clone elsewhere): the same shape, a service chain and an endpoint chain per service
     lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":KUBE-SERVICES - [0:0]"]
     lines += [f":KUBE-SVC-{n:04d} - [0:0]" for n in range(services)]
+    lines += [f":KUBE-SEP-{n:04d} - [0:0]" for n in range(services)]
     lines += ["-A PREROUTING -j KUBE-SERVICES", "-A OUTPUT -j KUBE-SERVICES"]
     lines += [
         f"-A KUBE-SERVICES -d 10.96.{n // 250}.{n % 250 + 1}/32 -p tcp --dport 80 -j KUBE-SVC-{n:04d}"
         for n in range(services)
     ]
-    lines += [f"-A KUBE-SVC-{n:04d} -j DNAT --to-destination 10.244.0.{n % 250 + 1}:8080" for n in range(services)]
+    lines += [f"-A KUBE-SVC-{n:04d} -j KUBE-SEP-{n:04d}" for n in range(services)]
+    lines += [
+        f"-A KUBE-SEP-{n:04d} -p tcp -j DNAT --to-destination 10.244.0.{n % 250 + 1}:8080" for n in range(services)
+    ]
     return "\n".join([*lines, "COMMIT", ""])
 
 
