@@ -195,18 +195,7 @@ def connect_from_pod(
         return ConnectionResult("error", f"connect() fails: {t.detail}", errno=errno, syn=t)
     src = t.packet.src
     # The connecting socket (SYN_SENT) is what the SYN-ACK must find.
-    me = Socket(
-        protocol="tcp",
-        local_port=sport,
-        local_addr=src,
-        remote_addr=dst.addr,
-        remote_port=dst.port,
-        transparent=sender.transparent,
-        mark=sender.mark,
-        uid=sender.uid,
-        gid=sender.gid,
-        name=sender.name,
-    )
+    me = sender.connected_socket("tcp", src, sport, dst.addr, dst.port, sender.name)
     if t.disposition not in (Disposition.ACCEPTED_TO_SOCKET, Disposition.DELIVERED_LOCAL):
         if t.disposition == Disposition.EXITS_INTERFACE:
             return _left_pod(sim, t, me)

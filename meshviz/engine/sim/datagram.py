@@ -123,19 +123,8 @@ def send_datagram_from_pod(sim: Simulation, dst: Endpoint, sender: Sender) -> Da
     src = t.packet.src
     local = Endpoint(src, sport)
     # The sending socket, connected: bound to the route's source address, it takes answers from dst only.
-    me = Socket(
-        protocol="udp",
-        local_port=sport,
-        local_addr=src,
-        remote_addr=dst.addr,
-        remote_port=dst.port,
-        mark=sender.mark,
-        transparent=sender.transparent,
-        uid=sender.uid,
-        gid=sender.gid,
-        name=f"{sender.name} (connected to {dst})",
-        role=SocketRole.APPLICATION,
-    )
+    name = f"{sender.name} (connected to {dst})"
+    me = sender.connected_socket("udp", src, sport, dst.addr, dst.port, name, SocketRole.APPLICATION)
     fp = t.final_packet
     assert fp is not None
     if t.disposition == Disposition.EXITS_INTERFACE:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from meshviz.engine.core.limits import MAX_PATHS, paths_reached
-from meshviz.engine.core.model import CtDirection, CtState, Family, IPAddress, Packet, Socket
+from meshviz.engine.core.model import CtDirection, CtState, Family, IPAddress, Packet, Socket, SocketRole
 from meshviz.engine.core.trace import Disposition, Hop, Step, StepAction, StepKind, Trace
 from meshviz.engine.netfilter.conntrack import ConntrackTable, CtEntry, Tuple5, classify_new
 from meshviz.engine.netfilter.model import Rule
@@ -105,6 +105,31 @@ class Sender:
     transparent: bool = False
     bound_dev: str | None = None
     name: str = "process"
+
+    def connected_socket(
+        self,
+        protocol: str,
+        local_addr: IPAddress,
+        local_port: int,
+        remote_addr: IPAddress,
+        remote_port: int,
+        name: str,
+        role: SocketRole = SocketRole.OTHER,
+    ) -> Socket:
+        """The socket this sender connects from (local) to (remote): its SO_MARK, IP_TRANSPARENT and owner."""
+        return Socket(
+            protocol=protocol,
+            local_port=local_port,
+            local_addr=local_addr,
+            remote_addr=remote_addr,
+            remote_port=remote_port,
+            mark=self.mark,
+            transparent=self.transparent,
+            uid=self.uid,
+            gid=self.gid,
+            name=name,
+            role=role,
+        )
 
 
 @dataclass
