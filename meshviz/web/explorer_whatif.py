@@ -167,28 +167,8 @@ def slim_whatif(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-#: the what-if page's "add an edit" form fields (the engine's Edit fields)
-EDIT_FORM_FIELDS = (
-    "op",
-    "family",
-    "table",
-    "chain",
-    "index",
-    "to_index",
-    "rule",
-    "kind",
-    "text",
-    "key",
-    "value",
-    "address",
-    "cluster",
-    "listener",
-    "mark",
-    "backend",
-    "set",
-    "element",
-    "policy",
-)
+#: the what-if page's "add an edit" form fields: the engine's Edit fields and the policy drop-down (the edit's value)
+EDIT_FORM_FIELDS = (*whatif.EDIT_FIELDS, "policy")
 
 
 #: the form fields each operation uses (the others are ignored, so a form without JavaScript works too)

@@ -57,6 +57,8 @@ _STR_FIELDS = (
     "set",
     "element",
 )
+#: Every field of an edit's JSON (`Edit.from_dict` refuses any other).
+EDIT_FIELDS: tuple[str, ...] = ("op", *_INT_FIELDS, *_STR_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ class Edit:
         op = d.get("op")
         if op not in OPS:
             raise ValueError(f"unknown edit op {op!r} (one of {', '.join(OPS)})")
-        unknown = set(d) - {"op", *_INT_FIELDS, *_STR_FIELDS}
+        unknown = set(d) - set(EDIT_FIELDS)
         if unknown:
             raise ValueError(f"unknown edit field(s): {', '.join(sorted(unknown))}")
         kw: dict[str, Any] = {}

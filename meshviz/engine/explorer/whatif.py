@@ -31,6 +31,7 @@ from typing import Any
 from meshviz.engine.core.errors import EngineInputError, ParseError
 from meshviz.engine.explorer.edits import (
     BACKENDS,
+    EDIT_FIELDS,
     FILE_NAMES,
     OPS,
     TEXT_KINDS,
@@ -396,6 +397,7 @@ def whatif(
 
 __all__ = [
     "BACKENDS",
+    "EDIT_FIELDS",
     "OPS",
     "TEXT_KINDS",
     "Edit",
