@@ -104,18 +104,20 @@ def _binds(listener: dict[str, Any]) -> bool:
     return bool(v)
 
 
-def set_interception_mode(dump: Any, mode: str, changes: list[str], metadata: Iterable[dict[str, Any]] = ()) -> None:
+def set_interception_mode(
+    dump: Any, mode: str, changes: list[str], metadata: Iterable[dict[str, Any]] | None = None
+) -> None:
     """INTERCEPTION_MODE in the node's metadata (`metadata`: the dump's node metadata objects, when known)."""
-    for md in metadata or iter_node_metadata(dump):
+    for md in iter_node_metadata(dump) if metadata is None else metadata:
         if md.get("INTERCEPTION_MODE") != mode:
             changes.append(f"node metadata INTERCEPTION_MODE: {md.get('INTERCEPTION_MODE')} -> {mode}")
             md["INTERCEPTION_MODE"] = mode
 
 
-def set_transparent(dump: Any, on: bool, changes: list[str], listeners: Iterable[dict[str, Any]] = ()) -> None:
+def set_transparent(dump: Any, on: bool, changes: list[str], listeners: Iterable[dict[str, Any]] | None = None) -> None:
     """Istio sets `transparent: true` on the listeners that accept captured traffic in TPROXY mode (`listeners`: the
     dump's listeners, when known)."""
-    for lst in listeners or iter_listeners(dump):
+    for lst in iter_listeners(dump) if listeners is None else listeners:
         if not _binds(lst):
             continue
         k = _key(lst, "transparent")
@@ -132,14 +134,14 @@ def set_original_src(
     listener_names: tuple[str, ...],
     mark: int | None,
     changes: list[str],
-    listeners: Iterable[dict[str, Any]] = (),
+    listeners: Iterable[dict[str, Any]] | None = None,
 ) -> None:
     """Add (or, with mark None, remove) `envoy.filters.listener.original_src` on the named listeners (`listeners`:
     the dump's listeners, when known).
 
     Istio puts it right after `original_dst` in the inbound listener (TPROXY mode) with mark 1337.
     """
-    for lst in listeners or iter_listeners(dump):
+    for lst in iter_listeners(dump) if listeners is None else listeners:
         name = str(lst.get("name"))
         if name not in listener_names and not (
             name.startswith("virtualInbound") and "virtualInbound" in listener_names

@@ -212,6 +212,8 @@ class _TableState:
         "builtins",
         "check_chain",
         "check_id",
+        "counted",
+        "counted_upto",
         "counters",
         "decl_no",
         "decl_off",
@@ -253,6 +255,19 @@ class _TableState:
         self.check_id = array("i")
         self.hooks: dict[tuple[tuple[str, frozenset[str]], ...], int] = {(): 0}
         self.inserted: set[int] = set()  # the chains an -I line inserted into
+        self.counted: list[int] = []  # rules per chain among the first `counted_upto` rules (for -I positions)
+        self.counted_upto = 0
+
+    def rules_so_far(self, cid: int) -> int:
+        """How many rules chain `cid` has so far: counted incrementally, so all the -I lines of a payload cost one
+        pass over its rules, not one each."""
+        counted = self.counted
+        counted.extend([0] * (len(self.ids) - len(counted)))
+        chains = self.rules_chain
+        for k in range(self.counted_upto, len(chains)):
+            counted[chains[k]] += 1
+        self.counted_upto = len(chains)
+        return counted[cid]
 
 
 def fast_parse(
@@ -478,7 +493,7 @@ class _FastParser:
         chain, number = m.group(1), m.group(2)
         cid = t.ids.get(chain)
         at = int(number) if number is not None else 1
-        if cid is None or not 1 <= at <= t.rules_chain.count(cid) + 1:
+        if cid is None or not 1 <= at <= t.rules_so_far(cid) + 1:
             raise _GiveUp
         text = self.text
         self.text = f"-A {chain} {text[m.end() : end]}"
