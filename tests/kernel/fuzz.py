@@ -158,6 +158,50 @@ def draw(seed: int) -> Scenario:
     )
 
 
+def istio_nft_pod(
+    mode: str,
+    policy: bool,
+    bind: str,
+    *,
+    sidecar: bool = True,
+    app_port: int = 8080,
+    app_uid: int = 1000,
+    app_gid: int = 1000,
+    direction: str = "inbound",
+) -> Scenario:
+    """A native-nftables pod with Istio's defaults (eth0, uid/gid 1337, mark 1337, table 133, every inbound port,
+    the policy route when `policy`), no sysctl help: what the nft story and fix kernel tests start from."""
+    return replace(
+        draw(0),
+        family="ipv4",
+        iface="eth0",
+        extra_iface=None,
+        backend="nft",
+        mode=mode,
+        proxy_uid=1337,
+        proxy_gid=1337,
+        mark=1337,
+        table=133,
+        inbound="all",
+        policy="istio" if policy else "none",
+        bind=bind,
+        target="original_dst",
+        sidecar=sidecar,
+        app_port=app_port,
+        app_uid=app_uid,
+        app_gid=app_gid,
+        tcp_fwmark_accept=0,
+        route_localnet=0,
+        rp_filter=0,
+        src_valid_mark=0,
+        give_pod_ip=True,
+        give_addr=True,
+        direction=direction,
+        exclude_iface=False,
+        other_backend="none",
+    )
+
+
 def draw_nft(seed: int) -> Scenario:
     """A pod whose interception is Istio's nftables backend: one of its capture goldens (every inbound port, or
     only some other ports) for the drawn mode and family (`NFT_GOLDEN`), with the drawn uid, gid and mark

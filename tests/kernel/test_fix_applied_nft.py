@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -31,8 +31,8 @@ from .fuzz import (
     CLIENT_SPORT,
     REQUEST_TIMEOUT,
     UPSTREAM_TIMEOUT,
-    draw,
     envoy_dump,
+    istio_nft_pod,
     kernel_verdict,
     observable,
     observe,
@@ -125,35 +125,7 @@ def _own_namespace_prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def scenario(case: Case) -> Any:
-    return replace(
-        draw(0),
-        family="ipv4",
-        iface="eth0",
-        extra_iface=None,
-        backend="nft",
-        mode=case.mode,
-        proxy_uid=1337,
-        proxy_gid=1337,
-        mark=1337,
-        table=133,
-        inbound="all",
-        policy="istio" if case.policy else "none",
-        bind=case.bind,
-        target="original_dst",
-        sidecar=True,
-        app_port=8080,
-        app_uid=1000,
-        app_gid=1000,
-        tcp_fwmark_accept=0,
-        route_localnet=0,
-        rp_filter=0,
-        src_valid_mark=0,
-        give_pod_ip=True,
-        give_addr=True,
-        direction="inbound",
-        exclude_iface=False,
-        other_backend="none",
-    )
+    return istio_nft_pod(case.mode, case.policy, case.bind)
 
 
 def rules_of(save: str) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -28,8 +28,8 @@ from .fuzz import (
     REQUEST_TIMEOUT,
     Scenario,
     _outbound_kernel,
-    draw,
     envoy_dump,
+    istio_nft_pod,
     kernel_verdict,
     observable,
     observe,
@@ -200,34 +200,15 @@ def _own_namespace_prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def scenario(case: NftCase) -> Scenario:
-    return replace(
-        draw(0),
-        family="ipv4",
-        iface="eth0",
-        extra_iface=None,
-        backend="nft",
-        mode=case.mode,
-        proxy_uid=1337,
-        proxy_gid=1337,
-        mark=1337,
-        table=133,
-        inbound="all",
-        policy="istio" if case.policy else "none",
-        bind=case.bind,
-        target="original_dst",
+    return istio_nft_pod(
+        case.mode,
+        case.policy,
+        case.bind,
         sidecar=case.sidecar,
         app_port=case.port,
         app_uid=case.app_uid,
         app_gid=1000 if case.app_uid != 1337 else 1337,
-        tcp_fwmark_accept=0,
-        route_localnet=0,
-        rp_filter=0,
-        src_valid_mark=0,
-        give_pod_ip=True,
-        give_addr=True,
         direction=case.direction,
-        exclude_iface=False,
-        other_backend="none",
     )
 
 
